@@ -1,0 +1,131 @@
+"""What a model says about an image, and what radlens says about a study."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in pixel coordinates of the source image (column x, row y).
+
+    ``x0, y0`` is the top-left corner, ``x1, y1`` the bottom-right one, exclusive.
+    """
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def __post_init__(self) -> None:
+        if not (self.x1 > self.x0 and self.y1 > self.y0):
+            raise ValueError(f"empty box {self}")
+
+    @property
+    def area_px(self) -> float:
+        return (self.x1 - self.x0) * (self.y1 - self.y0)
+
+    def iou(self, other: Box) -> float:
+        ix = max(0.0, min(self.x1, other.x1) - max(self.x0, other.x0))
+        iy = max(0.0, min(self.y1, other.y1) - max(self.y0, other.y0))
+        inter = ix * iy
+        return inter / (self.area_px + other.area_px - inter)
+
+
+class Priority(IntEnum):
+    """Worklist priority of a study; higher is more urgent."""
+
+    ROUTINE = 0
+    PRIORITY = 1
+    URGENT = 2
+    CRITICAL = 3
+
+
+@dataclass(frozen=True, eq=False)
+class Finding:
+    """One label from one model on one image.
+
+    Attributes:
+        code: stable machine code of the label, e.g. ``"pneumonia"``.
+        label: human-readable label.
+        probability: calibrated probability of the label, in [0, 1].
+        threshold: operating threshold from the card; ``positive`` is
+            ``probability >= threshold``.
+        model_name, model_version: which model said so.
+        sop_instance_uid: the image it was said about; ``frame`` indexes a frame of it.
+        heatmap: class activation map resampled to the image, in [0, 1], or None.
+        box: where the heatmap is strongest, in source pixel coordinates, or None.
+        grade, grade_label: ordinal severity, when the model grades.
+        ood_score, ood_flag: how unlike the training data the input is, and whether
+            that is beyond the card's threshold ("input unlike training data").
+        warnings: reasons to trust this finding less (population, uncalibrated, ...).
+    """
+
+    code: str
+    label: str
+    probability: float
+    threshold: float
+    model_name: str
+    model_version: str
+    sop_instance_uid: str = ""
+    frame: int = 0
+    heatmap: np.ndarray | None = field(default=None, repr=False)
+    box: Box | None = None
+    grade: int | None = None
+    grade_label: str = ""
+    ood_score: float | None = None
+    ood_flag: bool = False
+    warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.probability <= 1.0) or math.isnan(self.probability):
+            raise ValueError(f"probability must be in [0, 1], got {self.probability}")
+        if not (0.0 <= self.threshold <= 1.0):
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+
+    @property
+    def positive(self) -> bool:
+        return self.probability >= self.threshold
+
+
+@dataclass(frozen=True)
+class SeriesResult:
+    """What ran on one series, and why nothing did when nothing did."""
+
+    series_instance_uid: str
+    modality: str
+    body_part: str
+    n_instances: int
+    models: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    skipped_reason: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RejectedInput:
+    """A file that could not be used, with the typed reason."""
+
+    location: str
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """Everything radlens concluded about one study."""
+
+    study_instance_uid: str
+    series: tuple[SeriesResult, ...]
+    priority: Priority = Priority.ROUTINE
+    timings_s: dict[str, float] = field(default_factory=dict, compare=False)
+    warnings: tuple[str, ...] = ()
+    rejected: tuple[RejectedInput, ...] = ()
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for s in self.series for f in s.findings)

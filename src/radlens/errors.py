@@ -1,0 +1,120 @@
+"""The radlens exception tree.
+
+Every error radlens raises on purpose is a ``RadlensError``. Each also subclasses the
+matching builtin, so ``except ValueError`` in a caller still works::
+
+    RadlensError(Exception)
+    ├── InputError(ValueError)                  bad input; the CLI exits 2, the server answers 4xx
+    │   ├── NotDicomError                       not a DICOM file (no preamble, no parsable elements)
+    │   ├── TruncatedFileError                  the file ends before its data set does
+    │   ├── MissingFileMetaError                no file meta (only raised when reading strictly)
+    │   ├── UnsupportedTransferSyntaxError      no installed decoder handles the syntax
+    │   ├── PixelDataError                      pixel data missing, too short or undecodable
+    │   ├── NotAnImageError                     a valid object without pixels (SR, RT plan, ECG)
+    │   ├── UnsupportedFormatError              a file that is none of DICOM, NIfTI, PNG, JPEG
+    │   ├── EmptyInputError                     a folder or zip with nothing readable in it
+    │   ├── UnreadableArchiveError              a zip that cannot be opened
+    │   └── IncompatibleInputError              an image that does not fit the model's input spec
+    ├── ModelError
+    │   ├── ModelNotFoundError(LookupError)     no model with that name is installed
+    │   ├── ModelIntegrityError                 weights whose sha256 differs from the card
+    │   └── InvalidModelCardError(ValueError)   a card.json that does not follow the schema
+    ├── InferenceError(RuntimeError)            the backend failed on a valid input
+    └── ConfigError(ValueError)                 settings that cannot work
+
+Input errors carry the offending ``path`` and a one-line ``reason``; ``str(error)`` is
+``"<path>: <reason>"``, the line the CLI prints. Messages never contain patient data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RadlensError(Exception):
+    """Base of every error radlens raises on purpose."""
+
+
+class InputError(RadlensError, ValueError):
+    """An input that radlens cannot use. Names the file and says why."""
+
+    def __init__(self, path: str | Path | None, reason: str) -> None:
+        self.path = str(path) if path is not None else None
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}" if self.path else reason)
+
+    @property
+    def kind(self) -> str:
+        """Short machine-readable name of the error, e.g. ``"truncated_file"``."""
+        return _snake(type(self).__name__.removesuffix("Error"))
+
+
+class NotDicomError(InputError):
+    """The file is not DICOM."""
+
+
+class TruncatedFileError(InputError):
+    """The file ends before its data set does."""
+
+
+class MissingFileMetaError(InputError):
+    """The file has no file meta information group (strict reading only)."""
+
+
+class UnsupportedTransferSyntaxError(InputError):
+    """No installed decoder handles the transfer syntax."""
+
+
+class PixelDataError(InputError):
+    """Pixel data are missing, too short, or cannot be decoded."""
+
+
+class NotAnImageError(InputError):
+    """A valid DICOM object that holds no image (SR, RT plan, waveform)."""
+
+
+class UnsupportedFormatError(InputError):
+    """A file that is none of the formats radlens reads."""
+
+
+class EmptyInputError(InputError):
+    """A folder or archive with no readable file in it."""
+
+
+class UnreadableArchiveError(InputError):
+    """An archive that cannot be opened."""
+
+
+class IncompatibleInputError(InputError):
+    """An image that does not fit the model's input specification."""
+
+
+class ModelError(RadlensError):
+    """A model that cannot be used."""
+
+
+class ModelNotFoundError(ModelError, LookupError):
+    """No model with that name is installed."""
+
+
+class ModelIntegrityError(ModelError):
+    """The weights' sha256 differs from the one in the card."""
+
+
+class InvalidModelCardError(ModelError, ValueError):
+    """A card that does not follow the schema."""
+
+
+class InferenceError(RadlensError, RuntimeError):
+    """The inference backend failed on an input it accepted."""
+
+
+class ConfigError(RadlensError, ValueError):
+    """Settings that cannot work."""
+
+
+def _snake(name: str) -> str:
+    out = [name[0].lower()]
+    for ch in name[1:]:
+        out.append(f"_{ch.lower()}" if ch.isupper() else ch)
+    return "".join(out)

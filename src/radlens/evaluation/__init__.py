@@ -1,0 +1,1 @@
+"""Model evaluation: metrics (numpy only) and ``evaluate`` over labelled data via ONNX."""

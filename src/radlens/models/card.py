@@ -1,0 +1,249 @@
+"""Model cards: what a model is, what it applies to, and how far to trust it.
+
+A model is a folder holding ``model.onnx`` and ``card.json``. The card follows the spirit of
+MONAI bundle metadata (name, version, task, labels, input spec, intended use, data licence)
+and adds what a second reader needs at run time: the routing rule (``applies_to``), the
+preprocessing that matches training, temperature calibration, operating thresholds and
+validation metrics. ``read_card`` validates everything, so an invalid card cannot exist.
+
+Example:
+    >>> card = read_card(Path("src/radlens/zoo/cxr_pneumonia/card.json"))  # doctest: +SKIP
+    >>> card.applies_to.modalities
+    ('CR', 'DX')
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from radlens.errors import InvalidModelCardError
+
+CARD_SCHEMA_VERSION = 1
+
+
+class Task(StrEnum):
+    BINARY = "binary"
+    MULTICLASS = "multiclass"
+    ORDINAL = "ordinal"
+
+
+class Resize(StrEnum):
+    """How an image is brought to the model's input size.
+
+    ``stretch`` ignores the aspect ratio (as the Kermany images were made); ``pad`` keeps it
+    and pads the short side with the minimum value.
+    """
+
+    STRETCH = "stretch"
+    PAD = "pad"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Preprocessing that reproduces training exactly.
+
+    Intensities: the DICOM VOI window is applied first when ``use_window`` and the file has
+    one; then values are scaled so the ``percentile_low``..``percentile_high`` percentiles map
+    to 0..1 and clipped; then ``(x - mean) / std``.
+    """
+
+    size: tuple[int, ...]
+    channels: int = 1
+    resize: Resize = Resize.STRETCH
+    use_window: bool = True
+    percentile_low: float = 0.5
+    percentile_high: float = 99.5
+    mean: float = 0.5
+    std: float = 0.25
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", tuple(int(s) for s in self.size))
+        object.__setattr__(self, "resize", Resize(self.resize))
+        if len(self.size) not in (2, 3) or min(self.size) < 8:
+            raise ValueError(f"size must be 2 or 3 sides of at least 8 px, got {self.size}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if not 0 <= self.percentile_low < self.percentile_high <= 100:
+            raise ValueError("need 0 <= percentile_low < percentile_high <= 100")
+        if self.std <= 0:
+            raise ValueError("std must be positive")
+
+    @property
+    def dims(self) -> int:
+        return len(self.size)
+
+
+@dataclass(frozen=True)
+class Population:
+    """Who the training images came from; findings outside it carry a warning."""
+
+    description: str = ""
+    age_years_min: float | None = None
+    age_years_max: float | None = None
+
+
+@dataclass(frozen=True)
+class AppliesTo:
+    """The routing rule: a model never runs on a series outside it.
+
+    An empty tuple means "any". Body parts are matched after upper-casing against
+    ``body_parts`` and their synonyms (see ``radlens.models.registry``).
+    """
+
+    modalities: tuple[str, ...]
+    body_parts: tuple[str, ...] = ()
+    views: tuple[str, ...] = ()
+    dims: int = 2
+    color: bool = False
+    population: Population = field(default_factory=Population)
+
+    def __post_init__(self) -> None:
+        for name in ("modalities", "body_parts", "views"):
+            object.__setattr__(self, name, tuple(v.upper() for v in getattr(self, name)))
+        if not self.modalities:
+            raise ValueError("applies_to.modalities must name at least one modality")
+        if self.dims not in (2, 3):
+            raise ValueError(f"applies_to.dims must be 2 or 3, got {self.dims}")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Temperature scaling (Guo et al. 2017) fitted on validation data."""
+
+    method: str = "temperature"
+    temperature: float = 1.0
+    ece_before: float | None = None
+    ece_after: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ValueError("temperature must be positive")
+
+
+@dataclass(frozen=True)
+class Training:
+    """Where the weights came from, so anyone can make them again."""
+
+    command: str
+    data: str
+    licence: str
+    commercial_use: bool
+    citation: str = ""
+    recipe: str = ""
+    seed: int = 0
+    duration_min: float | None = None
+    machine: str = ""
+    log: str = ""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything radlens knows about one model.
+
+    Attributes:
+        name, version: identity; findings record both.
+        task: binary, multiclass or ordinal; ``labels`` are in logit order.
+        finding_code, finding_label: the label a binary model reports when positive
+            (its second class); multi-class models report their top class.
+        thresholds: operating points on the calibrated probability of ``finding_code``;
+            ``operating`` is the one used for the positive flag.
+        metrics: split -> metric -> value, measured by ``radlens evaluate``.
+        weights_file, sha256: the ONNX file beside the card and its hash.
+        outputs: ONNX output names, ``logits`` and ``cam`` (class activation map).
+    """
+
+    name: str
+    version: str
+    task: Task
+    labels: tuple[str, ...]
+    finding_code: str
+    finding_label: str
+    input: InputSpec
+    applies_to: AppliesTo
+    calibration: Calibration
+    thresholds: dict[str, float]
+    metrics: dict[str, dict[str, float]]
+    training: Training
+    intended_use: str
+    limitations: tuple[str, ...]
+    sha256: str
+    weights_file: str = "model.onnx"
+    outputs: tuple[str, str] = ("logits", "cam")
+    enabled_by_default: bool = True
+    schema_version: int = CARD_SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", Task(self.task))
+        object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "limitations", tuple(self.limitations))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        if len(self.labels) < 2:
+            raise ValueError("a model needs at least two labels")
+        if "operating" not in self.thresholds:
+            raise ValueError("thresholds must include 'operating'")
+        if any(not 0.0 <= t <= 1.0 for t in self.thresholds.values()):
+            raise ValueError("thresholds must lie in [0, 1]")
+        if len(self.sha256) != 64:
+            raise ValueError("sha256 must be 64 hex characters")
+        if self.applies_to.dims != self.input.dims:
+            raise ValueError("applies_to.dims and the input size disagree")
+        if not self.training.commercial_use and self.enabled_by_default:
+            raise ValueError("a model trained on non-commercial data cannot be enabled by default")
+
+    @property
+    def threshold(self) -> float:
+        return self.thresholds["operating"]
+
+
+def card_from_dict(data: dict[str, Any], source: str = "card") -> ModelCard:
+    """Build a validated card from parsed JSON.
+
+    Raises:
+        InvalidModelCardError: a field is missing, has the wrong type or breaks a rule.
+    """
+    try:
+        version = int(data.get("schema_version", CARD_SCHEMA_VERSION))
+        if version != CARD_SCHEMA_VERSION:
+            raise ValueError(f"schema_version {version} is not {CARD_SCHEMA_VERSION}")
+        fields = dict(data)
+        applies = dict(fields.pop("applies_to"))
+        population = Population(**applies.pop("population", {}))
+        return ModelCard(
+            input=InputSpec(**fields.pop("input")),
+            applies_to=AppliesTo(population=population, **applies),
+            calibration=Calibration(**fields.pop("calibration")),
+            training=Training(**fields.pop("training")),
+            **fields,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidModelCardError(f"{source}: {exc}; see docs/model-card.md") from exc
+
+
+def card_to_dict(card: ModelCard) -> dict[str, Any]:
+    """The JSON form of a card (the inverse of :func:`card_from_dict`)."""
+    data = asdict(card)
+    data["task"] = card.task.value
+    data["input"]["resize"] = card.input.resize.value
+    return data
+
+
+def read_card(path: Path) -> ModelCard:
+    """Read and validate ``card.json``.
+
+    Raises:
+        InvalidModelCardError: the file is not JSON or breaks the schema.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidModelCardError(f"{path}: cannot read card: {exc}") from exc
+    return card_from_dict(data, source=str(path))
+
+
+def write_card(card: ModelCard, path: Path) -> None:
+    """Write ``card.json`` (sorted keys, so diffs of retrained cards stay readable)."""
+    path.write_text(json.dumps(card_to_dict(card), indent=2, sort_keys=True) + "\n", "utf-8")

@@ -1,0 +1,4 @@
+"""Training (extra ``radlens[train]``): recipes, data, loop, calibration and ONNX export.
+
+The only radlens package that imports torch.
+"""

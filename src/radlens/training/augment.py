@@ -1,0 +1,103 @@
+"""Batch augmentation on CPU tensors in [0, 1].
+
+Each random transform draws its parameters and calls a deterministic function, so a test
+can run the deterministic step with known parameters. No left-right flip unless the recipe
+asks for it: flipping a chest radiograph changes what the anatomy means.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from radlens.training.recipe import Augment
+
+
+def affine(
+    x: torch.Tensor,
+    angle_rad: torch.Tensor,
+    scale: torch.Tensor,
+    shift: torch.Tensor,
+    flip: torch.Tensor,
+) -> torch.Tensor:
+    """Rotate, scale, translate (fractions of the image) and flip a 2D batch ``(B, C, H, W)``."""
+    cos, sin = torch.cos(angle_rad) / scale, torch.sin(angle_rad) / scale
+    sign = torch.where(flip, -1.0, 1.0)
+    theta = torch.stack(
+        [
+            torch.stack([cos * sign, -sin, shift[:, 0] * 2], dim=1),
+            torch.stack([sin * sign, cos, shift[:, 1] * 2], dim=1),
+        ],
+        dim=1,
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def intensity(
+    x: torch.Tensor, gamma: torch.Tensor, contrast: torch.Tensor, brightness: torch.Tensor
+) -> torch.Tensor:
+    """Gamma, then contrast about the image mean, then brightness; stays in [0, 1]."""
+    view = (-1,) + (1,) * (x.dim() - 1)
+    y = x.clamp(0, 1) ** gamma.view(view)
+    mean = y.mean(dim=tuple(range(1, x.dim())), keepdim=True)
+    y = (y - mean) * contrast.view(view) + mean + brightness.view(view)
+    return y.clamp(0, 1)
+
+
+def blur(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
+    """Separable Gaussian blur of a 2D batch."""
+    radius = max(1, math.ceil(2 * sigma_px))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-(t**2) / (2 * sigma_px**2))
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.conv2d(
+        F.pad(x, (radius, radius, 0, 0), mode="replicate"),
+        k.view(1, 1, 1, -1).repeat(c, 1, 1, 1),
+        groups=c,
+    )
+    return F.conv2d(
+        F.pad(x, (0, 0, radius, radius), mode="replicate"),
+        k.view(1, 1, -1, 1).repeat(c, 1, 1, 1),
+        groups=c,
+    )
+
+
+class RandomAugment:
+    """Draws per-sample parameters from an ``Augment`` and applies the deterministic ops."""
+
+    def __init__(self, spec: Augment, generator: torch.Generator) -> None:
+        self.spec = spec
+        self.gen = generator
+
+    def _uniform(self, n: int, low: float, high: float) -> torch.Tensor:
+        return torch.rand(n, generator=self.gen) * (high - low) + low
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        s, n = self.spec, x.shape[0]
+        if x.dim() == 4 and (s.rotate_deg or s.scale != (1.0, 1.0) or s.translate or s.hflip):
+            angle = self._uniform(n, -s.rotate_deg, s.rotate_deg) * math.pi / 180
+            scale = self._uniform(n, *s.scale)
+            shift = self._uniform(2 * n, -s.translate, s.translate).view(n, 2)
+            flip = (torch.rand(n, generator=self.gen) < 0.5) & s.hflip
+            x = affine(x, angle, scale, shift, flip)
+        if (
+            x.dim() == 4
+            and s.blur_prob > 0
+            and torch.rand(1, generator=self.gen).item() < s.blur_prob
+        ):
+            x = blur(x, float(self._uniform(1, 0.5, 1.5)))
+        log_g = self._uniform(n, math.log(s.gamma[0]), math.log(s.gamma[1]))
+        x = intensity(
+            x,
+            torch.exp(log_g),
+            self._uniform(n, 1 - s.contrast, 1 + s.contrast),
+            self._uniform(n, -s.brightness, s.brightness),
+        )
+        if s.noise_std:
+            sigma = self._uniform(n, 0, s.noise_std).view((-1,) + (1,) * (x.dim() - 1))
+            x = (x + sigma * torch.randn(x.shape, generator=self.gen)).clamp(0, 1)
+        return x

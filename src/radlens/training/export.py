@@ -1,0 +1,42 @@
+"""ONNX export with two outputs, ``logits`` and ``cam``, and a parity check against torch."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from radlens.training.nets import CamClassifier
+
+
+def export_onnx(model: CamClassifier, example: torch.Tensor, path: Path, opset: int = 17) -> None:
+    """Write ``model`` to ``path`` with a dynamic batch axis."""
+    model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=["image"],
+            output_names=["logits", "cam"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "cam": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+
+
+def parity(model: CamClassifier, path: Path, batch: torch.Tensor) -> float:
+    """Largest absolute difference between torch and ONNX Runtime on ``batch``."""
+    import onnxruntime as ort
+
+    model.eval()
+    with torch.no_grad():
+        t_logits, t_cam = model(batch)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    o_logits, o_cam = session.run(["logits", "cam"], {"image": batch.numpy()})
+    return float(
+        max(np.abs(o_logits - t_logits.numpy()).max(), np.abs(o_cam - t_cam.numpy()).max())
+    )

@@ -1,0 +1,135 @@
+"""The training loop: AdamW, warm-up then cosine decay, class-balanced cross-entropy,
+early stopping on validation AUC (ties broken by validation loss)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from radlens.evaluation import metrics as m
+from radlens.training.augment import RandomAugment
+from radlens.training.nets import CamClassifier
+from radlens.training.recipe import Recipe
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_auc: float
+    val_acc: float
+    lr: float
+    seconds: float
+
+
+def class_weights(y: np.ndarray, n_classes: int, mode: str) -> torch.Tensor:
+    """``balanced``: n / (k * count_k), as scikit-learn; ``none``: all ones."""
+    if mode == "none":
+        return torch.ones(n_classes)
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    return torch.tensor(len(y) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
+
+
+@torch.no_grad()
+def predict(
+    model: CamClassifier, x: torch.Tensor, mean: float, std: float, batch_size: int = 128
+) -> np.ndarray:
+    """Logits for ``x`` in [0, 1] (normalized here), eval mode."""
+    model.eval()
+    out = [model((x[i : i + batch_size] - mean) / std)[0] for i in range(0, len(x), batch_size)]
+    return torch.cat(out).double().numpy()
+
+
+def fit(
+    model: CamClassifier,
+    recipe: Recipe,
+    x_train: torch.Tensor,
+    y_train: np.ndarray,
+    x_val: torch.Tensor,
+    y_val: np.ndarray,
+    log: logging.Logger,
+) -> tuple[CamClassifier, list[EpochRecord]]:
+    """Train ``model`` and return the best epoch's weights and the history.
+
+    ``x_*`` are ``(N, C, ...)`` float tensors in [0, 1]; normalization is applied per batch.
+    """
+    s, spec = recipe.schedule, recipe.input
+    gen = torch.Generator().manual_seed(recipe.seed)
+    augment = RandomAugment(recipe.augment, gen)
+    n_classes = len(recipe.labels)
+    weights = class_weights(y_train, n_classes, s.class_weights)
+    yt = torch.as_tensor(y_train)
+    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    steps_per_epoch = math.ceil(len(x_train) / s.batch_size)
+    total = s.epochs * steps_per_epoch
+    warm = max(1, int(s.warmup_epochs * steps_per_epoch))
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    best_state, best_key, history, stale = None, (-1.0, 0.0), [], 0
+    for epoch in range(1, s.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(x_train), generator=gen)
+        running = 0.0
+        for i in range(0, len(order), s.batch_size):
+            idx = order[i : i + s.batch_size]
+            if len(idx) < 2:
+                continue
+            xb = (augment(x_train[idx]) - spec.mean) / spec.std
+            logits, _ = model(xb)
+            loss = F.cross_entropy(
+                logits, yt[idx], weight=weights, label_smoothing=s.label_smoothing
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running += float(loss.detach()) * len(idx)
+        val_logits = predict(model, x_val, spec.mean, spec.std)
+        probs = m.softmax(val_logits)
+        record = EpochRecord(
+            epoch,
+            running / len(x_train),
+            m.nll(y_val, probs),
+            m.auc(y_val, probs),
+            m.accuracy(y_val, probs.argmax(1)),
+            opt.param_groups[0]["lr"],
+            time.perf_counter() - start,
+        )
+        history.append(record)
+        log.info(
+            "epoch %d/%d train_loss %.4f val_loss %.4f val_auc %.4f val_acc %.4f lr %.2e %.0fs",
+            epoch,
+            s.epochs,
+            record.train_loss,
+            record.val_loss,
+            record.val_auc,
+            record.val_acc,
+            record.lr,
+            record.seconds,
+        )
+        key = (round(record.val_auc, 4), -record.val_loss)
+        if key > best_key:
+            best_key, best_state, stale = key, copy.deepcopy(model.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= s.patience:
+                log.info("early stop: no val improvement for %d epochs", stale)
+                break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    model.eval()
+    return model, history

@@ -1,0 +1,60 @@
+"""Networks: a MONAI ResNet trunk with a class-activation-map head, 2D or 3D.
+
+The head is global average pooling followed by one linear layer, so the class activation
+map (Zhou et al., CVPR 2016) is exactly ``W @ features + b`` at every position and its
+spatial mean equals the logits. The exported ONNX graph returns both, which is why
+radlens needs no torch (and no Grad-CAM) to draw heatmaps.
+"""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.nets import ResNet
+from torch import nn
+
+from radlens.training.recipe import NetSpec
+
+
+class CamClassifier(nn.Module):
+    """``forward(x) -> (logits, cam)``; ``cam`` has the trunk's spatial resolution."""
+
+    def __init__(self, spec: NetSpec, in_channels: int, n_classes: int, dims: int) -> None:
+        super().__init__()
+        if spec.arch != "resnet":
+            raise ValueError(f"unknown arch {spec.arch!r}; known: resnet")
+        self.trunk = ResNet(
+            block="basic",
+            layers=list(spec.layers),
+            block_inplanes=list(spec.widths),
+            spatial_dims=dims,
+            n_input_channels=in_channels,
+            conv1_t_size=spec.stem_kernel,
+            conv1_t_stride=spec.stem_stride,
+            no_max_pool=not spec.max_pool,
+            feed_forward=False,
+        )
+        self.dropout = nn.Dropout(spec.dropout)
+        self.fc = nn.Linear(spec.widths[-1], n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.trunk
+        x = t.act(t.bn1(t.conv1(x)))
+        if not t.no_max_pool:
+            x = t.maxpool(x)
+        x = t.layer4(t.layer3(t.layer2(t.layer1(x))))
+        return x
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.features(x)
+        flat = f.flatten(2)  # (B, C, N)
+        cam = torch.einsum("bcn,kc->bkn", flat, self.fc.weight) + self.fc.bias[None, :, None]
+        cam = cam.reshape(f.shape[0], -1, *f.shape[2:])
+        if self.training:
+            logits = self.fc(self.dropout(flat.mean(dim=2)))
+        else:
+            logits = cam.flatten(2).mean(dim=2)
+        return logits, cam
+
+
+def build_net(spec: NetSpec, in_channels: int, n_classes: int, dims: int) -> CamClassifier:
+    return CamClassifier(spec, in_channels, n_classes, dims)

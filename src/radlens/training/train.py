@@ -1,0 +1,186 @@
+"""``train``: recipe in, model folder out (``model.onnx`` + ``card.json`` + ``train.log``).
+
+Steps: read the labelled data, preprocess it with the inference code
+(``radlens.inference.preprocess.prepare_2d``), fit, export to ONNX, then calibrate, choose
+thresholds and measure validation metrics *through ONNX Runtime* with the same function
+``radlens evaluate`` uses, so the card's figures are what a user reproduces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import shlex
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from radlens.evaluation import metrics as m
+from radlens.evaluation.evaluate import Evaluation, predict_logits, summarize
+from radlens.inference.backends import OnnxBackend
+from radlens.inference.preprocess import prepare_2d
+from radlens.io.datasets import LabelledImages, read_labelled
+from radlens.models.card import Calibration, ModelCard, Task, Training, write_card
+from radlens.training.export import export_onnx, parity
+from radlens.training.loop import fit
+from radlens.training.nets import build_net
+from radlens.training.recipe import Recipe
+
+PARITY_TOLERANCE = 1e-4
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def to_tensor(data: LabelledImages, recipe: Recipe) -> torch.Tensor:
+    """Preprocess every image as inference does, back in [0, 1] for augmentation."""
+    spec = recipe.input
+    arrays = [prepare_2d(img, spec)[0] * spec.std + spec.mean for img in data.images]
+    return torch.from_numpy(np.stack(arrays).astype(np.float32))
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, {platform.system()}"
+    )
+
+
+def _logger(path: Path) -> logging.Logger:
+    log = logging.getLogger(f"radlens.training.{path.parent.name}")
+    log.setLevel(logging.INFO)
+    log.handlers.clear()
+    fmt = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    for handler in (logging.FileHandler(path, mode="w"), logging.StreamHandler(sys.stderr)):
+        handler.setFormatter(fmt)
+        log.addHandler(handler)
+    log.propagate = False
+    return log
+
+
+def thresholds_for(
+    card_task: Task, y: np.ndarray, probs: np.ndarray, sensitivity: float
+) -> dict[str, float]:
+    """Operating points on validation: Youden (operating) and a high-sensitivity one."""
+    if card_task is not Task.BINARY:
+        return {"operating": 0.5}
+    score = probs[:, 1]
+    youden = m.youden_threshold(y == 1, score)
+    return {
+        "operating": round(youden, 6),
+        "youden": round(youden, 6),
+        "high_sensitivity": round(m.sensitivity_threshold(y == 1, score, sensitivity), 6),
+        "argmax": 0.5,
+    }
+
+
+def train(
+    recipe: Recipe, out_dir: Path, data_path: Path | None = None, command: str | None = None
+) -> tuple[ModelCard, Evaluation]:
+    """Train the recipe's model into ``out_dir`` and return its card and val evaluation."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = _logger(out_dir / "train.log")
+    started = time.perf_counter()
+    torch.manual_seed(recipe.seed)
+    torch.set_num_threads(recipe.schedule.threads)
+    source = data_path or Path(recipe.data)
+    log.info("recipe %s (%s), data %s", recipe.name, recipe.source, source)
+    train_set = read_labelled(source, "train", recipe.labels)
+    val_set = read_labelled(source, "val", recipe.labels)
+    if recipe.schedule.max_train_items:
+        keep = np.random.default_rng(recipe.seed).permutation(len(train_set))
+        keep = np.sort(keep[: recipe.schedule.max_train_items])
+        train_set = replace(
+            train_set,
+            images=[train_set.images[i] for i in keep],
+            labels=train_set.labels[keep],
+            ids=tuple(train_set.ids[i] for i in keep),
+        )
+    log.info("train %s, val %s", train_set.class_counts(), val_set.class_counts())
+    x_train, x_val = to_tensor(train_set, recipe), to_tensor(val_set, recipe)
+    model = build_net(recipe.net, recipe.input.channels, len(recipe.labels), recipe.input.dims)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("net %s, %d parameters, input %s", recipe.net, n_params, tuple(x_train.shape[1:]))
+    model, history = fit(model, recipe, x_train, train_set.labels, x_val, val_set.labels, log)
+    best = max(history, key=lambda r: (round(r.val_auc, 4), -r.val_loss))
+    log.info("best epoch %d (val_auc %.4f)", best.epoch, best.val_auc)
+
+    onnx_path = out_dir / "model.onnx"
+    example = (x_val[:4] - recipe.input.mean) / recipe.input.std
+    export_onnx(model, example, onnx_path)
+    diff = parity(model, onnx_path, example)
+    log.info("onnx parity: max |torch - onnxruntime| = %.2e", diff)
+    if diff > PARITY_TOLERANCE:
+        raise RuntimeError(f"ONNX export differs from torch by {diff:.2e}")
+
+    minutes = (time.perf_counter() - started) / 60
+    card = ModelCard(
+        name=recipe.name,
+        version=recipe.version,
+        task=recipe.task,
+        labels=recipe.labels,
+        finding_code=recipe.finding_code,
+        finding_label=recipe.finding_label,
+        input=recipe.input,
+        applies_to=recipe.applies_to,
+        calibration=Calibration(),
+        thresholds={"operating": 0.5},
+        metrics={},
+        training=Training(
+            command=command or shlex.join(["radlens", "train", recipe.source]),
+            data=f"{recipe.data} (train split {len(train_set)}, val split {len(val_set)})",
+            licence=recipe.licence,
+            commercial_use=recipe.commercial_use,
+            citation=recipe.citation,
+            recipe=recipe.source,
+            seed=recipe.seed,
+            duration_min=round(minutes, 1),
+            machine=machine(),
+            log="train.log",
+        ),
+        intended_use=recipe.intended_use,
+        limitations=recipe.limitations,
+        sha256=sha256_file(onnx_path),
+        enabled_by_default=recipe.commercial_use,
+    )
+    backend = OnnxBackend(onnx_path, threads=recipe.schedule.threads)
+    logits = predict_logits(card, backend, val_set)
+    y = val_set.labels
+    temperature = m.fit_temperature(logits, y)
+    calibrated = m.softmax(logits, temperature)
+    card = replace(
+        card,
+        calibration=Calibration(
+            temperature=round(temperature, 6),
+            ece_before=round(m.ece(y, m.softmax(logits)), 6),
+            ece_after=round(m.ece(y, calibrated), 6),
+        ),
+        thresholds=thresholds_for(card.task, y, calibrated, recipe.high_sensitivity),
+    )
+    evaluation = summarize(card, logits, y, "val")
+    card = replace(
+        card,
+        metrics={"val": {k: round(v, 6) for k, v in evaluation.metrics.items()} | {"n": len(y)}},
+    )
+    write_card(card, out_dir / "card.json")
+    log.info("temperature %.3f, thresholds %s", temperature, card.thresholds)
+    log.info("val metrics (onnxruntime): %s", card.metrics["val"])
+    log.info("done in %.1f min", minutes)
+    return card, evaluation

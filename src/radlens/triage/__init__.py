@@ -1,0 +1,1 @@
+"""radlens.triage."""
