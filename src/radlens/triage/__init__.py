@@ -1,1 +1,1 @@
-"""radlens.triage."""
+"""Worklist priority from findings."""

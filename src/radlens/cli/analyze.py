@@ -1,0 +1,84 @@
+"""``radlens analyze INPUT... -o OUT``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+
+from radlens.analyze import AnalyzeRun, StudyOutput, analyze
+from radlens.cli.main import configure_logging
+from radlens.cli.render import out, print_run
+from radlens.models.registry import discover
+from radlens.pipeline import onnx_backends
+from radlens.report.findings_json import to_json
+
+Inputs = Annotated[list[Path], typer.Argument(help="DICOM/NIfTI/PNG files, folders or zips")]
+Output = Annotated[Path, typer.Option("-o", "--output", help="output folder")]
+Json = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet")]
+Verbose = Annotated[bool, typer.Option("-v", "--verbose")]
+ModelsDir = Annotated[list[Path] | None, typer.Option("--models", help="extra model folders")]
+Threads = Annotated[int, typer.Option("--threads", help="ONNX Runtime threads")]
+
+
+def run_analysis(
+    inputs: list[Path],
+    output: Path,
+    as_json: bool,
+    quiet: bool,
+    models_dir: list[Path] | None,
+    threads: int,
+    modality: str = "",
+    body_part: str = "",
+) -> AnalyzeRun:
+    models = discover(models_dir)
+    show_progress = not (quiet or as_json)
+    with Progress(transient=True, disable=not show_progress) as progress:
+        task = progress.add_task("analyzing", total=None)
+
+        def advance(_: StudyOutput) -> None:
+            progress.advance(task)
+
+        run = analyze(
+            inputs,
+            output,
+            models,
+            onnx_backends(threads),
+            advance,
+            modality=modality,
+            body_part=body_part,
+        )
+    if as_json:
+        doc = {
+            "studies": [
+                to_json(o.result, o.study.modalities) | {"output": str(o.folder)}
+                for o in run.outputs
+            ],
+            "rejected": [r.__dict__ for r in run.rejected],
+            "exit_code": run.exit_code,
+        }
+        out.print_json(json.dumps(doc))
+    else:
+        print_run(run, quiet)
+    return run
+
+
+def analyze_command(
+    inputs: Inputs,
+    output: Output = Path("radlens-out"),
+    as_json: Json = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    models_dir: ModelsDir = None,
+    threads: Threads = 1,
+    modality: Annotated[str, typer.Option(help="modality for non-DICOM input, e.g. CR")] = "",
+    body_part: Annotated[str, typer.Option(help="body part for non-DICOM input")] = "",
+) -> None:
+    """Analyze studies; write findings.json, overlays and a draft report per study."""
+    configure_logging(verbose, quiet)
+    run = run_analysis(inputs, output, as_json, quiet, models_dir, threads, modality, body_part)
+    raise typer.Exit(run.exit_code)

@@ -1,0 +1,65 @@
+"""``radlens evaluate --model M --data PATH --split val``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from radlens.cli.analyze import Json, ModelsDir
+from radlens.cli.render import out
+from radlens.evaluation.evaluate import evaluate
+from radlens.inference.backends import OnnxBackend
+from radlens.io.datasets import read_labelled
+from radlens.models.registry import discover, get_model, load_model
+
+
+def evaluate_command(
+    model: Annotated[str, typer.Option(help="installed model name, or a model folder")],
+    data: Annotated[Path, typer.Option(help="MedMNIST .npz or a labelled image folder")],
+    split: Annotated[str, typer.Option(help="train, val or test")] = "val",
+    as_json: Json = False,
+    models_dir: ModelsDir = None,
+    threads: Annotated[int, typer.Option(help="ONNX Runtime threads")] = 2,
+) -> None:
+    """Measure a model on labelled data: AUC, ACC, ECE and per-class figures."""
+    folder = Path(model)
+    installed = (
+        load_model(folder)
+        if (folder / "card.json").exists()
+        else get_model(model, discover(models_dir, include_disabled=True))
+    )
+    card = installed.card
+    labelled = read_labelled(data, split, card.labels)
+    result = evaluate(card, OnnxBackend(installed.weights, threads=threads), labelled)
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "model": card.name,
+                    "version": card.version,
+                    "data": str(data),
+                    "split": split,
+                    "n": result.n,
+                    "metrics": result.metrics,
+                    "per_class": result.per_class,
+                    "card_metrics": card.metrics.get(split, {}),
+                },
+                default=lambda v: None if isinstance(v, float) and math.isnan(v) else v,
+            )
+        )
+        return
+    table = Table(title=f"{card.name} {card.version} on {data} [{split}], n={result.n}")
+    table.add_column("metric")
+    table.add_column("measured")
+    table.add_column("card")
+    for k, v in result.metrics.items():
+        in_card = card.metrics.get(split, {}).get(k)
+        table.add_row(k, f"{v:.4f}", "-" if in_card is None else f"{in_card:.4f}")
+    for name, figures in result.per_class.items():
+        table.add_row(f"class {name}", ", ".join(f"{k} {v:.3f}" for k, v in figures.items()), "")
+    out.print(table)

@@ -1,0 +1,83 @@
+"""The ``radlens`` command: one module per subcommand, wired here in one visible list.
+
+Exit codes (also in ``docs/cli.md``): 0 all input analyzed; 2 some input rejected (bad
+file, wrong arguments); 1 internal error.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from radlens.errors import InputError, RadlensError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+
+app = typer.Typer(
+    help="radlens: an open, offline AI second reader for medical imaging. "
+    "Every result is an AI draft that requires physician review.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True, highlight=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(fn: F) -> F:
+    """Turn radlens errors into one line and an exit code; never a traceback for bad input."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InputError as exc:
+            err.print(f"[red]error[/red] {exc.kind}: {exc}", markup=True, soft_wrap=True)
+            raise typer.Exit(EXIT_INPUT) from None
+        except RadlensError as exc:
+            err.print(f"[red]error[/red] {exc}", soft_wrap=True)
+            raise typer.Exit(EXIT_INTERNAL) from None
+        except (typer.Exit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if logging.getLogger("radlens").isEnabledFor(logging.DEBUG):
+                raise
+            err.print(
+                f"[red]internal error[/red] {type(exc).__name__}: {exc} "
+                "(rerun with -v for the traceback)",
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def configure_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("radlens").setLevel(level)
+
+
+def _register() -> None:
+    from radlens.cli import analyze, demo, evaluate, models, train
+
+    app.command("analyze")(guarded(analyze.analyze_command))
+    app.command("demo")(guarded(demo.demo_command))
+    app.command("models")(guarded(models.models_command))
+    app.command("train")(guarded(train.train_command))
+    app.command("evaluate")(guarded(evaluate.evaluate_command))
+
+
+_register()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,120 @@
+"""``predict``: one image + one model card + a backend -> typed findings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from radlens.domain.findings import Finding
+from radlens.domain.imaging import Image, Patient
+from radlens.evaluation.metrics import softmax
+from radlens.explain.heatmaps import cam_box, cam_to_heatmap
+from radlens.inference.backends import Backend
+from radlens.inference.preprocess import prepare_2d
+from radlens.models.card import ModelCard, Task
+
+HEATMAP_MAX_SIDE = 512
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One 2D frame of an image to analyze, with the instance it came from."""
+
+    array: np.ndarray
+    sop_instance_uid: str
+    frame: int
+
+
+def frames_of(image: Image, max_frames: int = 1) -> list[Frame]:
+    """The 2D frames a 2D model reads: the image itself, or the first frames of a cine."""
+    uid = image.source_uids[0] if image.source_uids else ""
+    if image.layout.is_multiframe:
+        return [Frame(image.array[i], uid, i) for i in range(min(max_frames, image.n_frames))]
+    return [Frame(image.array, uid, 0)]
+
+
+def population_warning(card: ModelCard, patient: Patient) -> tuple[str, bool]:
+    """A warning when the patient is outside the card's training population.
+
+    Returns the warning (or "") and whether the patient is known to be outside it.
+    """
+    pop = card.applies_to.population
+    if pop.age_years_min is None and pop.age_years_max is None:
+        return "", False
+    if patient.age_years is None:
+        return f"patient age not stated; model trained on {pop.description}", False
+    age = patient.age_years
+    low = pop.age_years_min if pop.age_years_min is not None else -np.inf
+    high = pop.age_years_max if pop.age_years_max is not None else np.inf
+    if not low <= age < high + 1:
+        return (
+            f"patient age {age:.0f} y is outside the training population ({pop.description})"
+        ), True
+    return "", False
+
+
+def predict(
+    image: Image,
+    card: ModelCard,
+    backend: Backend,
+    patient: Patient | None = None,
+    timings_s: dict[str, float] | None = None,
+) -> list[Finding]:
+    """Run one 2D model on an image and return one finding per analyzed frame.
+
+    Example:
+        >>> findings = predict(image, model.card, OnnxBackend(model.weights))  # doctest: +SKIP
+        >>> findings[0].code, round(findings[0].probability, 2)  # doctest: +SKIP
+        ('pneumonia', 0.97)
+    """
+    clock = time.perf_counter()
+    frames = frames_of(image)
+    prepared = [prepare_2d(f.array, card.input, image.window) for f in frames]
+    batch = np.stack([p[0] for p in prepared])
+    prepared_at = time.perf_counter()
+    outputs = backend.run(batch)
+    if timings_s is not None:
+        timings_s["preprocess"] = timings_s.get("preprocess", 0.0) + prepared_at - clock
+        timings_s["inference"] = timings_s.get("inference", 0.0) + time.perf_counter() - prepared_at
+    logits = outputs[card.outputs[0]]
+    cams = outputs.get(card.outputs[1])
+    probs = softmax(logits, card.calibration.temperature)
+    warning, outside = population_warning(card, patient or Patient())
+    warnings = (warning,) if warning else ()
+    findings = []
+    size = (card.input.size[0], card.input.size[1])
+    for i, frame in enumerate(frames):
+        if card.task is Task.BINARY:
+            k = 1
+            code, label = card.finding_code, card.finding_label
+        else:
+            k = int(np.argmax(probs[i]))
+            code, label = card.labels[k].lower(), card.labels[k]
+        heatmap = box = None
+        if cams is not None:
+            where = prepared[i][1]
+            heatmap = cam_to_heatmap(cams[i, k], size, where, HEATMAP_MAX_SIDE)
+            box = cam_box(cams[i, k], size, where)
+        probability = float(probs[i, k])
+        threshold = card.threshold if card.task is Task.BINARY else 0.0
+        findings.append(
+            Finding(
+                code=code,
+                label=label,
+                probability=probability,
+                threshold=threshold,
+                model_name=card.name,
+                model_version=card.version,
+                sop_instance_uid=frame.sop_instance_uid,
+                frame=frame.frame,
+                heatmap=heatmap,
+                box=box if probability >= threshold else None,
+                grade=k if card.task is Task.ORDINAL else None,
+                grade_label=card.labels[k] if card.task is Task.ORDINAL else "",
+                ood_flag=outside,
+                warnings=warnings,
+            )
+        )
+    return findings

@@ -1,0 +1,179 @@
+"""Installed models: discover, verify, and route series to the models that apply.
+
+Models are folders (``model.onnx`` + ``card.json``) under the shipped zoo
+(``radlens/zoo``, package data) and any extra folders the site configures. The registry
+refuses a model whose weights' sha256 differs from its card, and ``route`` says why a
+series got no model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from radlens.domain.imaging import Series
+from radlens.errors import ModelIntegrityError, ModelNotFoundError
+from radlens.models.card import ModelCard, read_card
+
+# BodyPartExamined values (PS3.16 CID 4031 code meanings and common vendor strings) that
+# mean the same region for routing.
+BODY_PART_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "CHEST": ("CHEST", "THORAX", "LUNG", "CHEST_LAT", "CHEST_PA", "CHEST_AP"),
+    "KNEE": ("KNEE",),
+    "BREAST": ("BREAST",),
+}
+
+MODALITY_NAMES: dict[str, str] = {
+    "CR": "computed radiography",
+    "DX": "digital radiography",
+    "CT": "CT",
+    "MR": "MR",
+    "US": "ultrasound",
+    "NM": "nuclear medicine",
+    "PT": "PET",
+    "OT": "other (secondary capture)",
+    "SEG": "segmentation object",
+    "SR": "structured report",
+}
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    """A verified model folder."""
+
+    card: ModelCard
+    folder: Path
+
+    @property
+    def weights(self) -> Path:
+        return self.folder / self.card.weights_file
+
+
+def zoo_folder() -> Path:
+    """Where the shipped models are (inside the installed package)."""
+    return Path(str(resources.files("radlens") / "zoo"))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_model(folder: Path) -> InstalledModel:
+    """Read a model folder and verify its weights.
+
+    Raises:
+        InvalidModelCardError: the card breaks the schema.
+        ModelIntegrityError: the weights are missing or their hash differs from the card.
+    """
+    card = read_card(folder / "card.json")
+    weights = folder / card.weights_file
+    if not weights.exists():
+        raise ModelIntegrityError(f"{folder.name}: weights file {card.weights_file} missing")
+    actual = sha256_of(weights)
+    if actual != card.sha256:
+        raise ModelIntegrityError(
+            f"{card.name}: sha256 of {card.weights_file} is {actual[:12]}..., card says "
+            f"{card.sha256[:12]}...; reinstall the model or retrain it"
+        )
+    return InstalledModel(card, folder)
+
+
+def discover(
+    folders: list[Path] | None = None, include_disabled: bool = False
+) -> list[InstalledModel]:
+    """All verified models in the zoo and in ``folders`` (each a model or a parent of models).
+
+    Models disabled by default (for example trained on non-commercial data) are skipped
+    unless ``include_disabled``.
+    """
+    found: list[InstalledModel] = []
+    for root in [zoo_folder(), *(folders or [])]:
+        candidates = [root] if (root / "card.json").exists() else sorted(root.glob("*/"))
+        for folder in candidates:
+            if (folder / "card.json").exists():
+                model = load_model(folder)
+                if include_disabled or model.card.enabled_by_default:
+                    found.append(model)
+    return found
+
+
+def get_model(name: str, models: list[InstalledModel]) -> InstalledModel:
+    for model in models:
+        if model.card.name == name:
+            return model
+    known = ", ".join(m.card.name for m in models) or "none"
+    raise ModelNotFoundError(f"no model named {name!r}; installed: {known}")
+
+
+def body_part_matches(series_part: str, wanted: tuple[str, ...]) -> bool:
+    part = series_part.upper().replace(" ", "_")
+    return any(part in BODY_PART_SYNONYMS.get(w, (w,)) for w in wanted)
+
+
+def applies(card: ModelCard, series: Series, dims: int, color: bool) -> str:
+    """Empty string when ``card`` applies to the series, else the reason it does not."""
+    rule = card.applies_to
+    modality = series.modality.upper()
+    if modality not in rule.modalities:
+        return f"modality {modality or 'unknown'} not in {'/'.join(rule.modalities)}"
+    if rule.body_parts:
+        if not series.body_part:
+            return f"body part not stated (needs {'/'.join(rule.body_parts)})"
+        if not body_part_matches(series.body_part, rule.body_parts):
+            return f"body part {series.body_part} is not {'/'.join(rule.body_parts)}"
+    if rule.views and series.view_position and series.view_position.upper() not in rule.views:
+        return f"view {series.view_position} is not {'/'.join(rule.views)}"
+    if dims != rule.dims:
+        return f"{dims}D images, model takes {rule.dims}D"
+    if color and not rule.color:
+        return "colour images, model takes grayscale"
+    return ""
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which models a series gets, and why the others do not apply."""
+
+    models: tuple[InstalledModel, ...]
+    reason: str
+
+
+def series_shape(series: Series) -> tuple[int, bool]:
+    """(dims, colour) of a series from its headers, without decoding pixels."""
+    from radlens.io.volume import is_volume_series
+
+    dims = 3 if is_volume_series(series) else 2
+    color = any(i.samples_per_pixel == 3 for i in series.instances)
+    return dims, color
+
+
+def route(series: Series, models: list[InstalledModel]) -> Route:
+    """Pick the models whose card applies to ``series``.
+
+    Example:
+        >>> route(series, discover()).reason  # doctest: +SKIP
+        'US (ultrasound), body part not stated: no installed model applies'
+    """
+    if not series.has_pixels:
+        return Route((), f"{series.modality or 'object'} without pixel data: nothing to analyze")
+    dims, color = series_shape(series)
+    chosen, reasons = [], []
+    for model in models:
+        why = applies(model.card, series, dims, color)
+        if why:
+            reasons.append(f"{model.card.name}: {why}")
+        else:
+            chosen.append(model)
+    if chosen:
+        return Route(tuple(chosen), "")
+    modality = series.modality or "unknown modality"
+    what = MODALITY_NAMES.get(series.modality, series.modality)
+    part = series.body_part.lower() if series.body_part else "body part not stated"
+    detail = "; ".join(reasons) if reasons else "no models installed"
+    return Route((), f"{modality} ({what}, {part}): no installed model applies ({detail})")

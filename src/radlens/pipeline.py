@@ -1,0 +1,133 @@
+"""``process_study``: the only place that knows the order of the steps.
+
+    study -> route each series -> load images -> predict -> explain (overlays) -> triage
+
+The CLI, the server and the batch engine all call this function, so a result is the same
+whichever door the study came through.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from radlens.domain.findings import Finding, RejectedInput, SeriesResult, StudyResult
+from radlens.domain.imaging import Image, Study
+from radlens.errors import InputError
+from radlens.explain.overlay import render_overlay
+from radlens.inference.backends import Backend, OnnxBackend
+from radlens.inference.predict import predict
+from radlens.io.load import load_images
+from radlens.models.registry import InstalledModel, route
+from radlens.triage.priority import study_priority
+
+
+@dataclass(frozen=True, eq=False)
+class Overlay:
+    """A rendered overlay for one analyzed image."""
+
+    name: str
+    rgb: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """A study's result plus what was rendered for people to look at."""
+
+    result: StudyResult
+    overlays: tuple[Overlay, ...] = ()
+
+
+def onnx_backends(threads: int = 1) -> Callable[[InstalledModel], Backend]:
+    """Backend factory used by default: one cached ONNX Runtime session per model."""
+
+    def make(model: InstalledModel) -> Backend:
+        return OnnxBackend(model.weights, threads=threads)
+
+    return make
+
+
+def process_study(
+    study: Study,
+    models: list[InstalledModel],
+    backend_for: Callable[[InstalledModel], Backend] | None = None,
+    render: bool = True,
+) -> Analysis:
+    """Analyze every series of ``study`` with the models that apply to it.
+
+    A series that cannot be decoded is reported in ``rejected`` with its typed reason;
+    the rest of the study is still analyzed.
+    """
+    backend_for = backend_for or onnx_backends()
+    timings: dict[str, float] = {"decode": 0.0, "preprocess": 0.0, "inference": 0.0, "explain": 0.0}
+    series_results, rejected, overlays = [], [], []
+    for series in study.series:
+        chosen = route(series, models)
+        if not chosen.models:
+            series_results.append(
+                SeriesResult(
+                    series.series_instance_uid,
+                    series.modality,
+                    series.body_part,
+                    len(series.instances),
+                    skipped_reason=chosen.reason,
+                )
+            )
+            continue
+        clock = time.perf_counter()
+        try:
+            images = load_images(series)
+        except InputError as exc:
+            rejected.append(RejectedInput(exc.path or "", exc.kind, exc.reason))
+            series_results.append(
+                SeriesResult(
+                    series.series_instance_uid,
+                    series.modality,
+                    series.body_part,
+                    len(series.instances),
+                    skipped_reason=f"could not be read: {exc.reason}",
+                )
+            )
+            continue
+        timings["decode"] += time.perf_counter() - clock
+        findings: list[Finding] = []
+        for index, image in enumerate(images):
+            image_findings = [
+                f
+                for model in chosen.models
+                for f in predict(image, model.card, backend_for(model), study.patient, timings)
+            ]
+            findings.extend(image_findings)
+            if render:
+                clock = time.perf_counter()
+                overlays.append(_overlay(series.series_instance_uid, index, image, image_findings))
+                timings["explain"] += time.perf_counter() - clock
+        warnings = tuple(sorted({w for f in findings for w in f.warnings}))
+        series_results.append(
+            SeriesResult(
+                series.series_instance_uid,
+                series.modality,
+                series.body_part,
+                len(series.instances),
+                tuple(m.card.name for m in chosen.models),
+                tuple(findings),
+                warnings=warnings,
+            )
+        )
+    result = StudyResult(
+        study.study_instance_uid,
+        tuple(series_results),
+        priority=study_priority(f for s in series_results for f in s.findings),
+        timings_s=timings,
+        rejected=tuple(rejected),
+    )
+    return Analysis(result, tuple(overlays))
+
+
+def _overlay(series_uid: str, index: int, image: Image, findings: list[Finding]) -> Overlay:
+    array = image.array[0] if image.layout.is_multiframe else image.array
+    name = f"overlay_{series_uid[-12:]}_{index}.png"
+    return Overlay(name, render_overlay(array, image.window, findings))

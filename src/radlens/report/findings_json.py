@@ -1,0 +1,77 @@
+"""``findings.json``: the versioned machine-readable result of one study.
+
+Schema (``schema`` = ``radlens.findings/1``), documented in ``docs/findings-json.md``::
+
+    {schema, radlens_version, study_instance_uid, priority, modalities,
+     series: [{series_instance_uid, modality, body_part, n_instances, models,
+               skipped_reason, warnings,
+               findings: [{code, label, probability, threshold, positive, model_name,
+                           model_version, sop_instance_uid, frame, box_px, grade,
+                           grade_label, ood_score, ood_flag, warnings}]}],
+     rejected: [{location, kind, reason}], timings_s, disclaimer}
+
+No patient identifiers are written. Box coordinates are source-image pixels
+(``[x0, y0, x1, y1]``, column then row).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from radlens import __version__
+from radlens.domain.findings import Finding, StudyResult
+
+SCHEMA = "radlens.findings/1"
+DISCLAIMER = "AI-generated draft - requires physician review; not for primary diagnosis."
+
+
+def finding_to_dict(f: Finding) -> dict[str, Any]:
+    return {
+        "code": f.code,
+        "label": f.label,
+        "probability": round(f.probability, 6),
+        "threshold": round(f.threshold, 6),
+        "positive": f.positive,
+        "model_name": f.model_name,
+        "model_version": f.model_version,
+        "sop_instance_uid": f.sop_instance_uid,
+        "frame": f.frame,
+        "box_px": None
+        if f.box is None
+        else [round(v, 1) for v in (f.box.x0, f.box.y0, f.box.x1, f.box.y1)],
+        "grade": f.grade,
+        "grade_label": f.grade_label,
+        "ood_score": f.ood_score,
+        "ood_flag": f.ood_flag,
+        "trust": "low: input unlike training data" if f.ood_flag else "normal",
+        "warnings": list(f.warnings),
+    }
+
+
+def to_json(result: StudyResult, modalities: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The ``findings.json`` document for a study result."""
+    return {
+        "schema": SCHEMA,
+        "radlens_version": __version__,
+        "study_instance_uid": result.study_instance_uid,
+        "priority": result.priority.name.lower(),
+        "modalities": list(modalities),
+        "series": [
+            {
+                "series_instance_uid": s.series_instance_uid,
+                "modality": s.modality,
+                "body_part": s.body_part,
+                "n_instances": s.n_instances,
+                "models": list(s.models),
+                "skipped_reason": s.skipped_reason,
+                "warnings": list(s.warnings),
+                "findings": [finding_to_dict(f) for f in s.findings],
+            }
+            for s in result.series
+        ],
+        "rejected": [
+            {"location": r.location, "kind": r.kind, "reason": r.reason} for r in result.rejected
+        ],
+        "timings_s": {k: round(v, 4) for k, v in result.timings_s.items()},
+        "disclaimer": DISCLAIMER,
+    }
