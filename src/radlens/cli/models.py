@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -46,4 +45,3 @@ def models_command(
             m.card.training.licence,
         )
     out.print(table)
-    _ = Path  # folders shown with --json

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from radlens.errors import IncompatibleInputError
 from radlens.evaluation import metrics as m
 from radlens.inference.backends import Backend
 from radlens.inference.preprocess import prepare_2d
@@ -78,10 +79,10 @@ def evaluate(card: ModelCard, backend: Backend, data: LabelledImages) -> Evaluat
         >>> round(ev.metrics["auc"], 3)  # doctest: +SKIP
         0.995
     """
-    if data.label_names != card.labels:
-        # Folder data may name classes differently; order is what matters.
-        if len(data.label_names) != len(card.labels):
-            raise ValueError(
-                f"data has classes {data.label_names}, model {card.name} has {card.labels}"
-            )
+    if len(data.label_names) != len(card.labels):
+        raise IncompatibleInputError(
+            data.source,
+            f"data has classes {list(data.label_names)}, model {card.name} has "
+            f"{list(card.labels)}; pass data labelled with the model's classes",
+        )
     return summarize(card, predict_logits(card, backend, data), data.labels, data.split)

@@ -36,7 +36,8 @@ def colormap(values01: np.ndarray) -> np.ndarray:
     lo = np.floor(pos).astype(int)
     hi = np.minimum(lo + 1, len(_RAMP) - 1)
     frac = (pos - lo)[..., None]
-    return _RAMP[lo] * (1 - frac) + _RAMP[hi] * frac
+    rgb: np.ndarray = _RAMP[lo] * (1 - frac) + _RAMP[hi] * frac
+    return rgb
 
 
 def display_rgb(array: np.ndarray, window: Window | None) -> np.ndarray:
@@ -106,10 +107,10 @@ def render_overlay(
         + (" - LOW TRUST" if f.ood_flag else "")
         for f in findings
     ] + [AI_DRAFT]
-    y = 4
+    y = 4.0
     for line in lines:
         box = draw.textbbox((4, y), line, font=font)
         draw.rectangle([box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2], fill=(0, 0, 0))
         draw.text((4, y), line, fill=(255, 255, 0), font=font)
-        y = box[3] + 6
+        y = float(box[3] + 6)
     return np.asarray(canvas, dtype=np.uint8)

@@ -86,7 +86,8 @@ def apply_window(array: np.ndarray, window: Window) -> np.ndarray:
     """Clip to a linear VOI window; output keeps the image's units."""
     low = window.center - window.width / 2
     high = window.center + window.width / 2
-    return np.clip(array, low, high)
+    clipped: np.ndarray = np.clip(array, low, high)
+    return clipped
 
 
 def scale_percentiles(array: np.ndarray, low_pct: float, high_pct: float) -> np.ndarray:
@@ -94,7 +95,8 @@ def scale_percentiles(array: np.ndarray, low_pct: float, high_pct: float) -> np.
     low, high = np.percentile(array, [low_pct, high_pct])
     if high - low <= 1e-6 * max(1.0, abs(float(high))):
         return np.zeros_like(array, dtype=np.float32)
-    return np.clip((array - low) / (high - low), 0.0, 1.0).astype(np.float32)
+    scaled: np.ndarray = np.clip((array - low) / (high - low), 0.0, 1.0).astype(np.float32)
+    return scaled
 
 
 def prepare_2d(

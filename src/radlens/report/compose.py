@@ -55,14 +55,14 @@ def compose_markdown(study: Study, result: StudyResult) -> str:
         lines.append(f"- {', '.join(parts)}: {len(s.instances)} image(s)")
     lines += ["", "## Findings", ""]
     analyzed = [s for s in result.series if s.models]
-    for s in analyzed:
-        lines.extend(_finding_line(f) for f in s.findings)
+    for analyzed_series in analyzed:
+        lines.extend(_finding_line(f) for f in analyzed_series.findings)
     if not analyzed:
         lines.append("- No AI model applies to the images of this study.")
-    skipped = [s for s in result.series if s.skipped_reason]
+    skipped = [r for r in result.series if r.skipped_reason]
     if skipped:
         lines += ["", "Not analyzed by AI:"]
-        lines.extend(f"- {s.modality or 'unknown'} series: {s.skipped_reason}" for s in skipped)
+        lines.extend(f"- {r.modality or 'unknown'} series: {r.skipped_reason}" for r in skipped)
     lines += ["", "## Impression", ""]
     positives = [f for f in result.findings if f.positive]
     if positives:

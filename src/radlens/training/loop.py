@@ -94,7 +94,7 @@ def fit(
                 logits, yt[idx], weight=weights, label_smoothing=s.label_smoothing
             )
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             sched.step()
             running += float(loss.detach()) * len(idx)

@@ -9,7 +9,7 @@ radlens needs no torch (and no Grad-CAM) to draw heatmaps.
 from __future__ import annotations
 
 import torch
-from monai.networks.nets import ResNet
+from monai.networks.nets.resnet import ResNet
 from torch import nn
 
 from radlens.training.recipe import NetSpec

@@ -1,0 +1,45 @@
+# radlens: two commands for a newcomer.
+#   make run   set up .venv and analyze the real pydicom-data samples (radlens demo)
+#   make test  set up .venv (with the training extra) and run the whole test suite
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+OUT    ?= radlens-demo
+
+.PHONY: run test bench lint typecheck clean setup setup-dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Run-time install: no torch.
+$(VENV)/.run-installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[demo]'
+	touch $@
+
+# Tests and training: torch 2.13.0 CPU pinned by constraints.txt (never torchvision).
+$(VENV)/.dev-installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,dev]'
+	touch $@ $(VENV)/.run-installed
+
+setup: $(VENV)/.run-installed
+setup-dev: $(VENV)/.dev-installed
+
+run: $(VENV)/.run-installed
+	$(BIN)/radlens demo -o $(OUT)
+
+test: $(VENV)/.dev-installed
+	$(BIN)/pytest -q
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python benchmarks/bench_analyze.py
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(VENV)/.dev-installed
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache
