@@ -86,7 +86,10 @@ def thresholds_for(
     return {
         "operating": round(youden, 6),
         "youden": round(youden, 6),
-        "high_sensitivity": round(m.sensitivity_threshold(y == 1, score, sensitivity), 6),
+        # Never above the operating point: a triage threshold only adds sensitivity.
+        "high_sensitivity": round(
+            min(youden, m.sensitivity_threshold(y == 1, score, sensitivity)), 6
+        ),
         "argmax": 0.5,
     }
 
