@@ -11,11 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from radlens.domain.findings import Finding, RejectedInput, SeriesResult, StudyResult
-from radlens.domain.imaging import Image, Study
+from radlens.domain.imaging import Image, Series, Study
 from radlens.errors import InputError
 from radlens.explain.overlay import render_overlay
 from radlens.inference.backends import Backend, OnnxBackend
@@ -67,15 +68,7 @@ def process_study(
     for series in study.series:
         chosen = route(series, models)
         if not chosen.models:
-            series_results.append(
-                SeriesResult(
-                    series.series_instance_uid,
-                    series.modality,
-                    series.body_part,
-                    len(series.instances),
-                    skipped_reason=chosen.reason,
-                )
-            )
+            series_results.append(_series_result(series, skipped_reason=chosen.reason))
             continue
         clock = time.perf_counter()
         try:
@@ -83,13 +76,7 @@ def process_study(
         except InputError as exc:
             rejected.append(RejectedInput(exc.path or "", exc.kind, exc.reason))
             series_results.append(
-                SeriesResult(
-                    series.series_instance_uid,
-                    series.modality,
-                    series.body_part,
-                    len(series.instances),
-                    skipped_reason=f"could not be read: {exc.reason}",
-                )
+                _series_result(series, skipped_reason=f"could not be read: {exc.reason}")
             )
             continue
         timings["decode"] += time.perf_counter() - clock
@@ -107,13 +94,10 @@ def process_study(
                 timings["explain"] += time.perf_counter() - clock
         warnings = tuple(sorted({w for f in findings for w in f.warnings}))
         series_results.append(
-            SeriesResult(
-                series.series_instance_uid,
-                series.modality,
-                series.body_part,
-                len(series.instances),
-                tuple(m.card.name for m in chosen.models),
-                tuple(findings),
+            _series_result(
+                series,
+                models=tuple(m.card.name for m in chosen.models),
+                findings=tuple(findings),
                 warnings=warnings,
             )
         )
@@ -131,3 +115,13 @@ def _overlay(series_uid: str, index: int, image: Image, findings: list[Finding])
     array = image.array[0] if image.layout.is_multiframe else image.array
     name = f"overlay_{series_uid[-12:]}_{index}.png"
     return Overlay(name, render_overlay(array, image.window, findings))
+
+
+def _series_result(series: Series, **fields: Any) -> SeriesResult:
+    return SeriesResult(
+        series.series_instance_uid,
+        series.modality,
+        series.body_part,
+        len(series.instances),
+        **fields,
+    )

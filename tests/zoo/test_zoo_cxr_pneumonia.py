@@ -47,13 +47,18 @@ def test_demo_gives_a_finding_and_overlay_for_cr_chest_and_reasons_elsewhere(
     run = analyze(demo_inputs(), tmp_path, discover())
     assert run.exit_code == 0
     chest = [
-        s for o in run.outputs for s in o.result.series if s.modality == "CR" and s.body_part == "CHEST"
+        s
+        for o in run.outputs
+        for s in o.result.series
+        if s.modality == "CR" and s.body_part == "CHEST"
     ]
     assert len(chest) == 1 and chest[0].models == ("cxr_pneumonia",)
     finding = chest[0].findings[0]
     assert finding.heatmap is not None
     # RG1 is an adult (64 y): outside the pediatric training population, and flagged.
-    assert finding.ood_flag and any("outside the training population" in w for w in finding.warnings)
+    assert finding.ood_flag and any(
+        "outside the training population" in w for w in finding.warnings
+    )
     chest_out = next(o for o in run.outputs if chest[0] in o.result.series)
     assert list(chest_out.folder.glob("overlay_*.png"))
     doc = json.loads((chest_out.folder / "findings.json").read_text())

@@ -8,7 +8,6 @@ thresholds and measure validation metrics *through ONNX Runtime* with the same f
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import platform
 import shlex
@@ -26,20 +25,13 @@ from radlens.inference.backends import OnnxBackend
 from radlens.inference.preprocess import prepare_2d
 from radlens.io.datasets import LabelledImages, read_labelled
 from radlens.models.card import Calibration, ModelCard, Task, Training, write_card
+from radlens.models.registry import sha256_of
 from radlens.training.export import export_onnx, parity
 from radlens.training.loop import fit
 from radlens.training.nets import build_net
 from radlens.training.recipe import Recipe
 
 PARITY_TOLERANCE = 1e-4
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def to_tensor(data: LabelledImages, recipe: Recipe) -> torch.Tensor:
@@ -160,7 +152,7 @@ def train(
         ),
         intended_use=recipe.intended_use,
         limitations=recipe.limitations,
-        sha256=sha256_file(onnx_path),
+        sha256=sha256_of(onnx_path),
         enabled_by_default=recipe.commercial_use,
     )
     backend = OnnxBackend(onnx_path, threads=recipe.schedule.threads)
