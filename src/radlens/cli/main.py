@@ -65,6 +65,9 @@ def configure_logging(verbose: bool, quiet: bool) -> None:
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     logging.getLogger("radlens").setLevel(level)
+    # pydicom logs offending element values, which may be patient data; radlens reports
+    # each problem itself, once, without values.
+    logging.getLogger("pydicom").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
 def _register() -> None:

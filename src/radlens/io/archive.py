@@ -47,7 +47,13 @@ class ArchiveMember:
 
 
 def is_zip(path: Path) -> bool:
-    """Return True when ``path`` starts with a zip signature (content, not extension)."""
+    """Return True when ``path`` starts with a zip signature, or is named ``*.zip``.
+
+    A file named ``.zip`` that is not one is treated as an archive so that it is reported
+    as an unreadable archive rather than as an unknown format.
+    """
+    if path.suffix.lower() == ".zip":
+        return True
     try:
         with path.open("rb") as fp:
             return fp.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
