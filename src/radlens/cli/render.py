@@ -16,7 +16,7 @@ def summary_table(run: AnalyzeRun) -> Table:
     table = Table(title="radlens analysis (AI draft - requires physician review)")
     for col in ("study", "series", "modality", "body part", "model", "result"):
         table.add_column(col, overflow="fold")
-    for output in run.outputs:
+    for number, output in enumerate(run.outputs, start=1):
         for s in output.result.series:
             result = (
                 "; ".join(
@@ -27,7 +27,7 @@ def summary_table(run: AnalyzeRun) -> Table:
                 or s.skipped_reason
             )
             table.add_row(
-                output.folder.name[-16:],
+                str(number),
                 s.series_instance_uid[-12:],
                 s.modality,
                 s.body_part or "-",
