@@ -67,9 +67,11 @@ def process_study(
     series_results, rejected, overlays = [], [], []
     for series in study.series:
         chosen = route(series, models)
-        if not chosen.models:
+        if not series.has_pixels:
             series_results.append(_series_result(series, skipped_reason=chosen.reason))
             continue
+        # Every image is decoded, also where no model applies: a broken image in a study
+        # is reported to the reader, never passed over in silence.
         clock = time.perf_counter()
         try:
             images = load_images(series)
@@ -80,6 +82,9 @@ def process_study(
             )
             continue
         timings["decode"] += time.perf_counter() - clock
+        if not chosen.models:
+            series_results.append(_series_result(series, skipped_reason=chosen.reason))
+            continue
         findings: list[Finding] = []
         for index, image in enumerate(images):
             image_findings = [

@@ -81,6 +81,3 @@ def _register() -> None:
 
 
 _register()
-
-if __name__ == "__main__":
-    app()
