@@ -9,6 +9,7 @@ whichever door the study came through.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,7 @@ def process_study(
     backend_for = backend_for or onnx_backends()
     timings: dict[str, float] = {"decode": 0.0, "preprocess": 0.0, "inference": 0.0, "explain": 0.0}
     series_results, rejected, overlays = [], [], []
+    read_warnings: list[str] = []
     for series in study.series:
         chosen = route(series, models)
         if not series.has_pixels:
@@ -74,7 +76,12 @@ def process_study(
         # is reported to the reader, never passed over in silence.
         clock = time.perf_counter()
         try:
-            images = load_images(series)
+            # Decoding re-reads each file: keep its read warnings (which scan already
+            # reported to the user) in the result instead of re-emitting them.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                images = load_images(series)
+            read_warnings.extend(str(w.message) for w in caught)
         except InputError as exc:
             rejected.append(RejectedInput(exc.path or "", exc.kind, exc.reason))
             series_results.append(
@@ -97,13 +104,13 @@ def process_study(
                 clock = time.perf_counter()
                 overlays.append(_overlay(series.series_instance_uid, index, image, image_findings))
                 timings["explain"] += time.perf_counter() - clock
-        warnings = tuple(sorted({w for f in findings for w in f.warnings}))
+        series_warnings = tuple(sorted({w for f in findings for w in f.warnings}))
         series_results.append(
             _series_result(
                 series,
                 models=tuple(m.card.name for m in chosen.models),
                 findings=tuple(findings),
-                warnings=warnings,
+                warnings=series_warnings,
             )
         )
     result = StudyResult(
@@ -111,6 +118,7 @@ def process_study(
         tuple(series_results),
         priority=study_priority(f for s in series_results for f in s.findings),
         timings_s=timings,
+        warnings=tuple(dict.fromkeys(read_warnings)),
         rejected=tuple(rejected),
     )
     return Analysis(result, tuple(overlays))

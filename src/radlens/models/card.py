@@ -206,6 +206,8 @@ def card_from_dict(data: dict[str, Any], source: str = "card") -> ModelCard:
         InvalidModelCardError: a field is missing, has the wrong type or breaks a rule.
     """
     try:
+        if not isinstance(data, dict):
+            raise TypeError(f"a card is a JSON object, got {type(data).__name__}")
         version = int(data.get("schema_version", CARD_SCHEMA_VERSION))
         if version != CARD_SCHEMA_VERSION:
             raise ValueError(f"schema_version {version} is not {CARD_SCHEMA_VERSION}")

@@ -1,0 +1,197 @@
+"""``radlens analyze`` / ``demo`` with a tiny ONNX model: outputs, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import Result
+
+Radlens = Callable[..., Result]
+
+# Malformed files that the manifest notes as still decodable (or read with force).
+DECODABLE = {"CT_bad_sequence_UN.dcm", "CT_bad_file_meta.dcm", "explicitLE_no_meta.dcm"}
+
+
+def flat(result: Result) -> str:
+    """stdout + stderr with line breaks removed (rich may wrap long paths)."""
+    return (result.stdout + result.stderr).replace("\n", "")
+
+
+def test_analyze_cr_chest_writes_findings_overlay_and_report(
+    radlens: Radlens, tiny_onnx_model_dir: Path, pydicom_data_dir: Path, tmp_path: Path
+) -> None:
+    result = radlens(
+        "analyze",
+        pydicom_data_dir / "RG1_J2KR.dcm",
+        "-o",
+        tmp_path,
+        "--models",
+        tiny_onnx_model_dir,
+    )
+    assert result.exit_code == 0, result.output
+    assert "tiny_cxr" in result.stdout
+    assert "1 studies analyzed, 0 inputs rejected" in flat(result)
+    [folder] = [p for p in tmp_path.iterdir() if p.is_dir()]
+    doc = json.loads((folder / "findings.json").read_text())
+    [series] = doc["series"]
+    assert "tiny_cxr" in series["models"]
+    assert any(f["model_name"] == "tiny_cxr" for f in series["findings"])
+    assert list(folder.glob("overlay_*.png"))
+    assert (folder / "report.md").is_file()
+
+
+def test_analyze_json_is_machine_readable(
+    radlens: Radlens, tiny_onnx_model_dir: Path, pydicom_data_dir: Path, tmp_path: Path
+) -> None:
+    result = radlens(
+        "analyze",
+        pydicom_data_dir / "RG3_J2KR.dcm",
+        "-o",
+        tmp_path,
+        "--json",
+        "--models",
+        tiny_onnx_model_dir,
+    )
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    assert doc["exit_code"] == 0 and doc["rejected"] == []
+    [study] = doc["studies"]
+    assert study["schema"] == "radlens.findings/1"
+    assert "body part EXTREMITY" in study["series"][0]["skipped_reason"]
+    assert Path(study["output"]).is_dir()
+
+
+def test_too_short_pixel_data_exits_2_with_file_and_reason(
+    radlens: Radlens, tiny_onnx_model_dir: Path, pydicom_data_dir: Path, tmp_path: Path
+) -> None:
+    bad = pydicom_data_dir / "emri_small_jpeg_2k_lossless_too_short.dcm"
+    result = radlens("analyze", bad, "-o", tmp_path, "--models", tiny_onnx_model_dir)
+    assert result.exit_code == 2
+    assert bad.name in flat(result)
+    assert "pixel_data" in result.stderr and "pixel data" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.shared_data
+def test_malformed_files_exit_2_with_file_name_and_reason(
+    radlens: Radlens, tiny_onnx_model_dir: Path, shared_data_dir: Path, tmp_path: Path
+) -> None:
+    files = sorted((shared_data_dir / "dicom" / "malformed").glob("*.dcm"))
+    assert len(files) >= 8
+    for path in files:
+        result = radlens(
+            "analyze", path, "-o", tmp_path / path.stem, "-q", "--models", tiny_onnx_model_dir
+        )
+        output = flat(result)
+        assert "Traceback" not in output, path.name
+        assert result.exception is None or isinstance(result.exception, SystemExit), path.name
+        if path.name in DECODABLE:
+            assert result.exit_code == 0, (path.name, output)
+        else:
+            assert result.exit_code == 2, (path.name, output)
+            assert path.name in output
+            # "<path>: <reason>" with a non-empty reason after the file name.
+            assert output.split(path.name, 1)[1].lstrip(":").strip(), (path.name, output)
+
+
+def test_folder_with_good_and_junk_file_exits_2_but_writes_the_good_study(
+    radlens: Radlens, tiny_onnx_model_dir: Path, pydicom_data_dir: Path, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    shutil.copy(pydicom_data_dir / "RG1_J2KR.dcm", inbox / "good.dcm")
+    (inbox / "junk.dcm").write_bytes(b"this is not DICOM" * 20)
+    result = radlens("analyze", inbox, "-o", tmp_path / "out", "--models", tiny_onnx_model_dir)
+    assert result.exit_code == 2
+    assert "junk.dcm" in flat(result)
+    assert "rejected" in result.stdout
+    [findings] = (tmp_path / "out").glob("*/findings.json")
+    assert "tiny_cxr" in findings.read_text()
+
+
+def test_empty_folder_exits_2(radlens: Radlens, tiny_onnx_model_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = radlens(
+        "analyze", tmp_path / "empty", "-o", tmp_path / "out", "--models", tiny_onnx_model_dir
+    )
+    assert result.exit_code == 2
+    assert "empty_input" in result.stderr
+
+
+def test_missing_input_exits_2(radlens: Radlens, tmp_path: Path) -> None:
+    result = radlens("analyze", tmp_path / "nope.dcm", "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert "no such file or directory" in result.stderr
+
+
+def test_tampered_model_is_a_one_line_error_with_exit_1(
+    radlens: Radlens, tiny_onnx_model_dir: Path, pydicom_data_dir: Path, tmp_path: Path
+) -> None:
+    broken = Path(shutil.copytree(tiny_onnx_model_dir, tmp_path / "m" / "tiny_cxr"))
+    (broken / "model.onnx").write_bytes(b"tampered")
+    result = radlens(
+        "analyze", pydicom_data_dir / "RG1_J2KR.dcm", "-o", tmp_path / "out", "--models", broken
+    )
+    assert result.exit_code == 1
+    assert "sha256" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_unexpected_exception_is_one_line_with_exit_1(
+    radlens: Radlens, pydicom_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import radlens.cli.analyze as cli_analyze
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(cli_analyze, "analyze", boom)
+    result = radlens("analyze", pydicom_data_dir / "RG1_J2KR.dcm", "-o", tmp_path, "-q")
+    assert result.exit_code == 1
+    assert "internal error RuntimeError: kaboom" in result.stderr
+    assert "rerun with -v" in result.stderr
+
+
+def test_demo_analyzes_the_pydicom_data_samples(
+    radlens: Radlens, tiny_onnx_model_dir: Path, pydicom_data_dir: Path, tmp_path: Path
+) -> None:
+    result = radlens("demo", "-o", tmp_path, "--json", "--models", tiny_onnx_model_dir)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert len(doc["studies"]) == 7
+    analyzed = [s for st in doc["studies"] for s in st["series"] if "tiny_cxr" in s["models"]]
+    assert [(s["modality"], s["body_part"]) for s in analyzed] == [("CR", "CHEST")]
+
+
+def test_real_command_prints_no_traceback_for_bad_input(
+    tiny_onnx_model_dir: Path, pydicom_data_dir: Path, tmp_path: Path
+) -> None:
+    junk = tmp_path / "junk.dcm"
+    junk.write_bytes(b"\0" * 128 + b"DICM" + b"garbage" * 10)
+    for bad in (junk, pydicom_data_dir / "emri_small_jpeg_2k_lossless_too_short.dcm"):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "radlens",
+                "analyze",
+                str(bad),
+                "-o",
+                str(tmp_path / "out"),
+                "--models",
+                str(tiny_onnx_model_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stdout + done.stderr
+        assert bad.name in done.stderr.replace("\n", "")

@@ -1,0 +1,125 @@
+"""Metrics against values worked out by hand, and calibration on synthetic logits."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from radlens.evaluation.metrics import (
+    accuracy,
+    auc,
+    auc_binary,
+    binary_rates,
+    ece,
+    fit_temperature,
+    nll,
+    sensitivity_threshold,
+    softmax,
+    youden_threshold,
+)
+
+
+def test_softmax_rows_sum_to_one_and_temperature_softens() -> None:
+    logits = np.array([[0.0, 2.0], [1000.0, 0.0]])
+    p = softmax(logits)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    assert p[0, 1] == pytest.approx(1 / (1 + math.exp(-2)))
+    assert p[1, 0] == pytest.approx(1.0)  # no overflow
+    assert softmax(logits, 4.0)[0, 1] == pytest.approx(1 / (1 + math.exp(-0.5)))
+
+
+def test_auc_without_ties() -> None:
+    # Pairs (pos, neg): (0.35, 0.1) ok, (0.35, 0.4) wrong, (0.8, *) ok -> 3 of 4.
+    assert auc_binary(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == 0.75
+
+
+def test_auc_counts_ties_as_one_half() -> None:
+    # Pairs: (0.5, 0.5) tie -> 0.5, (0.5, 0.2) 1, (0.9, 0.5) 1, (0.9, 0.2) 1 -> 3.5 / 4.
+    y = np.array([0, 1, 0, 1])
+    assert auc_binary(y, np.array([0.5, 0.5, 0.2, 0.9])) == 0.875
+    assert auc_binary(y, np.full(4, 0.3)) == 0.5
+
+
+def test_auc_perfect_and_inverted() -> None:
+    y = np.array([0, 0, 0, 1, 1])
+    s = np.array([0.1, 0.2, 0.3, 0.7, 0.9])
+    assert auc_binary(y, s) == 1.0
+    assert auc_binary(y, -s) == 0.0
+
+
+def test_auc_of_one_class_is_nan() -> None:
+    assert math.isnan(auc_binary(np.ones(3), np.array([0.1, 0.2, 0.3])))
+
+
+def test_auc_uses_the_second_column_for_two_classes() -> None:
+    y = np.array([0, 0, 1, 1])
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.65, 0.35], [0.2, 0.8]])
+    assert auc(y, probs) == 0.75
+
+
+def test_multiclass_auc_is_the_mean_of_one_vs_rest() -> None:
+    y = np.array([0, 1, 2, 2])
+    probs = np.array([[0.3, 0.1, 0.6], [0.1, 0.8, 0.1], [0.1, 0.5, 0.4], [0.1, 0.2, 0.7]])
+    # Class 0: pos 0.3 beats 0.1, 0.1, 0.1 -> 1. Class 1: pos 0.8 beats 0.1, 0.5, 0.2 -> 1.
+    # Class 2: pos {0.4, 0.7} vs neg {0.6, 0.1}: 0.4 < 0.6 is the one miss -> 3/4.
+    assert auc_binary(y == 2, probs[:, 2]) == 0.75
+    assert auc(y, probs) == pytest.approx((1 + 1 + 0.75) / 3)
+
+
+def test_accuracy_and_nll() -> None:
+    assert accuracy(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0])) == 0.75
+    probs = np.array([[0.5, 0.5], [0.1, 0.9]])
+    assert nll(np.array([0, 1]), probs) == pytest.approx(-(math.log(0.5) + math.log(0.9)) / 2)
+
+
+def test_ece_of_a_perfectly_calibrated_toy_is_zero() -> None:
+    # 10 at confidence 0.8 with 8 right, 4 at confidence 0.75 with 3 right.
+    probs = np.array([[0.2, 0.8]] * 10 + [[0.75, 0.25]] * 4)
+    y = np.array([1] * 8 + [0] * 2 + [0] * 3 + [1])
+    assert ece(y, probs) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_ece_of_an_overconfident_toy_is_the_gap() -> None:
+    probs = np.array([[0.1, 0.9]] * 10)
+    y = np.array([1] * 5 + [0] * 5)
+    assert ece(y, probs) == pytest.approx(0.4)
+
+
+def test_fit_temperature_recovers_a_known_temperature() -> None:
+    rng = np.random.default_rng(0)
+    calibrated = rng.normal(0, 2.0, size=(20000, 2))
+    p1 = softmax(calibrated)[:, 1]
+    y = (rng.random(len(p1)) < p1).astype(int)
+    overconfident = calibrated * 2.5  # a model whose logits are 2.5x too large
+    assert fit_temperature(overconfident, y) == pytest.approx(2.5, rel=0.06)
+    assert fit_temperature(calibrated, y) == pytest.approx(1.0, rel=0.06)
+
+
+def test_youden_threshold_picks_the_lowest_of_equal_maxima() -> None:
+    # t=0.35: sens 1, spec 0.5 (J 0.5); t=0.8: sens 0.5, spec 1 (J 0.5) -> lowest wins.
+    y = np.array([0, 0, 1, 1])
+    assert youden_threshold(y, np.array([0.1, 0.4, 0.35, 0.8])) == 0.35
+    assert youden_threshold(y, np.array([0.1, 0.2, 0.7, 0.9])) == 0.7
+
+
+@pytest.mark.parametrize(("target", "threshold"), [(0.8, 0.6), (0.95, 0.5), (1.0, 0.5), (0.2, 0.9)])
+def test_sensitivity_threshold_is_the_highest_reaching_the_target(
+    target: float, threshold: float
+) -> None:
+    y = np.array([1, 1, 1, 1, 1, 0, 0])
+    s = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.55, 0.1])
+    got = sensitivity_threshold(y, s, target)
+    assert got == threshold
+    assert binary_rates(y, s, got)["sensitivity"] >= target
+
+
+def test_sensitivity_threshold_without_positives_is_zero() -> None:
+    assert sensitivity_threshold(np.zeros(3), np.array([0.1, 0.2, 0.3]), 0.9) == 0.0
+
+
+def test_binary_rates_at_a_threshold() -> None:
+    y = np.array([1, 1, 0, 0])
+    rates = binary_rates(y, np.array([0.9, 0.4, 0.6, 0.1]), 0.5)
+    assert rates == {"sensitivity": 0.5, "specificity": 0.5, "accuracy": 0.5}

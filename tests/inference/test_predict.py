@@ -1,0 +1,159 @@
+"""``predict`` with a FakeBackend: calibrated probability, threshold, box, warnings, frames."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from radlens.domain.findings import Box
+from radlens.domain.imaging import Geometry, Image, ImageLayout, Patient
+from radlens.inference.backends import FakeBackend
+from radlens.inference.predict import population_warning, predict
+from radlens.models.card import Calibration, Population
+
+SOURCE = 448  # source images are 448 x 448, twice the 224 input
+
+
+def image(array: np.ndarray | None = None, layout: ImageLayout = ImageLayout.YX) -> Image:
+    if array is None:
+        array = np.random.default_rng(0).normal(100, 10, (SOURCE, SOURCE)).astype(np.float32)
+    return Image(array, layout, Geometry((0.2, 0.2)), source_uids=("1.2.3.9",))
+
+
+def peaked_cam(row: int = 1, col: int = 5) -> np.ndarray:
+    cam = np.zeros((2, 7, 7), np.float32)
+    cam[1, row, col] = 5.0
+    cam[0, 6 - row, 6 - col] = 5.0
+    return cam
+
+
+def fixed(logits: tuple[float, float], cam: np.ndarray | None = None) -> FakeBackend:
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        out = {"logits": np.tile(np.array([logits], np.float32), (len(batch), 1))}
+        if cam is not None:
+            out["cam"] = np.tile(cam[None], (len(batch), 1, 1, 1))
+        return out
+
+    return FakeBackend(run)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
+def test_probability_is_softmax_of_logits_over_temperature(make_card, temperature: float) -> None:  # type: ignore[no-untyped-def]
+    card = make_card(calibration=Calibration(temperature=temperature))
+    [finding] = predict(image(), card, fixed((0.25, 1.75)), Patient(age_years=3))
+    expected = 1 / (1 + math.exp(-(1.75 - 0.25) / temperature))
+    assert finding.probability == pytest.approx(expected, rel=1e-6)
+    assert (finding.code, finding.label) == ("pneumonia", "Pneumonia")
+    assert (finding.model_name, finding.model_version) == ("tiny_cxr", "0.0.1")
+    assert finding.sop_instance_uid == "1.2.3.9"
+
+
+def test_positive_flag_follows_the_operating_threshold(make_card) -> None:  # type: ignore[no-untyped-def]
+    card = make_card(thresholds={"operating": 0.8})
+    [high] = predict(image(), card, fixed((0.0, 2.0)))  # p = 0.881
+    [low] = predict(image(), card, fixed((0.0, 1.0)))  # p = 0.731
+    assert high.threshold == low.threshold == 0.8
+    assert high.positive and not low.positive
+
+
+def test_box_is_where_the_cam_peaks_in_source_pixels(make_card) -> None:  # type: ignore[no-untyped-def]
+    [finding] = predict(image(), make_card(), fixed((0.0, 3.0), peaked_cam(row=1, col=5)))
+    assert finding.positive
+    # Cell (1, 5) of 7x7 covers input rows 32-64, columns 160-192; the source is 2x larger.
+    assert finding.box == Box(x0=320.0, y0=64.0, x1=384.0, y1=128.0)
+    assert finding.heatmap is not None
+    assert finding.heatmap.shape == (SOURCE, SOURCE)
+    peak_y, peak_x = np.unravel_index(int(np.argmax(finding.heatmap)), finding.heatmap.shape)
+    assert 64 <= peak_y < 128 and 320 <= peak_x < 384
+
+
+def test_no_box_for_a_negative_finding_but_still_a_heatmap(make_card) -> None:  # type: ignore[no-untyped-def]
+    [finding] = predict(image(), make_card(), fixed((3.0, 0.0), peaked_cam()))
+    assert not finding.positive
+    assert finding.box is None
+    assert finding.heatmap is not None
+
+
+def test_no_heatmap_or_box_without_a_cam_output(make_card) -> None:  # type: ignore[no-untyped-def]
+    [finding] = predict(image(), make_card(), fixed((0.0, 3.0)))
+    assert finding.heatmap is None and finding.box is None
+
+
+def test_adult_gets_a_population_warning_and_ood_flag(make_card) -> None:  # type: ignore[no-untyped-def]
+    [finding] = predict(image(), make_card(), fixed((0.0, 1.0)), Patient(age_years=64))
+    assert finding.ood_flag
+    assert len(finding.warnings) == 1
+    assert "patient age 64 y is outside the training population" in finding.warnings[0]
+    assert "pediatric, 1-5 years" in finding.warnings[0]
+
+
+def test_unknown_age_gets_a_warning_without_ood_flag(make_card) -> None:  # type: ignore[no-untyped-def]
+    [finding] = predict(image(), make_card(), fixed((0.0, 1.0)), Patient())
+    assert not finding.ood_flag
+    assert finding.warnings == ("patient age not stated; model trained on pediatric, 1-5 years",)
+
+
+@pytest.mark.parametrize(
+    ("age", "outside"), [(0.5, True), (1.0, False), (3.0, False), (5.9, False), (6.0, True)]
+)
+def test_population_bounds_include_the_whole_last_year(
+    make_card, age: float, outside: bool
+) -> None:  # type: ignore[no-untyped-def]
+    warning, flagged = population_warning(make_card(), Patient(age_years=age))
+    assert flagged is outside
+    assert bool(warning) is outside
+
+
+def test_card_without_population_limits_gives_no_warning(make_card) -> None:  # type: ignore[no-untyped-def]
+    card = make_card()
+    from dataclasses import replace
+
+    card = replace(card, applies_to=replace(card.applies_to, population=Population("any")))
+    assert population_warning(card, Patient()) == ("", False)
+
+
+def test_multi_frame_image_analyzes_frame_zero(make_card) -> None:  # type: ignore[no-untyped-def]
+    frames = np.zeros((3, 64, 64), np.float32)
+    frames[0] = np.linspace(0, 1, 64)[None, :]  # brighter to the right
+    frames[1:] = np.linspace(1, 0, 64)[None, :]  # brighter to the left
+    seen: list[np.ndarray] = []
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        seen.append(batch)
+        return {"logits": np.zeros((len(batch), 2), np.float32)}
+
+    findings = predict(image(frames, ImageLayout.FYX), make_card(), FakeBackend(run))
+    assert len(findings) == 1
+    assert findings[0].frame == 0
+    assert seen[0].shape == (1, 1, 224, 224)
+    assert seen[0][0, 0, 100, -1] > seen[0][0, 0, 100, 0]
+
+
+def test_multiclass_reports_the_top_class_with_zero_threshold(make_card) -> None:  # type: ignore[no-untyped-def]
+    card = make_card(task="multiclass", labels=("A", "B", "C"))
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        return {"logits": np.array([[0.0, 0.5, 3.0]], np.float32)}
+
+    [finding] = predict(image(), card, FakeBackend(run))
+    assert (finding.code, finding.label, finding.threshold) == ("c", "C", 0.0)
+    assert finding.grade is None
+
+
+def test_ordinal_reports_grade(make_card) -> None:  # type: ignore[no-untyped-def]
+    card = make_card(task="ordinal", labels=("none", "mild", "severe"))
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        return {"logits": np.array([[0.0, 4.0, 1.0]], np.float32)}
+
+    [finding] = predict(image(), card, FakeBackend(run))
+    assert (finding.grade, finding.grade_label) == (1, "mild")
+
+
+def test_timings_are_accumulated(make_card) -> None:  # type: ignore[no-untyped-def]
+    timings = {"preprocess": 1.0}
+    predict(image(), make_card(), fixed((0.0, 1.0)), timings_s=timings)
+    assert timings["preprocess"] > 1.0
+    assert timings["inference"] >= 0.0

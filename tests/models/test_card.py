@@ -1,0 +1,128 @@
+"""Model cards: a JSON round trip, and every invalid card raises InvalidModelCardError."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from radlens.errors import InvalidModelCardError
+from radlens.models.card import (
+    AppliesTo,
+    InputSpec,
+    ModelCard,
+    Resize,
+    Task,
+    card_from_dict,
+    card_to_dict,
+    read_card,
+    write_card,
+)
+
+
+def test_write_then_read_gives_an_equal_card(make_card, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    card = make_card()
+    write_card(card, tmp_path / "card.json")
+    back = read_card(tmp_path / "card.json")
+    assert back == card
+    assert back.task is Task.BINARY
+    assert back.input.resize is Resize.STRETCH
+    assert back.applies_to.population.age_years_max == 5
+    assert back.threshold == 0.5
+
+
+def test_card_json_has_sorted_keys_and_plain_values(make_card, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    write_card(make_card(), tmp_path / "card.json")
+    data = json.loads((tmp_path / "card.json").read_text())
+    assert list(data) == sorted(data)
+    assert data["task"] == "binary"
+    assert data["input"]["resize"] == "stretch"
+    assert data["schema_version"] == 1
+
+
+def test_applies_to_upper_cases_and_needs_a_modality() -> None:
+    rule = AppliesTo(modalities=("cr",), body_parts=("chest",), views=("pa",))
+    assert (rule.modalities, rule.body_parts, rule.views) == (("CR",), ("CHEST",), ("PA",))
+    with pytest.raises(ValueError, match="at least one modality"):
+        AppliesTo(modalities=())
+
+
+def test_input_spec_accepts_the_resize_string() -> None:
+    assert InputSpec(size=[64, 64], resize="pad").resize is Resize.PAD  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"size": (4, 4)},
+        {"size": (64,)},
+        {"size": (64, 64), "channels": 2},
+        {"size": (64, 64), "percentile_low": 50, "percentile_high": 10},
+        {"size": (64, 64), "std": 0},
+    ],
+)
+def test_invalid_input_spec_is_rejected(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        InputSpec(**kwargs)
+
+
+def test_non_commercial_model_cannot_be_enabled_by_default(make_card) -> None:  # type: ignore[no-untyped-def]
+    card = make_card()
+    non_commercial = replace(card.training, commercial_use=False, licence="CC BY-NC 4.0")
+    with pytest.raises(ValueError, match="non-commercial"):
+        make_card(training=non_commercial)
+    assert not make_card(training=non_commercial, enabled_by_default=False).enabled_by_default
+
+
+def _mutations() -> list[tuple[str, Any]]:
+    def drop(key: str) -> Any:
+        return lambda d: d.pop(key)
+
+    def put(path: str, value: Any) -> Any:
+        def apply(d: dict[str, Any]) -> None:
+            *parents, last = path.split(".")
+            for p in parents:
+                d = d[p]
+            d[last] = value
+
+        return apply
+
+    return [
+        ("missing name", drop("name")),
+        ("missing applies_to", drop("applies_to")),
+        ("unknown task", put("task", "regression")),
+        ("one label", put("labels", ["ONLY"])),
+        ("no operating threshold", put("thresholds", {"youden": 0.4})),
+        ("threshold above 1", put("thresholds", {"operating": 1.5})),
+        ("short sha256", put("sha256", "abc")),
+        ("zero temperature", put("calibration.temperature", 0)),
+        ("3D rule with 2D input", put("applies_to.dims", 3)),
+        ("no modality", put("applies_to.modalities", [])),
+        ("unknown field", put("colour_scheme", "viridis")),
+        ("wrong schema version", put("schema_version", 99)),
+        ("non-commercial enabled", put("training.commercial_use", False)),
+        ("bad resize", put("input.resize", "crop")),
+    ]
+
+
+@pytest.mark.parametrize(("what", "mutate"), _mutations(), ids=[m[0] for m in _mutations()])
+def test_invalid_card_raises_invalid_model_card_error(make_card, what: str, mutate: Any) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(json.dumps(card_to_dict(make_card())))
+    mutate(data)
+    with pytest.raises(InvalidModelCardError, match="card.json"):
+        card_from_dict(data, source="x/card.json")
+
+
+def test_unreadable_card_file_raises_invalid_model_card_error(tmp_path: Path) -> None:
+    (tmp_path / "card.json").write_text("{not json", "utf-8")
+    with pytest.raises(InvalidModelCardError, match="cannot read card"):
+        read_card(tmp_path / "card.json")
+    with pytest.raises(InvalidModelCardError, match="cannot read card"):
+        read_card(tmp_path / "missing.json")
+
+
+def test_model_card_is_a_model_card(make_card) -> None:  # type: ignore[no-untyped-def]
+    assert isinstance(make_card(), ModelCard)

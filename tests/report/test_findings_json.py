@@ -1,0 +1,106 @@
+"""``findings.json``: versioned schema, every field, and no patient identifiers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from radlens import __version__
+from radlens.domain.findings import (
+    Box,
+    Finding,
+    Priority,
+    RejectedInput,
+    SeriesResult,
+    StudyResult,
+)
+from radlens.domain.imaging import Instance, Patient, Series, Study
+from radlens.report.findings_json import DISCLAIMER, SCHEMA, finding_to_dict, to_json
+
+PATIENT_NAME = "Doe^Jane"
+PATIENT_ID = "PID-0042"
+
+
+def finding(**kw: object) -> Finding:
+    fields: dict[str, object] = {
+        "code": "pneumonia",
+        "label": "Pneumonia",
+        "probability": 0.8765432,
+        "threshold": 0.5,
+        "model_name": "tiny_cxr",
+        "model_version": "0.0.1",
+        "sop_instance_uid": "1.2.3.1.1",
+    } | kw
+    return Finding(**fields)  # type: ignore[arg-type]
+
+
+def study_and_result() -> tuple[Study, StudyResult]:
+    instance = Instance("1.2.3.1.1", "1.2.840.10008.5.1.4.1.1.1", Path("cr.dcm"))
+    study = Study(
+        "1.2.3",
+        (Series("1.2.3.1", "CR", (instance,), body_part="CHEST"),),
+        patient=Patient(patient_id=PATIENT_ID, name=PATIENT_NAME, birth_date="19600101"),
+        accession_number="ACC-77",
+    )
+    result = StudyResult(
+        "1.2.3",
+        (
+            SeriesResult(
+                "1.2.3.1",
+                "CR",
+                "CHEST",
+                1,
+                ("tiny_cxr",),
+                (finding(box=Box(10.04, 20.0, 30.0, 40.06), ood_flag=True, warnings=("w",)),),
+                warnings=("w",),
+            ),
+            SeriesResult("1.2.3.2", "SR", "", 1, skipped_reason="SR without pixel data"),
+        ),
+        priority=Priority.URGENT,
+        timings_s={"inference": 0.123456789},
+        rejected=(RejectedInput("in/bad.dcm", "not_dicom", "no DICOM preamble"),),
+    )
+    return study, result
+
+
+def test_document_has_schema_version_and_disclaimer() -> None:
+    study, result = study_and_result()
+    doc = to_json(result, study.modalities)
+    assert doc["schema"] == SCHEMA == "radlens.findings/1"
+    assert doc["radlens_version"] == __version__
+    assert doc["disclaimer"] == DISCLAIMER
+    assert "requires physician review" in doc["disclaimer"]
+    assert doc["priority"] == "urgent"
+    assert doc["modalities"] == ["CR"]
+    assert doc["timings_s"] == {"inference": 0.1235}
+    assert doc["rejected"] == [
+        {"location": "in/bad.dcm", "kind": "not_dicom", "reason": "no DICOM preamble"}
+    ]
+
+
+def test_series_and_findings_are_serialized() -> None:
+    _, result = study_and_result()
+    analyzed, skipped = to_json(result)["series"]
+    assert analyzed["models"] == ["tiny_cxr"]
+    assert skipped["skipped_reason"] == "SR without pixel data"
+    assert skipped["findings"] == []
+    [f] = analyzed["findings"]
+    assert f["probability"] == 0.876543
+    assert f["positive"] is True
+    assert f["box_px"] == [10.0, 20.0, 30.0, 40.1]
+    assert f["trust"] == "low: input unlike training data"
+    assert f["warnings"] == ["w"]
+
+
+def test_finding_without_box_has_null_box_and_normal_trust() -> None:
+    d = finding_to_dict(finding(probability=0.1))
+    assert d["box_px"] is None
+    assert d["positive"] is False
+    assert d["trust"] == "normal"
+
+
+def test_json_contains_no_patient_identifiers() -> None:
+    study, result = study_and_result()
+    text = json.dumps(to_json(result, study.modalities))
+    for secret in (PATIENT_NAME, PATIENT_ID, "19600101", "ACC-77"):
+        assert secret not in text

@@ -1,0 +1,107 @@
+"""Architecture rules, read from the import statements of every module under src/radlens."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import radlens
+
+PACKAGE = Path(radlens.__file__).parent
+SRC = PACKAGE.parent
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (also inside functions), made absolute."""
+    tree = ast.parse(path.read_text("utf-8"), filename=str(path))
+    package = (
+        _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    )
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            found.add(module)
+            # ``from radlens.cli import analyze`` imports the submodule radlens.cli.analyze.
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+MODULES: dict[str, set[str]] = {
+    p.relative_to(PACKAGE).as_posix(): _imports(p) for p in sorted(PACKAGE.rglob("*.py"))
+}
+
+
+def _importers(*roots: str) -> set[str]:
+    return {
+        rel
+        for rel, imported in MODULES.items()
+        if any(m == r or m.startswith(f"{r}.") for m in imported for r in roots)
+    }
+
+
+def test_modules_were_found() -> None:
+    assert "pipeline.py" in MODULES and "domain/imaging.py" in MODULES
+    assert len(MODULES) > 40
+
+
+def test_only_training_imports_torch_or_monai() -> None:
+    offenders = {m for m in _importers("torch", "monai") if not m.startswith("training/")}
+    assert offenders == set()
+
+
+def test_only_the_backend_and_export_import_onnxruntime() -> None:
+    assert _importers("onnxruntime") <= {"inference/backends.py", "training/export.py"}
+    assert "inference/backends.py" in _importers("onnxruntime")
+
+
+def test_domain_imports_only_stdlib_numpy_and_itself() -> None:
+    allowed_third_party = {"numpy"}
+    for rel, imported in MODULES.items():
+        if not rel.startswith("domain/"):
+            continue
+        for module in imported:
+            top = module.split(".")[0]
+            if top == "radlens":
+                assert module.startswith("radlens.domain"), (rel, module)
+            else:
+                assert top in sys.stdlib_module_names or top in allowed_third_party, (rel, module)
+
+
+@pytest.mark.parametrize("layer", ["models", "inference", "pipeline", "cli", "analyze"])
+def test_io_does_not_import_higher_layers(layer: str) -> None:
+    offenders = {m for m in _importers(f"radlens.{layer}") if m.startswith("io/")}
+    assert offenders == set()
+
+
+def test_only_cli_imports_typer() -> None:
+    offenders = {m for m in _importers("typer") if not m.startswith("cli/")}
+    assert offenders == set()
+    assert "cli/main.py" in _importers("typer")
+
+
+def test_cli_and_pipeline_load_without_torch() -> None:
+    code = (
+        "import sys, radlens.cli.main, radlens.pipeline, radlens.analyze; "
+        "heavy = sorted(m for m in ('torch', 'monai') if m in sys.modules); "
+        "print(','.join(heavy))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == ""
