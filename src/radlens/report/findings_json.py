@@ -8,7 +8,7 @@ Schema (``schema`` = ``radlens.findings/1``), documented in ``docs/findings-json
                findings: [{code, label, probability, threshold, positive, model_name,
                            model_version, sop_instance_uid, frame, box_px, grade,
                            grade_label, ood_score, ood_flag, warnings}]}],
-     rejected: [{location, kind, reason}], timings_s, disclaimer}
+     rejected: [{location, kind, reason}], warnings, timings_s, disclaimer}
 
 No patient identifiers are written. Box coordinates are source-image pixels
 (``[x0, y0, x1, y1]``, column then row).
@@ -72,6 +72,7 @@ def to_json(result: StudyResult, modalities: tuple[str, ...] = ()) -> dict[str, 
         "rejected": [
             {"location": r.location, "kind": r.kind, "reason": r.reason} for r in result.rejected
         ],
+        "warnings": list(result.warnings),
         "timings_s": {k: round(v, 4) for k, v in result.timings_s.items()},
         "disclaimer": DISCLAIMER,
     }
