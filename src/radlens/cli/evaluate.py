@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from radlens.cli.analyze import Json, ModelsDir
@@ -53,7 +54,7 @@ def evaluate_command(
             )
         )
         return
-    table = Table(title=f"{card.name} {card.version} on {data} [{split}], n={result.n}")
+    table = Table(title=escape(f"{card.name} {card.version} on {data} [{split}], n={result.n}"))
     table.add_column("metric")
     table.add_column("measured")
     table.add_column("card")
