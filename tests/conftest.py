@@ -147,9 +147,10 @@ def tiny_onnx_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def fake_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model folder whose weights are placeholder bytes: use it with a FakeBackend."""
+    """A model folder with stand-in weight bytes (hash matches), for FakeBackend tests."""
     return write_model_folder(
-        tmp_path_factory.mktemp("fake_zoo") / TINY_MODEL_NAME, b"placeholder weights\n"
+        tmp_path_factory.mktemp("fake_zoo") / TINY_MODEL_NAME,
+        b"stand-in weights for FakeBackend tests\n",
     )
 
 

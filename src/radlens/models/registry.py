@@ -15,6 +15,7 @@ from pathlib import Path
 
 from radlens.domain.imaging import Series
 from radlens.errors import ModelIntegrityError, ModelNotFoundError
+from radlens.io.volume import is_volume_series
 from radlens.models.card import ModelCard, read_card
 
 # BodyPartExamined values (PS3.16 CID 4031 code meanings and common vendor strings) that
@@ -146,8 +147,6 @@ class Route:
 
 def series_shape(series: Series) -> tuple[int, bool]:
     """(dims, colour) of a series from its headers, without decoding pixels."""
-    from radlens.io.volume import is_volume_series
-
     dims = 3 if is_volume_series(series) else 2
     color = any(i.samples_per_pixel == 3 for i in series.instances)
     return dims, color
