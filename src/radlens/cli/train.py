@@ -1,11 +1,19 @@
-"""``radlens train RECIPE -o OUT``: needs the ``radlens[train]`` extra (torch)."""
+"""``radlens train``: needs the ``radlens[train]`` extra (torch).
+
+Two ways to say what to train:
+
+* ``radlens train recipes/NAME.toml -o OUT`` — a recipe file;
+* ``radlens train --dataset NAME [--size N] [--arch A] [--seed S] -o OUT`` — the recipe in
+  ``recipes/`` made for that dataset, or one inferred from the data when there is none.
+"""
 
 from __future__ import annotations
 
 import shlex
 import sys
+import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -13,28 +21,82 @@ from radlens.cli.render import out
 from radlens.errors import ConfigError
 
 
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """``section.key=value`` pairs with TOML values (``net.widths=[16,32,64,128]``)."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: expected section.key=value")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # a bare word is a string
+        overrides[key.strip()] = value
+    return overrides
+
+
 def train_command(
-    recipe: Annotated[Path, typer.Argument(help="recipes/<name>.toml")],
     output: Annotated[Path, typer.Option("-o", "--output", help="model folder to write")],
-    data: Annotated[Path | None, typer.Option(help="override the recipe's data path")] = None,
+    recipe: Annotated[
+        Path | None, typer.Argument(help="recipes/<name>.toml (or use --dataset)")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="dataset name, e.g. breastmnist or cxr_pneumonia")
+    ] = None,
+    size: Annotated[int | None, typer.Option(help="input side in pixels (28, 64, 128, 224)")] = None,
+    arch: Annotated[
+        str | None, typer.Option(help="resnet-tiny, resnet-small, resnet10 or resnet18")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="MedMNIST .npz or labelled folder")] = None,
     epochs: Annotated[int | None, typer.Option(help="override schedule.epochs")] = None,
     seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
+    recipes: Annotated[Path, typer.Option(help="where --dataset looks for recipes")] = Path(
+        "recipes"
+    ),
+    sets: Annotated[
+        list[str] | None, typer.Option("--set", help="override a recipe value: section.key=value")
+    ] = None,
 ) -> None:
     """Train, calibrate and export a model (ONNX + card.json + train.log)."""
     try:
-        from radlens.training.recipe import read_recipe
+        from radlens.training.recipe import (
+            find_dataset,
+            infer_recipe,
+            read_recipe,
+            recipe_for_dataset,
+            recipe_from_dict,
+        )
         from radlens.training.train import train
     except ModuleNotFoundError as exc:
         raise ConfigError(
             f"training needs torch and monai: pip install 'radlens[train]' ({exc.name} is missing)"
         ) from exc
-    overrides: dict[str, object] = {}
+    if (recipe is None) == (dataset is None):
+        raise ConfigError("give either a recipe file or --dataset NAME")
+    overrides: dict[str, Any] = {}
+    if dataset is not None:
+        path, overrides = recipe_for_dataset(dataset, size, recipes, data)
+    else:
+        path = recipe
+        if size is not None:
+            raise ConfigError("--size goes with --dataset; in a recipe set input.size")
+    if arch is not None:
+        overrides["net.arch"] = arch
     if epochs is not None:
         overrides["schedule.epochs"] = epochs
     if seed is not None:
         overrides["seed"] = seed
+    overrides.update(parse_sets(sets or []))
+    if path is not None:
+        chosen = read_recipe(path, overrides)
+    else:
+        assert dataset is not None
+        source = data or find_dataset(dataset, size)
+        inferred = infer_recipe(source, dataset, size)
+        chosen = recipe_from_dict(inferred, f"inferred from {source}", overrides)
     command = shlex.join(["radlens", *sys.argv[1:]])
-    card, evaluation = train(read_recipe(recipe, overrides), output, data, command)
+    card, evaluation = train(chosen, output, Path(chosen.data), command)
     out.print(
         f"{card.name} {card.version} -> {output}: val "
         + ", ".join(f"{k} {v:.4f}" for k, v in evaluation.metrics.items())

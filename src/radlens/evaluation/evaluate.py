@@ -13,7 +13,7 @@ import numpy as np
 from radlens.errors import IncompatibleInputError
 from radlens.evaluation import metrics as m
 from radlens.inference.backends import Backend
-from radlens.inference.preprocess import prepare_2d
+from radlens.inference.preprocess import prepare
 from radlens.io.datasets import LabelledImages
 from radlens.models.card import ModelCard, Task
 
@@ -39,7 +39,7 @@ def predict_logits(
     out = []
     for start in range(0, len(data), batch_size):
         batch = np.stack(
-            [prepare_2d(img, card.input)[0] for img in data.images[start : start + batch_size]]
+            [prepare(img, card.input) for img in data.images[start : start + batch_size]]
         )
         out.append(backend.run(batch)[card.outputs[0]])
     return np.concatenate(out).astype(np.float64)
@@ -58,8 +58,12 @@ def summarize(card: ModelCard, logits: np.ndarray, y: np.ndarray, split: str) ->
         "nll": m.nll(y, probs),
     }
     if card.task is Task.BINARY:
-        rates = m.binary_rates(y == 1, probs[:, 1], card.threshold)
-        metrics.update({f"{k}_at_operating": v for k, v in rates.items()})
+        k = card.positive_index
+        rates = m.binary_rates(y == k, probs[:, k], card.threshold)
+        metrics.update({f"{name}_at_operating": v for name, v in rates.items()})
+    if card.task is Task.ORDINAL:
+        metrics["qwk"] = m.quadratic_weighted_kappa(y, pred, len(card.labels))
+        metrics["mae"] = m.mean_abs_error(y, pred)
     per_class = {}
     for k, name in enumerate(card.labels):
         mask = y == k

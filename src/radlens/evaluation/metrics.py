@@ -63,6 +63,30 @@ def accuracy(y_true: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean(np.asarray(y_true) == np.asarray(pred)))
 
 
+def quadratic_weighted_kappa(y_true: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    """Cohen's kappa with quadratic weights, the usual agreement figure for ordinal grades.
+
+    Example:
+        >>> quadratic_weighted_kappa(np.array([0, 1, 2]), np.array([0, 1, 2]), 3)
+        1.0
+    """
+    y, p = np.asarray(y_true, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    observed = np.zeros((n_classes, n_classes), dtype=np.float64)
+    np.add.at(observed, (y, p), 1.0)
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / max(1, len(y))
+    grid = np.arange(n_classes, dtype=np.float64)
+    weights = (grid[:, None] - grid[None, :]) ** 2 / max(1, (n_classes - 1) ** 2)
+    denominator = float((weights * expected).sum())
+    if denominator == 0.0:
+        return math.nan
+    return float(1.0 - (weights * observed).sum() / denominator)
+
+
+def mean_abs_error(y_true: np.ndarray, pred: np.ndarray) -> float:
+    """Mean absolute grade error (ordinal tasks)."""
+    return float(np.mean(np.abs(np.asarray(y_true, np.float64) - np.asarray(pred, np.float64))))
+
+
 def ece(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
     """Expected calibration error of the top-label confidence."""
     confidence = probs.max(axis=1)

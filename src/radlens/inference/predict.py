@@ -87,7 +87,7 @@ def predict(
     size = (card.input.size[0], card.input.size[1])
     for i, frame in enumerate(frames):
         if card.task is Task.BINARY:
-            k = 1
+            k = card.positive_index
             code, label = card.finding_code, card.finding_label
         else:
             k = int(np.argmax(probs[i]))

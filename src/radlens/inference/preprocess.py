@@ -11,6 +11,9 @@ Order of operations (2D):
     3. the file's VOI window (linear, PS3.3 C.11.2.1.2.1) when the spec says so;
     4. percentile scaling to [0, 1] with clipping;
     5. ``(x - mean) / std``.
+
+3D (:func:`prepare_3d`): linear resize of the ``(slices, rows, cols)`` volume to the input
+size, then steps 4 and 5.
 """
 
 from __future__ import annotations
@@ -137,3 +140,61 @@ def prepare_2d(
         stacked = np.repeat(stacked, 3, axis=0)
     assert placement is not None
     return ((stacked - spec.mean) / spec.std).astype(np.float32), placement
+
+
+def resize_linear(array: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """Separable linear resize of an n-D array (pixel centres aligned, edges clamped).
+
+    Example:
+        >>> resize_linear(np.arange(4, dtype=np.float32).reshape(1, 1, 4), (1, 1, 2))
+        array([[[0.5, 2.5]]], dtype=float32)
+    """
+    out = array.astype(np.float32, copy=False)
+    for axis, (n_in, n_out) in enumerate(zip(array.shape, size, strict=True)):
+        if n_in == n_out:
+            continue
+        if n_out < n_in:
+            # Box-average first when shrinking by 2 or more, as an antialiased resize would.
+            factor = n_in // n_out
+            if factor >= 2:
+                usable = (n_in // factor) * factor
+                shape = (*out.shape[:axis], n_in // factor, factor, *out.shape[axis + 1 :])
+                out = np.take(out, np.arange(usable), axis=axis).reshape(shape).mean(axis=axis + 1)
+                n_in = out.shape[axis]
+                if n_in == n_out:
+                    continue
+        coords = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+        coords = np.clip(coords, 0, n_in - 1)
+        low = np.floor(coords).astype(np.int64)
+        high = np.minimum(low + 1, n_in - 1)
+        w_shape = [1] * out.ndim
+        w_shape[axis] = n_out
+        w = (coords - low).astype(np.float32).reshape(w_shape)
+        out = np.take(out, low, axis=axis) * (1 - w) + np.take(out, high, axis=axis) * w
+    return out.astype(np.float32, copy=False)
+
+
+def prepare_3d(volume: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Model input ``(1, slices, rows, cols)`` float32 from one volume.
+
+    Raises:
+        IncompatibleInputError: the array is not a 3D volume or the spec is not 3D.
+    """
+    if spec.dims != 3:
+        raise IncompatibleInputError(None, f"prepare_3d needs a 3D spec, got size {spec.size}")
+    if volume.ndim != 3:
+        raise IncompatibleInputError(
+            None, f"expected one volume (slices, rows, cols), got shape {volume.shape}"
+        )
+    if min(volume.shape) < 2:
+        raise IncompatibleInputError(None, f"volume of {volume.shape} voxels is too small")
+    resized = resize_linear(volume, spec.size)
+    scaled = scale_percentiles(resized, spec.percentile_low, spec.percentile_high)
+    return ((scaled[None] - spec.mean) / spec.std).astype(np.float32)
+
+
+def prepare(array: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """The model input for a training or evaluation item, 2D or 3D by the spec."""
+    if spec.dims == 3:
+        return prepare_3d(array, spec)
+    return prepare_2d(array, spec)[0]

@@ -29,6 +29,8 @@ class Task(StrEnum):
     BINARY = "binary"
     MULTICLASS = "multiclass"
     ORDINAL = "ordinal"
+    # Independent yes/no per label (ChestMNIST): sigmoid per logit, one finding per label.
+    MULTILABEL = "multilabel"
 
 
 class Resize(StrEnum):
@@ -148,7 +150,9 @@ class ModelCard:
         name, version: identity; findings record both.
         task: binary, multiclass or ordinal; ``labels`` are in logit order.
         finding_code, finding_label: the label a binary model reports when positive
-            (its second class); multi-class models report their top class.
+            (class ``positive_index``); multi-class and ordinal models report their top class.
+        positive_index: for binary models, the logit index of the finding (1 unless the
+            dataset codes the finding as class 0, as BreastMNIST codes malignant).
         thresholds: operating points on the calibrated probability of ``finding_code``;
             ``operating`` is the one used for the positive flag.
         metrics: split -> metric -> value, measured by ``radlens evaluate``.
@@ -174,6 +178,7 @@ class ModelCard:
     weights_file: str = "model.onnx"
     outputs: tuple[str, str] = ("logits", "cam")
     enabled_by_default: bool = True
+    positive_index: int = 1
     schema_version: int = CARD_SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -191,6 +196,8 @@ class ModelCard:
             raise ValueError("sha256 must be 64 hex characters")
         if self.applies_to.dims != self.input.dims:
             raise ValueError("applies_to.dims and the input size disagree")
+        if not 0 <= self.positive_index < len(self.labels):
+            raise ValueError(f"positive_index {self.positive_index} is not a label index")
         if not self.training.commercial_use and self.enabled_by_default:
             raise ValueError("a model trained on non-commercial data cannot be enabled by default")
 

@@ -36,6 +36,33 @@ def affine(
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def affine_3d(
+    x: torch.Tensor,
+    angle_rad: torch.Tensor,
+    scale: torch.Tensor,
+    shift: torch.Tensor,
+    flips: torch.Tensor,
+) -> torch.Tensor:
+    """Rotate in-plane (about the slice axis), scale, translate and flip ``(B, C, D, H, W)``.
+
+    ``shift`` is ``(B, 3)`` in fractions of the volume (x, y, z); ``flips`` is ``(B, 3)``
+    booleans for the (x, y, z) = (cols, rows, slices) axes.
+    """
+    cos, sin = torch.cos(angle_rad) / scale, torch.sin(angle_rad) / scale
+    zero = torch.zeros_like(cos)
+    sign = torch.where(flips, -1.0, 1.0)
+    theta = torch.stack(
+        [
+            torch.stack([cos * sign[:, 0], -sin * sign[:, 1], zero, shift[:, 0] * 2], dim=1),
+            torch.stack([sin * sign[:, 0], cos * sign[:, 1], zero, shift[:, 1] * 2], dim=1),
+            torch.stack([zero, zero, sign[:, 2] / scale, shift[:, 2] * 2], dim=1),
+        ],
+        dim=1,
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def intensity(
     x: torch.Tensor, gamma: torch.Tensor, contrast: torch.Tensor, brightness: torch.Tensor
 ) -> torch.Tensor:
@@ -84,6 +111,15 @@ class RandomAugment:
             shift = self._uniform(2 * n, -s.translate, s.translate).view(n, 2)
             flip = (torch.rand(n, generator=self.gen) < 0.5) & s.hflip
             x = affine(x, angle, scale, shift, flip)
+        if x.dim() == 5 and (
+            s.rotate_deg or s.scale != (1.0, 1.0) or s.translate or s.flip_axes
+        ):
+            angle = self._uniform(n, -s.rotate_deg, s.rotate_deg) * math.pi / 180
+            scale = self._uniform(n, *s.scale)
+            shift = self._uniform(3 * n, -s.translate, s.translate).view(n, 3)
+            allowed = torch.tensor([axis in s.flip_axes for axis in ("x", "y", "z")])
+            flips = (torch.rand(n, 3, generator=self.gen) < 0.5) & allowed
+            x = affine_3d(x, angle, scale, shift, flips)
         if (
             x.dim() == 4
             and s.blur_prob > 0

@@ -38,6 +38,21 @@ def class_weights(y: np.ndarray, n_classes: int, mode: str) -> torch.Tensor:
     return torch.tensor(len(y) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
 
 
+def loss_fn(
+    logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, recipe: Recipe
+) -> torch.Tensor:
+    """The recipe's training loss (see ``Schedule.loss``)."""
+    s = recipe.schedule
+    loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=s.label_smoothing)
+    if s.loss == "ce+emd":
+        cdf = torch.softmax(logits, dim=1).cumsum(dim=1)
+        target = F.one_hot(y, logits.shape[1]).to(cdf.dtype).cumsum(dim=1)
+        loss = loss + s.emd_weight * ((cdf - target) ** 2).sum(dim=1).mean()
+    elif s.loss != "ce":
+        raise ValueError(f"unknown loss {s.loss!r}; known: ce, ce+emd")
+    return loss
+
+
 @torch.no_grad()
 def predict(
     model: CamClassifier, x: torch.Tensor, mean: float, std: float, batch_size: int = 128
@@ -90,9 +105,7 @@ def fit(
                 continue
             xb = (augment(x_train[idx]) - spec.mean) / spec.std
             logits, _ = model(xb)
-            loss = F.cross_entropy(
-                logits, yt[idx], weight=weights, label_smoothing=s.label_smoothing
-            )
+            loss = loss_fn(logits, yt[idx], weights, recipe)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()

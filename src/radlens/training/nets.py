@@ -20,8 +20,6 @@ class CamClassifier(nn.Module):
 
     def __init__(self, spec: NetSpec, in_channels: int, n_classes: int, dims: int) -> None:
         super().__init__()
-        if spec.arch != "resnet":
-            raise ValueError(f"unknown arch {spec.arch!r}; known: resnet")
         self.trunk = ResNet(
             block="basic",
             layers=list(spec.layers),

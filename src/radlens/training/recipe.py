@@ -7,6 +7,7 @@ routing rule, intended use), so changing a hyper-parameter is a one-line diff in
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +17,22 @@ from radlens.errors import ConfigError
 from radlens.models.card import AppliesTo, InputSpec, Population, Task
 
 
+# ``--arch`` presets: (blocks per stage, channels per stage) of a MONAI ResNet trunk.
+ARCH_PRESETS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "resnet-tiny": ((1, 1, 1, 1), (16, 32, 64, 128)),
+    "resnet-small": ((1, 1, 1, 1), (32, 64, 128, 256)),
+    "resnet10": ((1, 1, 1, 1), (64, 128, 256, 512)),
+    "resnet18": ((2, 2, 2, 2), (64, 128, 256, 512)),
+}
+
+
 @dataclass(frozen=True)
 class NetSpec:
-    """A MONAI ResNet trunk with a class-activation head (see ``training.nets``)."""
+    """A MONAI ResNet trunk with a class-activation head (see ``training.nets``).
+
+    ``arch`` is ``resnet`` (``layers`` and ``widths`` as given) or a name in
+    ``ARCH_PRESETS``, which then sets ``layers`` and ``widths``.
+    """
 
     arch: str = "resnet"
     layers: tuple[int, ...] = (1, 1, 1, 1)
@@ -27,6 +41,17 @@ class NetSpec:
     stem_stride: int = 2
     max_pool: bool = True
     dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.arch in ARCH_PRESETS:
+            layers, widths = ARCH_PRESETS[self.arch]
+            object.__setattr__(self, "layers", layers)
+            object.__setattr__(self, "widths", widths)
+        elif self.arch != "resnet":
+            known = ", ".join(["resnet", *ARCH_PRESETS])
+            raise ValueError(f"unknown arch {self.arch!r}; known: {known}")
+        if len(self.layers) != 4 or len(self.widths) != 4:
+            raise ValueError("net.layers and net.widths need 4 stages each")
 
 
 @dataclass(frozen=True)
@@ -39,6 +64,10 @@ class Schedule:
     patience: int = 4
     class_weights: str = "balanced"
     label_smoothing: float = 0.0
+    # "ce": cross-entropy; "ce+emd": plus the squared earth mover's distance between the
+    # predicted and true grade distributions (Hou et al. 2016), for ordinal grades.
+    loss: str = "ce"
+    emd_weight: float = 1.0
     threads: int = 2
     max_train_items: int | None = None
 
@@ -56,6 +85,8 @@ class Augment:
     noise_std: float = 0.0
     blur_prob: float = 0.0
     hflip: bool = False
+    # 3D only: axes that may be flipped, of "x" (cols), "y" (rows), "z" (slices).
+    flip_axes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,6 +110,7 @@ class Recipe:
     augment: Augment = field(default_factory=Augment)
     seed: int = 0
     high_sensitivity: float = 0.95
+    positive_index: int = 1
     source: str = ""
 
 
@@ -92,6 +124,15 @@ def read_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read recipe: {exc}") from exc
+    return recipe_from_dict(data, str(path), overrides)
+
+
+def recipe_from_dict(
+    data: dict[str, Any], source: str, overrides: dict[str, Any] | None = None
+) -> Recipe:
+    """Build a validated recipe from parsed TOML (see :func:`read_recipe`)."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    path = source
     for key, value in (overrides or {}).items():
         section, _, leaf = key.rpartition(".")
         (data.setdefault(section, {}) if section else data)[leaf] = value
@@ -107,7 +148,7 @@ def read_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
             task=Task(data.pop("task")),
             labels=tuple(data.pop("labels")),
             limitations=tuple(data.pop("limitations", ())),
-            source=str(path),
+            source=source,
             **data,
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -116,3 +157,118 @@ def read_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
 
 def _tuples(section: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
+
+
+DATA_ROOT_ENV = "RADLENS_DATA"
+
+
+def data_root() -> Path:
+    """Where ``--dataset NAME`` looks for data: ``$RADLENS_DATA`` or ``../shared/data``."""
+    return Path(os.environ.get(DATA_ROOT_ENV, "../shared/data"))
+
+
+def find_dataset(name: str, size: int | None = None) -> Path:
+    """The data for ``--dataset NAME [--size N]``: a MedMNIST file or a labelled folder.
+
+    Looks for ``NAME_N.npz`` (MedMNIST+ naming; plain ``NAME.npz`` is the 28-px file) and
+    then a folder called ``NAME`` anywhere under the data root.
+
+    Raises:
+        ConfigError: nothing by that name is there.
+    """
+    root = data_root()
+    stems = [f"{name}_{size}", name] if size and size != 28 else [name]
+    for stem in stems:
+        for found in sorted(root.rglob(f"{stem}.npz")):
+            return found
+    for found in sorted(root.rglob(name)):
+        if found.is_dir():
+            return found
+    raise ConfigError(
+        f"no dataset {name!r} (size {size or 'any'}) under {root}; set {DATA_ROOT_ENV} or pass "
+        "--data FILE.npz|FOLDER"
+    )
+
+
+def recipe_for_dataset(
+    name: str, size: int | None, recipes: Path, data: Path | None = None
+) -> tuple[Path | None, dict[str, Any]]:
+    """The recipe file and overrides for ``radlens train --dataset NAME [--size N]``.
+
+    A recipe in ``recipes`` matches when its ``name`` is ``NAME`` or its data file is
+    ``NAME.npz`` / ``NAME_N.npz``; one whose input size is ``N`` wins. A recipe made for
+    another size is reused with that size and the matching data. Without a recipe the
+    caller infers one from the data (:func:`infer_recipe`); the first element is ``None``.
+    """
+    matches: list[tuple[int, Path, dict[str, Any]]] = []
+    for path in sorted(recipes.glob("*.toml")) if recipes.is_dir() else []:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+        stem = Path(str(raw.get("data", ""))).stem
+        if raw.get("name") != name and stem.split("_")[0] != name and stem != name:
+            continue
+        sides = list(raw.get("input", {}).get("size", []))
+        matches.append((0 if size is None or (sides and sides[0] == size) else 1, path, raw))
+    overrides: dict[str, Any] = {}
+    if data is not None:
+        overrides["data"] = str(data)
+    if not matches:
+        return None, overrides
+    rank, path, raw = min(matches, key=lambda m: m[0])
+    if rank and size:
+        sides = list(raw["input"]["size"])
+        overrides["input.size"] = [size] * len(sides)
+        overrides["name"] = f"{raw['name']}_{size}"
+        if data is None:
+            overrides["data"] = str(find_dataset(Path(str(raw["data"])).stem, size))
+    return path, overrides
+
+
+def infer_recipe(data: Path, name: str, size: int | None = None) -> dict[str, Any]:
+    """A recipe (as TOML-like dict) for a dataset nobody wrote a recipe for.
+
+    Task, classes, input size, channels and 2D/3D come from the data; the network and
+    schedule from defaults that worked on the MedMNIST sets. The licence is unknown, so
+    the model is marked not for commercial use and is not enabled by default until
+    someone writes a recipe that states it.
+    """
+    from radlens.io.datasets import read_labelled
+
+    train = read_labelled(data, "train")
+    first = train.images[0]
+    color = first.ndim == 3 and first.shape[-1] == 3
+    dims = 3 if first.ndim == 3 and not color else 2
+    side = size or max(first.shape[:dims])
+    small = side <= 64
+    return {
+        "name": name,
+        "version": "0.1.0",
+        "task": "binary" if len(train.label_names) == 2 else "multiclass",
+        "data": str(data),
+        "labels": list(train.label_names),
+        "finding_code": name.lower(),
+        "finding_label": name,
+        "licence": "unknown: check the dataset's licence before use",
+        "commercial_use": False,
+        "citation": "",
+        "intended_use": f"Research model trained on {data.name}; not validated for clinical use.",
+        "limitations": ["Trained from an inferred recipe; routing accepts only modality OT."],
+        "input": {
+            "size": [side] * dims,
+            "channels": 3 if color else 1,
+            "use_window": False,
+            "percentile_low": 0.0,
+            "percentile_high": 100.0,
+        },
+        "applies_to": {"modalities": ["OT"], "dims": dims, "color": color},
+        "net": {
+            "arch": "resnet-tiny" if dims == 3 else "resnet-small",
+            "stem_kernel": 3 if small else 7,
+            "stem_stride": 1 if small else 2,
+            "max_pool": dims == 3 or not small,
+        },
+        "schedule": {"epochs": 30, "patience": 8},
+        "augment": {"rotate_deg": 10.0, "scale": [0.9, 1.1], "translate": 0.05},
+    }

@@ -22,7 +22,7 @@ import torch
 from radlens.evaluation import metrics as m
 from radlens.evaluation.evaluate import Evaluation, predict_logits, summarize
 from radlens.inference.backends import OnnxBackend
-from radlens.inference.preprocess import prepare_2d
+from radlens.inference.preprocess import prepare
 from radlens.io.datasets import LabelledImages, read_labelled
 from radlens.models.card import Calibration, ModelCard, Task, Training, write_card
 from radlens.models.registry import sha256_of
@@ -37,7 +37,7 @@ PARITY_TOLERANCE = 1e-4
 def to_tensor(data: LabelledImages, recipe: Recipe) -> torch.Tensor:
     """Preprocess every image as inference does, back in [0, 1] for augmentation."""
     spec = recipe.input
-    arrays = [prepare_2d(img, spec)[0] * spec.std + spec.mean for img in data.images]
+    arrays = [prepare(img, spec) * spec.std + spec.mean for img in data.images]
     return torch.from_numpy(np.stack(arrays).astype(np.float32))
 
 
@@ -68,19 +68,19 @@ def _logger(path: Path) -> logging.Logger:
 
 
 def thresholds_for(
-    card_task: Task, y: np.ndarray, probs: np.ndarray, sensitivity: float
+    card_task: Task, y: np.ndarray, probs: np.ndarray, sensitivity: float, positive: int = 1
 ) -> dict[str, float]:
     """Operating points on validation: Youden (operating) and a high-sensitivity one."""
     if card_task is not Task.BINARY:
         return {"operating": 0.5}
-    score = probs[:, 1]
-    youden = m.youden_threshold(y == 1, score)
+    score = probs[:, positive]
+    youden = m.youden_threshold(y == positive, score)
     return {
         "operating": round(youden, 6),
         "youden": round(youden, 6),
         # Never above the operating point: a triage threshold only adds sensitivity.
         "high_sensitivity": round(
-            min(youden, m.sensitivity_threshold(y == 1, score, sensitivity)), 6
+            min(youden, m.sensitivity_threshold(y == positive, score, sensitivity)), 6
         ),
         "argmax": 0.5,
     }
@@ -154,6 +154,7 @@ def train(
         limitations=recipe.limitations,
         sha256=sha256_of(onnx_path),
         enabled_by_default=recipe.commercial_use,
+        positive_index=recipe.positive_index,
     )
     backend = OnnxBackend(onnx_path, threads=recipe.schedule.threads)
     logits = predict_logits(card, backend, val_set)
@@ -167,7 +168,9 @@ def train(
             ece_before=round(m.ece(y, m.softmax(logits)), 6),
             ece_after=round(m.ece(y, calibrated), 6),
         ),
-        thresholds=thresholds_for(card.task, y, calibrated, recipe.high_sensitivity),
+        thresholds=thresholds_for(
+            card.task, y, calibrated, recipe.high_sensitivity, recipe.positive_index
+        ),
     )
     evaluation = summarize(card, logits, y, "val")
     card = replace(
