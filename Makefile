@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= radlens-demo
 
-.PHONY: run test bench lint typecheck clean setup setup-dev
+.PHONY: run test bench bench-models lint typecheck clean setup setup-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ test: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/bench_analyze.py
+
+bench-models: $(VENV)/.dev-installed
+	$(BIN)/python benchmarks/bench_models.py
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks

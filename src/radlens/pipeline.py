@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from radlens.domain.findings import Finding, RejectedInput, SeriesResult, StudyResult
-from radlens.domain.imaging import Image, Series, Study
+from radlens.domain.imaging import Image, ImageLayout, Series, Study
 from radlens.errors import InputError
 from radlens.explain.overlay import render_overlay
 from radlens.inference.backends import Backend, OnnxBackend
@@ -125,7 +125,12 @@ def process_study(
 
 
 def _overlay(series_uid: str, index: int, image: Image, findings: list[Finding]) -> Overlay:
-    array = image.array[0] if image.layout.is_multiframe else image.array
+    if image.layout is ImageLayout.ZYX:
+        # A volume is shown on the slice where the most probable finding's map peaks.
+        top = max(findings, key=lambda f: f.probability, default=None)
+        array = image.array[top.frame if top else image.array.shape[0] // 2]
+    else:
+        array = image.array[0] if image.layout.is_multiframe else image.array
     name = f"overlay_{series_uid[-12:]}_{index}.png"
     return Overlay(name, render_overlay(array, image.window, findings))
 

@@ -123,3 +123,30 @@ def test_binary_rates_at_a_threshold() -> None:
     y = np.array([1, 1, 0, 0])
     rates = binary_rates(y, np.array([0.9, 0.4, 0.6, 0.1]), 0.5)
     assert rates == {"sensitivity": 0.5, "specificity": 0.5, "accuracy": 0.5}
+
+
+def test_quadratic_weighted_kappa_perfect_chance_and_reversed() -> None:
+    from radlens.evaluation.metrics import quadratic_weighted_kappa
+
+    y = np.array([0, 1, 2, 3, 4, 0, 1, 2, 3, 4])
+    assert quadratic_weighted_kappa(y, y, 5) == pytest.approx(1.0)
+    assert quadratic_weighted_kappa(y, 4 - y, 5) < -0.9
+    # One grade off everywhere is still strong agreement; kappa penalizes far errors more.
+    near = quadratic_weighted_kappa(y, np.clip(y + 1, 0, 4), 5)
+    far = quadratic_weighted_kappa(y, np.where(y < 2, 4, 0), 5)
+    assert near > 0.7 > far
+    assert math.isnan(quadratic_weighted_kappa(np.zeros(4, int), np.zeros(4, int), 5))
+
+
+def test_quadratic_weighted_kappa_matches_a_hand_computed_value() -> None:
+    from radlens.evaluation.metrics import quadratic_weighted_kappa
+
+    # observed [[1,1],[0,2]]; expected [[0.5,1.5],[0.5,1.5]]; w = [[0,1],[1,0]]
+    # kappa = 1 - 1 / (1.5 + 0.5) = 0.5
+    assert quadratic_weighted_kappa(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2) == 0.5
+
+
+def test_mean_abs_error_counts_grade_distance() -> None:
+    from radlens.evaluation.metrics import mean_abs_error
+
+    assert mean_abs_error(np.array([0, 2, 4]), np.array([1, 2, 1])) == pytest.approx(4 / 3)

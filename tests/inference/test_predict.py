@@ -157,3 +157,56 @@ def test_timings_are_accumulated(make_card) -> None:  # type: ignore[no-untyped-
     predict(image(), make_card(), fixed((0.0, 1.0)), timings_s=timings)
     assert timings["preprocess"] > 1.0
     assert timings["inference"] >= 0.0
+
+
+def volume_card(make_card, **fields):  # type: ignore[no-untyped-def]
+    from radlens.models.card import AppliesTo, InputSpec
+
+    return make_card(
+        input=InputSpec(size=(28, 28, 28), percentile_low=0, percentile_high=100),
+        applies_to=AppliesTo(modalities=("SEG",), body_parts=("ADRENAL",), dims=3),
+        **fields,
+    )
+
+
+def test_a_volume_model_gives_one_finding_on_the_slice_where_its_map_peaks(make_card) -> None:  # type: ignore[no-untyped-def]
+    card = volume_card(make_card)
+    seen: list[tuple[int, ...]] = []
+    cam = np.zeros((2, 7, 7, 7), np.float32)
+    cam[1, 5, 2, 3] = 4.0  # peak in the sixth of seven depth cells
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        seen.append(batch.shape)
+        return {"logits": np.array([[0.0, 2.0]], np.float32), "cam": cam[None]}
+
+    volume = np.zeros((56, 40, 40), np.float32)
+    volume[20:40, 10:30, 10:30] = 1.0
+    findings = predict(
+        Image(volume, ImageLayout.ZYX, Geometry((1.0, 1.0, 1.0)), source_uids=("1.2.3.7",)),
+        card,
+        FakeBackend(run),
+    )
+    assert seen == [(1, 1, 28, 28, 28)]
+    [finding] = findings
+    assert finding.code == "pneumonia" and finding.positive
+    # Depth cell 5 of 7 covers slices 40-48 of 56; its centre is slice 44.
+    assert finding.frame == 44
+    assert finding.heatmap is not None and finding.heatmap.shape == (40, 40)
+    assert finding.box is not None
+    row, col = np.unravel_index(int(np.argmax(finding.heatmap)), finding.heatmap.shape)
+    assert 10 <= row <= 16 and 16 <= col <= 22  # cell (2, 3) of 7 -> rows ~11-17, cols ~17-23
+
+
+def test_a_volume_model_refuses_a_2d_image(make_card) -> None:  # type: ignore[no-untyped-def]
+    from radlens.errors import IncompatibleInputError
+
+    with pytest.raises(IncompatibleInputError, match="reads volumes"):
+        predict(image(), volume_card(make_card), fixed((0.0, 1.0)))
+
+
+def test_binary_finding_reports_the_positive_index_class(make_card) -> None:  # type: ignore[no-untyped-def]
+    card = make_card(labels=("malignant", "benign"), positive_index=0)
+    [finding] = predict(image(), card, fixed((3.0, 0.0), peaked_cam()))
+    assert finding.code == "pneumonia"  # the card's finding_code names class 0 here
+    assert finding.probability == pytest.approx(1 / (1 + math.exp(-3.0)))
+    assert finding.positive

@@ -149,3 +149,47 @@ def test_non_2d_array_raises_incompatible_input(shape: tuple[int, ...]) -> None:
 def test_3d_spec_is_refused_by_prepare_2d() -> None:
     with pytest.raises(IncompatibleInputError, match="2D spec"):
         prepare_2d(np.zeros((32, 32), np.float32), InputSpec(size=(16, 16, 16)))
+
+
+def test_resize_linear_averages_pairs_when_halving_and_keeps_a_constant() -> None:
+    from radlens.inference.preprocess import resize_linear
+
+    ramp = np.arange(8, dtype=np.float32).reshape(1, 1, 8)
+    np.testing.assert_allclose(resize_linear(ramp, (1, 1, 4)), [[[0.5, 2.5, 4.5, 6.5]]])
+    flat = np.full((5, 7, 9), 3.0, np.float32)
+    np.testing.assert_allclose(resize_linear(flat, (28, 28, 28)), 3.0)
+    assert resize_linear(np.zeros((64, 64, 64)), (28, 28, 28)).shape == (28, 28, 28)
+
+
+def test_resize_linear_upsampling_interpolates_between_centres() -> None:
+    from radlens.inference.preprocess import resize_linear
+
+    out = resize_linear(np.array([[0.0, 4.0]], np.float32), (1, 4))
+    np.testing.assert_allclose(out, [[0.0, 1.0, 3.0, 4.0]])
+
+
+def test_prepare_3d_gives_one_channel_normalized_volume() -> None:
+    from radlens.inference.preprocess import prepare_3d
+
+    spec = InputSpec(size=(28, 28, 28), percentile_low=0, percentile_high=100, mean=0.5, std=0.5)
+    mask = np.zeros((40, 30, 30), np.uint8)
+    mask[10:30, 5:25, 5:25] = 255
+    out = prepare_3d(mask, spec)
+    assert out.shape == (1, 28, 28, 28) and out.dtype == np.float32
+    assert out.min() == pytest.approx(-1.0) and out.max() == pytest.approx(1.0)
+
+
+def test_prepare_3d_refuses_a_2d_image_and_a_2d_spec() -> None:
+    from radlens.inference.preprocess import prepare_3d
+
+    with pytest.raises(IncompatibleInputError):
+        prepare_3d(np.zeros((28, 28)), InputSpec(size=(28, 28, 28)))
+    with pytest.raises(IncompatibleInputError):
+        prepare_3d(np.zeros((28, 28, 28)), InputSpec(size=(28, 28)))
+
+
+def test_prepare_dispatches_on_the_spec() -> None:
+    from radlens.inference.preprocess import prepare
+
+    assert prepare(np.zeros((30, 30)), InputSpec(size=(28, 28))).shape == (1, 28, 28)
+    assert prepare(np.zeros((9, 9, 9)), InputSpec(size=(8, 8, 8))).shape == (1, 8, 8, 8)

@@ -10,7 +10,6 @@ Two ways to say what to train:
 from __future__ import annotations
 
 import shlex
-import sys
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,6 +35,34 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
     return overrides
 
 
+def _command_words(
+    recipe: Path | None,
+    dataset: str | None,
+    size: int | None,
+    arch: str | None,
+    data: Path | None,
+    epochs: int | None,
+    seed: int | None,
+    sets: list[str],
+    output: Path,
+) -> list[str]:
+    """The command line that reproduces this run, for the card."""
+    words = ["radlens", "train"]
+    words += [str(recipe)] if recipe is not None else ["--dataset", str(dataset)]
+    for flag, value in (
+        ("--size", size),
+        ("--arch", arch),
+        ("--data", data),
+        ("--epochs", epochs),
+        ("--seed", seed),
+    ):
+        if value is not None:
+            words += [flag, str(value)]
+    for pair in sets:
+        words += ["--set", pair]
+    return [*words, "-o", str(output)]
+
+
 def train_command(
     output: Annotated[Path, typer.Option("-o", "--output", help="model folder to write")],
     recipe: Annotated[
@@ -44,7 +71,9 @@ def train_command(
     dataset: Annotated[
         str | None, typer.Option(help="dataset name, e.g. breastmnist or cxr_pneumonia")
     ] = None,
-    size: Annotated[int | None, typer.Option(help="input side in pixels (28, 64, 128, 224)")] = None,
+    size: Annotated[
+        int | None, typer.Option(help="input side in pixels (28, 64, 128, 224)")
+    ] = None,
     arch: Annotated[
         str | None, typer.Option(help="resnet-tiny, resnet-small, resnet10 or resnet18")
     ] = None,
@@ -95,7 +124,9 @@ def train_command(
         source = data or find_dataset(dataset, size)
         inferred = infer_recipe(source, dataset, size)
         chosen = recipe_from_dict(inferred, f"inferred from {source}", overrides)
-    command = shlex.join(["radlens", *sys.argv[1:]])
+    command = shlex.join(
+        _command_words(recipe, dataset, size, arch, data, epochs, seed, sets or [], output)
+    )
     card, evaluation = train(chosen, output, Path(chosen.data), command)
     out.print(
         f"{card.name} {card.version} -> {output}: val "

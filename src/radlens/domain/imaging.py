@@ -161,6 +161,8 @@ class Instance:
         acquisition: other acquisition facts used by routing (e.g. ``PixelSpacing``), as
             (keyword, value-as-string) pairs.
         member: name inside a zip archive, or "".
+        is_volume: the file holds one whole 3D volume (a NIfTI file), as opposed to
+            frames in time.
     """
 
     sop_instance_uid: str
@@ -177,6 +179,7 @@ class Instance:
     orientation_lps: tuple[float, float, float, float, float, float] | None = None
     member: str = ""
     has_pixels: bool = True
+    is_volume: bool = False
 
     @property
     def location(self) -> str:

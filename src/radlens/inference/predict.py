@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from radlens.domain.findings import Finding
-from radlens.domain.imaging import Image, Patient
+from radlens.domain.imaging import Image, ImageLayout, Patient
+from radlens.errors import IncompatibleInputError
 from radlens.evaluation.metrics import softmax
 from radlens.explain.heatmaps import cam_box, cam_to_heatmap
 from radlens.inference.backends import Backend
-from radlens.inference.preprocess import prepare_2d
+from radlens.inference.preprocess import Placement, prepare_2d, prepare_3d
 from radlens.models.card import ModelCard, Task
 
 HEATMAP_MAX_SIDE = 512
@@ -55,6 +56,14 @@ def population_warning(card: ModelCard, patient: Patient) -> tuple[str, bool]:
     return "", False
 
 
+def _finding_index(card: ModelCard, probs: np.ndarray) -> tuple[int, str, str]:
+    """The class a finding reports: the positive class (binary) or the top class."""
+    if card.task is Task.BINARY:
+        return card.positive_index, card.finding_code, card.finding_label
+    k = int(np.argmax(probs))
+    return k, card.labels[k].lower(), card.labels[k]
+
+
 def predict(
     image: Image,
     card: ModelCard,
@@ -62,7 +71,11 @@ def predict(
     patient: Patient | None = None,
     timings_s: dict[str, float] | None = None,
 ) -> list[Finding]:
-    """Run one 2D model on an image and return one finding per analyzed frame.
+    """Run one model on an image and return its findings.
+
+    A 2D model gives one finding per analyzed frame; a 3D model one finding per volume,
+    whose ``frame`` is the slice where its activation map peaks (the heatmap and box are
+    drawn on that slice).
 
     Example:
         >>> findings = predict(image, model.card, OnnxBackend(model.weights))  # doctest: +SKIP
@@ -70,9 +83,19 @@ def predict(
         ('pneumonia', 0.97)
     """
     clock = time.perf_counter()
-    frames = frames_of(image)
-    prepared = [prepare_2d(f.array, card.input, image.window) for f in frames]
-    batch = np.stack([p[0] for p in prepared])
+    if card.input.dims == 3:
+        if image.layout is not ImageLayout.ZYX:
+            raise IncompatibleInputError(
+                None, f"model {card.name} reads volumes, got a {image.layout.value} image"
+            )
+        frames = [Frame(image.array, image.source_uids[0] if image.source_uids else "", 0)]
+        batch = prepare_3d(image.array, card.input)[None]
+        placements: list[Placement] = []
+    else:
+        frames = frames_of(image)
+        prepared = [prepare_2d(f.array, card.input, image.window) for f in frames]
+        batch = np.stack([p[0] for p in prepared])
+        placements = [p[1] for p in prepared]
     prepared_at = time.perf_counter()
     outputs = backend.run(batch)
     if timings_s is not None:
@@ -84,21 +107,21 @@ def predict(
     warning, outside = population_warning(card, patient or Patient())
     warnings = (warning,) if warning else ()
     findings = []
-    size = (card.input.size[0], card.input.size[1])
+    size = (card.input.size[-2], card.input.size[-1])
     for i, frame in enumerate(frames):
-        if card.task is Task.BINARY:
-            k = card.positive_index
-            code, label = card.finding_code, card.finding_label
-        else:
-            k = int(np.argmax(probs[i]))
-            code, label = card.labels[k].lower(), card.labels[k]
-        heatmap = box = None
-        if cams is not None:
-            where = prepared[i][1]
-            heatmap = cam_to_heatmap(cams[i, k], size, where, HEATMAP_MAX_SIDE)
-            box = cam_box(cams[i, k], size, where)
+        k, code, label = _finding_index(card, probs[i])
         probability = float(probs[i, k])
         threshold = card.threshold if card.task is Task.BINARY else 0.0
+        heatmap = box = None
+        frame_index = frame.frame
+        if cams is not None:
+            cam = cams[i, k]
+            if card.input.dims == 3:
+                frame_index, cam, where = _peak_slice(cam, image.array.shape, size)
+            else:
+                where = placements[i]
+            heatmap = cam_to_heatmap(cam, size, where, HEATMAP_MAX_SIDE)
+            box = cam_box(cam, size, where)
         findings.append(
             Finding(
                 code=code,
@@ -108,7 +131,7 @@ def predict(
                 model_name=card.name,
                 model_version=card.version,
                 sop_instance_uid=frame.sop_instance_uid,
-                frame=frame.frame,
+                frame=frame_index,
                 heatmap=heatmap,
                 box=box if probability >= threshold else None,
                 grade=k if card.task is Task.ORDINAL else None,
@@ -118,3 +141,15 @@ def predict(
             )
         )
     return findings
+
+
+def _peak_slice(
+    cam: np.ndarray, volume_shape: tuple[int, ...], input_size: tuple[int, int]
+) -> tuple[int, np.ndarray, Placement]:
+    """The source slice where a 3D CAM peaks, that CAM slice, and its 2D placement."""
+    depth = cam.shape[0]
+    peak = int(np.unravel_index(int(np.argmax(cam)), cam.shape)[0])
+    slices, rows, cols = volume_shape
+    z = min(slices - 1, max(0, round((peak + 0.5) * slices / depth - 0.5)))
+    where = Placement((rows, cols), rows / input_size[0], cols / input_size[1])
+    return z, cam[peak], where

@@ -215,6 +215,7 @@ class _Collector:
             samples_per_pixel=samples,
             photometric="RGB" if samples == 3 else "MONOCHROME2",
             member=member,
+            is_volume=kind is SourceFormat.NIFTI and frames > 1,
         )
         series = Series(
             series_instance_uid=uid_from(f"series:{digest}"),

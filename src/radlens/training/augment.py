@@ -111,9 +111,7 @@ class RandomAugment:
             shift = self._uniform(2 * n, -s.translate, s.translate).view(n, 2)
             flip = (torch.rand(n, generator=self.gen) < 0.5) & s.hflip
             x = affine(x, angle, scale, shift, flip)
-        if x.dim() == 5 and (
-            s.rotate_deg or s.scale != (1.0, 1.0) or s.translate or s.flip_axes
-        ):
+        if x.dim() == 5 and (s.rotate_deg or s.scale != (1.0, 1.0) or s.translate or s.flip_axes):
             angle = self._uniform(n, -s.rotate_deg, s.rotate_deg) * math.pi / 180
             scale = self._uniform(n, *s.scale)
             shift = self._uniform(3 * n, -s.translate, s.translate).view(n, 3)

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from radlens.training.nets import CamClassifier
 
-
-def export_onnx(model: CamClassifier, example: torch.Tensor, path: Path, opset: int = 17) -> None:
+def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int = 17) -> None:
     """Write ``model`` to ``path`` with a dynamic batch axis."""
     model.eval()
     with warnings.catch_warnings():
@@ -28,7 +27,7 @@ def export_onnx(model: CamClassifier, example: torch.Tensor, path: Path, opset: 
         )
 
 
-def parity(model: CamClassifier, path: Path, batch: torch.Tensor) -> float:
+def parity(model: nn.Module, path: Path, batch: torch.Tensor) -> float:
     """Largest absolute difference between torch and ONNX Runtime on ``batch``."""
     import onnxruntime as ort
 

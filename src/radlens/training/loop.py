@@ -93,6 +93,11 @@ def fit(
         return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    ema = None
+    if s.ema > 0:
+        average = torch.optim.swa_utils.get_ema_multi_avg_fn(s.ema)  # type: ignore[no-untyped-call]
+        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=average, use_buffers=True)
+    evaluated: CamClassifier = ema.module if ema is not None else model  # type: ignore[assignment]
     best_state, best_key, history, stale = None, (-1.0, 0.0), [], 0
     for epoch in range(1, s.epochs + 1):
         start = time.perf_counter()
@@ -109,9 +114,11 @@ def fit(
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
             sched.step()
             running += float(loss.detach()) * len(idx)
-        val_logits = predict(model, x_val, spec.mean, spec.std)
+        val_logits = predict(evaluated, x_val, spec.mean, spec.std)
         probs = m.softmax(val_logits)
         record = EpochRecord(
             epoch,
@@ -136,7 +143,7 @@ def fit(
         )
         key = (round(record.val_auc, 4), -record.val_loss)
         if key > best_key:
-            best_key, best_state, stale = key, copy.deepcopy(model.state_dict()), 0
+            best_key, best_state, stale = key, copy.deepcopy(evaluated.state_dict()), 0
         else:
             stale += 1
             if stale >= s.patience:

@@ -54,5 +54,36 @@ class CamClassifier(nn.Module):
         return logits, cam
 
 
+class FlipAverage(nn.Module):
+    """Test-time augmentation folded into the graph: the mean over mirror images.
+
+    For each flip (a tuple of spatial axes counted from the last), the net reads the
+    flipped input and its CAM is flipped back before averaging, so the averaged CAM still
+    lines up with the input and its spatial mean is still the averaged logits.
+    """
+
+    def __init__(self, net: CamClassifier, flips: tuple[tuple[int, ...], ...]) -> None:
+        super().__init__()
+        self.net = net
+        self.flips = flips
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, cam = self.net(x)
+        for axes in self.flips:
+            dims = [-a for a in axes]
+            f_logits, f_cam = self.net(x.flip(dims))
+            logits = logits + f_logits
+            cam = cam + f_cam.flip(dims)
+        n = 1 + len(self.flips)
+        return logits / n, cam / n
+
+
+def tta_flips(hflip: bool, flip_axes: tuple[str, ...], dims: int) -> tuple[tuple[int, ...], ...]:
+    """The single-axis mirrors a recipe allows (axes counted from the last: x=1, y=2, z=3)."""
+    if dims == 2:
+        return ((1,),) if hflip else ()
+    return tuple((("x", "y", "z").index(a) + 1,) for a in flip_axes)
+
+
 def build_net(spec: NetSpec, in_channels: int, n_classes: int, dims: int) -> CamClassifier:
     return CamClassifier(spec, in_channels, n_classes, dims)

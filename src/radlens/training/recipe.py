@@ -16,7 +16,6 @@ from typing import Any
 from radlens.errors import ConfigError
 from radlens.models.card import AppliesTo, InputSpec, Population, Task
 
-
 # ``--arch`` presets: (blocks per stage, channels per stage) of a MONAI ResNet trunk.
 ARCH_PRESETS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "resnet-tiny": ((1, 1, 1, 1), (16, 32, 64, 128)),
@@ -68,6 +67,12 @@ class Schedule:
     # predicted and true grade distributions (Hou et al. 2016), for ordinal grades.
     loss: str = "ce"
     emd_weight: float = 1.0
+    # Exponential moving average of the weights (0 = off), evaluated and kept instead of
+    # the raw weights; steadier on small, noisy validation sets.
+    ema: float = 0.0
+    # Fold mirror-image test-time augmentation (the flips the augmentation allows) into
+    # the exported graph.
+    tta: bool = False
     threads: int = 2
     max_train_items: int | None = None
 

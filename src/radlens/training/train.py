@@ -28,7 +28,7 @@ from radlens.models.card import Calibration, ModelCard, Task, Training, write_ca
 from radlens.models.registry import sha256_of
 from radlens.training.export import export_onnx, parity
 from radlens.training.loop import fit
-from radlens.training.nets import build_net
+from radlens.training.nets import FlipAverage, build_net, tta_flips
 from radlens.training.recipe import Recipe
 
 PARITY_TOLERANCE = 1e-4
@@ -92,6 +92,21 @@ def train(
     """Train the recipe's model into ``out_dir`` and return its card and val evaluation."""
     out_dir.mkdir(parents=True, exist_ok=True)
     log = _logger(out_dir / "train.log")
+    try:
+        return _train(recipe, out_dir, data_path, command, log)
+    finally:
+        for handler in log.handlers:
+            handler.close()
+        log.handlers.clear()
+
+
+def _train(
+    recipe: Recipe,
+    out_dir: Path,
+    data_path: Path | None,
+    command: str | None,
+    log: logging.Logger,
+) -> tuple[ModelCard, Evaluation]:
     started = time.perf_counter()
     torch.manual_seed(recipe.seed)
     torch.set_num_threads(recipe.schedule.threads)
@@ -119,8 +134,13 @@ def train(
 
     onnx_path = out_dir / "model.onnx"
     example = (x_val[:4] - recipe.input.mean) / recipe.input.std
-    export_onnx(model, example, onnx_path)
-    diff = parity(model, onnx_path, example)
+    exported: torch.nn.Module = model
+    if recipe.schedule.tta:
+        flips = tta_flips(recipe.augment.hflip, recipe.augment.flip_axes, recipe.input.dims)
+        exported = FlipAverage(model, flips).eval()
+        log.info("test-time augmentation in the graph: mean over identity and flips %s", flips)
+    export_onnx(exported, example, onnx_path)
+    diff = parity(exported, onnx_path, example)
     log.info("onnx parity: max |torch - onnxruntime| = %.2e", diff)
     if diff > PARITY_TOLERANCE:
         raise RuntimeError(f"ONNX export differs from torch by {diff:.2e}")
