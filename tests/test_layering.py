@@ -66,7 +66,11 @@ def test_only_training_imports_torch_or_monai() -> None:
 
 
 def test_only_the_backend_and_export_import_onnxruntime() -> None:
-    assert _importers("onnxruntime") <= {"inference/backends.py", "training/export.py"}
+    assert _importers("onnxruntime") <= {
+        "inference/backends.py",
+        "training/export.py",
+        "training/quantize.py",
+    }
     assert "inference/backends.py" in _importers("onnxruntime")
 
 

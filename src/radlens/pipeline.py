@@ -43,11 +43,17 @@ class Analysis:
     overlays: tuple[Overlay, ...] = ()
 
 
-def onnx_backends(threads: int = 1) -> Callable[[InstalledModel], Backend]:
-    """Backend factory used by default: one cached ONNX Runtime session per model."""
+def onnx_backends(
+    threads: int = 1, prefer_int8: bool = True
+) -> Callable[[InstalledModel], Backend]:
+    """Backend factory used by default: one cached ONNX Runtime session per model.
+
+    A model's static INT8 variant is used when its card records one (kept only when it is
+    faster and its validation AUC is within the gate; see ``radlens quantize``).
+    """
 
     def make(model: InstalledModel) -> Backend:
-        return OnnxBackend(model.weights, threads=threads)
+        return OnnxBackend(model.runtime_weights(prefer_int8), threads=threads)
 
     return make
 

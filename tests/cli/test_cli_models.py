@@ -33,7 +33,7 @@ def test_models_table_shows_what_a_model_applies_to(
     assert "CR/DX" in text and "CHEST" in text
 
 
-def test_disabled_models_are_listed_only_with_all(
+def test_disabled_models_are_listed_and_marked_but_not_with_enabled(
     radlens: Radlens,
     write_model_folder,
     tmp_path: Path,  # type: ignore[no-untyped-def]
@@ -45,7 +45,10 @@ def test_disabled_models_are_listed_only_with_all(
         training=Training("t", "d", "CC BY-NC 4.0", commercial_use=False),
         enabled_by_default=False,
     )
-    default = json.loads(radlens("models", "--json", "--models", folder).stdout)
-    everything = json.loads(radlens("models", "--json", "--all", "--models", folder).stdout)
-    assert "nc_model" not in [m["name"] for m in default]
-    assert "nc_model" in [m["name"] for m in everything]
+    everything = json.loads(radlens("models", "--json", "--models", folder).stdout)
+    enabled = json.loads(radlens("models", "--json", "--enabled", "--models", folder).stdout)
+    assert "nc_model" not in [m["name"] for m in enabled]
+    [listed] = [m for m in everything if m["name"] == "nc_model"]
+    assert listed["enabled_by_default"] is False
+    table = radlens("models", "--models", folder).stdout
+    assert "nc_model" in table

@@ -126,3 +126,27 @@ def test_unreadable_card_file_raises_invalid_model_card_error(tmp_path: Path) ->
 
 def test_model_card_is_a_model_card(make_card) -> None:  # type: ignore[no-untyped-def]
     assert isinstance(make_card(), ModelCard)
+
+
+def test_card_with_and_without_int8_variant_round_trips(make_card, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from radlens.models.card import Int8Variant
+
+    plain = make_card()
+    write_card(plain, tmp_path / "card.json")
+    assert "int8" not in json.loads((tmp_path / "card.json").read_text())
+    assert read_card(tmp_path / "card.json").int8 is None
+
+    variant = Int8Variant("model.int8.onnx", "1" * 64, "val", 0.9951, 0.9953, 1.02, 1.81)
+    with_int8 = make_card(int8=variant)
+    write_card(with_int8, tmp_path / "card.json")
+    back = read_card(tmp_path / "card.json")
+    assert back == with_int8 and back.int8 == variant
+    assert json.loads((tmp_path / "card.json").read_text())["int8"]["ms_fp32"] == 1.81
+
+    data = card_to_dict(plain) | {"int8": None}
+    assert card_from_dict(json.loads(json.dumps(data))).int8 is None
+    for bad in ({"file": "../x.onnx"}, {"sha256": "abc"}, {"ms": 0.0}, {"file": "model.onnx"}):
+        data = card_to_dict(with_int8)
+        data["int8"].update(bad)
+        with pytest.raises(InvalidModelCardError, match="int8"):
+            card_from_dict(json.loads(json.dumps(data)), source="x/card.json")

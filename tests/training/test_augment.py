@@ -42,3 +42,17 @@ def test_flips_only_on_the_allowed_axes() -> None:
     corners = out[:, 0].flatten(1).argmax(dim=1)
     # Flipping x moves the voxel to (0, 0, 3) = index 3; nothing moves it along y or z.
     assert set(corners.tolist()) == {0, 3}
+
+
+def test_permute_spatial_reorders_axes_exactly() -> None:
+    from radlens.training.augment import permute_spatial
+
+    x = torch.arange(2 * 27, dtype=torch.float32).reshape(2, 1, 3, 3, 3)
+    out = permute_spatial(x, torch.tensor([0, 5]))
+    torch.testing.assert_close(out[0], x[0])
+    torch.testing.assert_close(out[1], x[1].permute(0, 3, 2, 1))
+    spec = Augment(permute_axes=True)
+    mixed = RandomAugment(spec, torch.Generator().manual_seed(0))(x.repeat(8, 1, 1, 1, 1) / 54)
+    assert sorted(mixed.flatten(1).sum(1).round(decimals=3).unique().tolist()) == sorted(
+        (x / 54).flatten(1).sum(1).round(decimals=3).unique().tolist()
+    )

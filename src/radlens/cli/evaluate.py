@@ -13,6 +13,7 @@ from rich.table import Table
 
 from radlens.cli.analyze import Json, ModelsDir
 from radlens.cli.render import out
+from radlens.errors import ConfigError
 from radlens.evaluation.evaluate import evaluate
 from radlens.inference.backends import OnnxBackend
 from radlens.io.datasets import read_labelled
@@ -26,6 +27,9 @@ def evaluate_command(
     as_json: Json = False,
     models_dir: ModelsDir = None,
     threads: Annotated[int, typer.Option(help="ONNX Runtime threads")] = 2,
+    int8: Annotated[
+        bool, typer.Option("--int8", help="run the INT8 variant (see radlens quantize)")
+    ] = False,
 ) -> None:
     """Measure a model on labelled data: AUC, ACC, ECE and per-class figures."""
     folder = Path(model)
@@ -35,8 +39,11 @@ def evaluate_command(
         else get_model(model, discover(models_dir, include_disabled=True))
     )
     card = installed.card
+    if int8 and card.int8 is None:
+        raise ConfigError(f"{card.name} has no INT8 variant; make one with radlens quantize")
+    weights = installed.runtime_weights(prefer_int8=int8)
     labelled = read_labelled(data, split, card.labels)
-    result = evaluate(card, OnnxBackend(installed.weights, threads=threads), labelled)
+    result = evaluate(card, OnnxBackend(weights, threads=threads), labelled)
     if as_json:
         out.print_json(
             json.dumps(
@@ -45,6 +52,7 @@ def evaluate_command(
                     "version": card.version,
                     "data": str(data),
                     "split": split,
+                    "weights": weights.name,
                     "n": result.n,
                     "metrics": result.metrics,
                     "per_class": result.per_class,
@@ -54,7 +62,10 @@ def evaluate_command(
             )
         )
         return
-    table = Table(title=escape(f"{card.name} {card.version} on {data} [{split}], n={result.n}"))
+    variant = " int8" if int8 else ""
+    table = Table(
+        title=escape(f"{card.name} {card.version}{variant} on {data} [{split}], n={result.n}")
+    )
     table.add_column("metric")
     table.add_column("measured")
     table.add_column("card")

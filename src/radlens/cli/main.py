@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from radlens.errors import InputError, RadlensError
 
@@ -39,10 +40,10 @@ def guarded(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except InputError as exc:
-            err.print(f"[red]error[/red] {exc.kind}: {exc}", markup=True, soft_wrap=True)
+            err.print(f"[red]error[/red] {exc.kind}: {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(EXIT_INPUT) from None
         except RadlensError as exc:
-            err.print(f"[red]error[/red] {exc}", soft_wrap=True)
+            err.print("[red]error[/red]", escape(str(exc)), soft_wrap=True)
             raise typer.Exit(EXIT_INTERNAL) from None
         except (typer.Exit, KeyboardInterrupt):
             raise
@@ -50,7 +51,7 @@ def guarded(fn: F) -> F:
             if logging.getLogger("radlens").isEnabledFor(logging.DEBUG):
                 raise
             err.print(
-                f"[red]internal error[/red] {type(exc).__name__}: {exc} "
+                f"[red]internal error[/red] {type(exc).__name__}: {escape(str(exc))} "
                 "(rerun with -v for the traceback)",
                 soft_wrap=True,
             )
@@ -71,13 +72,14 @@ def configure_logging(verbose: bool, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from radlens.cli import analyze, demo, evaluate, models, train
+    from radlens.cli import analyze, demo, evaluate, models, quantize, train
 
     app.command("analyze")(guarded(analyze.analyze_command))
     app.command("demo")(guarded(demo.demo_command))
     app.command("models")(guarded(models.models_command))
     app.command("train")(guarded(train.train_command))
     app.command("evaluate")(guarded(evaluate.evaluate_command))
+    app.command("quantize")(guarded(quantize.quantize_command))
 
 
 _register()

@@ -17,31 +17,30 @@ from radlens.models.registry import discover
 def models_command(
     as_json: Json = False,
     models_dir: ModelsDir = None,
-    all_models: Annotated[
-        bool, typer.Option("--all", help="include models disabled by default")
+    enabled_only: Annotated[
+        bool, typer.Option("--enabled", help="only models that analyze studies by default")
     ] = False,
 ) -> None:
-    """List installed models (hash-verified)."""
-    models = discover(models_dir, include_disabled=all_models)
+    """List installed models (hash-verified), also those disabled by default."""
+    models = discover(models_dir, include_disabled=not enabled_only)
     if as_json:
         out.print_json(
             json.dumps([card_to_dict(m.card) | {"folder": str(m.folder)} for m in models])
         )
         return
-    table = Table(title="installed models")
-    for col in ("name", "version", "task", "applies to", "population", "val metrics", "licence"):
-        table.add_column(col, overflow="fold")
+    table = Table(title="installed models (--json for cards: licence, population, thresholds)")
+    for col in ("name", "version", "task", "applies to", "val AUC / ACC / ECE (n)", "enabled"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("name", "version"))
     for m in models:
         a, val = m.card.applies_to, m.card.metrics.get("val", {})
+        figures = " / ".join(f"{val[k]:.3f}" if k in val else "-" for k in ("auc", "acc", "ece"))
         table.add_row(
             m.card.name,
             m.card.version,
             m.card.task.value,
             f"{'/'.join(a.modalities)} {'/'.join(a.body_parts) or 'any'} "
-            f"{'/'.join(a.views)} {a.dims}D",
-            a.population.description or "-",
-            ", ".join(f"{k.upper()} {val[k]:.3f}" for k in ("auc", "acc", "ece") if k in val)
-            + f" (n={int(val.get('n', 0))})",
-            m.card.training.licence,
+            f"{'/'.join(a.views)} {a.dims}D".replace("  ", " "),
+            f"{figures} ({int(val.get('n', 0))})",
+            "yes" if m.card.enabled_by_default else "no",
         )
     out.print(table)

@@ -143,6 +143,38 @@ class Training:
 
 
 @dataclass(frozen=True)
+class Int8Variant:
+    """A statically quantized (INT8) copy of the weights, kept because it is faster and as good.
+
+    Written by ``radlens quantize`` only when the INT8 file was faster than the fp32 one
+    (single image, one thread) and its AUC on ``gate_split`` fell by no more than the allowed
+    drop; the figures are the ones that decided it.
+
+    Attributes:
+        file, sha256: the ``.onnx`` file beside the card and its hash.
+        gate_split: the split the AUCs were measured on.
+        auc, auc_fp32: AUC of the INT8 and of the fp32 weights on ``gate_split``.
+        ms, ms_fp32: median single-image latency (batch 1, one thread) of each, in ms.
+    """
+
+    file: str
+    sha256: str
+    gate_split: str
+    auc: float
+    auc_fp32: float
+    ms: float
+    ms_fp32: float
+
+    def __post_init__(self) -> None:
+        if not self.file.endswith(".onnx") or "/" in self.file or "\\" in self.file:
+            raise ValueError(f"int8.file must be an .onnx file name beside the card: {self.file}")
+        if len(self.sha256) != 64:
+            raise ValueError("int8.sha256 must be 64 hex characters")
+        if not (self.ms > 0 and self.ms_fp32 > 0):
+            raise ValueError("int8.ms and int8.ms_fp32 must be positive")
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """Everything radlens knows about one model.
 
@@ -158,6 +190,7 @@ class ModelCard:
         metrics: split -> metric -> value, measured by ``radlens evaluate``.
         weights_file, sha256: the ONNX file beside the card and its hash.
         outputs: ONNX output names, ``logits`` and ``cam`` (class activation map).
+        int8: the INT8 variant of the weights, when one was kept (``radlens quantize``).
     """
 
     name: str
@@ -179,6 +212,7 @@ class ModelCard:
     outputs: tuple[str, str] = ("logits", "cam")
     enabled_by_default: bool = True
     positive_index: int = 1
+    int8: Int8Variant | None = None
     schema_version: int = CARD_SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -200,6 +234,8 @@ class ModelCard:
             raise ValueError(f"positive_index {self.positive_index} is not a label index")
         if not self.training.commercial_use and self.enabled_by_default:
             raise ValueError("a model trained on non-commercial data cannot be enabled by default")
+        if self.int8 is not None and self.int8.file == self.weights_file:
+            raise ValueError("int8.file must differ from weights_file")
 
     @property
     def threshold(self) -> float:
@@ -221,11 +257,13 @@ def card_from_dict(data: dict[str, Any], source: str = "card") -> ModelCard:
         fields = dict(data)
         applies = dict(fields.pop("applies_to"))
         population = Population(**applies.pop("population", {}))
+        int8 = fields.pop("int8", None)
         return ModelCard(
             input=InputSpec(**fields.pop("input")),
             applies_to=AppliesTo(population=population, **applies),
             calibration=Calibration(**fields.pop("calibration")),
             training=Training(**fields.pop("training")),
+            int8=None if int8 is None else Int8Variant(**int8),
             **fields,
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -237,6 +275,8 @@ def card_to_dict(card: ModelCard) -> dict[str, Any]:
     data = asdict(card)
     data["task"] = card.task.value
     data["input"]["resize"] = card.input.resize.value
+    if card.int8 is None:
+        del data["int8"]  # cards without a variant read exactly as before it existed
     return data
 
 

@@ -24,6 +24,10 @@ BODY_PART_SYNONYMS: dict[str, tuple[str, ...]] = {
     "CHEST": ("CHEST", "THORAX", "LUNG", "CHEST_LAT", "CHEST_PA", "CHEST_AP"),
     "KNEE": ("KNEE",),
     "BREAST": ("BREAST",),
+    "ADRENAL": ("ADRENAL", "ADRENAL_GLAND"),
+    "HEAD": ("HEAD", "BRAIN", "SKULL", "HEADNECK", "HEAD_NECK"),
+    "BRAIN": ("BRAIN", "HEAD"),
+    "EYE": ("EYE", "RETINA", "FUNDUS"),
 }
 
 MODALITY_NAMES: dict[str, str] = {
@@ -37,6 +41,8 @@ MODALITY_NAMES: dict[str, str] = {
     "OT": "other (secondary capture)",
     "SEG": "segmentation object",
     "SR": "structured report",
+    "OP": "ophthalmic photography",
+    "XC": "external-camera photography",
 }
 
 
@@ -50,6 +56,37 @@ class InstalledModel:
     @property
     def weights(self) -> Path:
         return self.folder / self.card.weights_file
+
+    def runtime_weights(self, prefer_int8: bool = True) -> Path:
+        """The weights to run: the INT8 variant when the card has one, else the fp32 weights.
+
+        The INT8 file is verified against its sha256 in the card on every call, as
+        :func:`load_model` verifies the fp32 weights.
+
+        Example:
+            >>> load_model(folder).runtime_weights().name  # doctest: +SKIP
+            'model.int8.onnx'
+
+        Raises:
+            ModelIntegrityError: the card names an INT8 file that is missing or whose hash
+                differs from the card.
+        """
+        variant = self.card.int8
+        if not prefer_int8 or variant is None:
+            return self.weights
+        path = self.folder / variant.file
+        if not path.exists():
+            raise ModelIntegrityError(
+                f"{self.card.name}: INT8 weights {variant.file} missing; rerun radlens quantize "
+                "or run the fp32 weights"
+            )
+        actual = sha256_of(path)
+        if actual != variant.sha256:
+            raise ModelIntegrityError(
+                f"{self.card.name}: sha256 of {variant.file} is {actual[:12]}..., card says "
+                f"{variant.sha256[:12]}...; rerun radlens quantize"
+            )
+        return path
 
 
 def zoo_folder() -> Path:
@@ -134,6 +171,8 @@ def applies(card: ModelCard, series: Series, dims: int, color: bool) -> str:
         return f"{dims}D images, model takes {rule.dims}D"
     if color and not rule.color:
         return "colour images, model takes grayscale"
+    if rule.color and not color:
+        return "grayscale images, model takes colour photographs"
     return ""
 
 
@@ -147,7 +186,7 @@ class Route:
 
 def series_shape(series: Series) -> tuple[int, bool]:
     """(dims, colour) of a series from its headers, without decoding pixels."""
-    dims = 3 if is_volume_series(series) else 2
+    dims = 3 if is_volume_series(series) or any(i.is_volume for i in series.instances) else 2
     color = any(i.samples_per_pixel == 3 for i in series.instances)
     return dims, color
 

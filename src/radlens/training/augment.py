@@ -63,6 +63,17 @@ def affine_3d(
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+_PERMUTATIONS = ((2, 3, 4), (2, 4, 3), (3, 2, 4), (3, 4, 2), (4, 2, 3), (4, 3, 2))
+
+
+def permute_spatial(x: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+    """Reorder the spatial axes of each volume of ``(B, C, D, H, W)`` (cubic) by index."""
+    out = torch.empty_like(x)
+    for i, k in enumerate(which.tolist()):
+        out[i] = x[i].permute(0, *(a - 1 for a in _PERMUTATIONS[k]))
+    return out
+
+
 def intensity(
     x: torch.Tensor, gamma: torch.Tensor, contrast: torch.Tensor, brightness: torch.Tensor
 ) -> torch.Tensor:
@@ -111,6 +122,8 @@ class RandomAugment:
             shift = self._uniform(2 * n, -s.translate, s.translate).view(n, 2)
             flip = (torch.rand(n, generator=self.gen) < 0.5) & s.hflip
             x = affine(x, angle, scale, shift, flip)
+        if x.dim() == 5 and s.permute_axes:
+            x = permute_spatial(x, torch.randint(0, 6, (n,), generator=self.gen))
         if x.dim() == 5 and (s.rotate_deg or s.scale != (1.0, 1.0) or s.translate or s.flip_axes):
             angle = self._uniform(n, -s.rotate_deg, s.rotate_deg) * math.pi / 180
             scale = self._uniform(n, *s.scale)

@@ -92,6 +92,9 @@ class Augment:
     hflip: bool = False
     # 3D only: axes that may be flipped, of "x" (cols), "y" (rows), "z" (slices).
     flip_axes: tuple[str, ...] = ()
+    # 3D only: swap the spatial axes at random (cubic inputs), for shapes whose orientation
+    # carries no meaning, such as vessel segments. Exact: no interpolation.
+    permute_axes: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,9 @@ class Recipe:
     seed: int = 0
     high_sensitivity: float = 0.95
     positive_index: int = 1
+    # None: enabled when the data allow commercial use. False: shipped for comparison
+    # only (e.g. a lower-resolution twin of an enabled model); `radlens models` shows it.
+    enabled_by_default: bool | None = None
     source: str = ""
 
 
@@ -234,7 +240,8 @@ def recipe_for_dataset(
 def infer_recipe(data: Path, name: str, size: int | None = None) -> dict[str, Any]:
     """A recipe (as TOML-like dict) for a dataset nobody wrote a recipe for.
 
-    Task, classes, input size, channels and 2D/3D come from the data; the network and
+    Task, classes, input size, channels and 2D/3D come from the data (``(N, K)`` labels, or a
+    ``labels.csv`` with ``|``-joined labels, make a ``multilabel`` task); the network and
     schedule from defaults that worked on the MedMNIST sets. The licence is unknown, so
     the model is marked not for commercial use and is not enabled by default until
     someone writes a recipe that states it.
@@ -247,10 +254,14 @@ def infer_recipe(data: Path, name: str, size: int | None = None) -> dict[str, An
     dims = 3 if first.ndim == 3 and not color else 2
     side = size or max(first.shape[:dims])
     small = side <= 64
+    if train.multilabel:
+        task = "multilabel"
+    else:
+        task = "binary" if len(train.label_names) == 2 else "multiclass"
     return {
         "name": name,
         "version": "0.1.0",
-        "task": "binary" if len(train.label_names) == 2 else "multiclass",
+        "task": task,
         "data": str(data),
         "labels": list(train.label_names),
         "finding_code": name.lower(),
