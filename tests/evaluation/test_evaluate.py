@@ -77,3 +77,100 @@ def test_data_with_other_classes_is_incompatible(make_card) -> None:  # type: ig
     three = LabelledImages(data.images, data.labels, ("A", "B", "C"), data.ids, "toy", "val")
     with pytest.raises(IncompatibleInputError, match="has classes"):
         evaluate(make_card(), mean_backend(), three)
+
+
+# --- multi-label ---------------------------------------------------------------------------
+
+LABELS = ("Effusion", "Nodule", "Mass")
+
+
+def multilabel_card(make_card, temperature: float = 1.0):  # type: ignore[no-untyped-def]
+    return make_card(
+        task="multilabel",
+        labels=LABELS,
+        input=InputSpec(size=(32, 32)),
+        calibration=Calibration(temperature=temperature),
+        thresholds={"operating": 0.5},
+    )
+
+
+def test_summarize_multilabel_uses_sigmoid_with_the_card_temperature(make_card) -> None:  # type: ignore[no-untyped-def]
+    from radlens.evaluation import metrics as m
+
+    rng = np.random.default_rng(2)
+    logits = rng.normal(0, 3, (300, 3))
+    y = (rng.random((300, 3)) < m.sigmoid(logits / 3)).astype(np.int64)
+    result = summarize(multilabel_card(make_card, 3.0), logits, y, "val")
+    np.testing.assert_allclose(result.probs, m.sigmoid(logits, 3.0))
+    assert set(result.metrics) == {"auc", "acc", "ece", "ece_uncalibrated", "nll"}
+    assert result.metrics["auc"] == m.auc_multilabel(y, result.probs)
+    assert result.metrics["acc"] == m.accuracy_multilabel(y, result.probs)
+    assert result.metrics["nll"] == m.nll_multilabel(y, result.probs)
+    # The logits are three times too confident: calibration at T = 3 lowers the ECE.
+    assert result.metrics["ece"] < result.metrics["ece_uncalibrated"]
+    assert result.metrics["ece_uncalibrated"] == m.ece_multilabel(y, m.sigmoid(logits))
+    assert list(result.per_class) == list(LABELS)
+    nodule = result.per_class["Nodule"]
+    assert nodule["n"] == y[:, 1].sum()
+    assert nodule["auc"] == m.auc_binary(y[:, 1], result.probs[:, 1])
+    rates = m.binary_rates(y[:, 1], result.probs[:, 1], 0.5)
+    assert (nodule["sensitivity"], nodule["specificity"]) == (
+        rates["sensitivity"],
+        rates["specificity"],
+    )
+
+
+def test_multilabel_per_label_rates_use_the_operating_threshold(make_card) -> None:  # type: ignore[no-untyped-def]
+    logits = np.array([[2.0, 0.0], [0.5, 0.0], [-2.0, 0.0]])  # p = 0.88, 0.62, 0.12
+    y = np.array([[1, 0], [1, 1], [0, 1]])
+    card = make_card(task="multilabel", labels=("A", "B"), thresholds={"operating": 0.7})
+    result = summarize(card, logits, y, "val")
+    assert result.per_class["A"] == {"n": 2.0, "auc": 1.0, "sensitivity": 0.5, "specificity": 1.0}
+    # B: every p is 0.5, which reads "no" for ACC (> 0.5) and is below 0.7.
+    assert result.per_class["B"]["sensitivity"] == 0.0
+    # ACC is at 0.5, not at the operating threshold: A all right, B 1 of 3 right.
+    assert result.metrics["acc"] == pytest.approx((1 + 1 / 3) / 2)
+
+
+def multilabel_data() -> LabelledImages:
+    """Label k is present when the k-th horizontal band is bright."""
+    rng = np.random.default_rng(3)
+    combos = np.array([[(i >> k) & 1 for k in range(3)] for i in range(8)] * 2)
+    images = []
+    for row in combos:
+        image = rng.integers(0, 30, (32, 32))
+        for k in range(3):
+            image[k * 10 : k * 10 + 10] += 200 * row[k]
+        images.append(image.astype(np.uint8))
+    ids = tuple(f"val[{i}]" for i in range(len(images)))
+    return LabelledImages(images, combos, LABELS, ids, "bands.npz", "val")
+
+
+def band_backend() -> FakeBackend:
+    """Logit k is the centred mean brightness of band k."""
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        bands = [batch[:, 0, k * 10 : k * 10 + 10].mean(axis=(1, 2)) for k in range(3)]
+        return {"logits": np.stack(bands, axis=1) - 1.0}
+
+    return FakeBackend(run)
+
+
+def test_evaluate_a_multilabel_model_on_multilabel_data(make_card) -> None:  # type: ignore[no-untyped-def]
+    result = evaluate(multilabel_card(make_card), band_backend(), multilabel_data())
+    assert result.n == 16 and result.probs.shape == (16, 3)
+    assert result.metrics["auc"] == 1.0
+    assert result.per_class["Mass"]["n"] == 8
+    assert result.labels.shape == (16, 3)
+
+
+def test_multilabel_data_needs_a_multilabel_model_with_as_many_labels(make_card) -> None:  # type: ignore[no-untyped-def]
+    data = multilabel_data()
+    with pytest.raises(IncompatibleInputError, match="data are multi-label, model tiny_cxr is"):
+        evaluate(make_card(input=InputSpec(size=(32, 32))), band_backend(), data)
+    with pytest.raises(IncompatibleInputError, match="data are single-label"):
+        evaluate(multilabel_card(make_card), band_backend(), toy_data())
+    two = make_card(task="multilabel", labels=("Effusion", "Nodule"))
+    with pytest.raises(IncompatibleInputError, match="data has labels") as caught:
+        evaluate(two, band_backend(), data)
+    assert caught.value.path == "bands.npz"

@@ -150,3 +150,69 @@ def test_mean_abs_error_counts_grade_distance() -> None:
     from radlens.evaluation.metrics import mean_abs_error
 
     assert mean_abs_error(np.array([0, 2, 4]), np.array([1, 2, 1])) == pytest.approx(4 / 3)
+
+
+# --- multi-label (ChestMNIST) ------------------------------------------------------------
+
+
+def test_sigmoid_is_the_binary_softmax_and_does_not_overflow() -> None:
+    from radlens.evaluation.metrics import sigmoid
+
+    z = np.array([[-1000.0, -2.0, 0.0, 0.7, 1000.0]])
+    p = sigmoid(z)
+    assert p[0, 0] == 0.0 and p[0, 2] == 0.5 and p[0, 4] == 1.0
+    assert p[0, 1] == pytest.approx(1 / (1 + math.exp(2.0)))
+    two_way = np.stack([np.zeros_like(z[0]), z[0]], axis=1)
+    np.testing.assert_allclose(sigmoid(z, 3.0)[0], softmax(two_way, 3.0)[:, 1])
+
+
+def test_multilabel_auc_is_the_mean_over_labels_leaving_out_undefined_ones() -> None:
+    from radlens.evaluation.metrics import auc_multilabel
+
+    y = np.array([[0, 1, 1], [0, 0, 1], [1, 1, 1], [1, 0, 1]])
+    probs = np.array([[0.1, 0.9, 0.5], [0.4, 0.2, 0.5], [0.35, 0.8, 0.5], [0.8, 0.3, 0.5]])
+    # Label 0: 0.75 (as test_auc_without_ties); label 1: 1.0; label 2: no negatives.
+    assert auc_multilabel(y, probs) == pytest.approx((0.75 + 1.0) / 2)
+    assert math.isnan(auc_multilabel(np.ones((3, 2), int), np.full((3, 2), 0.5)))
+
+
+def test_multilabel_accuracy_is_the_mean_per_label_accuracy_above_one_half() -> None:
+    from radlens.evaluation.metrics import accuracy_multilabel
+
+    y = np.array([[1, 0], [0, 0], [1, 1], [0, 1]])
+    probs = np.array([[0.9, 0.2], [0.6, 0.1], [0.5, 0.7], [0.2, 0.3]])
+    # Label 0: 0.9 yes ok, 0.6 yes wrong, 0.5 is "no" (wrong), 0.2 ok -> 2/4.
+    # Label 1: ok, ok, ok, 0.3 wrong -> 3/4.
+    assert accuracy_multilabel(y, probs) == pytest.approx((0.5 + 0.75) / 2)
+
+
+def test_multilabel_ece_is_the_mean_of_each_labels_binary_ece() -> None:
+    from radlens.evaluation.metrics import ece_binary, ece_multilabel
+
+    # A binary label at p = 0.9 that is right half the time: gap 0.4, as a binary model.
+    y = np.array([1] * 5 + [0] * 5)
+    assert ece_binary(y, np.full(10, 0.9)) == pytest.approx(0.4)
+    assert ece_binary(y, np.full(10, 0.9)) == ece(y, np.array([[0.1, 0.9]] * 10))
+    # Second label: p = 0.2 ("no" with confidence 0.8) and 8 of 10 are 0 -> calibrated.
+    y2 = np.array([0] * 8 + [1] * 2)
+    probs = np.stack([np.full(10, 0.9), np.full(10, 0.2)], axis=1)
+    assert ece_multilabel(np.stack([y, y2], axis=1), probs) == pytest.approx((0.4 + 0.0) / 2)
+
+
+def test_multilabel_nll_is_the_mean_binary_cross_entropy() -> None:
+    from radlens.evaluation.metrics import nll_multilabel
+
+    y = np.array([[1, 0], [0, 1]])
+    probs = np.array([[0.8, 0.3], [0.4, 1.0]])
+    expected = -(math.log(0.8) + math.log(0.7) + math.log(0.6) + math.log(1 - 1e-12)) / 4
+    assert nll_multilabel(y, probs) == pytest.approx(expected)
+
+
+def test_fit_temperature_multilabel_recovers_a_shared_temperature() -> None:
+    from radlens.evaluation.metrics import fit_temperature_multilabel, sigmoid
+
+    rng = np.random.default_rng(0)
+    calibrated = rng.normal(0, 2.0, size=(5000, 4))
+    y = (rng.random(calibrated.shape) < sigmoid(calibrated)).astype(int)
+    assert fit_temperature_multilabel(calibrated * 2.5, y) == pytest.approx(2.5, rel=0.06)
+    assert fit_temperature_multilabel(calibrated, y) == pytest.approx(1.0, rel=0.06)

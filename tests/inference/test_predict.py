@@ -210,3 +210,66 @@ def test_binary_finding_reports_the_positive_index_class(make_card) -> None:  # 
     assert finding.code == "pneumonia"  # the card's finding_code names class 0 here
     assert finding.probability == pytest.approx(1 / (1 + math.exp(-3.0)))
     assert finding.positive
+
+
+# --- multi-label -------------------------------------------------------------------------
+
+
+def multilabel_card(make_card, **fields):  # type: ignore[no-untyped-def]
+    return make_card(
+        task="multilabel",
+        labels=("Effusion", "Pleural Thickening", "Mass"),
+        thresholds={"operating": 0.6},
+        **fields,
+    )
+
+
+def test_multilabel_gives_one_finding_per_label_with_sigmoid_probabilities(make_card) -> None:  # type: ignore[no-untyped-def]
+    card = multilabel_card(make_card, calibration=Calibration(temperature=2.0))
+    cam = np.zeros((3, 7, 7), np.float32)
+    cam[0, 1, 5] = cam[1, 5, 1] = cam[2, 3, 3] = 5.0
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        return {"logits": np.array([[3.0, -1.0, 0.4]], np.float32), "cam": cam[None]}
+
+    findings = predict(image(), card, FakeBackend(run), Patient(age_years=3))
+    assert [(f.code, f.label) for f in findings] == [
+        ("effusion", "Effusion"),
+        ("pleural_thickening", "Pleural Thickening"),
+        ("mass", "Mass"),
+    ]
+    for finding, logit in zip(findings, (3.0, -1.0, 0.4), strict=True):
+        assert finding.probability == pytest.approx(1 / (1 + math.exp(-logit / 2.0)), rel=1e-6)
+        assert finding.threshold == 0.6
+        assert finding.grade is None and finding.frame == 0
+        assert finding.heatmap is not None
+    effusion, thickening, mass = findings
+    # Probabilities do not sum to one: each label is its own yes/no.
+    assert [f.positive for f in findings] == [True, False, False]  # 0.82, 0.38, 0.55
+    assert effusion.box == Box(x0=320.0, y0=64.0, x1=384.0, y1=128.0)
+    assert thickening.box is None and mass.box is None
+    # Each heatmap comes from its own label's CAM channel.
+    assert thickening.heatmap is not None
+    peak_y, peak_x = np.unravel_index(int(np.argmax(thickening.heatmap)), (SOURCE, SOURCE))
+    assert 320 <= peak_y < 384 and 64 <= peak_x < 128
+
+
+def test_a_multilabel_volume_model_finds_each_labels_peak_slice(make_card) -> None:  # type: ignore[no-untyped-def]
+    card = volume_card(make_card, task="multilabel", labels=("Left", "Right"))
+    cam = np.zeros((2, 7, 7, 7), np.float32)
+    cam[0, 1, 3, 3] = 4.0
+    cam[1, 5, 3, 3] = 4.0
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        return {"logits": np.array([[2.0, -2.0]], np.float32), "cam": cam[None]}
+
+    volume = np.random.default_rng(0).random((56, 40, 40)).astype(np.float32)
+    left, right = predict(
+        Image(volume, ImageLayout.ZYX, Geometry((1.0, 1.0, 1.0)), source_uids=("1.2.3.7",)),
+        card,
+        FakeBackend(run),
+    )
+    assert (left.code, right.code) == ("left", "right")
+    assert (left.frame, right.frame) == (12, 44)  # centres of depth cells 1 and 5 of 7
+    assert left.positive and left.box is not None
+    assert not right.positive and right.box is None and right.heatmap is not None

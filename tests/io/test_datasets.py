@@ -62,14 +62,89 @@ def test_npz_labels_beyond_the_names_are_an_error(npz: Path) -> None:
         read_labelled(npz, "val", ("ONLY",))
 
 
-def test_npz_multi_label_arrays_are_refused(tmp_path: Path) -> None:
-    path = write_npz(
-        tmp_path / "multi.npz",
-        val_images=np.zeros((2, 8, 8), np.uint8),
-        val_labels=np.array([[0, 1, 1], [1, 0, 0]]),
+def multi_npz(tmp_path: Path, labels: np.ndarray) -> Path:
+    return write_npz(
+        tmp_path / "chesty.npz",
+        val_images=np.zeros((len(labels), 8, 8), np.uint8),
+        val_labels=labels,
     )
-    with pytest.raises(InputError, match="multi-label"):
+
+
+def test_npz_with_n_by_k_labels_is_multi_label(tmp_path: Path) -> None:
+    path = multi_npz(tmp_path, np.array([[0, 1, 1], [1, 0, 0], [0, 0, 1]], np.uint8))
+    data = read_labelled(path, "val")
+    assert data.multilabel
+    assert data.labels.shape == (3, 3) and data.labels.dtype == np.int64
+    assert data.labels.tolist() == [[0, 1, 1], [1, 0, 0], [0, 0, 1]]
+    assert data.label_names == ("0", "1", "2")
+    assert data.class_counts() == {"0": 1, "1": 1, "2": 2}
+    named = read_labelled(path, "val", ("Effusion", "Nodule", "Mass"), multilabel=True)
+    assert named.class_counts() == {"Effusion": 1, "Nodule": 1, "Mass": 2}
+
+
+def test_single_label_data_is_not_multi_label(npz: Path) -> None:
+    assert not read_labelled(npz, "val").multilabel
+
+
+def test_npz_multi_label_names_must_match_the_columns(tmp_path: Path) -> None:
+    path = multi_npz(tmp_path, np.array([[0, 1, 1], [1, 0, 0]]))
+    with pytest.raises(InputError, match="3 label columns but 2 names given") as caught:
+        read_labelled(path, "val", ("A", "B"))
+    assert caught.value.path == str(path)
+
+
+def test_npz_multi_label_entries_must_be_zero_or_one(tmp_path: Path) -> None:
+    path = multi_npz(tmp_path, np.array([[0, 2, 1], [1, 0, 0]]))
+    with pytest.raises(InputError, match="must hold only 0 and 1"):
         read_labelled(path, "val")
+
+
+def test_npz_labels_of_three_dimensions_are_refused(tmp_path: Path) -> None:
+    path = multi_npz(tmp_path, np.zeros((2, 3, 2), np.int64))
+    with pytest.raises(InputError, match=r"neither \(N,\) nor \(N, K\)"):
+        read_labelled(path, "val")
+
+
+def test_expecting_the_other_kind_of_labels_is_an_input_error(tmp_path: Path, npz: Path) -> None:
+    path = multi_npz(tmp_path, np.array([[0, 1, 1], [1, 0, 0]]))
+    with pytest.raises(InputError, match="multi-label but single-label ones were expected"):
+        read_labelled(path, "val", multilabel=False)
+    with pytest.raises(InputError, match="single-label but multi-label ones were expected"):
+        read_labelled(npz, "val", multilabel=True)
+
+
+def test_labels_csv_with_joined_labels_is_multi_label(tmp_path: Path) -> None:
+    for name in ("a.png", "b.png", "c.png", "d.png"):
+        write_gray_png(tmp_path / name, 50)
+    (tmp_path / "labels.csv").write_text(
+        "file,label,split\na.png,Effusion|Nodule,val\nb.png,,val\nc.png,Nodule,val\n"
+        "d.png,Mass,train\n",
+        "utf-8",
+    )
+    val = read_labelled(tmp_path, "val")
+    assert val.multilabel
+    # Names come from every split, so train and val agree on the columns.
+    assert val.label_names == ("Effusion", "Mass", "Nodule")
+    assert val.labels.tolist() == [[1, 0, 1], [0, 0, 0], [0, 0, 1]]
+    assert val.ids == ("a.png", "b.png", "c.png")
+    assert val.class_counts() == {"Effusion": 1, "Mass": 0, "Nodule": 2}
+    train = read_labelled(tmp_path, "train", ("Nodule", "Mass", "Effusion", "Hernia"))
+    assert train.labels.tolist() == [[0, 1, 0, 0]]
+
+
+def test_labels_csv_multi_label_unknown_names_and_empty_split(tmp_path: Path) -> None:
+    write_gray_png(tmp_path / "a.png", 5)
+    (tmp_path / "labels.csv").write_text("file,label,split\na.png,A|B,train\n", "utf-8")
+    with pytest.raises(InputError, match=r"labels \['B'\] are not among") as caught:
+        read_labelled(tmp_path, "train", ("A", "C"))
+    assert caught.value.path == str(tmp_path / "labels.csv")
+    with pytest.raises(EmptyInputError, match="no labelled images for split 'val'"):
+        read_labelled(tmp_path, "val")
+
+
+def test_labelled_images_label_columns_must_match_the_names() -> None:
+    with pytest.raises(ValueError, match="2 label columns but 3 label names"):
+        LabelledImages([np.zeros((2, 2))], np.array([[0, 1]]), ("a", "b", "c"), ("x",))
 
 
 def test_unreadable_npz_is_an_input_error(tmp_path: Path) -> None:

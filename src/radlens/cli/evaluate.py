@@ -17,6 +17,7 @@ from radlens.errors import ConfigError
 from radlens.evaluation.evaluate import evaluate
 from radlens.inference.backends import OnnxBackend
 from radlens.io.datasets import read_labelled
+from radlens.models.card import Task
 from radlens.models.registry import discover, get_model, load_model
 
 
@@ -72,6 +73,8 @@ def evaluate_command(
     for k, v in result.metrics.items():
         in_card = card.metrics.get(split, {}).get(k)
         table.add_row(k, f"{v:.4f}", "-" if in_card is None else f"{in_card:.4f}")
+    kind = "label" if card.task is Task.MULTILABEL else "class"
     for name, figures in result.per_class.items():
-        table.add_row(f"class {name}", ", ".join(f"{k} {v:.3f}" for k, v in figures.items()), "")
+        row = ", ".join(f"{k} {v:.0f}" if k == "n" else f"{k} {v:.3f}" for k, v in figures.items())
+        table.add_row(f"{kind} {name}", row, "")
     out.print(table)

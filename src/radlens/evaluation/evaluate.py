@@ -1,7 +1,9 @@
 """``evaluate``: a model (card + backend) over a labelled split, with the card's metrics.
 
 The figures in a card's ``metrics`` come from this function, and ``radlens evaluate``
-calls it too, so anyone can check a card by rerunning it.
+calls it too, so anyone can check a card by rerunning it. Multi-label models are measured
+label by label and averaged (see ``radlens.evaluation.metrics``); their ``per_class`` holds
+one entry per label.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from radlens.models.card import ModelCard, Task
 
 @dataclass(frozen=True, eq=False)
 class Evaluation:
-    """Metrics of one model on one split, and the raw calibrated probabilities."""
+    """Metrics of one model on one split, and the calibrated probabilities.
+
+    Attributes:
+        per_class: class (or label) name -> figures; ``n`` counts the items of that class
+            (for a multi-label model, the items with that label: its positives).
+        probs: ``(N, K)`` calibrated probabilities (softmax, or sigmoid per label).
+        labels: the true labels, ``(N,)`` class indices or ``(N, K)`` 0/1 for multi-label.
+    """
 
     model: str
     version: str
@@ -47,6 +56,8 @@ def predict_logits(
 
 def summarize(card: ModelCard, logits: np.ndarray, y: np.ndarray, split: str) -> Evaluation:
     """Metrics from logits: AUC, ACC (argmax), ECE before/after calibration, rates."""
+    if card.task is Task.MULTILABEL:
+        return summarize_multilabel(card, logits, y, split)
     raw = m.softmax(logits)
     probs = m.softmax(logits, card.calibration.temperature)
     pred = probs.argmax(axis=1)
@@ -75,6 +86,36 @@ def summarize(card: ModelCard, logits: np.ndarray, y: np.ndarray, split: str) ->
     return Evaluation(card.name, card.version, split, len(y), metrics, per_class, probs, y)
 
 
+def summarize_multilabel(
+    card: ModelCard, logits: np.ndarray, y: np.ndarray, split: str
+) -> Evaluation:
+    """Multi-label metrics from logits: probabilities are ``sigmoid(logits / T)`` per label.
+
+    Metrics: ``auc``, ``acc``, ``ece`` (calibrated), ``ece_uncalibrated`` (T = 1) and
+    ``nll``, each by the multi-label definitions in ``radlens.evaluation.metrics``. Per
+    label: ``n`` positives, ``auc``, and ``sensitivity`` and ``specificity`` at the card's
+    operating threshold (positive when ``p >= threshold``, as a finding is).
+    """
+    probs = m.sigmoid(logits, card.calibration.temperature)
+    metrics = {
+        "auc": m.auc_multilabel(y, probs),
+        "acc": m.accuracy_multilabel(y, probs),
+        "ece": m.ece_multilabel(y, probs),
+        "ece_uncalibrated": m.ece_multilabel(y, m.sigmoid(logits)),
+        "nll": m.nll_multilabel(y, probs),
+    }
+    per_class = {}
+    for k, name in enumerate(card.labels):
+        rates = m.binary_rates(y[:, k], probs[:, k], card.threshold)
+        per_class[name] = {
+            "n": float(y[:, k].sum()),
+            "auc": m.auc_binary(y[:, k], probs[:, k]),
+            "sensitivity": rates["sensitivity"],
+            "specificity": rates["specificity"],
+        }
+    return Evaluation(card.name, card.version, split, len(y), metrics, per_class, probs, y)
+
+
 def evaluate(card: ModelCard, backend: Backend, data: LabelledImages) -> Evaluation:
     """Run ``card``'s model over ``data`` and compute its metrics.
 
@@ -83,10 +124,19 @@ def evaluate(card: ModelCard, backend: Backend, data: LabelledImages) -> Evaluat
         >>> round(ev.metrics["auc"], 3)  # doctest: +SKIP
         0.995
     """
-    if len(data.label_names) != len(card.labels):
+    if data.multilabel != (card.task is Task.MULTILABEL):
+        kind = "multi-label" if data.multilabel else "single-label"
         raise IncompatibleInputError(
             data.source,
-            f"data has classes {list(data.label_names)}, model {card.name} has "
-            f"{list(card.labels)}; pass data labelled with the model's classes",
+            f"data are {kind}, model {card.name} is {card.task.value}; pass data labelled "
+            "for the model's task",
+        )
+    # For multi-label data the names are its label columns, one per model output.
+    if len(data.label_names) != len(card.labels):
+        noun = "labels" if data.multilabel else "classes"
+        raise IncompatibleInputError(
+            data.source,
+            f"data has {noun} {list(data.label_names)}, model {card.name} has "
+            f"{list(card.labels)}; pass data labelled with the model's {noun}",
         )
     return summarize(card, predict_logits(card, backend, data), data.labels, data.split)

@@ -5,11 +5,24 @@ Conventions (so the card, the benchmark and the literature mean the same thing):
       one half; multi-class AUC is the unweighted mean of one-vs-rest AUCs (as MedMNIST).
     * ECE: expected calibration error of the top-label confidence over 15 equal-width
       bins (Guo et al., ICML 2017).
+
+Multi-label tasks (ChestMNIST: each item has any number of K labels, each a yes/no with
+probability ``sigmoid(logit_k / T)``) use the ``*_multilabel`` functions:
+    * AUC: the unweighted mean over labels of each label's binary AUC; labels whose split
+      has no positives or no negatives (AUC undefined) are left out of the mean.
+    * ACC: the mean over labels of each label's accuracy with "yes" when ``p > 0.5``, as the
+      MedMNIST ``getACC`` (so a probability of exactly 0.5 reads "no", as argmax does).
+    * ECE: the mean over labels of each label's *binary ECE*, which is :func:`ece` of the
+      two-way distribution ``(1 - p_k, p_k)``: the top-label confidence ``max(p_k, 1 - p_k)``
+      against whether ``p_k > 0.5`` was right, over 15 equal-width bins. For one label this
+      is exactly the ECE of a binary model with that probability.
+    * NLL: the mean binary cross-entropy over every item and label.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -20,6 +33,18 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
     out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
+def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Element-wise logistic of ``logits / temperature``, without overflow.
+
+    Example:
+        >>> sigmoid(np.array([[0.0, 2.0]]), 2.0).round(4).tolist()
+        [[0.5, 0.7311]]
+    """
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    out: np.ndarray = np.exp(-np.logaddexp(0.0, -z))
     return out
 
 
@@ -107,14 +132,50 @@ def nll(y_true: np.ndarray, probs: np.ndarray) -> float:
     return float(-np.log(p).mean())
 
 
-def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
-    """Temperature minimizing validation NLL (golden-section search on log T in [-3, 3])."""
+def auc_multilabel(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Mean over labels of the binary AUC of each column (undefined labels left out).
+
+    Example:
+        >>> y = np.array([[0, 1], [1, 1], [1, 0]])
+        >>> auc_multilabel(y, np.array([[0.2, 0.9], [0.7, 0.6], [0.6, 0.5]]))
+        1.0
+    """
+    per_label = [auc_binary(y_true[:, k], probs[:, k]) for k in range(probs.shape[1])]
+    defined = [v for v in per_label if not math.isnan(v)]
+    return float(np.mean(defined)) if defined else math.nan
+
+
+def accuracy_multilabel(y_true: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> float:
+    """Mean over labels of each label's accuracy with "yes" when ``p > threshold``."""
+    pred = np.asarray(probs) > threshold
+    per_label = (pred == np.asarray(y_true).astype(bool)).mean(axis=0)
+    return float(per_label.mean())
+
+
+def ece_binary(y_true: np.ndarray, p: np.ndarray, n_bins: int = 15) -> float:
+    """ECE of one yes/no label: :func:`ece` of the two-way distribution ``(1 - p, p)``."""
+    p = np.asarray(p, dtype=np.float64)
+    return ece(np.asarray(y_true).astype(np.int64), np.stack([1.0 - p, p], axis=1), n_bins)
+
+
+def ece_multilabel(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
+    """Mean over labels of :func:`ece_binary` (see the module docstring)."""
+    return float(
+        np.mean([ece_binary(y_true[:, k], probs[:, k], n_bins) for k in range(probs.shape[1])])
+    )
+
+
+def nll_multilabel(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Mean binary cross-entropy over every item and label."""
+    y = np.asarray(y_true).astype(bool)
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0 - 1e-12)
+    return float(-np.where(y, np.log(p), np.log1p(-p)).mean())
+
+
+def _golden_section_log_t(loss: Callable[[float], float]) -> float:
+    """The temperature whose log minimizes ``loss`` on [-3, 3] (golden-section search)."""
     lo, hi = -3.0, 3.0
     ratio = (math.sqrt(5) - 1) / 2
-
-    def loss(log_t: float) -> float:
-        return nll(y_true, softmax(logits, math.exp(log_t)))
-
     a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
     fa, fb = loss(a), loss(b)
     for _ in range(60):
@@ -127,6 +188,24 @@ def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
             b = lo + ratio * (hi - lo)
             fb = loss(b)
     return float(math.exp((lo + hi) / 2))
+
+
+def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
+    """Temperature minimizing validation NLL (golden-section search on log T in [-3, 3])."""
+    return _golden_section_log_t(lambda log_t: nll(y_true, softmax(logits, math.exp(log_t))))
+
+
+def fit_temperature_multilabel(logits: np.ndarray, y_true: np.ndarray) -> float:
+    """One temperature shared by every label, minimizing the mean binary cross-entropy of
+    ``sigmoid(logits / T)`` on validation (golden-section search on log T in [-3, 3]).
+
+    Example:
+        >>> fit_temperature_multilabel(logits_val, y_val)  # doctest: +SKIP
+        1.8
+    """
+    return _golden_section_log_t(
+        lambda log_t: nll_multilabel(y_true, sigmoid(logits, math.exp(log_t)))
+    )
 
 
 def youden_threshold(y_true: np.ndarray, score: np.ndarray) -> float:

@@ -1,4 +1,10 @@
-"""``predict``: one image + one model card + a backend -> typed findings."""
+"""``predict``: one image + one model card + a backend -> typed findings.
+
+A binary, multi-class or ordinal model says one thing per analyzed frame (or volume); a
+multi-label model says yes or no to each of its labels, so it gives one finding per label,
+each with its own calibrated probability ``sigmoid(logit / T)``, the card's operating
+threshold, and a heatmap from that label's activation-map channel.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from radlens.domain.findings import Finding
+from radlens.domain.findings import Box, Finding
 from radlens.domain.imaging import Image, ImageLayout, Patient
 from radlens.errors import IncompatibleInputError
-from radlens.evaluation.metrics import softmax
+from radlens.evaluation.metrics import sigmoid, softmax
 from radlens.explain.heatmaps import cam_box, cam_to_heatmap
 from radlens.inference.backends import Backend
 from radlens.inference.preprocess import Placement, prepare_2d, prepare_3d
@@ -56,12 +62,20 @@ def population_warning(card: ModelCard, patient: Patient) -> tuple[str, bool]:
     return "", False
 
 
-def _finding_index(card: ModelCard, probs: np.ndarray) -> tuple[int, str, str]:
-    """The class a finding reports: the positive class (binary) or the top class."""
+def label_code(label: str) -> str:
+    """A multi-label finding's code: ``"Pleural Thickening"`` -> ``"pleural_thickening"``."""
+    return label.lower().replace(" ", "_")
+
+
+def _finding_indices(card: ModelCard, probs: np.ndarray) -> list[tuple[int, str, str]]:
+    """The classes findings report: the positive class (binary), the top class
+    (multi-class, ordinal), or every label (multi-label)."""
+    if card.task is Task.MULTILABEL:
+        return [(k, label_code(label), label) for k, label in enumerate(card.labels)]
     if card.task is Task.BINARY:
-        return card.positive_index, card.finding_code, card.finding_label
+        return [(card.positive_index, card.finding_code, card.finding_label)]
     k = int(np.argmax(probs))
-    return k, card.labels[k].lower(), card.labels[k]
+    return [(k, card.labels[k].lower(), card.labels[k])]
 
 
 def predict(
@@ -75,7 +89,7 @@ def predict(
 
     A 2D model gives one finding per analyzed frame; a 3D model one finding per volume,
     whose ``frame`` is the slice where its activation map peaks (the heatmap and box are
-    drawn on that slice).
+    drawn on that slice). A multi-label model gives one such finding per label.
 
     Example:
         >>> findings = predict(image, model.card, OnnxBackend(model.weights))  # doctest: +SKIP
@@ -103,44 +117,65 @@ def predict(
         timings_s["inference"] = timings_s.get("inference", 0.0) + time.perf_counter() - prepared_at
     logits = outputs[card.outputs[0]]
     cams = outputs.get(card.outputs[1])
-    probs = softmax(logits, card.calibration.temperature)
+    if card.task is Task.MULTILABEL:
+        probs = sigmoid(logits, card.calibration.temperature)
+    else:
+        probs = softmax(logits, card.calibration.temperature)
     warning, outside = population_warning(card, patient or Patient())
     warnings = (warning,) if warning else ()
     findings = []
     size = (card.input.size[-2], card.input.size[-1])
+    threshold = card.threshold if card.task in (Task.BINARY, Task.MULTILABEL) else 0.0
     for i, frame in enumerate(frames):
-        k, code, label = _finding_index(card, probs[i])
-        probability = float(probs[i, k])
-        threshold = card.threshold if card.task is Task.BINARY else 0.0
-        heatmap = box = None
-        frame_index = frame.frame
-        if cams is not None:
-            cam = cams[i, k]
-            if card.input.dims == 3:
-                frame_index, cam, where = _peak_slice(cam, image.array.shape, size)
-            else:
-                where = placements[i]
-            heatmap = cam_to_heatmap(cam, size, where, HEATMAP_MAX_SIDE)
-            box = cam_box(cam, size, where)
-        findings.append(
-            Finding(
-                code=code,
-                label=label,
-                probability=probability,
-                threshold=threshold,
-                model_name=card.name,
-                model_version=card.version,
-                sop_instance_uid=frame.sop_instance_uid,
-                frame=frame_index,
-                heatmap=heatmap,
-                box=box if probability >= threshold else None,
-                grade=k if card.task is Task.ORDINAL else None,
-                grade_label=card.labels[k] if card.task is Task.ORDINAL else "",
-                ood_flag=outside,
-                warnings=warnings,
+        for k, code, label in _finding_indices(card, probs[i]):
+            heatmap, box, frame_index = _localize(
+                cams, i, k, frame.frame, card.input.dims, image.array.shape, size, placements
             )
-        )
+            probability = float(probs[i, k])
+            findings.append(
+                Finding(
+                    code=code,
+                    label=label,
+                    probability=probability,
+                    threshold=threshold,
+                    model_name=card.name,
+                    model_version=card.version,
+                    sop_instance_uid=frame.sop_instance_uid,
+                    frame=frame_index,
+                    heatmap=heatmap,
+                    box=box if probability >= threshold else None,
+                    grade=k if card.task is Task.ORDINAL else None,
+                    grade_label=card.labels[k] if card.task is Task.ORDINAL else "",
+                    ood_flag=outside,
+                    warnings=warnings,
+                )
+            )
     return findings
+
+
+def _localize(
+    cams: np.ndarray | None,
+    i: int,
+    k: int,
+    frame_index: int,
+    dims: int,
+    image_shape: tuple[int, ...],
+    size: tuple[int, int],
+    placements: list[Placement],
+) -> tuple[np.ndarray | None, Box | None, int]:
+    """Heatmap, box and frame of item ``i``'s class ``k`` from its CAM channel, if any."""
+    if cams is None:
+        return None, None, frame_index
+    cam = cams[i, k]
+    if dims == 3:
+        frame_index, cam, where = _peak_slice(cam, image_shape, size)
+    else:
+        where = placements[i]
+    return (
+        cam_to_heatmap(cam, size, where, HEATMAP_MAX_SIDE),
+        cam_box(cam, size, where),
+        frame_index,
+    )
 
 
 def _peak_slice(

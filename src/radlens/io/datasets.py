@@ -1,9 +1,14 @@
 """Labelled image sets for training and evaluation, in the two layouts people publish.
 
 * A MedMNIST ``.npz`` with ``<split>_images`` and ``<split>_labels`` (any splits present).
+  Labels ``(N,)`` or ``(N, 1)`` are class indices; labels ``(N, K)`` with ``K > 1`` are
+  multi-label (ChestMNIST): entry ``[i, k]`` is 1 when item ``i`` has label ``k``, else 0.
 * A folder of images: either ``labels.csv`` with columns ``file,label[,split]`` (paths
   relative to the folder), or one subfolder per class (``DIR/NORMAL/*.jpeg``) when there is
   no ``labels.csv``; then every image belongs to every split asked for.
+  The table is multi-label when any cell of its ``label`` column (in any split) joins several
+  labels with ``|`` (``Effusion|Nodule``) or is empty (none of the labels); the label names
+  are then every name in the column, across all splits, sorted.
 
 Both give a :class:`LabelledImages`; neither needs torch.
 
@@ -26,6 +31,7 @@ from PIL import UnidentifiedImageError
 from radlens.errors import EmptyInputError, InputError, UnsupportedFormatError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+LABEL_SEPARATOR = "|"  # joins the labels of one item in a multi-label labels.csv
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,8 +41,9 @@ class LabelledImages:
     Attributes:
         images: one array per item; 2D ``(rows, cols)``, RGB ``(rows, cols, 3)`` or 3D
             ``(slices, rows, cols)``, as stored (uint8 for the usual sources).
-        labels: ``(N,)`` int class indices into ``label_names``.
-        label_names: class names in index order.
+        labels: ``(N,)`` int class indices into ``label_names``, or, for multi-label data,
+            ``(N, K)`` 0/1 ints with one column per name in ``label_names``.
+        label_names: class (or label) names in index order.
         ids: a stable name per item (file name or ``split[index]``).
     """
 
@@ -50,34 +57,69 @@ class LabelledImages:
     def __post_init__(self) -> None:
         if not (len(self.images) == len(self.labels) == len(self.ids)):
             raise ValueError("images, labels and ids differ in length")
+        if self.labels.ndim not in (1, 2):
+            raise ValueError(f"labels must be (N,) or (N, K), got {self.labels.shape}")
+        if self.labels.ndim == 2 and self.labels.shape[1] != len(self.label_names):
+            raise ValueError(
+                f"{self.labels.shape[1]} label columns but {len(self.label_names)} label names"
+            )
 
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def multilabel(self) -> bool:
+        """Whether each item carries any number of labels (``labels`` is ``(N, K)``)."""
+        return self.labels.ndim == 2
+
     def class_counts(self) -> dict[str, int]:
-        counts = np.bincount(self.labels, minlength=len(self.label_names))
+        """Items per class, or positives per label for multi-label data."""
+        if self.multilabel:
+            counts = self.labels.sum(axis=0)
+        else:
+            counts = np.bincount(self.labels, minlength=len(self.label_names))
         return {name: int(n) for name, n in zip(self.label_names, counts, strict=True)}
 
 
 def read_labelled(
-    path: Path, split: str, label_names: tuple[str, ...] | None = None
+    path: Path,
+    split: str,
+    label_names: tuple[str, ...] | None = None,
+    multilabel: bool | None = None,
 ) -> LabelledImages:
     """Read one split of a labelled image set (see the module docstring for layouts).
 
     Args:
         path: a ``.npz`` file or a folder.
         split: ``train``, ``val`` or ``test``.
-        label_names: names for npz class indices, or the class order for folders
-            (default: sorted names found).
+        label_names: names for npz class indices (or label columns), or the class order for
+            folders (default: ``"0"``, ``"1"``, ... for npz files, sorted names found for
+            folders).
+        multilabel: what the caller expects; ``None`` accepts what the data holds.
 
     Raises:
-        InputError: the path or split does not exist, or an image cannot be read.
+        InputError: the path or split does not exist, an image cannot be read, or the labels
+            are not what ``label_names`` or ``multilabel`` say.
+
+    Example:
+        >>> chest = read_labelled(Path("chestmnist.npz"), "val")  # doctest: +SKIP
+        >>> chest.multilabel, chest.labels.shape
+        (True, (11219, 14))
     """
     if path.suffix == ".npz":
-        return _read_npz(path, split, label_names)
-    if path.is_dir():
-        return _read_folder(path, split, label_names)
-    raise InputError(path, "expected a MedMNIST .npz file or a folder of labelled images")
+        data = _read_npz(path, split, label_names)
+    elif path.is_dir():
+        data = _read_folder(path, split, label_names)
+    else:
+        raise InputError(path, "expected a MedMNIST .npz file or a folder of labelled images")
+    if multilabel is not None and data.multilabel != multilabel:
+        have, want = ("multi", "single") if data.multilabel else ("single", "multi")
+        raise InputError(
+            path,
+            f"the labels are {have}-label but {want}-label ones were expected; "
+            "check the data against the recipe's or model's task",
+        )
+    return data
 
 
 def _read_npz(path: Path, split: str, names: tuple[str, ...] | None) -> LabelledImages:
@@ -93,21 +135,43 @@ def _read_npz(path: Path, split: str, names: tuple[str, ...] | None) -> Labelled
         raise InputError(path, f"cannot read npz: {exc}") from exc
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
+    ids = tuple(f"{split}[{i}]" for i in range(len(labels)))
+    if labels.ndim == 2:
+        return _multilabel_npz(path, split, images, labels, names, ids)
     if labels.ndim != 1:
-        raise InputError(path, f"multi-label arrays {labels.shape} are not supported yet")
+        raise InputError(path, f"labels of shape {labels.shape} are neither (N,) nor (N, K)")
     labels = labels.astype(np.int64)
     n_classes = int(labels.max()) + 1 if labels.size else 0
     names = names or tuple(str(i) for i in range(max(n_classes, 2)))
     if n_classes > len(names):
         raise InputError(path, f"labels go up to {n_classes - 1} but {len(names)} names given")
-    ids = tuple(f"{split}[{i}]" for i in range(len(labels)))
     return LabelledImages(list(images), labels, names, ids, str(path), split)
+
+
+def _multilabel_npz(
+    path: Path,
+    split: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    names: tuple[str, ...] | None,
+    ids: tuple[str, ...],
+) -> LabelledImages:
+    n_labels = labels.shape[1]
+    if not np.isin(labels, (0, 1)).all():
+        raise InputError(path, f"multi-label {split}_labels {labels.shape} must hold only 0 and 1")
+    names = names or tuple(str(i) for i in range(n_labels))
+    if len(names) != n_labels:
+        raise InputError(path, f"{n_labels} label columns but {len(names)} names given")
+    return LabelledImages(list(images), labels.astype(np.int64), names, ids, str(path), split)
 
 
 def _read_folder(path: Path, split: str, names: tuple[str, ...] | None) -> LabelledImages:
     table = path / "labels.csv"
     if table.exists():
-        rows = _read_table(table, split)
+        all_rows = _read_table(table)
+        if any(not label.strip() or LABEL_SEPARATOR in label for _, label, _ in all_rows):
+            return _read_multilabel_table(path, table, all_rows, split, names)
+        rows = [(file, label) for file, label, row_split in all_rows if row_split in (None, split)]
     else:
         rows = [
             (str(f.relative_to(path)), f.parent.name)
@@ -127,16 +191,39 @@ def _read_folder(path: Path, split: str, names: tuple[str, ...] | None) -> Label
     return LabelledImages(images, labels, names, tuple(r for r, _ in rows), str(path), split)
 
 
-def _read_table(table: Path, split: str) -> list[tuple[str, str]]:
+def _read_table(table: Path) -> list[tuple[str, str, str | None]]:
+    """Every row as ``(file, label, split)``; split is None without a split column."""
     with table.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         fields = reader.fieldnames or []
         if "file" not in fields or "label" not in fields:
             raise InputError(table, f"needs columns file,label[,split]; has {fields}")
-        has_split = "split" in fields
-        return [
-            (row["file"], row["label"]) for row in reader if not has_split or row["split"] == split
-        ]
+        return [(row["file"], row["label"] or "", row.get("split")) for row in reader]
+
+
+def _read_multilabel_table(
+    path: Path,
+    table: Path,
+    all_rows: list[tuple[str, str, str | None]],
+    split: str,
+    names: tuple[str, ...] | None,
+) -> LabelledImages:
+    """A ``labels.csv`` whose cells hold ``|``-joined labels (see the module docstring)."""
+    sets = [
+        (file, {part.strip() for part in label.split(LABEL_SEPARATOR)} - {""}, row_split)
+        for file, label, row_split in all_rows
+    ]
+    found = sorted(set().union(*(labels for _, labels, _ in sets)))
+    names = names or tuple(found)
+    unknown = set(found) - set(names)
+    if unknown:
+        raise InputError(table, f"labels {sorted(unknown)} are not among {list(names)}")
+    rows = [(file, labels) for file, labels, row_split in sets if row_split in (None, split)]
+    if not rows:
+        raise EmptyInputError(path, f"no labelled images for split {split!r}")
+    matrix = np.array([[name in labels for name in names] for _, labels in rows], np.int64)
+    images = [read_image_file(path / rel) for rel, _ in rows]
+    return LabelledImages(images, matrix, names, tuple(r for r, _ in rows), str(path), split)
 
 
 def read_image_file(path: Path) -> np.ndarray:

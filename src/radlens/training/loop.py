@@ -1,5 +1,12 @@
 """The training loop: AdamW, warm-up then cosine decay, class-balanced cross-entropy,
-early stopping on validation AUC (ties broken by validation loss)."""
+early stopping on validation AUC (ties broken by validation loss).
+
+Multi-label recipes (``task = "multilabel"``) train every logit as its own yes/no with
+``BCEWithLogitsLoss``; ``schedule.class_weights = "balanced"`` then weighs each label's
+positives by its negatives / positives (``pos_weight``), and ``schedule.loss = "ce"`` means
+this per-label binary cross-entropy. Validation AUC, ACC and loss follow the multi-label
+definitions of ``radlens.evaluation.metrics``.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from radlens.evaluation import metrics as m
+from radlens.models.card import Task
 from radlens.training.augment import RandomAugment
 from radlens.training.nets import CamClassifier
 from radlens.training.recipe import Recipe
@@ -30,6 +38,16 @@ class EpochRecord:
     seconds: float
 
 
+def positive_weights(y: np.ndarray, mode: str) -> torch.Tensor:
+    """Multi-label ``pos_weight``: ``balanced``: negatives / positives per label (a label
+    without positives gets its negatives); ``none``: all ones."""
+    if mode == "none":
+        return torch.ones(y.shape[1])
+    positives = y.sum(axis=0).astype(np.float64)
+    negatives = len(y) - positives
+    return torch.tensor(negatives / np.maximum(positives, 1), dtype=torch.float32)
+
+
 def class_weights(y: np.ndarray, n_classes: int, mode: str) -> torch.Tensor:
     """``balanced``: n / (k * count_k), as scikit-learn; ``none``: all ones."""
     if mode == "none":
@@ -41,8 +59,17 @@ def class_weights(y: np.ndarray, n_classes: int, mode: str) -> torch.Tensor:
 def loss_fn(
     logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, recipe: Recipe
 ) -> torch.Tensor:
-    """The recipe's training loss (see ``Schedule.loss``)."""
+    """The recipe's training loss (see ``Schedule.loss``).
+
+    For a multi-label recipe ``y`` is ``(B, K)`` 0/1 and ``weights`` the ``pos_weight``.
+    """
     s = recipe.schedule
+    if recipe.task is Task.MULTILABEL:
+        if s.loss != "ce":
+            raise ValueError(f"loss {s.loss!r} is not for multi-label tasks; use ce")
+        # Label smoothing for a yes/no target pulls it towards 0.5 by the same amount.
+        target = y.to(logits.dtype) * (1 - s.label_smoothing) + s.label_smoothing / 2
+        return F.binary_cross_entropy_with_logits(logits, target, pos_weight=weights)
     loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=s.label_smoothing)
     if s.loss == "ce+emd":
         cdf = torch.softmax(logits, dim=1).cumsum(dim=1)
@@ -51,6 +78,24 @@ def loss_fn(
     elif s.loss != "ce":
         raise ValueError(f"unknown loss {s.loss!r}; known: ce, ce+emd")
     return loss
+
+
+def validation_scores(task: Task, logits: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Validation ``(loss, auc, acc)`` at temperature 1, by the task's definitions."""
+    if task is Task.MULTILABEL:
+        p = m.sigmoid(logits)
+        return m.nll_multilabel(y, p), m.auc_multilabel(y, p), m.accuracy_multilabel(y, p)
+    probs = m.softmax(logits)
+    return m.nll(y, probs), m.auc(y, probs), m.accuracy(y, probs.argmax(1))
+
+
+def selection_key(record: EpochRecord) -> tuple[float, float]:
+    """How epochs are ranked: validation AUC to 4 places, then lower validation loss.
+
+    An undefined AUC (a validation split without both outcomes) ranks below any other.
+    """
+    auc = -0.5 if math.isnan(record.val_auc) else round(record.val_auc, 4)
+    return auc, -record.val_loss
 
 
 @torch.no_grad()
@@ -79,8 +124,10 @@ def fit(
     s, spec = recipe.schedule, recipe.input
     gen = torch.Generator().manual_seed(recipe.seed)
     augment = RandomAugment(recipe.augment, gen)
-    n_classes = len(recipe.labels)
-    weights = class_weights(y_train, n_classes, s.class_weights)
+    if recipe.task is Task.MULTILABEL:
+        weights = positive_weights(y_train, s.class_weights)
+    else:
+        weights = class_weights(y_train, len(recipe.labels), s.class_weights)
     yt = torch.as_tensor(y_train)
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / s.batch_size)
@@ -119,13 +166,10 @@ def fit(
             sched.step()
             running += float(loss.detach()) * len(idx)
         val_logits = predict(evaluated, x_val, spec.mean, spec.std)
-        probs = m.softmax(val_logits)
         record = EpochRecord(
             epoch,
             running / len(x_train),
-            m.nll(y_val, probs),
-            m.auc(y_val, probs),
-            m.accuracy(y_val, probs.argmax(1)),
+            *validation_scores(recipe.task, val_logits, y_val),
             opt.param_groups[0]["lr"],
             time.perf_counter() - start,
         )
@@ -141,7 +185,7 @@ def fit(
             record.lr,
             record.seconds,
         )
-        key = (round(record.val_auc, 4), -record.val_loss)
+        key = selection_key(record)
         if key > best_key:
             best_key, best_state, stale = key, copy.deepcopy(evaluated.state_dict()), 0
         else:

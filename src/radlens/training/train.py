@@ -4,6 +4,10 @@ Steps: read the labelled data, preprocess it with the inference code
 (``radlens.inference.preprocess.prepare_2d``), fit, export to ONNX, then calibrate, choose
 thresholds and measure validation metrics *through ONNX Runtime* with the same function
 ``radlens evaluate`` uses, so the card's figures are what a user reproduces.
+
+A multi-label recipe is calibrated with one temperature shared by the sigmoids of all its
+labels; its thresholds are ``operating`` = 0.5 (every label) and, for reference, each
+label's Youden threshold on validation as ``youden:<label>``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from radlens.io.datasets import LabelledImages, read_labelled
 from radlens.models.card import Calibration, ModelCard, Task, Training, write_card
 from radlens.models.registry import sha256_of
 from radlens.training.export import export_onnx, parity
-from radlens.training.loop import fit
+from radlens.training.loop import fit, selection_key
 from radlens.training.nets import FlipAverage, build_net, tta_flips
 from radlens.training.recipe import Recipe
 
@@ -68,9 +72,23 @@ def _logger(path: Path) -> logging.Logger:
 
 
 def thresholds_for(
-    card_task: Task, y: np.ndarray, probs: np.ndarray, sensitivity: float, positive: int = 1
+    card_task: Task,
+    y: np.ndarray,
+    probs: np.ndarray,
+    sensitivity: float,
+    positive: int = 1,
+    labels: tuple[str, ...] = (),
 ) -> dict[str, float]:
-    """Operating points on validation: Youden (operating) and a high-sensitivity one."""
+    """Operating points on validation: Youden (operating) and a high-sensitivity one.
+
+    Multi-label: ``operating`` 0.5 and ``youden:<label>`` for each of ``labels``.
+    """
+    if card_task is Task.MULTILABEL:
+        per_label = {
+            f"youden:{name}": round(m.youden_threshold(y[:, k], probs[:, k]), 6)
+            for k, name in enumerate(labels)
+        }
+        return {"operating": 0.5} | per_label
     if card_task is not Task.BINARY:
         return {"operating": 0.5}
     score = probs[:, positive]
@@ -84,6 +102,26 @@ def thresholds_for(
         ),
         "argmax": 0.5,
     }
+
+
+def calibrate(task: Task, logits: np.ndarray, y: np.ndarray) -> tuple[Calibration, np.ndarray]:
+    """Temperature scaling fitted on validation logits, and the calibrated probabilities.
+
+    The probabilities use the temperature as the card stores it (6 decimals), so thresholds
+    chosen on them are the ones ``predict`` and ``radlens evaluate`` reproduce.
+    """
+    if task is Task.MULTILABEL:
+        temperature = round(m.fit_temperature_multilabel(logits, y), 6)
+        calibrated = m.sigmoid(logits, temperature)
+        before, after = m.ece_multilabel(y, m.sigmoid(logits)), m.ece_multilabel(y, calibrated)
+    else:
+        temperature = round(m.fit_temperature(logits, y), 6)
+        calibrated = m.softmax(logits, temperature)
+        before, after = m.ece(y, m.softmax(logits)), m.ece(y, calibrated)
+    calibration = Calibration(
+        temperature=temperature, ece_before=round(before, 6), ece_after=round(after, 6)
+    )
+    return calibration, calibrated
 
 
 def train(
@@ -112,8 +150,9 @@ def _train(
     torch.set_num_threads(recipe.schedule.threads)
     source = data_path or Path(recipe.data)
     log.info("recipe %s (%s), data %s", recipe.name, recipe.source, source)
-    train_set = read_labelled(source, "train", recipe.labels)
-    val_set = read_labelled(source, "val", recipe.labels)
+    multilabel = recipe.task is Task.MULTILABEL
+    train_set = read_labelled(source, "train", recipe.labels, multilabel)
+    val_set = read_labelled(source, "val", recipe.labels, multilabel)
     if recipe.schedule.max_train_items:
         keep = np.random.default_rng(recipe.seed).permutation(len(train_set))
         keep = np.sort(keep[: recipe.schedule.max_train_items])
@@ -129,7 +168,7 @@ def _train(
     n_params = sum(p.numel() for p in model.parameters())
     log.info("net %s, %d parameters, input %s", recipe.net, n_params, tuple(x_train.shape[1:]))
     model, history = fit(model, recipe, x_train, train_set.labels, x_val, val_set.labels, log)
-    best = max(history, key=lambda r: (round(r.val_auc, 4), -r.val_loss))
+    best = max(history, key=selection_key)
     log.info("best epoch %d (val_auc %.4f)", best.epoch, best.val_auc)
 
     onnx_path = out_dir / "model.onnx"
@@ -173,23 +212,18 @@ def _train(
         intended_use=recipe.intended_use,
         limitations=recipe.limitations,
         sha256=sha256_of(onnx_path),
-        enabled_by_default=recipe.commercial_use,
+        enabled_by_default=recipe.commercial_use and recipe.enabled_by_default is not False,
         positive_index=recipe.positive_index,
     )
     backend = OnnxBackend(onnx_path, threads=recipe.schedule.threads)
     logits = predict_logits(card, backend, val_set)
     y = val_set.labels
-    temperature = m.fit_temperature(logits, y)
-    calibrated = m.softmax(logits, temperature)
+    calibration, calibrated = calibrate(card.task, logits, y)
     card = replace(
         card,
-        calibration=Calibration(
-            temperature=round(temperature, 6),
-            ece_before=round(m.ece(y, m.softmax(logits)), 6),
-            ece_after=round(m.ece(y, calibrated), 6),
-        ),
+        calibration=calibration,
         thresholds=thresholds_for(
-            card.task, y, calibrated, recipe.high_sensitivity, recipe.positive_index
+            card.task, y, calibrated, recipe.high_sensitivity, recipe.positive_index, card.labels
         ),
     )
     evaluation = summarize(card, logits, y, "val")
@@ -198,7 +232,7 @@ def _train(
         metrics={"val": {k: round(v, 6) for k, v in evaluation.metrics.items()} | {"n": len(y)}},
     )
     write_card(card, out_dir / "card.json")
-    log.info("temperature %.3f, thresholds %s", temperature, card.thresholds)
+    log.info("temperature %.3f, thresholds %s", calibration.temperature, card.thresholds)
     log.info("val metrics (onnxruntime): %s", card.metrics["val"])
     log.info("done in %.1f min", minutes)
     return card, evaluation
