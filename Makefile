@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= radlens-demo
 
-.PHONY: run test bench bench-models lint typecheck clean setup setup-dev
+.PHONY: run test bench bench-models zoo lint typecheck clean setup setup-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ test: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/bench_analyze.py
+
+# Retrain every shipped model from its recipe (needs ../shared/data; about an hour on 2 cores).
+ZOO_RECIPES ?= $(wildcard recipes/*.toml)
+zoo: $(VENV)/.dev-installed
+	for r in $(ZOO_RECIPES); do \
+		n=$$(basename $$r .toml); \
+		$(BIN)/radlens train $$r -o src/radlens/zoo/$$n || exit 1; \
+	done
 
 bench-models: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/bench_models.py

@@ -466,7 +466,9 @@ def source_line(source: dict[str, Any]) -> str:
     return source["citation"] + where
 
 
-def render_markdown(result: dict[str, Any], experiments: list[dict[str, Any]]) -> str:
+def render_markdown(
+    result: dict[str, Any], experiments: list[dict[str, Any]], findings: str = ""
+) -> str:
     machine = result["machine"]
     parts = [
         "# Benchmark: the model zoo against published references\n\n"
@@ -489,6 +491,8 @@ def render_markdown(result: dict[str, Any], experiments: list[dict[str, Any]]) -
         parts.append(f"\n## {dataset}, {resolution}\n\n{results_table(rows)}\n{notes}")
     parts.append("\n" + budgets_section(result["rows"], result["weights_mb_total"]))
     parts.append("\n" + render_experiments(experiments))
+    if findings.strip():
+        parts.append("\n" + findings.strip() + "\n")
     sources = "".join(f"- {source_line(s)}\n" for s in result.get("sources", []))
     parts.append(f"\n## Sources\n\n{sources}" if sources else "")
     parts.append(
@@ -549,7 +553,10 @@ def run(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "models.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
-    markdown = render_markdown(result, read_experiments(experiments_path))
+    # What the experiments showed, in words: kept beside the log it interprets.
+    findings_path = experiments_path.with_name("experiments-findings.md")
+    findings = findings_path.read_text(encoding="utf-8") if findings_path.exists() else ""
+    markdown = render_markdown(result, read_experiments(experiments_path), findings)
     (out_dir / "models.md").write_text(markdown, "utf-8")
     return result
 
