@@ -59,7 +59,7 @@ def test_parse_sets_reads_toml_values_and_bare_words() -> None:
 @pytest.mark.parametrize(
     ("shape", "n_classes", "output_cam_ndim", "extra"),
     [
-        ((8, 8, 8), 2, 5, []),
+        ((8, 8, 8), 2, 5, ["--set", "schedule.ensemble=2"]),
         (
             (12, 12, 3),
             3,
@@ -74,7 +74,7 @@ def test_parse_sets_reads_toml_values_and_bare_words() -> None:
             ],
         ),
     ],
-    ids=["volume-binary", "colour-multiclass-ema-tta"],
+    ids=["volume-binary-ensemble", "colour-multiclass-ema-tta"],
 )
 def test_train_an_unknown_dataset_then_evaluate_reproduces_the_card(
     radlens: Callable[..., Result],
@@ -107,7 +107,10 @@ def test_train_an_unknown_dataset_then_evaluate_reproduces_the_card(
     card = json.loads((out / "card.json").read_text())
     assert card["name"] == "tinymnist" and card["enabled_by_default"] is False
     assert card["training"]["command"].startswith("radlens train --dataset tinymnist")
-    assert (out / "train.log").read_text().count("epoch ") >= 2
+    log = (out / "train.log").read_text()
+    assert log.count("epoch ") >= 2
+    if "schedule.ensemble=2" in extra:
+        assert "member 2/2" in log and "seed 2" in log
 
     evaluated = radlens(
         "evaluate", "--model", out, "--data", tmp_path / "data/medmnist/tinymnist.npz", "--json"

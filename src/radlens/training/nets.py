@@ -62,7 +62,7 @@ class FlipAverage(nn.Module):
     lines up with the input and its spatial mean is still the averaged logits.
     """
 
-    def __init__(self, net: CamClassifier, flips: tuple[tuple[int, ...], ...]) -> None:
+    def __init__(self, net: nn.Module, flips: tuple[tuple[int, ...], ...]) -> None:
         super().__init__()
         self.net = net
         self.flips = flips
@@ -76,6 +76,21 @@ class FlipAverage(nn.Module):
             cam = cam + f_cam.flip(dims)
         n = 1 + len(self.flips)
         return logits / n, cam / n
+
+
+class MeanEnsemble(nn.Module):
+    """Several nets in one graph: logits and CAMs averaged (the CAM contract still holds)."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = [member(x) for member in self.members]
+        n = len(outputs)
+        logits = torch.stack([o[0] for o in outputs]).sum(dim=0) / n
+        cam = torch.stack([o[1] for o in outputs]).sum(dim=0) / n
+        return logits, cam
 
 
 def tta_flips(hflip: bool, flip_axes: tuple[str, ...], dims: int) -> tuple[tuple[int, ...], ...]:

@@ -73,6 +73,8 @@ class Schedule:
     # Fold mirror-image test-time augmentation (the flips the augmentation allows) into
     # the exported graph.
     tta: bool = False
+    # Train this many members (seeds seed, seed + 1, ...) and export their mean as one graph.
+    ensemble: int = 1
     threads: int = 2
     max_train_items: int | None = None
 

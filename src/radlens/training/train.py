@@ -32,7 +32,7 @@ from radlens.models.card import Calibration, ModelCard, Task, Training, write_ca
 from radlens.models.registry import sha256_of
 from radlens.training.export import export_onnx, parity
 from radlens.training.loop import fit, selection_key
-from radlens.training.nets import FlipAverage, build_net, tta_flips
+from radlens.training.nets import FlipAverage, MeanEnsemble, build_net, tta_flips
 from radlens.training.recipe import Recipe
 
 PARITY_TOLERANCE = 1e-4
@@ -164,12 +164,29 @@ def _train(
         )
     log.info("train %s, val %s", train_set.class_counts(), val_set.class_counts())
     x_train, x_val = to_tensor(train_set, recipe), to_tensor(val_set, recipe)
-    model = build_net(recipe.net, recipe.input.channels, len(recipe.labels), recipe.input.dims)
-    n_params = sum(p.numel() for p in model.parameters())
-    log.info("net %s, %d parameters, input %s", recipe.net, n_params, tuple(x_train.shape[1:]))
-    model, history = fit(model, recipe, x_train, train_set.labels, x_val, val_set.labels, log)
-    best = max(history, key=selection_key)
-    log.info("best epoch %d (val_auc %.4f)", best.epoch, best.val_auc)
+    members: list[torch.nn.Module] = []
+    for member in range(recipe.schedule.ensemble):
+        # Member k trains with seed + k; one member is the plain recipe.
+        member_recipe = replace(recipe, seed=recipe.seed + member)
+        torch.manual_seed(member_recipe.seed)
+        net = build_net(recipe.net, recipe.input.channels, len(recipe.labels), recipe.input.dims)
+        n_params = sum(p.numel() for p in net.parameters())
+        log.info(
+            "member %d/%d: net %s, %d parameters, input %s, seed %d",
+            member + 1,
+            recipe.schedule.ensemble,
+            recipe.net,
+            n_params,
+            tuple(x_train.shape[1:]),
+            member_recipe.seed,
+        )
+        net, history = fit(
+            net, member_recipe, x_train, train_set.labels, x_val, val_set.labels, log
+        )
+        best = max(history, key=selection_key)
+        log.info("best epoch %d (val_auc %.4f)", best.epoch, best.val_auc)
+        members.append(net)
+    model: torch.nn.Module = members[0] if len(members) == 1 else MeanEnsemble(members).eval()
 
     onnx_path = out_dir / "model.onnx"
     example = (x_val[:4] - recipe.input.mean) / recipe.input.std
