@@ -201,17 +201,24 @@ def route(series: Series, models: list[InstalledModel]) -> Route:
     if not series.has_pixels:
         return Route((), f"{series.modality or 'object'} without pixel data: nothing to analyze")
     dims, color = series_shape(series)
-    chosen, reasons = [], []
+    chosen, near_misses = [], []
     for model in models:
         why = applies(model.card, series, dims, color)
-        if why:
-            reasons.append(f"{model.card.name}: {why}")
-        else:
+        if not why:
             chosen.append(model)
+        elif not why.startswith("modality "):
+            # Only models that read this modality explain themselves; the rest are noise.
+            near_misses.append(f"{model.card.name}: {why}")
     if chosen:
         return Route(tuple(chosen), "")
     modality = series.modality or "unknown modality"
     what = MODALITY_NAMES.get(series.modality, series.modality)
     part = series.body_part.lower() if series.body_part else "body part not stated"
-    detail = "; ".join(reasons) if reasons else "no models installed"
+    if near_misses:
+        detail = "; ".join(near_misses)
+    elif models:
+        read = "/".join(sorted({m for model in models for m in model.card.applies_to.modalities}))
+        detail = f"no model reads modality {modality}; installed models read {read}"
+    else:
+        detail = "no models installed"
     return Route((), f"{modality} ({what}, {part}): no installed model applies ({detail})")
