@@ -159,3 +159,61 @@ def test_single_slice_is_refused_as_a_volume(dicom_dir: Path) -> None:
     series = read_instance(dicom_dir / "ct" / "CT_small_explicitLE.dcm").series
     with pytest.raises(IncompatibleInputError, match="at least two slices"):
         load_volume(series)
+
+
+# --- DICOM Segmentation objects as mask volumes -----------------------------------------
+
+FRAME_BYTES = 512 * 512 // 8  # one BINARY frame of SEG_liver_3frame, bit-packed
+
+
+def seg_copy(dicom_dir: Path, tmp_path: Path, keep: list[int], z_of: dict[int, float]) -> Path:
+    """SEG_liver_3frame with only frames ``keep`` (0-based), positions' z replaced."""
+    ds = pydicom.dcmread(dicom_dir / "seg" / "SEG_liver_3frame.dcm")
+    frames = ds.PerFrameFunctionalGroupsSequence
+    data = bytes(ds.PixelData)
+    ds.PixelData = b"".join(data[k * FRAME_BYTES : (k + 1) * FRAME_BYTES] for k in keep)
+    ds.PerFrameFunctionalGroupsSequence = pydicom.Sequence([frames[k] for k in keep])
+    for k, item in zip(keep, ds.PerFrameFunctionalGroupsSequence, strict=True):
+        if k in z_of:
+            item.PlanePositionSequence[0].ImagePositionPatient[2] = z_of[k]
+    ds.NumberOfFrames = len(keep)
+    ds.BodyPartExamined = "ADRENAL"
+    out = tmp_path / "seg.dcm"
+    ds.save_as(out, enforce_file_format=True)
+    return out
+
+
+def test_a_segmentation_is_one_mask_volume(dicom_dir: Path) -> None:
+    series = scan([dicom_dir / "seg" / "SEG_liver_3frame.dcm"]).studies[0].series[0]
+    assert is_volume_series(series)
+    volume = load_volume(series)
+    assert volume.layout is ImageLayout.ZYX and volume.array.shape == (3, 512, 512)
+    assert set(np.unique(volume.array)) <= {0.0, 1.0} and volume.array.max() == 1.0
+    assert volume.geometry.spacing_mm[0] == pytest.approx(1.0)
+
+
+def test_a_segmentation_without_its_empty_frames_gets_them_back_as_zeros(
+    dicom_dir: Path, tmp_path: Path
+) -> None:
+    full = load_volume(scan([dicom_dir / "seg" / "SEG_liver_3frame.dcm"]).studies[0].series[0])
+    gappy = seg_copy(dicom_dir, tmp_path, keep=[0, 2], z_of={})
+    volume = load_volume(scan([gappy]).studies[0].series[0])
+    assert volume.array.shape == (3, 512, 512)
+    np.testing.assert_array_equal(volume.array[[0, 2]], full.array[[0, 2]])
+    assert volume.array[1].max() == 0.0
+
+
+def test_segments_at_one_position_are_merged(dicom_dir: Path, tmp_path: Path) -> None:
+    full = load_volume(scan([dicom_dir / "seg" / "SEG_liver_3frame.dcm"]).studies[0].series[0])
+    z0 = float(
+        pydicom.dcmread(dicom_dir / "seg" / "SEG_liver_3frame.dcm")
+        .PerFrameFunctionalGroupsSequence[0]
+        .PlanePositionSequence[0]
+        .ImagePositionPatient[2]
+    )
+    # Frame 1 moved onto frame 0's plane: as if it were a second segment there.
+    merged = seg_copy(dicom_dir, tmp_path, keep=[0, 1, 2], z_of={1: z0})
+    volume = load_volume(scan([merged]).studies[0].series[0])
+    assert volume.array.shape == (3, 512, 512)
+    np.testing.assert_array_equal(volume.array[0], np.maximum(full.array[0], full.array[1]))
+    assert volume.array[1].max() == 0.0  # nothing left at frame 1's old plane

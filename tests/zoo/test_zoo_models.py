@@ -151,3 +151,27 @@ def test_analyze_a_mask_volume_a_fundus_photo_and_a_breast_image(
     assert finding.model_name == "breast_us_malignancy"
     doc = json.loads(next((tmp_path / "outus").rglob("findings.json")).read_text())
     assert doc["series"][0]["findings"][0]["code"] == "breast_malignancy"
+
+
+@pytest.mark.shared_data
+def test_a_dicom_segmentation_routes_to_the_mask_model_of_its_body_part(
+    tmp_path: Path, shared_data_dir: Path
+) -> None:
+    import pydicom
+
+    seg = pydicom.dcmread(shared_data_dir / "dicom" / "seg" / "SEG_liver_3frame.dcm")
+    untagged = analyze(
+        [shared_data_dir / "dicom" / "seg" / "SEG_liver_3frame.dcm"], tmp_path / "a", discover()
+    )
+    [series_result] = [s for o in untagged.outputs for s in o.result.series]
+    assert not series_result.findings and "body part not stated" in series_result.skipped_reason
+
+    seg.BodyPartExamined = "ADRENAL"
+    seg.save_as(tmp_path / "adrenal_seg.dcm", enforce_file_format=True)
+    run = analyze([tmp_path / "adrenal_seg.dcm"], tmp_path / "b", discover())
+    assert run.exit_code == 0
+    [finding] = [f for o in run.outputs for s in o.result.series for f in s.findings]
+    assert finding.model_name == "adrenal_ct_3d_64"
+    assert 0 <= finding.frame < 3 and finding.heatmap is not None
+    assert finding.heatmap.shape == (512, 512)
+    assert list((tmp_path / "b").rglob("overlay_*.png"))

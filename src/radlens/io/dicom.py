@@ -211,6 +211,28 @@ def read_frame_positions(
         return _all_frame_positions(read.ds, instance.frames)
 
 
+def read_slice_spacing(instance: Instance, data: bytes | None = None) -> float | None:
+    """Spacing Between Slices of a multi-frame object (shared Pixel Measures, else top level).
+
+    Returns None when absent or not a positive number.
+    """
+    if data is None and instance.member:
+        data = read_member(instance.path, instance.member)
+    with _captured_warnings():
+        ds = _read(instance.location, instance.path, data, header_only=True).ds
+    holders = [ds]
+    for shared in ds.get("SharedFunctionalGroupsSequence", None) or []:
+        holders = [*(shared.get("PixelMeasuresSequence", None) or []), ds]
+    for holder in holders:
+        try:
+            value = float(holder.get("SpacingBetweenSlices", 0) or 0)
+        except (TypeError, ValueError):
+            continue
+        if value > 0:
+            return value
+    return None
+
+
 def patient_age_years(age: str, birth_date: str = "", study_date: str = "") -> float | None:
     """Age in years from Patient's Age (``"058Y"``, ``"006M"``), else from the two dates.
 

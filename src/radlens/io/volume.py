@@ -31,9 +31,9 @@ import numpy.typing as npt
 
 from radlens.domain.imaging import Geometry, Image, ImageLayout, Instance, Series
 from radlens.errors import IncompatibleInputError
-from radlens.io.dicom import decode_instance, read_frame_positions
+from radlens.io.dicom import decode_instance, read_frame_positions, read_slice_spacing
 
-VOLUME_MODALITIES = frozenset({"CT", "MR", "PT"})
+VOLUME_MODALITIES = frozenset({"CT", "MR", "PT", "SEG"})
 """Modalities whose slice stacks are assembled into volumes."""
 
 MAX_GAP_DEVIATION = 0.10
@@ -86,6 +86,8 @@ def load_volume(series: Series) -> Image:
     """
     slices = [i for i in series.instances if i.has_pixels]
     if len(slices) == 1 and slices[0].frames > 1:
+        if series.modality.upper() == "SEG":
+            return _segmentation_volume(slices[0])
         return _multiframe_volume(slices[0])
     where = slices[0].location if slices else series.series_instance_uid
     if len(slices) < 2:
@@ -124,6 +126,41 @@ def _multiframe_volume(instance: Instance) -> Image:
     order = np.argsort(positions @ _normal(instance), kind="stable")
     array = frames.array[order]
     return _volume(array, positions[order], instance, frames, frames.source_uids)
+
+
+def _segmentation_volume(instance: Instance) -> Image:
+    """A DICOM Segmentation as one mask volume: the union of its segments.
+
+    A SEG stores one frame per segment and position and usually leaves out empty frames.
+    Frames at one position are merged (maximum, so BINARY and FRACTIONAL both work), and
+    positions missing from the regular grid of the smallest gap become empty slices.
+    """
+    if not _has_plane(instance):
+        raise IncompatibleInputError(instance.location, "segmentation frames have no positions")
+    frames = decode_instance(instance)
+    positions = np.array(read_frame_positions(instance))
+    if frames.layout is not ImageLayout.FYX or len(positions) != frames.n_frames:
+        raise IncompatibleInputError(
+            instance.location, "not a segmentation with a position for every frame"
+        )
+    normal = _normal(instance)
+    depth = positions @ normal
+    levels, index = np.unique(np.round(depth, 3), return_inverse=True)
+    merged = np.zeros((len(levels), *frames.array.shape[1:]), np.float32)
+    np.maximum.at(merged, index, frames.array.astype(np.float32, copy=False))
+    firsts = np.array([positions[np.flatnonzero(index == k)[0]] for k in range(len(levels))])
+    spacing = read_slice_spacing(instance)
+    if len(levels) > 2 or (spacing and len(levels) > 1):
+        step = spacing or float(np.min(np.diff(levels)))
+        slots = np.round((levels - levels[0]) / step).astype(np.int64)
+        if np.allclose(levels - levels[0], slots * step, atol=0.1 * step):
+            full = np.zeros((int(slots[-1]) + 1, *merged.shape[1:]), np.float32)
+            full[slots] = merged
+            grid = firsts[0] + np.outer(np.arange(len(full)), (firsts[-1] - firsts[0]) / slots[-1])
+            merged, firsts = full, grid
+    if len(merged) < 2:
+        raise IncompatibleInputError(instance.location, "segmentation covers a single plane")
+    return _volume(merged, firsts, instance, frames, frames.source_uids)
 
 
 def _volume(
