@@ -20,6 +20,7 @@ from radlens.models.registry import discover, get_model, route, zoo_folder
 # name -> (data under ../shared/data, val size)
 SHIPPED = {
     "cxr_pneumonia": ("cxr_pneumonia", 522),
+    "cxr_pneumonia_128": ("cxr_pneumonia", 522),
     "breast_us_malignancy": ("medmnist/breastmnist.npz", 78),
     "retina_dr_grade": ("medmnist/retinamnist.npz", 120),
     "adrenal_ct_3d": ("medmnist/adrenalmnist3d.npz", 98),
