@@ -21,6 +21,7 @@ from radlens.domain.imaging import Image, ImageLayout, Series, Study
 from radlens.errors import InputError
 from radlens.explain.overlay import render_overlay
 from radlens.inference.backends import Backend, OnnxBackend
+from radlens.inference.ood import stats_for
 from radlens.inference.predict import predict
 from radlens.io.load import load_images
 from radlens.models.registry import InstalledModel, route
@@ -103,7 +104,14 @@ def process_study(
             image_findings = [
                 f
                 for model in chosen.models
-                for f in predict(image, model.card, backend_for(model), study.patient, timings)
+                for f in predict(
+                    image,
+                    model.card,
+                    backend_for(model),
+                    study.patient,
+                    timings,
+                    stats_for(model.folder, model.card.ood),
+                )
             ]
             findings.extend(image_findings)
             if render:

@@ -52,3 +52,9 @@ def test_disabled_models_are_listed_and_marked_but_not_with_enabled(
     assert listed["enabled_by_default"] is False
     table = radlens("models", "--models", folder).stdout
     assert "nc_model" in table
+
+
+def test_radlens_ood_needs_a_known_model(radlens: Radlens, tmp_path: Path) -> None:
+    result = radlens("ood", "no_such_model", "--data", tmp_path / "x.npz")
+    assert result.exit_code == 1
+    assert "no model named 'no_such_model'" in result.stderr

@@ -273,3 +273,35 @@ def test_a_multilabel_volume_model_finds_each_labels_peak_slice(make_card) -> No
     assert (left.frame, right.frame) == (12, 44)  # centres of depth cells 1 and 5 of 7
     assert left.positive and left.box is not None
     assert not right.positive and right.box is None and right.heatmap is not None
+
+
+def test_findings_carry_the_ood_score_and_a_low_trust_flag_above_the_threshold(
+    make_card,
+) -> None:  # type: ignore[no-untyped-def]
+    from radlens.inference.ood import LOW_TRUST, OodStats
+    from radlens.models.card import OodSpec
+
+    card = make_card(
+        ood=OodSpec("mahalanobis", "ood.npz", "0" * 64, threshold=2.0, val_flag_rate=0.05)
+    )
+    stats = OodStats(np.zeros((2, 2)), np.eye(2))
+
+    def run_with(features: list[float]) -> FakeBackend:
+        def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+            return {
+                "logits": np.array([[0.0, 1.0]], np.float32),
+                "features": np.array([features], np.float32),
+            }
+
+        return FakeBackend(run)
+
+    [inside] = predict(image(), card, run_with([1.0, 0.0]), ood_stats=stats)
+    assert inside.ood_score == pytest.approx(1.0) and not inside.ood_flag
+    assert LOW_TRUST not in inside.warnings
+    [outside] = predict(image(), card, run_with([3.0, 4.0]), ood_stats=stats)
+    assert outside.ood_score == pytest.approx(5.0) and outside.ood_flag
+    assert LOW_TRUST in outside.warnings
+    # The probability is reported as computed, not lowered.
+    assert outside.probability == pytest.approx(inside.probability)
+    [unscored] = predict(image(), card, run_with([3.0, 4.0]))
+    assert unscored.ood_score is None and not unscored.ood_flag

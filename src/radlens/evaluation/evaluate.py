@@ -41,15 +41,18 @@ class Evaluation:
     labels: np.ndarray = field(repr=False)
 
 
+def prepare_batch(card: ModelCard, images: list[np.ndarray]) -> np.ndarray:
+    """Model inputs for a list of training-format images, exactly as at inference."""
+    return np.stack([prepare(img, card.input) for img in images])
+
+
 def predict_logits(
     card: ModelCard, backend: Backend, data: LabelledImages, batch_size: int = 64
 ) -> np.ndarray:
     """Raw logits for every item, preprocessed exactly as at inference."""
     out = []
     for start in range(0, len(data), batch_size):
-        batch = np.stack(
-            [prepare(img, card.input) for img in data.images[start : start + batch_size]]
-        )
+        batch = prepare_batch(card, data.images[start : start + batch_size])
         out.append(backend.run(batch)[card.outputs[0]])
     return np.concatenate(out).astype(np.float64)
 

@@ -57,6 +57,13 @@ class OnnxBackend:
         self._outputs = [o.name for o in self._session.get_outputs()]  # type: ignore[attr-defined]
 
     @classmethod
+    def forget(cls, path: Path) -> None:
+        """Drop cached sessions of ``path`` (after the file was rewritten)."""
+        resolved = str(path.resolve())
+        for key in [k for k in cls._sessions if k[0] == resolved]:
+            del cls._sessions[key]
+
+    @classmethod
     def _get_session(cls, path: Path, threads: int) -> object:
         key = (str(path.resolve()), threads)
         if key not in cls._sessions:

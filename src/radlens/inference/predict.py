@@ -19,6 +19,7 @@ from radlens.errors import IncompatibleInputError
 from radlens.evaluation.metrics import sigmoid, softmax
 from radlens.explain.heatmaps import cam_box, cam_to_heatmap
 from radlens.inference.backends import Backend
+from radlens.inference.ood import LOW_TRUST, OodStats, mahalanobis_scores
 from radlens.inference.preprocess import Placement, prepare_2d, prepare_3d
 from radlens.models.card import ModelCard, Task
 
@@ -84,8 +85,14 @@ def predict(
     backend: Backend,
     patient: Patient | None = None,
     timings_s: dict[str, float] | None = None,
+    ood_stats: OodStats | None = None,
 ) -> list[Finding]:
     """Run one model on an image and return its findings.
+
+    With the card's ``ood`` spec and its statistics (``ood_stats``), every finding carries
+    the out-of-distribution score; at or above the card's threshold the finding is flagged
+    and warns "input unlike training data — low trust". Nothing else changes: a flagged
+    probability is reported as computed, never lowered or hidden.
 
     A 2D model gives one finding per analyzed frame; a 3D model one finding per volume,
     whose ``frame`` is the slice where its activation map peaks (the heatmap and box are
@@ -123,6 +130,7 @@ def predict(
         probs = softmax(logits, card.calibration.temperature)
     warning, outside = population_warning(card, patient or Patient())
     warnings = (warning,) if warning else ()
+    ood_scores = _ood_scores(card, outputs, ood_stats, len(frames))
     findings = []
     size = (card.input.size[-2], card.input.size[-1])
     threshold = card.threshold if card.task in (Task.BINARY, Task.MULTILABEL) else 0.0
@@ -146,11 +154,24 @@ def predict(
                     box=box if probability >= threshold else None,
                     grade=k if card.task is Task.ORDINAL else None,
                     grade_label=card.labels[k] if card.task is Task.ORDINAL else "",
-                    ood_flag=outside,
-                    warnings=warnings,
+                    ood_score=ood_scores[i],
+                    ood_flag=outside or _flagged(card, ood_scores[i]),
+                    warnings=warnings + ((LOW_TRUST,) if _flagged(card, ood_scores[i]) else ()),
                 )
             )
     return findings
+
+
+def _ood_scores(
+    card: ModelCard, outputs: dict[str, np.ndarray], stats: OodStats | None, n: int
+) -> list[float | None]:
+    if card.ood is None or stats is None or card.ood.output not in outputs:
+        return [None] * n
+    return [float(v) for v in mahalanobis_scores(outputs[card.ood.output], stats)]
+
+
+def _flagged(card: ModelCard, score: float | None) -> bool:
+    return card.ood is not None and score is not None and score >= card.ood.threshold
 
 
 def _localize(

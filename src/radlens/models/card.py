@@ -175,6 +175,43 @@ class Int8Variant:
 
 
 @dataclass(frozen=True)
+class OodSpec:
+    """How unlike its training data an input is, from the model's own features.
+
+    The ONNX graph has a third output, ``features`` (the global average of the last feature
+    map of every member and mirror pass, concatenated). The score is the smallest
+    Mahalanobis distance to a class mean of the training features under one shared,
+    shrunk covariance (Lee et al., NeurIPS 2018); ``stats_file`` holds the means and the
+    precision matrix. ``threshold`` is the score above which a finding is flagged: the
+    ``1 - val_flag_rate`` quantile of the validation scores.
+
+    Attributes:
+        method: ``mahalanobis``.
+        stats_file, sha256: the ``.npz`` beside the card (``means``, ``precision``) and its hash.
+        threshold: flag at or above this score.
+        val_flag_rate: the share of validation images flagged at ``threshold``.
+        output: the ONNX output name of the features.
+    """
+
+    method: str
+    stats_file: str
+    sha256: str
+    threshold: float
+    val_flag_rate: float
+    output: str = "features"
+
+    def __post_init__(self) -> None:
+        if self.method != "mahalanobis":
+            raise ValueError(f"ood.method must be 'mahalanobis', got {self.method!r}")
+        if not self.stats_file.endswith(".npz") or "/" in self.stats_file:
+            raise ValueError(f"ood.stats_file must be an .npz beside the card: {self.stats_file}")
+        if len(self.sha256) != 64:
+            raise ValueError("ood.sha256 must be 64 hex characters")
+        if not 0 <= self.val_flag_rate <= 1:
+            raise ValueError("ood.val_flag_rate must lie in [0, 1]")
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """Everything radlens knows about one model.
 
@@ -191,6 +228,7 @@ class ModelCard:
         weights_file, sha256: the ONNX file beside the card and its hash.
         outputs: ONNX output names, ``logits`` and ``cam`` (class activation map).
         int8: the INT8 variant of the weights, when one was kept (``radlens quantize``).
+        ood: the out-of-distribution score's statistics and threshold (``radlens ood``).
     """
 
     name: str
@@ -213,6 +251,7 @@ class ModelCard:
     enabled_by_default: bool = True
     positive_index: int = 1
     int8: Int8Variant | None = None
+    ood: OodSpec | None = None
     schema_version: int = CARD_SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -258,12 +297,14 @@ def card_from_dict(data: dict[str, Any], source: str = "card") -> ModelCard:
         applies = dict(fields.pop("applies_to"))
         population = Population(**applies.pop("population", {}))
         int8 = fields.pop("int8", None)
+        ood = fields.pop("ood", None)
         return ModelCard(
             input=InputSpec(**fields.pop("input")),
             applies_to=AppliesTo(population=population, **applies),
             calibration=Calibration(**fields.pop("calibration")),
             training=Training(**fields.pop("training")),
             int8=None if int8 is None else Int8Variant(**int8),
+            ood=None if ood is None else OodSpec(**ood),
             **fields,
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -277,6 +318,8 @@ def card_to_dict(card: ModelCard) -> dict[str, Any]:
     data["input"]["resize"] = card.input.resize.value
     if card.int8 is None:
         del data["int8"]  # cards without a variant read exactly as before it existed
+    if card.ood is None:
+        del data["ood"]
     return data
 
 

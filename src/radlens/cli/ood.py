@@ -1,0 +1,39 @@
+"""``radlens ood MODEL --data PATH``: add the out-of-distribution score to a model folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from radlens.cli.analyze import ModelsDir
+from radlens.cli.render import out
+from radlens.errors import ConfigError
+from radlens.models.registry import discover, get_model
+
+
+def ood_command(
+    model: Annotated[str, typer.Argument(help="installed model name, or a model folder")],
+    data: Annotated[Path, typer.Option(help="the model's training data (.npz or folder)")],
+    flag_rate: Annotated[
+        float, typer.Option(help="share of in-distribution val images to flag")
+    ] = 0.05,
+    models_dir: ModelsDir = None,
+) -> None:
+    """Fit the OOD score (Mahalanobis on the model's features) and its threshold on val."""
+    try:
+        from radlens.training.ood import fit_ood
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"radlens ood needs the onnx package: pip install 'radlens[train]' ({exc.name})"
+        ) from exc
+    folder = Path(model)
+    if not (folder / "card.json").exists():
+        folder = get_model(model, discover(models_dir, include_disabled=True)).folder
+    report = fit_ood(folder, data, flag_rate=flag_rate)
+    out.print(
+        f"{report.model}: {report.feature_dim} features from {report.n_train} train images; "
+        f"threshold {report.threshold:.3f} flags {report.val_flag_rate:.1%} of {report.n_val} "
+        "val images"
+    )
