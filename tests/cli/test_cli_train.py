@@ -106,6 +106,8 @@ def test_train_an_unknown_dataset_then_evaluate_reproduces_the_card(
     assert trained.exit_code == 0, trained.stderr
     card = json.loads((out / "card.json").read_text())
     assert card["name"] == "tinymnist" and card["enabled_by_default"] is False
+    # Every trained model gets its out-of-distribution score and threshold.
+    assert card["ood"]["method"] == "mahalanobis" and (out / "ood.npz").exists()
     assert card["training"]["command"].startswith("radlens train --dataset tinymnist")
     log = (out / "train.log").read_text()
     assert log.count("epoch ") >= 2

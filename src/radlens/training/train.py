@@ -28,11 +28,12 @@ from radlens.evaluation.evaluate import Evaluation, predict_logits, summarize
 from radlens.inference.backends import OnnxBackend
 from radlens.inference.preprocess import prepare
 from radlens.io.datasets import LabelledImages, read_labelled
-from radlens.models.card import Calibration, ModelCard, Task, Training, write_card
+from radlens.models.card import Calibration, ModelCard, Task, Training, read_card, write_card
 from radlens.models.registry import sha256_of
 from radlens.training.export import export_onnx, parity
 from radlens.training.loop import fit, selection_key
 from radlens.training.nets import FlipAverage, MeanEnsemble, build_net, tta_flips
+from radlens.training.ood import fit_ood
 from radlens.training.recipe import Recipe
 
 PARITY_TOLERANCE = 1e-4
@@ -251,5 +252,12 @@ def _train(
     write_card(card, out_dir / "card.json")
     log.info("temperature %.3f, thresholds %s", calibration.temperature, card.thresholds)
     log.info("val metrics (onnxruntime): %s", card.metrics["val"])
+    ood = fit_ood(out_dir, source, threads=recipe.schedule.threads)
+    log.info(
+        "out-of-distribution score: %d features, threshold %.3f flags %.1f%% of val",
+        ood.feature_dim,
+        ood.threshold,
+        100 * ood.val_flag_rate,
+    )
     log.info("done in %.1f min", minutes)
-    return card, evaluation
+    return read_card(out_dir / "card.json"), evaluation
