@@ -18,7 +18,10 @@ SOURCE = 448  # source images are 448 x 448, twice the 224 input
 
 def image(array: np.ndarray | None = None, layout: ImageLayout = ImageLayout.YX) -> Image:
     if array is None:
-        array = np.random.default_rng(0).normal(100, 10, (SOURCE, SOURCE)).astype(np.float32)
+        # A smooth radiograph-like ramp with mild noise: passes the quality checks.
+        ramp = np.add.outer(np.linspace(0, 200, SOURCE), np.linspace(0, 100, SOURCE))
+        noise = np.random.default_rng(0).normal(0, 2, (SOURCE, SOURCE))
+        array = (ramp + noise).astype(np.float32)
     return Image(array, layout, Geometry((0.2, 0.2)), source_uids=("1.2.3.9",))
 
 
@@ -305,3 +308,13 @@ def test_findings_carry_the_ood_score_and_a_low_trust_flag_above_the_threshold(
     assert outside.probability == pytest.approx(inside.probability)
     [unscored] = predict(image(), card, run_with([3.0, 4.0]))
     assert unscored.ood_score is None and not unscored.ood_flag
+
+
+def test_a_blank_or_noisy_image_is_flagged_low_trust_with_its_reason(make_card) -> None:  # type: ignore[no-untyped-def]
+    [blank] = predict(image(np.zeros((SOURCE, SOURCE), np.float32)), make_card(), fixed((0.0, 1.0)))
+    assert blank.ood_flag and "blank image: no contrast" in blank.warnings
+    noisy = np.random.default_rng(1).normal(100, 30, (SOURCE, SOURCE)).astype(np.float32)
+    [finding] = predict(image(noisy), make_card(), fixed((0.0, 1.0)))
+    assert finding.ood_flag and any(w.startswith("extreme noise") for w in finding.warnings)
+    # The probability is still reported as computed.
+    assert finding.probability == pytest.approx(1 / (1 + math.exp(-1.0)))

@@ -21,6 +21,7 @@ from radlens.explain.heatmaps import cam_box, cam_to_heatmap
 from radlens.inference.backends import Backend
 from radlens.inference.ood import LOW_TRUST, OodStats, mahalanobis_scores
 from radlens.inference.preprocess import Placement, prepare_2d, prepare_3d
+from radlens.inference.quality import check_quality
 from radlens.models.card import ModelCard, Task
 
 HEATMAP_MAX_SIDE = 512
@@ -131,6 +132,9 @@ def predict(
     warning, outside = population_warning(card, patient or Patient())
     warnings = (warning,) if warning else ()
     ood_scores = _ood_scores(card, outputs, ood_stats, len(frames))
+    is_mask = card.applies_to.modalities == ("SEG",)
+    min_side = max(8, min(card.input.size) // 2)
+    quality = [check_quality(f.array, is_mask, min_side) for f in frames]
     findings = []
     size = (card.input.size[-2], card.input.size[-1])
     threshold = card.threshold if card.task in (Task.BINARY, Task.MULTILABEL) else 0.0
@@ -155,8 +159,10 @@ def predict(
                     grade=k if card.task is Task.ORDINAL else None,
                     grade_label=card.labels[k] if card.task is Task.ORDINAL else "",
                     ood_score=ood_scores[i],
-                    ood_flag=outside or _flagged(card, ood_scores[i]),
-                    warnings=warnings + ((LOW_TRUST,) if _flagged(card, ood_scores[i]) else ()),
+                    ood_flag=outside or _flagged(card, ood_scores[i]) or bool(quality[i]),
+                    warnings=warnings
+                    + quality[i]
+                    + ((LOW_TRUST,) if _flagged(card, ood_scores[i]) else ()),
                 )
             )
     return findings
