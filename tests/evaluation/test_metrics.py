@@ -216,3 +216,20 @@ def test_fit_temperature_multilabel_recovers_a_shared_temperature() -> None:
     y = (rng.random(calibrated.shape) < sigmoid(calibrated)).astype(int)
     assert fit_temperature_multilabel(calibrated * 2.5, y) == pytest.approx(2.5, rel=0.06)
     assert fit_temperature_multilabel(calibrated, y) == pytest.approx(1.0, rel=0.06)
+
+
+def test_abstain_band_is_the_narrowest_that_reaches_the_target() -> None:
+    from radlens.evaluation.metrics import abstain_band
+
+    y = np.array([0] * 8 + [1] * 8)
+    p = np.array(
+        [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.48, 0.55, 0.45, 0.52, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+    )
+    low, high = abstain_band(y, p, 0.5, target_accuracy=1.0, max_abstain=0.3)
+    # The four calls within 0.05 of 0.5 include the two wrong ones; outside, all are right.
+    assert (round(low, 2), round(high, 2)) == (0.45, 0.55)
+    # Already accurate enough: no band.
+    assert abstain_band(y, p, 0.5, target_accuracy=0.85) == (0.5, 0.5)
+    # The cap wins over the target.
+    low, high = abstain_band(y, p, 0.5, target_accuracy=1.0, max_abstain=0.1)
+    assert np.mean((p >= low) & (p <= high)) <= 0.1

@@ -318,3 +318,13 @@ def test_a_blank_or_noisy_image_is_flagged_low_trust_with_its_reason(make_card) 
     assert finding.ood_flag and any(w.startswith("extreme noise") for w in finding.warnings)
     # The probability is still reported as computed.
     assert finding.probability == pytest.approx(1 / (1 + math.exp(-1.0)))
+
+
+def test_a_probability_in_the_abstain_band_is_called_indeterminate(make_card) -> None:  # type: ignore[no-untyped-def]
+    from radlens.inference.predict import INDETERMINATE
+
+    card = make_card(thresholds={"operating": 0.5, "abstain_low": 0.4, "abstain_high": 0.6})
+    [close] = predict(image(), card, fixed((0.0, 0.2)))  # p = 0.55
+    assert INDETERMINATE in close.warnings and close.positive
+    [clear] = predict(image(), card, fixed((0.0, 3.0)))  # p = 0.95
+    assert INDETERMINATE not in clear.warnings

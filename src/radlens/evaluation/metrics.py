@@ -240,3 +240,36 @@ def binary_rates(y_true: np.ndarray, score: np.ndarray, threshold: float) -> dic
         "specificity": float((~pred & ~y).sum() / max(1, (~y).sum())),
         "accuracy": float((pred == y).mean()),
     }
+
+
+def abstain_band(
+    y_true: np.ndarray,
+    score: np.ndarray,
+    threshold: float,
+    target_accuracy: float = 0.95,
+    max_abstain: float = 0.2,
+) -> tuple[float, float]:
+    """The band around ``threshold`` where a binary call is too uncertain to make.
+
+    The narrowest band ``[threshold - d, threshold + d]`` such that the calls outside it
+    are right at least ``target_accuracy`` of the time on this data, abstaining on at most
+    ``max_abstain`` of the items (if the target cannot be met within that, the widest band
+    allowed). Returns ``(low, high)`` clipped to [0, 1]; ``(t, t)`` means never abstain.
+
+    Example:
+        >>> y, p = np.array([0, 0, 1, 1]), np.array([0.1, 0.55, 0.45, 0.9])
+        >>> [round(v, 2) for v in abstain_band(y, p, 0.5, max_abstain=0.5)]
+        [0.45, 0.55]
+    """
+    y = np.asarray(y_true).astype(bool)
+    p = np.asarray(score, np.float64)
+    gaps = np.sort(np.unique(np.abs(p - threshold)))
+    best = 0.0
+    for gap in np.r_[0.0, gaps]:
+        outside = np.abs(p - threshold) > gap if gap > 0 else np.ones(len(p), bool)
+        if 1 - outside.mean() > max_abstain + 1e-12:
+            break
+        best = float(gap)
+        if outside.any() and np.mean((p[outside] >= threshold) == y[outside]) >= target_accuracy:
+            break
+    return max(0.0, threshold - best), min(1.0, threshold + best)

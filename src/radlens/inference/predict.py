@@ -161,6 +161,7 @@ def predict(
                     ood_score=ood_scores[i],
                     ood_flag=outside or _flagged(card, ood_scores[i]) or bool(quality[i]),
                     warnings=warnings
+                    + _indeterminate(card, probability)
                     + quality[i]
                     + ((LOW_TRUST,) if _flagged(card, ood_scores[i]) else ()),
                 )
@@ -174,6 +175,17 @@ def _ood_scores(
     if card.ood is None or stats is None or card.ood.output not in outputs:
         return [None] * n
     return [float(v) for v in mahalanobis_scores(outputs[card.ood.output], stats)]
+
+
+INDETERMINATE = "indeterminate: probability too close to the operating threshold to call"
+
+
+def _indeterminate(card: ModelCard, probability: float) -> tuple[str, ...]:
+    """A warning when a binary probability falls in the card's abstain band."""
+    low, high = card.thresholds.get("abstain_low"), card.thresholds.get("abstain_high")
+    if card.task is not Task.BINARY or low is None or high is None or low >= high:
+        return ()
+    return (INDETERMINATE,) if low <= probability <= high else ()
 
 
 def _flagged(card: ModelCard, score: float | None) -> bool:

@@ -94,8 +94,12 @@ def thresholds_for(
         return {"operating": 0.5}
     score = probs[:, positive]
     youden = m.youden_threshold(y == positive, score)
+    low, high = m.abstain_band(y == positive, score, youden)
     return {
         "operating": round(youden, 6),
+        # Too close to the operating point to call (see metrics.abstain_band).
+        "abstain_low": round(low, 6),
+        "abstain_high": round(high, 6),
         "youden": round(youden, 6),
         # Never above the operating point: a triage threshold only adds sensitivity.
         "high_sensitivity": round(
