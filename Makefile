@@ -17,9 +17,9 @@ $(VENV)/.run-installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[demo]'
 	touch $@
 
-# Tests and training: torch 2.13.0 CPU pinned by constraints.txt (never torchvision).
+# Tests, training and the service: torch 2.13.0 CPU pinned by constraints.txt (never torchvision).
 $(VENV)/.dev-installed: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,dev,serve]'
 	touch $@ $(VENV)/.run-installed
 
 setup: $(VENV)/.run-installed

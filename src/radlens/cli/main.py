@@ -72,7 +72,7 @@ def configure_logging(verbose: bool, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from radlens.cli import analyze, demo, evaluate, models, ood, quantize, train
+    from radlens.cli import analyze, demo, evaluate, models, ood, quantize, serve, train
 
     app.command("analyze")(guarded(analyze.analyze_command))
     app.command("demo")(guarded(demo.demo_command))
@@ -80,6 +80,7 @@ def _register() -> None:
     app.command("train")(guarded(train.train_command))
     app.command("evaluate")(guarded(evaluate.evaluate_command))
     app.command("quantize")(guarded(quantize.quantize_command))
+    app.command("serve")(guarded(serve.serve_command))
     app.command("ood")(guarded(ood.ood_command))
 
 

@@ -1,0 +1,1 @@
+"""DICOM networking (pynetdicom): the C-STORE SCP with C-ECHO."""

@@ -1,0 +1,114 @@
+"""The C-STORE SCP (PS3.4 Annex B) with Verification (C-ECHO, PS3.4 Annex A).
+
+Each C-STORE request is handed to :meth:`radlens.store.intake.Intake.receive` as the
+encoded data set the peer sent (with file meta added, not decoded and re-encoded), and the
+success status goes back only after ``receive`` returned: the instance is then on disk and
+in the database. A malformed object is refused with :attr:`StoreStatus.CANNOT_UNDERSTAND`
+and one log line naming the reason (never patient data); the SCP keeps serving.
+
+Handlers are plain functions bound to pynetdicom's named events, as pynetdicom does it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import IntEnum
+
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.events import Event, EventHandlerType
+from pynetdicom.service_class import StorageServiceClass
+from pynetdicom.sop_class import Verification, register_uid  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
+
+from radlens.errors import InputError
+from radlens.store.intake import Intake
+
+log = logging.getLogger(__name__)
+# Retired image storage classes (PS3.6 table A-1) that older modalities and archives still
+# send; pynetdicom's list holds only the current ones.
+RETIRED_IMAGE_STORAGE = {
+    "1.2.840.10008.5.1.4.1.1.3": "UltrasoundMultiFrameImageStorageRetired",
+    "1.2.840.10008.5.1.4.1.1.5": "NuclearMedicineImageStorageRetired",
+    "1.2.840.10008.5.1.4.1.1.6": "UltrasoundImageStorageRetired",
+    "1.2.840.10008.5.1.4.1.1.12.3": "XRayAngiographicBiPlaneImageStorageRetired",
+}
+
+
+class StoreStatus(IntEnum):
+    """C-STORE response statuses used here (PS3.4 B.2.3, PS3.7 C.4)."""
+
+    SUCCESS = 0x0000
+    OUT_OF_RESOURCES = 0xA700
+    CANNOT_UNDERSTAND = 0xC210
+    PROCESSING_FAILURE = 0x0110
+
+
+@dataclass
+class StorageSCP:
+    """A running SCP; :meth:`stop` shuts it down."""
+
+    server: ThreadedAssociationServer
+    ae_title: str
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def start_scp(
+    intake: Intake, ae_title: str, host: str, port: int, max_associations: int = 16
+) -> StorageSCP:
+    """Listen for C-STORE and C-ECHO on ``host:port`` (port 0: any free port).
+
+    Every storage SOP class is accepted in every transfer syntax pynetdicom knows, so an
+    instance is stored exactly as the modality encoded it.
+
+    Example:
+        >>> scp = start_scp(intake, "RADLENS", "127.0.0.1", 11112)  # doctest: +SKIP
+        >>> scp.stop()
+    """
+    ae = AE(ae_title=ae_title)
+    ae.maximum_associations = max_associations
+    for context in AllStoragePresentationContexts:
+        if context.abstract_syntax is not None:
+            ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+    for sop_class, keyword in RETIRED_IMAGE_STORAGE.items():
+        # pynetdicom routes a request to a service class by SOP class: register these.
+        register_uid(sop_class, keyword, StorageServiceClass)
+        ae.add_supported_context(sop_class, ALL_TRANSFER_SYNTAXES)
+    ae.add_supported_context(Verification)
+    handlers: list[EventHandlerType] = [
+        (evt.EVT_C_STORE, handle_store, [intake]),
+        (evt.EVT_C_ECHO, handle_echo),
+    ]
+    server = ae.start_server((host, port), block=False, evt_handlers=handlers)
+    assert server is not None  # block=False returns the running server
+    scp = StorageSCP(server, ae_title)
+    log.info("DICOM SCP %s listening on %s:%d", ae_title, host, scp.port)
+    return scp
+
+
+def handle_echo(event: Event) -> int:
+    return StoreStatus.SUCCESS
+
+
+def handle_store(event: Event, intake: Intake) -> int:
+    """Store one instance; answer only once it is durable (see the module docstring)."""
+    calling = str(event.assoc.requestor.ae_title).strip()
+    try:
+        raw = event.encoded_dataset(include_meta=True)
+        intake.receive(raw, f"c-store:{calling}")
+    except InputError as exc:
+        log.warning("C-STORE from %s refused (%s): %s", calling, exc.kind, exc.reason)
+        return StoreStatus.CANNOT_UNDERSTAND
+    except OSError as exc:
+        log.error("C-STORE from %s not stored: %s", calling, exc.strerror or type(exc).__name__)
+        return StoreStatus.OUT_OF_RESOURCES
+    except Exception:
+        log.exception("C-STORE from %s failed", calling)
+        return StoreStatus.PROCESSING_FAILURE
+    return StoreStatus.SUCCESS

@@ -1,0 +1,91 @@
+"""``create_app(settings)``: the FastAPI service; ``serve(settings)`` runs it with uvicorn.
+
+The lifespan opens (and migrates) the database, clears partial files a crash left,
+starts the analysis workers (which first requeue interrupted jobs) and, unless disabled,
+the DICOM SCP. Shutdown stops the SCP first, so nothing is acknowledged after the workers
+and the database are gone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from radlens import __version__
+from radlens.config import Settings
+from radlens.models.registry import discover
+from radlens.net.scp import start_scp
+from radlens.pipeline import onnx_backends
+from radlens.server import errors
+from radlens.server.deps import Services
+from radlens.server.routes import dicomweb, health, worklist
+from radlens.store.db import open_database
+from radlens.store.files import remove_partial_files
+from radlens.store.intake import Intake
+from radlens.store.jobs import Analyze, JobQueue, Workers, pipeline_analyzer
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = (
+    "radlens reading room: DICOM intake (C-STORE, STOW-RS), analysis queue and worklist. "
+    "Every result is an AI draft that requires physician review."
+)
+
+
+def create_app(settings: Settings, analyze: Analyze | None = None) -> FastAPI:
+    """The service for ``settings``; ``analyze`` replaces the installed models (tests).
+
+    Example:
+        >>> app = create_app(Settings(home=Path("/tmp/radlens")))  # doctest: +SKIP
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services, workers = start_services(settings, analyze)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            if services.scp is not None:
+                services.scp.stop()
+            workers.stop()
+            services.db.close()
+
+    app = FastAPI(title="radlens", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    errors.install(app)
+    for module in (health, dicomweb, worklist):
+        app.include_router(module.router)
+    return app
+
+
+def start_services(settings: Settings, analyze: Analyze | None) -> tuple[Services, Workers]:
+    """Open storage, start the workers and the SCP."""
+    db = open_database(settings.database_url)
+    storage = settings.storage_dir
+    storage.mkdir(parents=True, exist_ok=True)
+    if removed := remove_partial_files(storage):
+        log.info("removed %d partial file(s) left by an interrupted write", removed)
+    if analyze is None:
+        models = discover(list(settings.models))
+        analyze = pipeline_analyzer(models, onnx_backends(settings.threads))
+        models_loaded = len(models)
+    else:
+        models_loaded = 1
+    intake = Intake(db, storage)
+    queue = JobQueue(db, storage, settings.quiet_period_s, settings.max_attempts)
+    workers = Workers(queue, analyze, settings.workers, settings.poll_interval_s)
+    workers.start()
+    services = Services(settings, db, intake, models_loaded)
+    if settings.dicom_enabled:
+        services.scp = start_scp(intake, settings.ae_title, settings.host, settings.dicom_port)
+    return services, workers
+
+
+def serve(settings: Settings) -> None:
+    """Run the service until interrupted (SIGINT/SIGTERM shut it down cleanly)."""
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per area; each route translates around one library call."""

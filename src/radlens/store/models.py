@@ -1,0 +1,103 @@
+"""The database schema (SQLAlchemy 2 typed ORM). Alembic migrations follow it.
+
+Times are UTC, stored naive (SQLite has no time zones). No patient identifiers are stored
+here: the instance files hold them; rows hold UIDs, facts for the worklist and results.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+UID_LENGTH = 64  # PS3.5 9.1: a UID has at most 64 characters
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class StudyStatus(StrEnum):
+    """Worklist status flow: received -> analyzing -> ready -> in_review -> signed."""
+
+    RECEIVED = "received"
+    ANALYZING = "analyzing"
+    READY = "ready"
+    IN_REVIEW = "in_review"
+    SIGNED = "signed"
+    FAILED = "failed"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class StudyRow(Base):
+    __tablename__ = "studies"
+
+    study_uid: Mapped[str] = mapped_column(String(UID_LENGTH), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default=StudyStatus.RECEIVED, index=True)
+    priority: Mapped[int | None] = mapped_column(Integer, default=None)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_instance_at: Mapped[datetime] = mapped_column(default=utcnow)
+    analyzed_at: Mapped[datetime | None] = mapped_column(default=None)
+    first_viewed_at: Mapped[datetime | None] = mapped_column(default=None)
+    n_instances: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class SeriesRow(Base):
+    __tablename__ = "series"
+
+    series_uid: Mapped[str] = mapped_column(String(UID_LENGTH), primary_key=True)
+    study_uid: Mapped[str] = mapped_column(ForeignKey("studies.study_uid"), index=True)
+    modality: Mapped[str] = mapped_column(String(16), default="", index=True)
+    body_part: Mapped[str] = mapped_column(String(64), default="")
+
+
+class InstanceRow(Base):
+    __tablename__ = "instances"
+
+    sop_uid: Mapped[str] = mapped_column(String(UID_LENGTH), primary_key=True)
+    study_uid: Mapped[str] = mapped_column(ForeignKey("studies.study_uid"), index=True)
+    series_uid: Mapped[str] = mapped_column(ForeignKey("series.series_uid"))
+    path: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str] = mapped_column(String(64), default="")
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # At most one queued or running job per study (partial unique index).
+        Index(
+            "ix_jobs_one_active_per_study",
+            "study_uid",
+            unique=True,
+            sqlite_where=text("state IN ('queued', 'running')"),
+            postgresql_where=text("state IN ('queued', 'running')"),
+        ),
+        Index("ix_jobs_state_created", "state", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_uid: Mapped[str] = mapped_column(ForeignKey("studies.study_uid"))
+    state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    n_instances: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    error: Mapped[str] = mapped_column(String(500), default="")

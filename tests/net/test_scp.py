@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ImplicitVRLittleEndian
+from pynetdicom import AE, _config
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+from radlens.errors import InputError
+from radlens.net.scp import StorageSCP, StoreStatus, start_scp
+from radlens.store.db import Database, open_database
+from radlens.store.intake import Intake, parse_header
+from radlens.store.worklist import list_worklist
+from serve_helpers import make_instance
+
+MALFORMED_DIR = Path(__file__).parents[2].parent / "shared" / "data" / "dicom" / "malformed"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = open_database(f"sqlite:///{tmp_path / 'radlens.sqlite'}")
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def scp(db: Database, tmp_path: Path) -> Iterator[StorageSCP]:
+    running = start_scp(Intake(db, tmp_path / "storage"), "RADLENS", "127.0.0.1", 0)
+    yield running
+    running.stop()
+
+
+def _file_meta(path: Path) -> tuple[str, str] | None:
+    """(SOP class, transfer syntax) a file would be sent with, or None if unsendable."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        except Exception:
+            return None
+    meta = ds.file_meta
+    sop_class = meta.get("MediaStorageSOPClassUID") or ds.get("SOPClassUID")
+    syntax = meta.get("TransferSyntaxUID") or (ImplicitVRLittleEndian if sop_class else None)
+    return (str(sop_class), str(syntax)) if sop_class and syntax else None
+
+
+def _dataset_or_path(path: Path) -> Path | Dataset:
+    """The path, or for a file without file meta (old ACR-NEMA style) its forced read."""
+    if path.read_bytes()[128:132] == b"DICM":
+        return path
+    ds = pydicom.dcmread(path, force=True)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    return ds
+
+
+def send_files(port: int, files: list[Path]) -> dict[Path, int | None]:
+    """C-STORE each file over one association; None where the SCU could not send it.
+
+    Files are sent as their bytes are (pynetdicom's chunked mode), not decoded and
+    re-encoded by the SCU, so malformed data sets reach the SCP as they are.
+    """
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    ae = AE(ae_title="TESTSCU")
+    contexts = sorted({m for f in files if (m := _file_meta(f))})
+    assert len(contexts) <= 127
+    for sop_class, syntax in contexts:
+        ae.add_requested_context(sop_class, syntax)
+    ae.add_requested_context(Verification)
+    statuses: dict[Path, int | None] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the SCU's pydicom reads the malformed files too
+        assoc = ae.associate("127.0.0.1", port, ae_title="RADLENS")
+        assert assoc.is_established
+        try:
+            for path in files:
+                try:
+                    status = assoc.send_c_store(_dataset_or_path(path))
+                except Exception:  # the SCU itself cannot encode or send this file
+                    statuses[path] = None
+                    continue
+                statuses[path] = int(status.Status) if status else None
+        finally:
+            assoc.release()
+    return statuses
+
+
+def echo(port: int) -> int:
+    ae = AE(ae_title="TESTSCU")
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", port, ae_title="RADLENS")
+    assert assoc.is_established
+    status = assoc.send_c_echo()
+    assoc.release()
+    return int(status.Status)
+
+
+def _refused_locally(path: Path) -> bool:
+    try:
+        parse_header(path.read_bytes(), "local")
+    except InputError:
+        return True
+    return False
+
+
+def test_c_echo_answers_success(scp: StorageSCP) -> None:
+    assert echo(scp.port) == StoreStatus.SUCCESS
+
+
+def test_pydicom_data_files_over_c_store_all_reach_the_worklist(
+    scp: StorageSCP, db: Database, pydicom_data_dir: Path
+) -> None:
+    files = sorted(pydicom_data_dir.glob("*.dcm"))
+    statuses = send_files(scp.port, files)
+    refused = {p.name for p, s in statuses.items() if s == StoreStatus.CANNOT_UNDERSTAND}
+    stored = [p for p, s in statuses.items() if s == StoreStatus.SUCCESS]
+    malformed = {p.name for p in files if _refused_locally(p)}
+    # Every well-formed file is stored; only malformed ones (invalid UIDs, cut-short pixel
+    # data) are refused, or never leave the SCU (pynetdicom will not send a cut file).
+    assert {p.name for p in stored} == {p.name for p in files} - malformed
+    assert refused <= malformed and "bad_sequence.dcm" in refused
+    assert all(statuses[p] is None for p in files if p.name in malformed - refused)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = {
+            str(pydicom.dcmread(p, stop_before_pixels=True, force=True).StudyInstanceUID)
+            for p in stored
+        }
+    assert {e.study_uid for e in list_worklist(db)} == expected
+
+
+def test_malformed_objects_are_refused_and_the_scp_keeps_serving(
+    scp: StorageSCP, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = make_instance("1.2.9", "1.2.9.1")
+    garbage = tmp_path / "garbage.dcm"
+    header_end = good.index(b"\x08\x00\x05\x00")  # first data set element after file meta
+    garbage.write_bytes(good[:header_end] + b"\xde\xad\xbe\xef" * 64)
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(good[: len(good) // 2])
+    files = [garbage, cut]
+    if MALFORMED_DIR.is_dir():
+        files += sorted(MALFORMED_DIR.glob("*.dcm"))
+    with caplog.at_level(logging.WARNING, logger="radlens.net.scp"):
+        statuses = send_files(scp.port, files)
+    assert statuses[garbage] == StoreStatus.CANNOT_UNDERSTAND
+    assert statuses[cut] == StoreStatus.CANNOT_UNDERSTAND
+    for path, status in statuses.items():
+        if status is not None and _refused_locally(path):
+            assert status == StoreStatus.CANNOT_UNDERSTAND, path.name
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == sum(s == StoreStatus.CANNOT_UNDERSTAND for s in statuses.values())
+    assert all("TESTSCU" in line for line in refusals)
+    assert echo(scp.port) == StoreStatus.SUCCESS
+    ok = tmp_path / "ok.dcm"
+    ok.write_bytes(good)
+    assert send_files(scp.port, [ok]) == {ok: StoreStatus.SUCCESS}
+
+
+@pytest.mark.skipif(not MALFORMED_DIR.is_dir(), reason="needs ../shared/data/dicom/malformed")
+@pytest.mark.shared_data
+def test_the_eleven_malformed_files_are_all_answered(scp: StorageSCP) -> None:
+    files = sorted(MALFORMED_DIR.glob("*.dcm"))
+    assert len(files) == 11
+    statuses = send_files(scp.port, files)
+    sent = {p.name: s for p, s in statuses.items() if s is not None}
+    assert sent, "the SCU could send none of them"
+    assert all(s in (StoreStatus.SUCCESS, StoreStatus.CANNOT_UNDERSTAND) for s in sent.values())
