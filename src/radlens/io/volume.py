@@ -114,15 +114,21 @@ def load_volume(series: Series) -> Image:
     return _volume(array, positions, slices[0], images[0], uids)
 
 
-def _multiframe_volume(instance: Instance) -> Image:
+def _frames_and_positions(instance: Instance, what: str) -> tuple[Image, npt.NDArray[np.float64]]:
+    """The decoded frames of a multi-frame object and each frame's position."""
     if not _has_plane(instance):
-        raise IncompatibleInputError(instance.location, "frames have no plane positions")
+        raise IncompatibleInputError(instance.location, f"{what} frames have no plane positions")
     frames = decode_instance(instance)
     positions = np.array(read_frame_positions(instance))
     if frames.layout is not ImageLayout.FYX or len(positions) != frames.n_frames:
         raise IncompatibleInputError(
-            instance.location, "not a grayscale multi-frame with a position for every frame"
+            instance.location, f"not a grayscale {what} with a position for every frame"
         )
+    return frames, positions
+
+
+def _multiframe_volume(instance: Instance) -> Image:
+    frames, positions = _frames_and_positions(instance, "multi-frame")
     order = np.argsort(positions @ _normal(instance), kind="stable")
     array = frames.array[order]
     return _volume(array, positions[order], instance, frames, frames.source_uids)
@@ -135,14 +141,7 @@ def _segmentation_volume(instance: Instance) -> Image:
     Frames at one position are merged (maximum, so BINARY and FRACTIONAL both work), and
     positions missing from the regular grid of the smallest gap become empty slices.
     """
-    if not _has_plane(instance):
-        raise IncompatibleInputError(instance.location, "segmentation frames have no positions")
-    frames = decode_instance(instance)
-    positions = np.array(read_frame_positions(instance))
-    if frames.layout is not ImageLayout.FYX or len(positions) != frames.n_frames:
-        raise IncompatibleInputError(
-            instance.location, "not a segmentation with a position for every frame"
-        )
+    frames, positions = _frames_and_positions(instance, "segmentation")
     normal = _normal(instance)
     depth = positions @ normal
     levels, index = np.unique(np.round(depth, 3), return_inverse=True)

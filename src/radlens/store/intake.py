@@ -97,14 +97,7 @@ class Intake:
                 if existing is None:
                     raise
                 return existing
-        return Received(
-            sop_uid,
-            header.instance.sop_class_uid,
-            header.series.series_instance_uid,
-            header.study.study_instance_uid,
-            digest,
-            path,
-        )
+        return _received(header, digest, path)
 
     def _existing(
         self, sop_uid: str, digest: str, header: DicomHeader, path: Path
@@ -116,16 +109,7 @@ class Intake:
             conflict = row.sha256 != digest
         if conflict:
             log.warning("duplicate SOP Instance UID with different content; kept the first copy")
-        return Received(
-            sop_uid,
-            header.instance.sop_class_uid,
-            header.series.series_instance_uid,
-            header.study.study_instance_uid,
-            digest,
-            path,
-            duplicate=True,
-            conflict=conflict,
-        )
+        return _received(header, digest, path, duplicate=True, conflict=conflict)
 
     def _record(self, header: DicomHeader, digest: str, size: int, path: Path, source: str) -> None:
         now = utcnow()
@@ -191,3 +175,18 @@ def parse_header(raw: bytes, source: str) -> DicomHeader:
     except InputError as exc:
         raise InputError(location, exc.reason) from exc
     return header
+
+
+def _received(
+    header: DicomHeader, digest: str, path: Path, duplicate: bool = False, conflict: bool = False
+) -> Received:
+    return Received(
+        header.instance.sop_instance_uid,
+        header.instance.sop_class_uid,
+        header.series.series_instance_uid,
+        header.study.study_instance_uid,
+        digest,
+        path,
+        duplicate=duplicate,
+        conflict=conflict,
+    )
