@@ -12,21 +12,7 @@ from typer.testing import Result
 
 from radlens.cli.train import parse_sets
 from radlens.errors import ConfigError
-
-TINY = [
-    "--set",
-    "net.arch=resnet-tiny",
-    "--set",
-    "net.stem_kernel=3",
-    "--set",
-    "net.stem_stride=1",
-    "--set",
-    "schedule.threads=1",
-    "--set",
-    "schedule.batch_size=8",
-    "--epochs",
-    "2",
-]
+from train_helpers import TINY
 
 
 def learnable_npz(path: Path, shape: tuple[int, ...], n_classes: int, n: int = 24) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,24 +12,11 @@ import pytest
 from typer.testing import Result
 
 from radlens.models.card import Task
+from train_helpers import TINY, minimal_recipe
 
 pytestmark = pytest.mark.train
 
 LABELS = 3
-TINY = [
-    "--set",
-    "net.arch=resnet-tiny",
-    "--set",
-    "net.stem_kernel=3",
-    "--set",
-    "net.stem_stride=1",
-    "--set",
-    "schedule.threads=1",
-    "--set",
-    "schedule.batch_size=8",
-    "--epochs",
-    "2",
-]
 
 
 def multilabel_npz(path: Path, side: int = 12, n: int = 24) -> Path:
@@ -61,27 +47,7 @@ def test_infer_recipe_makes_a_multilabel_task_for_n_by_k_labels(tmp_path: Path) 
 
 
 def multilabel_recipe(**schedule: object):  # type: ignore[no-untyped-def]
-    from radlens.training.recipe import Schedule, recipe_from_dict
-
-    base = recipe_from_dict(
-        {
-            "name": "t",
-            "version": "0",
-            "task": "multilabel",
-            "data": "x.npz",
-            "labels": ["A", "B"],
-            "finding_code": "t",
-            "finding_label": "t",
-            "licence": "CC0",
-            "commercial_use": True,
-            "citation": "",
-            "intended_use": "tests",
-            "input": {"size": [8, 8]},
-            "applies_to": {"modalities": ["OT"]},
-        },
-        "test",
-    )
-    return replace(base, schedule=replace(Schedule(), **schedule))  # type: ignore[arg-type]
+    return minimal_recipe("multilabel", ["A", "B"], **schedule)
 
 
 def test_balanced_positive_weights_are_negatives_over_positives() -> None:

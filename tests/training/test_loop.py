@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 pytestmark = pytest.mark.train
 torch = pytest.importorskip("torch")
 
 from radlens.training.loop import class_weights, loss_fn  # noqa: E402
-from radlens.training.recipe import Recipe, Schedule  # noqa: E402
+from radlens.training.recipe import Recipe  # noqa: E402
+from train_helpers import minimal_recipe  # noqa: E402
 
 
 def recipe_with(**schedule: object) -> Recipe:
-    from radlens.training.recipe import recipe_from_dict
-
-    base = recipe_from_dict(
-        {
-            "name": "t",
-            "version": "0",
-            "task": "ordinal",
-            "data": "x.npz",
-            "labels": ["0", "1", "2"],
-            "finding_code": "t",
-            "finding_label": "t",
-            "licence": "CC0",
-            "commercial_use": True,
-            "citation": "",
-            "intended_use": "tests",
-            "input": {"size": [8, 8]},
-            "applies_to": {"modalities": ["OT"]},
-        },
-        "test",
-    )
-    return replace(base, schedule=replace(Schedule(), **schedule))  # type: ignore[arg-type]
+    recipe: Recipe = minimal_recipe("ordinal", ["0", "1", "2"], **schedule)
+    return recipe
 
 
 def test_emd_term_punishes_far_grades_more_than_cross_entropy_does() -> None:
