@@ -22,7 +22,7 @@ from radlens.errors import InputError
 from radlens.explain.overlay import render_overlay
 from radlens.inference.backends import Backend, OnnxBackend
 from radlens.inference.ood import stats_for
-from radlens.inference.predict import predict
+from radlens.inference.predict import ood_score, predict
 from radlens.io.load import load_images
 from radlens.models.registry import InstalledModel, route
 from radlens.triage.priority import study_priority
@@ -97,7 +97,10 @@ def process_study(
             continue
         timings["decode"] += time.perf_counter() - clock
         if not chosen.models:
-            series_results.append(_series_result(series, skipped_reason=chosen.reason))
+            mismatch = _content_unlike_tags(series, images, models, backend_for)
+            series_results.append(
+                _series_result(series, skipped_reason=chosen.reason, warnings=mismatch)
+            )
             continue
         findings: list[Finding] = []
         for index, image in enumerate(images):
@@ -136,6 +139,37 @@ def process_study(
         rejected=tuple(rejected),
     )
     return Analysis(result, tuple(overlays))
+
+
+def _content_unlike_tags(
+    series: Series,
+    images: list[Image],
+    models: list[InstalledModel],
+    backend_for: Callable[[InstalledModel], Backend],
+) -> tuple[str, ...]:
+    """Warnings when an unrouted series looks like a model's training data.
+
+    Every installed model with an OOD score reads the first image; a score under its
+    threshold means the image resembles that model's training images even though the
+    series' tags (modality, body part, view) kept it away, so the tags may be wrong.
+    """
+    if not images:
+        return ()
+    warnings = []
+    for model in models:
+        spec = model.card.ood
+        stats = stats_for(model.folder, spec) if spec is not None else None
+        if spec is None or stats is None:
+            continue
+        score = ood_score(images[0], model.card, backend_for(model), stats)
+        if score is not None and score < spec.threshold:
+            warnings.append(
+                f"image content resembles the training data of {model.card.name} "
+                f"({model.card.finding_label}) although the series is tagged "
+                f"{series.modality or 'without modality'}"
+                f"{' ' + series.body_part if series.body_part else ''}: check the DICOM tags"
+            )
+    return tuple(warnings)
 
 
 def _overlay(series_uid: str, index: int, image: Image, findings: list[Finding]) -> Overlay:

@@ -102,3 +102,19 @@ def test_low_trust_and_warnings_are_spelled_out() -> None:
 def test_draft_has_no_patient_identifiers() -> None:
     text = compose_markdown(study(), result(pneumonia(0.95)))
     assert "Doe^Jane" not in text and "PID-42" not in text
+
+
+def test_warnings_of_a_skipped_series_reach_the_report() -> None:
+    from radlens.domain.findings import SeriesResult, StudyResult
+    from radlens.domain.imaging import Study
+
+    tagged = SeriesResult(
+        "1.2.3.2",
+        "CT",
+        "HEAD",
+        1,
+        skipped_reason="no installed model applies",
+        warnings=("image content resembles the training data of cxr_pneumonia",),
+    )
+    text = compose_markdown(Study("1.2.3", ()), StudyResult("1.2.3", (tagged,)))
+    assert "  - Warning: image content resembles the training data of cxr_pneumonia" in text

@@ -176,3 +176,23 @@ def test_a_dicom_segmentation_routes_to_the_mask_model_of_its_body_part(
     assert 0 <= finding.frame < 3 and finding.heatmap is not None
     assert finding.heatmap.shape == (512, 512)
     assert list((tmp_path / "b").rglob("overlay_*.png"))
+
+
+@pytest.mark.shared_data
+def test_a_chest_radiograph_tagged_as_head_ct_is_called_out(
+    tmp_path: Path, shared_data_dir: Path
+) -> None:
+    radiograph = sorted((shared_data_dir / "cxr_pneumonia").rglob("*.jpeg"))[0]
+    run = analyze([radiograph], tmp_path / "out", discover(), modality="CT", body_part="HEAD")
+    [series] = [s for o in run.outputs for s in o.result.series]
+    assert not series.findings and "no installed model applies" in series.skipped_reason
+    assert any("resembles the training data of cxr_pneumonia" in w for w in series.warnings)
+
+
+def test_the_demo_series_raise_no_tag_warnings(tmp_path: Path) -> None:
+    from radlens.analyze import demo_inputs
+
+    run = analyze(demo_inputs(), tmp_path, discover())
+    assert not [
+        w for o in run.outputs for s in o.result.series for w in s.warnings if "resembles" in w
+    ]

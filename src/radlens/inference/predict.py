@@ -227,3 +227,28 @@ def _peak_slice(
     z = min(slices - 1, max(0, round((peak + 0.5) * slices / depth - 0.5)))
     where = Placement((rows, cols), rows / input_size[0], cols / input_size[1])
     return z, cam[peak], where
+
+
+def ood_score(image: Image, card: ModelCard, backend: Backend, stats: OodStats) -> float | None:
+    """The model's OOD score of an image's first frame (or volume); None if it cannot read it.
+
+    Used on series no model was routed to: an image that scores as in-distribution for a
+    model whose routing rule it failed has DICOM tags that probably do not describe it.
+    """
+    if card.ood is None:
+        return None
+    try:
+        if card.input.dims == 3:
+            if image.layout is not ImageLayout.ZYX:
+                return None
+            batch = prepare_3d(image.array, card.input)[None]
+        else:
+            if image.layout is ImageLayout.ZYX:
+                return None
+            batch = prepare_2d(frames_of(image)[0].array, card.input, image.window)[0][None]
+    except IncompatibleInputError:
+        return None
+    outputs = backend.run(batch)
+    if card.ood.output not in outputs:
+        return None
+    return float(mahalanobis_scores(outputs[card.ood.output], stats)[0])

@@ -62,7 +62,9 @@ def compose_markdown(study: Study, result: StudyResult) -> str:
     skipped = [r for r in result.series if r.skipped_reason]
     if skipped:
         lines += ["", "Not analyzed by AI:"]
-        lines.extend(f"- {r.modality or 'unknown'} series: {r.skipped_reason}" for r in skipped)
+        for r in skipped:
+            lines.append(f"- {r.modality or 'unknown'} series: {r.skipped_reason}")
+            lines.extend(f"  - Warning: {w}" for w in r.warnings)
     lines += ["", "## Impression", ""]
     positives = [f for f in result.findings if f.positive]
     if positives:
