@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from radlens.errors import ConfigError
@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     models: tuple[Path, ...] = Field(default=(), description="extra model folders")
     threads: int = Field(default=1, ge=1, description="ONNX Runtime threads per worker")
+    pacs_url: str = Field(default="", description="PACS DICOMweb base URL; '' = no PACS")
+    pacs_username: str = Field(default="", description="PACS HTTP basic auth user")
+    pacs_password: SecretStr = Field(default=SecretStr(""), description="never logged")
+    pacs_poll_seconds: float = Field(default=30.0, gt=0, description="QIDO-RS poll period")
+    pacs_push_results: bool = Field(default=False, description="STOW-RS overlays back")
 
     @field_validator("ae_title")
     @classmethod

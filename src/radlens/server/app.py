@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from radlens import __version__
 from radlens.config import Settings
 from radlens.models.registry import discover
+from radlens.net.dicomweb import DicomWebClient
+from radlens.net.pacs import PacsPoller, overlay_pusher
 from radlens.net.scp import start_scp
 from radlens.pipeline import onnx_backends
 from radlens.server import errors
@@ -46,9 +48,12 @@ def create_app(settings: Settings, analyze: Analyze | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services, workers = start_services(settings, analyze)
         app.state.services = services
+        poller = start_pacs_poller(settings, services.intake)
         try:
             yield
         finally:
+            if poller is not None:
+                poller.stop()
             if services.scp is not None:
                 services.scp.stop()
             workers.stop()
@@ -75,13 +80,33 @@ def start_services(settings: Settings, analyze: Analyze | None) -> tuple[Service
     else:
         models_loaded = 1
     intake = Intake(db, storage)
-    queue = JobQueue(db, storage, settings.quiet_period_s, settings.max_attempts)
+    on_complete = None
+    if settings.pacs_url and settings.pacs_push_results:
+        on_complete = overlay_pusher(pacs_client(settings))
+    queue = JobQueue(db, storage, settings.quiet_period_s, settings.max_attempts, on_complete)
     workers = Workers(queue, analyze, settings.workers, settings.poll_interval_s)
     workers.start()
     services = Services(settings, db, intake, models_loaded)
     if settings.dicom_enabled:
         services.scp = start_scp(intake, settings.ae_title, settings.host, settings.dicom_port)
     return services, workers
+
+
+def pacs_client(settings: Settings) -> DicomWebClient:
+    """The DICOMweb client of the configured PACS."""
+    return DicomWebClient(
+        settings.pacs_url, settings.pacs_username, settings.pacs_password.get_secret_value()
+    )
+
+
+def start_pacs_poller(settings: Settings, intake: Intake) -> PacsPoller | None:
+    """Poll the PACS when ``pacs_url`` is set; None otherwise."""
+    if not settings.pacs_url:
+        return None
+    poller = PacsPoller(pacs_client(settings), intake, settings.pacs_poll_seconds)
+    poller.start()
+    log.info("polling PACS %s every %gs", poller.client.server, settings.pacs_poll_seconds)
+    return poller
 
 
 def serve(settings: Settings) -> None:

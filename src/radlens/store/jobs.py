@@ -67,12 +67,18 @@ class JobQueue:
     """The job table of ``db``, for studies stored under ``storage_dir``."""
 
     def __init__(
-        self, db: Database, storage_dir: Path, quiet_period_s: float, max_attempts: int = 3
+        self,
+        db: Database,
+        storage_dir: Path,
+        quiet_period_s: float,
+        max_attempts: int = 3,
+        on_complete: Callable[[Study, StudyResult], None] | None = None,
     ) -> None:
         self.db = db
         self.storage_dir = storage_dir
         self.quiet_period_s = quiet_period_s
         self.max_attempts = max_attempts
+        self.on_complete = on_complete  # after the result is committed (PACS push)
 
     def recover(self) -> int:
         """Requeue jobs a dead process left ``running``; return how many."""
@@ -184,6 +190,11 @@ class JobQueue:
             self.fail(claimed, f"internal error: {type(exc).__name__}")
             return True
         self.complete(claimed, result, study.modalities)
+        if self.on_complete is not None:
+            try:
+                self.on_complete(study, result)
+            except Exception:  # a failed push must not fail the committed analysis
+                log.exception("completion hook of job %d failed", claimed.job_id)
         return True
 
     def _load_study(self, claimed: Claimed) -> Study:
