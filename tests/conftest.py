@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from pg import create_database, postgres_cluster
 
 SHARED_DATA_DIR = Path(__file__).parents[1].parent / "shared" / "data"
 """``../shared/data`` next to the repository (developers' machines only)."""
@@ -158,3 +161,19 @@ def fake_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def write_model_folder_fixture():  # type: ignore[no-untyped-def]
     """``write_model_folder(folder, weights_bytes, **card_overrides) -> folder``."""
     return write_model_folder
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on loopback for the session (skips when not installed)."""
+    with postgres_cluster() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: a SQLite file, or a new database on the PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'radlens.sqlite'}"
+    server_url: str = request.getfixturevalue("postgres_server")
+    return create_database(server_url)

@@ -32,9 +32,14 @@ def fake_analyze(study: Study) -> StudyResult:
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
+def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
     settings = Settings(
-        home=tmp_path, dicom_enabled=False, quiet_period_s=0, poll_interval_s=0.05, workers=1
+        home=tmp_path,
+        db=database_url,
+        dicom_enabled=False,
+        quiet_period_s=0,
+        poll_interval_s=0.05,
+        workers=1,
     )
     with TestClient(create_app(settings, analyze=fake_analyze)) as test_client:
         yield test_client

@@ -1,4 +1,4 @@
-"""Store fixtures: a migrated SQLite database and storage folder under tmp_path."""
+"""Store fixtures: a migrated database (SQLite, then PostgreSQL) and a storage folder."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from radlens.store.intake import Intake
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(f"sqlite:///{tmp_path / 'radlens.sqlite'}")
+def db(database_url: str) -> Iterator[Database]:
+    database = open_database(database_url)
     yield database
     database.close()
 

@@ -63,6 +63,9 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise ConfigError(f"not a database URL: {_safe(url)}") from exc
+    if parsed.drivername == "postgresql":
+        # SQLAlchemy's default driver is psycopg2; radlens[postgres] installs psycopg 3.
+        parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
