@@ -105,15 +105,7 @@ def main() -> int:
         if card.input.dims != 2:
             continue
         if len(val) > MAX_VAL:
-            keep = np.sort(np.random.default_rng(0).permutation(len(val))[:MAX_VAL])
-            val = LabelledImages(
-                [val.images[i] for i in keep],
-                val.labels[keep],
-                val.label_names,
-                tuple(val.ids[i] for i in keep),
-                val.source,
-                val.split,
-            )
+            val = val.sample(MAX_VAL)
             clean = evaluate(card, backend, val)
         clean_ood = ood_scores(model, backend, val.images)
         for kind in CORRUPTIONS:

@@ -240,3 +240,16 @@ def test_unreadable_and_missing_images_raise_typed_errors(tmp_path: Path) -> Non
 def test_labelled_images_lengths_must_agree() -> None:
     with pytest.raises(ValueError, match="differ in length"):
         LabelledImages([np.zeros((2, 2))], np.array([0, 1]), ("a", "b"), ("x",))
+
+
+def test_sample_keeps_order_is_reproducible_and_leaves_small_sets_alone() -> None:
+    from radlens.io.datasets import LabelledImages
+
+    data = LabelledImages(
+        [np.full((2, 2), i) for i in range(10)], np.arange(10) % 2, ("a", "b"), tuple("0123456789")
+    )
+    part = data.sample(4, seed=3)
+    assert len(part) == 4 and list(part.ids) == sorted(part.ids)
+    assert [int(im[0, 0]) for im in part.images] == [int(i) for i in part.ids]
+    assert part.ids == data.sample(4, seed=3).ids
+    assert data.sample(20) is data

@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +71,18 @@ class LabelledImages:
     def multilabel(self) -> bool:
         """Whether each item carries any number of labels (``labels`` is ``(N, K)``)."""
         return self.labels.ndim == 2
+
+    def sample(self, n: int, seed: int = 0) -> LabelledImages:
+        """At most ``n`` items drawn at random (reproducibly), in their original order."""
+        if len(self) <= n:
+            return self
+        keep = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
+        return replace(
+            self,
+            images=[self.images[i] for i in keep],
+            labels=self.labels[keep],
+            ids=tuple(self.ids[i] for i in keep),
+        )
 
     def class_counts(self) -> dict[str, int]:
         """Items per class, or positives per label for multi-label data."""

@@ -84,19 +84,18 @@ def _keep_int8_if_it_agrees(
     int8: Int8Variant | None,
     val: LabelledImages,
     stats: OodStats,
+    fp32: np.ndarray,
     threshold: float,
     threads: int,
 ) -> Int8Variant | None:
     """Drop the INT8 variant when its features no longer give the same OOD flags.
 
     Quantization may distort the feature output more than the logits; the INT8 graph is
-    kept only if it flags within ``INT8_FLAG_RATE_TOLERANCE`` of the fp32 share on val.
+    kept only if it flags within ``INT8_FLAG_RATE_TOLERANCE`` of the fp32 share on val
+    (``fp32``: the fp32 graph's val scores).
     """
     if int8 is None:
         return None
-    fp32 = mahalanobis_scores(
-        features_of(card, OnnxBackend(model_dir / card.weights_file, threads), val), stats
-    )
     quant = mahalanobis_scores(
         features_of(card, OnnxBackend(model_dir / int8.file, threads), val), stats
     )
@@ -134,7 +133,8 @@ def fit_ood(
     installed = load_model(model_dir)
     card = installed.card
     before = OnnxBackend(installed.weights, threads=threads)
-    probe = prepare_batch(card, read_labelled(data, "val", card.labels).images[:2])
+    val = read_labelled(data, "val", card.labels)
+    probe = prepare_batch(card, val.images[:2])
     reference = before.run(probe)
     add_features_output(installed.weights)
     backend = OnnxBackend(installed.weights, threads=threads)
@@ -146,22 +146,15 @@ def fit_ood(
     if int8 is not None:
         add_features_output(model_dir / int8.file)
         int8 = replace(int8, sha256=sha256_of(model_dir / int8.file))
-    train = read_labelled(data, "train", card.labels)
-    if len(train) > max_train:
-        keep = np.sort(np.random.default_rng(seed).permutation(len(train))[:max_train])
-        train = replace(
-            train,
-            images=[train.images[i] for i in keep],
-            labels=train.labels[keep],
-            ids=tuple(train.ids[i] for i in keep),
-        )
-    val = read_labelled(data, "val", card.labels)
+    train = read_labelled(data, "train", card.labels).sample(max_train, seed)
     labels = train.labels if train.labels.ndim == 1 else np.zeros(len(train), np.int64)
     save_stats(fit_stats(features_of(card, backend, train), labels), model_dir / STATS_FILE)
     stats = load_stats(model_dir / STATS_FILE)  # score with what inference will read
     val_scores = mahalanobis_scores(features_of(card, backend, val), stats)
     threshold = float(np.quantile(val_scores, 1 - flag_rate))
-    int8 = _keep_int8_if_it_agrees(model_dir, card, int8, val, stats, threshold, threads)
+    int8 = _keep_int8_if_it_agrees(
+        model_dir, card, int8, val, stats, val_scores, threshold, threads
+    )
     spec = OodSpec(
         method="mahalanobis",
         stats_file=STATS_FILE,

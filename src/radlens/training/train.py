@@ -159,14 +159,7 @@ def _train(
     train_set = read_labelled(source, "train", recipe.labels, multilabel)
     val_set = read_labelled(source, "val", recipe.labels, multilabel)
     if recipe.schedule.max_train_items:
-        keep = np.random.default_rng(recipe.seed).permutation(len(train_set))
-        keep = np.sort(keep[: recipe.schedule.max_train_items])
-        train_set = replace(
-            train_set,
-            images=[train_set.images[i] for i in keep],
-            labels=train_set.labels[keep],
-            ids=tuple(train_set.ids[i] for i in keep),
-        )
+        train_set = train_set.sample(recipe.schedule.max_train_items, recipe.seed)
     log.info("train %s, val %s", train_set.class_counts(), val_set.class_counts())
     x_train, x_val = to_tensor(train_set, recipe), to_tensor(val_set, recipe)
     members: list[torch.nn.Module] = []
