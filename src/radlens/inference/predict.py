@@ -69,6 +69,24 @@ def label_code(label: str) -> str:
     return label.lower().replace(" ", "_")
 
 
+def _model_input(image: Image, card: ModelCard) -> tuple[list[Frame], np.ndarray, list[Placement]]:
+    """The frames a model reads from ``image``, their input batch and (2D) placements.
+
+    Raises:
+        IncompatibleInputError: the image cannot be read by this model (2D vs 3D, too small).
+    """
+    if card.input.dims == 3:
+        if image.layout is not ImageLayout.ZYX:
+            raise IncompatibleInputError(
+                None, f"model {card.name} reads volumes, got a {image.layout.value} image"
+            )
+        uid = image.source_uids[0] if image.source_uids else ""
+        return [Frame(image.array, uid, 0)], prepare_3d(image.array, card.input)[None], []
+    frames = frames_of(image)
+    prepared = [prepare_2d(f.array, card.input, image.window) for f in frames]
+    return frames, np.stack([p[0] for p in prepared]), [p[1] for p in prepared]
+
+
 def _finding_indices(card: ModelCard, probs: np.ndarray) -> list[tuple[int, str, str]]:
     """The classes findings report: the positive class (binary), the top class
     (multi-class, ordinal), or every label (multi-label)."""
@@ -105,19 +123,7 @@ def predict(
         ('pneumonia', 0.97)
     """
     clock = time.perf_counter()
-    if card.input.dims == 3:
-        if image.layout is not ImageLayout.ZYX:
-            raise IncompatibleInputError(
-                None, f"model {card.name} reads volumes, got a {image.layout.value} image"
-            )
-        frames = [Frame(image.array, image.source_uids[0] if image.source_uids else "", 0)]
-        batch = prepare_3d(image.array, card.input)[None]
-        placements: list[Placement] = []
-    else:
-        frames = frames_of(image)
-        prepared = [prepare_2d(f.array, card.input, image.window) for f in frames]
-        batch = np.stack([p[0] for p in prepared])
-        placements = [p[1] for p in prepared]
+    frames, batch, placements = _model_input(image, card)
     prepared_at = time.perf_counter()
     outputs = backend.run(batch)
     if timings_s is not None:
@@ -238,14 +244,7 @@ def ood_score(image: Image, card: ModelCard, backend: Backend, stats: OodStats) 
     if card.ood is None:
         return None
     try:
-        if card.input.dims == 3:
-            if image.layout is not ImageLayout.ZYX:
-                return None
-            batch = prepare_3d(image.array, card.input)[None]
-        else:
-            if image.layout is ImageLayout.ZYX:
-                return None
-            batch = prepare_2d(frames_of(image)[0].array, card.input, image.window)[0][None]
+        batch = _model_input(image, card)[1][:1]
     except IncompatibleInputError:
         return None
     outputs = backend.run(batch)
