@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import io
 import socket
+import time
 import warnings
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pydicom
 from pydicom.data import get_testdata_file
+
+from radlens.domain.findings import Box, Finding, SeriesResult, StudyResult
+from radlens.domain.imaging import Study
+from radlens.store.accounts import add_user, list_users
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 
 def make_instance(study_uid: str, sop_uid: str, series_uid: str = "") -> bytes:
@@ -29,3 +39,62 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def result_with_finding(
+    study: Study, code: str = "pneumonia", probability: float = 0.9, ood: bool = False
+) -> StudyResult:
+    """A stand-in analysis: one finding (with a heatmap) on the study's first image.
+
+    Under the default triage rules a positive "pneumonia" makes the study urgent and a
+    positive "nodule" makes it priority; a probability under 0.5 leaves it routine.
+    """
+    series = study.series[0]
+    instance = series.instances[0]
+    heat = np.zeros((16, 16), np.float32)
+    heat[4:9, 6:12] = 1.0
+    finding = Finding(
+        code,
+        code.title(),
+        probability,
+        0.5,
+        "stand-in",
+        "0.0.1",
+        sop_instance_uid=instance.sop_instance_uid,
+        heatmap=heat,
+        box=Box(6, 4, 12, 9),
+        ood_score=12.0 if ood else 1.0,
+        ood_flag=ood,
+    )
+    series_result = SeriesResult(
+        series.series_instance_uid,
+        series.modality,
+        series.body_part,
+        len(series.instances),
+        models=("stand-in",),
+        findings=(finding,),
+    )
+    return StudyResult(study.study_instance_uid, (series_result,))
+
+
+READER, READER_PASSWORD = "reader", "reader-password-1"
+
+
+def log_in(client: TestClient, username: str = READER, password: str = READER_PASSWORD) -> None:
+    """Make the account on the running app's database (once) and log the client in."""
+    db = client.app.state.services.db  # type: ignore[attr-defined]
+    if username not in {name for name, _ in list_users(db)}:
+        add_user(db, username, password)
+    response = client.post("/api/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+
+
+def wait_until_ready(client: TestClient, n: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+    """Poll the worklist until ``n`` studies are ready; return them."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        items: list[dict[str, Any]] = client.get("/api/worklist", params={"status": "ready"}).json()
+        if len(items) >= n:
+            return items
+        time.sleep(0.05)
+    raise AssertionError("studies were not analyzed in time")

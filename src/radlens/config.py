@@ -62,6 +62,23 @@ class Settings(BaseSettings):
     pacs_password: SecretStr = Field(default=SecretStr(""), description="never logged")
     pacs_poll_seconds: float = Field(default=30.0, gt=0, description="QIDO-RS poll period")
     pacs_push_results: bool = Field(default=False, description="STOW-RS overlays back")
+    pacs_lookback_days: int = Field(
+        default=2, ge=0, description="QIDO-RS asks for studies dated this many days back; 0 = all"
+    )
+    production: bool = Field(
+        default=False, description="production mode: no account is ever created for you"
+    )
+    session_hours: float = Field(default=12.0, gt=0, description="a login lasts this long")
+    critical_labels: tuple[str, ...] = Field(
+        default=("pneumonia", "pneumothorax", "fracture", "hemorrhage"),
+        description="finding codes that make a study urgent at this site",
+    )
+    ood_penalty: float = Field(
+        default=0.5, ge=0, le=1, description="triage score taken off a low-trust finding"
+    )
+    aging_minutes: float = Field(
+        default=60.0, gt=0, description="waiting this long adds one priority level to the score"
+    )
 
     @field_validator("ae_title")
     @classmethod

@@ -20,7 +20,11 @@ matching builtin, so ``except ValueError`` in a caller still works::
     │   ├── ModelIntegrityError                 weights whose sha256 differs from the card
     │   └── InvalidModelCardError(ValueError)   a card.json that does not follow the schema
     ├── InferenceError(RuntimeError)            the backend failed on a valid input
-    └── ConfigError(ValueError)                 settings that cannot work
+    ├── ConfigError(ValueError)                 settings that cannot work
+    ├── NotFoundError(LookupError)              no stored study, finding or file by that id (404)
+    ├── AuthError(PermissionError)              not logged in, or a wrong name or password (401)
+    ├── ConflictError                           the request clashes with the state (409)
+    └── DicomWebError(ConnectionError)          a DICOMweb server unreachable or refusing (502)
 
 Input errors carry the offending ``path`` and a one-line ``reason``; ``str(error)`` is
 ``"<path>: <reason>"``, the line the CLI prints. Messages never contain patient data.
@@ -111,6 +115,25 @@ class InferenceError(RadlensError, RuntimeError):
 
 class ConfigError(RadlensError, ValueError):
     """Settings that cannot work."""
+
+
+class NotFoundError(RadlensError, LookupError):
+    """Nothing stored under that identifier (a study, finding, instance)."""
+
+
+class AuthError(RadlensError, PermissionError):
+    """Not logged in, or the name or password is wrong (never says which)."""
+
+
+class ConflictError(RadlensError):
+    """The request clashes with the current state, e.g. editing a signed report."""
+
+
+class DicomWebError(RadlensError, ConnectionError):
+    """The DICOMweb server could not be reached or refused a request.
+
+    The message names the server without credentials and the HTTP status, if any.
+    """
 
 
 def _snake(name: str) -> str:

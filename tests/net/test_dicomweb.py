@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from radlens.net.dicomweb import DicomWebClient, DicomWebError, parse_multipart, redact_url
+from radlens.errors import DicomWebError
+from radlens.net.dicomweb import DicomWebClient, parse_multipart, redact_url
 
 SECRET = "pw-never-in-logs"
 

@@ -1,17 +1,8 @@
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from fastapi.testclient import TestClient
 
-from radlens.config import Settings
-from radlens.domain.findings import Priority, StudyResult
-from radlens.domain.imaging import Study
-from radlens.server.app import create_app
-from serve_helpers import make_instance
+from serve_helpers import make_instance, wait_until_ready
 
 BOUNDARY = "radlens-test-boundary"
 CONTENT_TYPE = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
@@ -22,37 +13,6 @@ def multipart(*parts: bytes, part_type: str = "application/dicom") -> bytes:
     for part in parts:
         body += f"--{BOUNDARY}\r\nContent-Type: {part_type}\r\n\r\n".encode() + part + b"\r\n"
     return body + f"--{BOUNDARY}--\r\n".encode()
-
-
-def fake_analyze(study: Study) -> StudyResult:
-    urgent = study.study_instance_uid.endswith(".2")
-    return StudyResult(
-        study.study_instance_uid, (), priority=Priority.URGENT if urgent else Priority.ROUTINE
-    )
-
-
-@pytest.fixture
-def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
-    settings = Settings(
-        home=tmp_path,
-        db=database_url,
-        dicom_enabled=False,
-        quiet_period_s=0,
-        poll_interval_s=0.05,
-        workers=1,
-    )
-    with TestClient(create_app(settings, analyze=fake_analyze)) as test_client:
-        yield test_client
-
-
-def _wait_until_ready(client: TestClient, n: int, timeout_s: float = 10.0) -> list[dict]:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        items = client.get("/api/worklist", params={"status": "ready"}).json()
-        if len(items) >= n:
-            return items  # type: ignore[no-any-return]
-        time.sleep(0.05)
-    raise AssertionError("studies were not analyzed in time")
 
 
 def test_health_readiness_and_openapi(client: TestClient) -> None:
@@ -102,7 +62,7 @@ def test_worklist_orders_by_priority_then_waiting_and_filters(client: TestClient
     for study in ("1.2.1", "1.2.2", "1.2.3"):
         body = multipart(make_instance(study, f"{study}.9"))
         client.post("/dicomweb/studies", content=body, headers={"content-type": CONTENT_TYPE})
-    items = _wait_until_ready(client, 3)
+    items = wait_until_ready(client, 3)
     assert [i["study_uid"] for i in items] == ["1.2.2", "1.2.1", "1.2.3"]
     assert items[0]["priority"] == "urgent" and items[0]["modalities"] == ["CT"]
     assert all(i["turnaround_s"] is not None and i["analyses"] == 1 for i in items)

@@ -13,22 +13,22 @@ from radlens.store.db import Database
 from radlens.store.intake import Intake
 from radlens.store.jobs import JobQueue
 from radlens.store.models import JobRow, JobState, StudyRow, StudyStatus, utcnow
-from serve_helpers import make_instance
+from serve_helpers import make_instance, result_with_finding
 
 
 class CountingAnalyzer:
     """A fake analysis: records each study it saw and returns a fixed priority."""
 
-    def __init__(self, priority: Priority = Priority.URGENT, fail: bool = False) -> None:
+    def __init__(self, code: str = "pneumonia", fail: bool = False) -> None:
         self.seen: list[tuple[str, int]] = []
-        self.priority = priority
+        self.code = code
         self.fail = fail
 
     def __call__(self, study: Study) -> StudyResult:
         self.seen.append((study.study_instance_uid, study.n_instances))
         if self.fail:
             raise InferenceError("backend broke")
-        return StudyResult(study.study_instance_uid, (), priority=self.priority)
+        return result_with_finding(study, self.code)
 
 
 @pytest.fixture

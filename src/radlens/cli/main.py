@@ -72,7 +72,7 @@ def configure_logging(verbose: bool, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from radlens.cli import analyze, demo, evaluate, models, ood, quantize, serve, train
+    from radlens.cli import analyze, demo, evaluate, models, ood, quantize, serve, train, users
 
     app.command("analyze")(guarded(analyze.analyze_command))
     app.command("demo")(guarded(demo.demo_command))
@@ -82,6 +82,9 @@ def _register() -> None:
     app.command("quantize")(guarded(quantize.quantize_command))
     app.command("serve")(guarded(serve.serve_command))
     app.command("ood")(guarded(ood.ood_command))
+    for name in ("add", "passwd", "disable", "enable", "list"):
+        users.users_app.command(name)(guarded(getattr(users, f"{name}_command")))
+    app.add_typer(users.users_app, name="users")
 
 
 _register()

@@ -40,6 +40,19 @@ def colormap(values01: np.ndarray) -> np.ndarray:
     return rgb
 
 
+def heatmap_rgba(heat: np.ndarray, max_alpha: float = 0.6) -> np.ndarray:
+    """A heatmap in [0, 1] as 8-bit RGBA for drawing over an image in a viewer.
+
+    Colour from :func:`colormap`; opacity grows with the value, so low values let the
+    image through and nothing is hidden where the model saw nothing.
+    """
+    heat = np.clip(heat.astype(np.float32), 0, 1)
+    rgba = np.empty((*heat.shape, 4), np.uint8)
+    rgba[..., :3] = np.clip(colormap(heat), 0, 255).astype(np.uint8)
+    rgba[..., 3] = np.rint(heat * max_alpha * 255).astype(np.uint8)
+    return rgba
+
+
 def display_rgb(array: np.ndarray, window: Window | None) -> np.ndarray:
     """An 8-bit RGB rendering of a grayscale or colour image for display."""
     if array.ndim == 3 and array.shape[-1] == 3:

@@ -32,6 +32,7 @@ from datetime import date
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
@@ -62,6 +63,7 @@ from radlens.io.pixels import (
     frame_position,
     image_orientation,
     number_of_frames,
+    stored_values,
 )
 from radlens.io.uids import uid_from
 
@@ -194,6 +196,23 @@ def decode_instance(instance: Instance, data: bytes | None = None) -> Image:
         image = dataset_to_image(read.ds, location, _pixel_transfer_syntax(read.ds, location))
     _warn(location, _messages(caught))
     return image
+
+
+def read_stored_pixels(path: Path) -> tuple[Dataset, np.ndarray, str]:
+    """The data set of a stored file, its stored pixel values (frame axis first) and the
+    photometric interpretation they are in after decoding (for DICOMweb frames).
+
+    Raises:
+        InputError: the file cannot be read or its pixels decoded (typed subclass).
+    """
+    location = str(path)
+    with _captured_warnings():
+        read = _read(location, path, None, header_only=False)
+        if not read.has_pixels:
+            raise NotAnImageError(location, "no pixel data")
+        syntax = _pixel_transfer_syntax(read.ds, location)
+        values, photometric = stored_values(read.ds, location, syntax)
+    return read.ds, values, photometric
 
 
 def read_frame_positions(

@@ -171,6 +171,21 @@ def frame_position(ds: Dataset, frame: int) -> tuple[float, float, float] | None
     return None if numbers is None else (numbers[0], numbers[1], numbers[2])
 
 
+def stored_values(ds: Dataset, location: str, transfer_syntax: UID) -> tuple[np.ndarray, str]:
+    """The stored pixel values, frame axis first, and their photometric interpretation.
+
+    No Modality LUT and no inversion: what a DICOM viewer applies itself.
+
+    Raises:
+        PixelDataError: the pixel data cannot be decoded.
+        UnsupportedTransferSyntaxError: no installed decoder handles the syntax.
+    """
+    frames = number_of_frames(ds)
+    if frames is None:
+        raise PixelDataError(location, "invalid Number of Frames (0028,0008)")
+    return _decode(ds, location, transfer_syntax, frames)
+
+
 def _decode(
     ds: Dataset, location: str, transfer_syntax: UID, frames: int
 ) -> tuple[np.ndarray, str]:

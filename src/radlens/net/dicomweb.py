@@ -18,19 +18,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from radlens.errors import RadlensError
+from radlens.errors import DicomWebError
 
 log = logging.getLogger(__name__)
 
 DICOM_MEDIA_TYPE = "application/dicom"
 DICOM_JSON = "application/dicom+json"
-
-
-class DicomWebError(RadlensError, ConnectionError):
-    """The DICOMweb server could not be reached or refused a request.
-
-    The message names the server without credentials and the HTTP status, if any.
-    """
 
 
 def redact_url(url: str) -> str:

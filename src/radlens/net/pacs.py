@@ -19,10 +19,10 @@ from sqlalchemy import select
 
 from radlens.domain.findings import StudyResult
 from radlens.domain.imaging import ImageLayout, Study
-from radlens.errors import InputError
+from radlens.errors import DicomWebError, InputError
 from radlens.explain.overlay import render_overlay
 from radlens.io.load import load_images
-from radlens.net.dicomweb import DicomWebClient, DicomWebError
+from radlens.net.dicomweb import DicomWebClient
 from radlens.report.sc import to_secondary_capture, write_secondary_capture
 from radlens.store.intake import Intake
 from radlens.store.models import StudyRow

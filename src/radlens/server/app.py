@@ -11,8 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.base import RequestResponseEndpoint
 
 from radlens import __version__
 from radlens.config import Settings
@@ -23,18 +27,31 @@ from radlens.net.scp import start_scp
 from radlens.pipeline import onnx_backends
 from radlens.server import errors
 from radlens.server.deps import Services
-from radlens.server.routes import dicomweb, health, worklist
+from radlens.server.routes import auth, dicomweb, health, worklist
+from radlens.store.accounts import ensure_first_account
 from radlens.store.db import open_database
 from radlens.store.files import remove_partial_files
 from radlens.store.intake import Intake
 from radlens.store.jobs import Analyze, JobQueue, Workers, pipeline_analyzer
+from radlens.triage.priority import TriageRules
 
 log = logging.getLogger(__name__)
 
 DESCRIPTION = (
-    "radlens reading room: DICOM intake (C-STORE, STOW-RS), analysis queue and worklist. "
-    "Every result is an AI draft that requires physician review."
+    "radlens reading room: DICOM intake (C-STORE, STOW-RS), analysis queue, worklist, "
+    "viewer (WADO-RS) and reporting. Every result is an AI draft that requires physician "
+    "review. Routes under /api and GET /dicomweb need a login (POST /api/auth/login)."
 )
+STATIC_DIR = Path(__file__).parent / "static"  # the built web/ front end (make web)
+_NOT_BUILT = (
+    "<!doctype html><title>radlens</title><h1>radlens</h1><p>The web UI is not built: run "
+    "<code>make web</code> (npm + Vite) and restart. The API is at <a href=/docs>/docs</a>.</p>"
+)
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def create_app(settings: Settings, analyze: Analyze | None = None) -> FastAPI:
@@ -61,8 +78,26 @@ def create_app(settings: Settings, analyze: Analyze | None = None) -> FastAPI:
 
     app = FastAPI(title="radlens", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
-    for module in (health, dicomweb, worklist):
+    for module in (health, auth, dicomweb, worklist):
         app.include_router(module.router)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        for name, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.url.path.startswith(("/api/", "/dicomweb/")):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    if (STATIC_DIR / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
+    else:
+
+        @app.get("/", include_in_schema=False)
+        def not_built() -> HTMLResponse:
+            return HTMLResponse(_NOT_BUILT)
+
     return app
 
 
@@ -79,14 +114,20 @@ def start_services(settings: Settings, analyze: Analyze | None) -> tuple[Service
         models_loaded = len(models)
     else:
         models_loaded = 1
+    ensure_first_account(db, settings.home, settings.production)
     intake = Intake(db, storage)
     on_complete = None
     if settings.pacs_url and settings.pacs_push_results:
         on_complete = overlay_pusher(pacs_client(settings))
-    queue = JobQueue(db, storage, settings.quiet_period_s, settings.max_attempts, on_complete)
+    rules = TriageRules(
+        frozenset(settings.critical_labels), settings.ood_penalty, settings.aging_minutes
+    )
+    queue = JobQueue(
+        db, storage, settings.quiet_period_s, settings.max_attempts, on_complete, rules
+    )
     workers = Workers(queue, analyze, settings.workers, settings.poll_interval_s)
     workers.start()
-    services = Services(settings, db, intake, models_loaded)
+    services = Services(settings, db, intake, models_loaded, rules=rules)
     if settings.dicom_enabled:
         services.scp = start_scp(intake, settings.ae_title, settings.host, settings.dicom_port)
     return services, workers

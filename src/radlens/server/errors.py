@@ -1,4 +1,8 @@
-"""The one place that maps radlens errors to HTTP responses."""
+"""The one place that maps radlens errors to HTTP responses.
+
+Every error answer is JSON ``{"error": <kind>, "detail": <one line>}``; routes raise
+radlens errors (``NotFoundError``, ``AuthError``, ...) and never build error responses.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +10,50 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from radlens.errors import (
+    AuthError,
     ConfigError,
+    ConflictError,
+    DicomWebError,
     InputError,
     ModelError,
+    NotFoundError,
     RadlensError,
     UnsupportedFormatError,
+)
+
+# Most specific first: the first class an error is an instance of decides.
+_STATUS: tuple[tuple[type[RadlensError], int, str], ...] = (
+    (UnsupportedFormatError, 415, ""),
+    (InputError, 400, ""),
+    (NotFoundError, 404, "not_found"),
+    (AuthError, 401, "unauthorized"),
+    (ConflictError, 409, "conflict"),
+    (DicomWebError, 502, "pacs_unavailable"),
+    (ModelError, 503, ""),
+    (ConfigError, 500, ""),
 )
 
 
 def status_for(exc: RadlensError) -> int:
     """HTTP status of a radlens error."""
-    if isinstance(exc, UnsupportedFormatError):
-        return 415
-    if isinstance(exc, InputError):
-        return 400
-    if isinstance(exc, ModelError):
-        return 503
-    if isinstance(exc, ConfigError):
-        return 500
-    return 500
+    return next((status for cls, status, _ in _STATUS if isinstance(exc, cls)), 500)
 
 
 def _kind(exc: RadlensError) -> str:
-    return exc.kind if isinstance(exc, InputError) else type(exc).__name__
+    if isinstance(exc, InputError):
+        return exc.kind
+    return next((kind for cls, _, kind in _STATUS if kind and isinstance(exc, cls)), "") or (
+        type(exc).__name__
+    )
 
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RadlensError)
     detail = exc.reason if isinstance(exc, InputError) else str(exc)
-    return JSONResponse({"error": _kind(exc), "detail": detail}, status_code=status_for(exc))
+    headers = {"WWW-Authenticate": 'Cookie realm="radlens"'} if isinstance(exc, AuthError) else {}
+    return JSONResponse(
+        {"error": _kind(exc), "detail": detail}, status_code=status_for(exc), headers=headers
+    )
 
 
 def install(app: FastAPI) -> None:

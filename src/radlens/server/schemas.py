@@ -1,49 +1,160 @@
-"""API schemas (the public shape of responses); pydantic stays at this edge."""
+"""API schemas (the public shape of requests and responses); pydantic stays at this edge."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from radlens.store.worklist import WorklistEntry, waiting_s
+from radlens.store.models import FindingReviewRow
+from radlens.store.review import Decision
+from radlens.store.worklist import SeriesListing, WorklistEntry
+
+PriorityName = Literal["routine", "priority", "urgent", "critical"]
+
+
+def _name(priority: Any) -> str | None:
+    return None if priority is None else str(priority.name.lower())
+
+
+class TopFindingPublic(BaseModel):
+    label: str
+    probability: float
+    ood_flag: bool
 
 
 class WorklistItemPublic(BaseModel):
     study_uid: str
     status: str
-    priority: str | None
+    priority: str | None = Field(description="effective: the higher of AI and radiologist")
+    ai_priority: str | None
+    radiologist_priority: str | None
+    score: float = Field(description="triage sort key: level + AI fraction + waiting time")
     modalities: list[str]
+    body_parts: list[str]
     n_instances: int
     received_at: datetime
     analyzed_at: datetime | None
-    turnaround_s: float | None
+    first_viewed_at: datetime | None
+    signed_at: datetime | None
+    turnaround_s: float | None = Field(description="receipt to result")
+    time_to_view_s: float | None = Field(description="result to first view")
     waiting_s: float
     analyses: int
+    n_positive: int
+    low_trust: bool = Field(description="a positive finding on input unlike training data")
+    top_finding: TopFindingPublic | None
 
     @classmethod
     def of(cls, entry: WorklistEntry) -> WorklistItemPublic:
+        top = entry.top_finding
         return cls(
             study_uid=entry.study_uid,
             status=entry.status.value,
-            priority=None if entry.priority is None else entry.priority.name.lower(),
+            priority=_name(entry.priority),
+            ai_priority=_name(entry.ai_priority),
+            radiologist_priority=_name(entry.radiologist_priority),
+            score=round(entry.score, 4),
             modalities=list(entry.modalities),
+            body_parts=list(entry.body_parts),
             n_instances=entry.n_instances,
             received_at=entry.received_at,
             analyzed_at=entry.analyzed_at,
+            first_viewed_at=entry.first_viewed_at,
+            signed_at=entry.signed_at,
             turnaround_s=entry.turnaround_s,
-            waiting_s=waiting_s(entry),
+            time_to_view_s=entry.time_to_view_s,
+            waiting_s=entry.waiting_s,
             analyses=entry.analyses,
+            n_positive=entry.n_positive,
+            low_trust=entry.low_trust,
+            top_finding=None
+            if top is None
+            else TopFindingPublic(
+                label=top.label, probability=top.probability, ood_flag=top.ood_flag
+            ),
+        )
+
+
+class ReviewIn(BaseModel):
+    decision: Decision
+    label: str = Field(default="", max_length=128)
+    grade: int | None = Field(default=None, ge=0, le=20)
+    note: str = Field(default="", max_length=10_000)
+
+
+class ReviewPublic(BaseModel):
+    decision: str
+    label: str
+    grade: int | None
+    note: str
+    username: str
+    at: datetime
+
+    @classmethod
+    def of(cls, row: FindingReviewRow) -> ReviewPublic:
+        return cls(
+            decision=row.decision,
+            label=row.label,
+            grade=row.grade,
+            note=row.note,
+            username=row.username,
+            at=row.at,
+        )
+
+
+class ReportIn(BaseModel):
+    text: str = Field(max_length=100_000)
+
+
+class ReportPublic(BaseModel):
+    text: str
+    updated_at: datetime | None
+    updated_by: str
+    signed_at: datetime | None
+    signed_by: str
+
+
+class PriorityIn(BaseModel):
+    priority: PriorityName | None
+
+
+class InstancePublic(BaseModel):
+    sop_uid: str
+    frames: int
+
+
+class SeriesPublic(BaseModel):
+    series_uid: str
+    modality: str
+    body_part: str
+    instances: list[InstancePublic]
+
+    @classmethod
+    def of(cls, listing: SeriesListing) -> SeriesPublic:
+        return cls(
+            series_uid=listing.series_uid,
+            modality=listing.modality,
+            body_part=listing.body_part,
+            instances=[InstancePublic(sop_uid=u, frames=max(f, 1)) for u, f in listing.instances],
         )
 
 
 class StudyPublic(WorklistItemPublic):
-    findings: dict[str, Any] | None
+    findings: dict[str, Any] | None = Field(description="radlens.findings/1; null until analyzed")
+    reviews: dict[str, ReviewPublic]
+    report: ReportPublic
+    series: list[SeriesPublic]
 
-    @classmethod
-    def of(cls, entry: WorklistEntry) -> StudyPublic:
-        return cls(**WorklistItemPublic.of(entry).model_dump(), findings=entry.result)
+
+class LoginIn(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+
+
+class Me(BaseModel):
+    username: str
 
 
 class Health(BaseModel):

@@ -150,6 +150,8 @@ class Intake:
                     size_bytes=size,
                     received_at=now,
                     source=source[:64],
+                    instance_number=header.instance.instance_number,
+                    frames=header.instance.frames,
                 )
             )
 

@@ -36,6 +36,8 @@ from radlens.pipeline import process_study
 from radlens.report.findings_json import to_json
 from radlens.store.db import Database
 from radlens.store.models import InstanceRow, JobRow, JobState, StudyRow, StudyStatus, utcnow
+from radlens.store.results import annotate, save_heatmaps
+from radlens.triage.priority import TriageRules
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +75,10 @@ class JobQueue:
         quiet_period_s: float,
         max_attempts: int = 3,
         on_complete: Callable[[Study, StudyResult], None] | None = None,
+        rules: TriageRules | None = None,
     ) -> None:
         self.db = db
+        self.rules = rules or TriageRules()
         self.storage_dir = storage_dir
         self.quiet_period_s = quiet_period_s
         self.max_attempts = max_attempts
@@ -142,17 +146,30 @@ class JobQueue:
                 return None
             return Claimed(job.id, job.study_uid, tuple(self.storage_dir / p for p in paths))
 
-    def complete(self, claimed: Claimed, result: StudyResult, modalities: tuple[str, ...]) -> None:
-        """Record a finished analysis: result, priority and job state in one transaction."""
+    def complete(self, claimed: Claimed, result: StudyResult, modalities: tuple[str, ...]) -> bool:
+        """Record a finished analysis: result, priority and job state in one transaction.
+
+        The site's triage rules set the priority (in the stored document too); each
+        finding gets its stable id, and heatmaps are written before the commit, so a
+        committed result never points at a missing heatmap.
+
+        Returns True when the study is now ``ready`` (False when it was requeued meanwhile
+        or gained instances while it was analyzed, so another analysis follows).
+        """
         now = utcnow()
+        triage = self.rules.triage(result.findings)
+        document = annotate(to_json(result, modalities), result)
+        document["priority"] = triage.priority.name.lower()
+        save_heatmaps(self.storage_dir, result)
         with self.db.sessions.begin() as session:
             job = session.get(JobRow, claimed.job_id)
             study = session.get(StudyRow, claimed.study_uid)
             if job is None or study is None or job.state != JobState.RUNNING:
-                return  # requeued meanwhile (recover); the other run will record it
+                return False  # requeued meanwhile (recover); the other run will record it
             job.state, job.finished_at = JobState.DONE, now
-            study.result = to_json(result, modalities)
-            study.priority = int(result.priority)
+            study.result = document
+            study.priority = int(triage.priority)
+            study.ai_score = triage.score
             study.analyzed_at = now
             current = session.scalar(
                 select(func.count()).where(InstanceRow.study_uid == study.study_uid)
@@ -160,6 +177,7 @@ class JobQueue:
             # New instances arrived while analyzing: analyze again after the quiet period.
             fresh = current == job.n_instances
             study.status = StudyStatus.READY if fresh else StudyStatus.RECEIVED
+            return fresh
 
     def fail(self, claimed: Claimed, reason: str) -> None:
         """Requeue a job whose analysis raised, or give up after ``max_attempts``."""
@@ -189,8 +207,10 @@ class JobQueue:
             log.exception("analysis job %d failed", claimed.job_id)
             self.fail(claimed, f"internal error: {type(exc).__name__}")
             return True
-        self.complete(claimed, result, study.modalities)
-        if self.on_complete is not None:
+        ready = self.complete(claimed, result, study.modalities)
+        # Results go out (PACS push) only for a study that is complete: one that gained
+        # instances meanwhile is analyzed again and pushed then.
+        if ready and self.on_complete is not None:
             try:
                 self.on_complete(study, result)
             except Exception:  # a failed push must not fail the committed analysis

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 UID_LENGTH = 64  # PS3.5 9.1: a UID has at most 64 characters
@@ -18,6 +18,9 @@ UID_LENGTH = 64  # PS3.5 9.1: a UID has at most 64 characters
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+USERNAME_LENGTH = 64
 
 
 class StudyStatus(StrEnum):
@@ -47,13 +50,22 @@ class StudyRow(Base):
 
     study_uid: Mapped[str] = mapped_column(String(UID_LENGTH), primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default=StudyStatus.RECEIVED, index=True)
+    # The AI's priority (site triage rules on the findings) and the within-level score it
+    # came with; a radiologist's priority is kept apart and never lowered by the AI.
     priority: Mapped[int | None] = mapped_column(Integer, default=None)
+    ai_score: Mapped[float | None] = mapped_column(Float, default=None)
+    radiologist_priority: Mapped[int | None] = mapped_column(Integer, default=None)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_instance_at: Mapped[datetime] = mapped_column(default=utcnow)
     analyzed_at: Mapped[datetime | None] = mapped_column(default=None)
     first_viewed_at: Mapped[datetime | None] = mapped_column(default=None)
     n_instances: Mapped[int] = mapped_column(Integer, default=0)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    report_text: Mapped[str] = mapped_column(Text, default="")
+    report_updated_at: Mapped[datetime | None] = mapped_column(default=None)
+    report_updated_by: Mapped[str] = mapped_column(String(USERNAME_LENGTH), default="")
+    signed_at: Mapped[datetime | None] = mapped_column(default=None)
+    signed_by: Mapped[str] = mapped_column(String(USERNAME_LENGTH), default="")
 
 
 class SeriesRow(Base):
@@ -76,6 +88,8 @@ class InstanceRow(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     source: Mapped[str] = mapped_column(String(64), default="")
+    instance_number: Mapped[int | None] = mapped_column(Integer, default=None)
+    frames: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class JobRow(Base):
@@ -101,3 +115,47 @@ class JobRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     error: Mapped[str] = mapped_column(String(500), default="")
+
+
+class UserRow(Base):
+    """An account. Only a scrypt hash of the password is stored."""
+
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(USERNAME_LENGTH), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SessionRow(Base):
+    """A login. Only the sha256 of the session token is stored."""
+
+    __tablename__ = "sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class FindingReviewRow(Base):
+    """A radiologist's decision on one AI finding; append-only, the newest one counts.
+
+    ``finding`` keeps the finding as it was shown (model, version, code, probability), so
+    the feedback loop can use the decision even after the study is analyzed again.
+    """
+
+    __tablename__ = "finding_reviews"
+    __table_args__ = (Index("ix_finding_reviews_study", "study_uid", "finding_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_uid: Mapped[str] = mapped_column(ForeignKey("studies.study_uid"))
+    finding_id: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(128), default="")
+    grade: Mapped[int | None] = mapped_column(Integer, default=None)
+    note: Mapped[str] = mapped_column(Text, default="")
+    username: Mapped[str] = mapped_column(String(USERNAME_LENGTH))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    finding: Mapped[dict[str, Any]] = mapped_column(JSON)

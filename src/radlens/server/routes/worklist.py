@@ -1,34 +1,141 @@
-"""The worklist (``GET /api/worklist``) and one study (``GET /api/studies/{uid}``)."""
+"""The worklist and the reading of one study (``/api/worklist``, ``/api/studies/...``).
+
+Every route needs a logged-in account (``UserDep``); missing studies and findings raise
+``NotFoundError``, signed reports ``ConflictError`` (mapped in ``server/errors.py``).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query, Response
 
-from radlens.server.deps import ServicesDep
-from radlens.server.schemas import StudyPublic, WorklistItemPublic
+from radlens.domain.findings import Priority
+from radlens.server.deps import ServicesDep, UserDep
+from radlens.server.schemas import (
+    PriorityIn,
+    PriorityName,
+    ReportIn,
+    ReportPublic,
+    ReviewIn,
+    ReviewPublic,
+    SeriesPublic,
+    StudyPublic,
+    WorklistItemPublic,
+)
+from radlens.store import review
 from radlens.store.models import StudyStatus
-from radlens.store.worklist import get_study, list_worklist
+from radlens.store.results import heatmap_png
+from radlens.store.worklist import get_study, latest_reviews, list_series, list_worklist
 
 router = APIRouter(prefix="/api", tags=["worklist"])
+_Responses = dict[int | str, dict[str, Any]]
+_NOT_FOUND: _Responses = {404: {"description": "no such study (or finding)"}}
+_SIGNED: _Responses = {409: {"description": "the report is signed"}}
 
 
 @router.get("/worklist", response_model=list[WorklistItemPublic])
 def worklist(
     services: ServicesDep,
+    _user: UserDep,
     modality: Annotated[str, Query(max_length=16)] = "",
     status: StudyStatus | None = None,
+    priority: PriorityName | None = None,
 ) -> list[WorklistItemPublic]:
-    """Studies, most urgent first, then longest waiting first."""
-    entries = list_worklist(services.db, modality, status.value if status else "")
+    """Open studies by triage score (priority, probability, trust, waiting); signed last."""
+    entries = list_worklist(
+        services.db, services.rules, modality, status.value if status else "", priority or ""
+    )
     return [WorklistItemPublic.of(e) for e in entries]
 
 
-@router.get("/studies/{study_uid}", response_model=StudyPublic)
-def study(study_uid: str, services: ServicesDep) -> StudyPublic:
-    """One study with its findings (``radlens.findings/1``; null until analyzed)."""
-    entry = get_study(services.db, study_uid)
-    if entry is None:
-        raise HTTPException(404, "no study with this Study Instance UID")
-    return StudyPublic.of(entry)
+@router.get("/studies/{study_uid}", response_model=StudyPublic, responses=_NOT_FOUND)
+def study(study_uid: str, services: ServicesDep, _user: UserDep) -> StudyPublic:
+    """One study: findings (``radlens.findings/1``), decisions, report, series."""
+    return _study(services, study_uid)
+
+
+@router.post("/studies/{study_uid}/open", response_model=StudyPublic, responses=_NOT_FOUND)
+def open_study(study_uid: str, services: ServicesDep, _user: UserDep) -> StudyPublic:
+    """A reader opened the study: first view recorded; ready -> in review."""
+    review.open_study(services.db, study_uid)
+    return _study(services, study_uid)
+
+
+@router.put(
+    "/studies/{study_uid}/findings/{finding_id}/review",
+    response_model=ReviewPublic,
+    responses=_NOT_FOUND | _SIGNED,
+)
+def review_finding(
+    study_uid: str, finding_id: str, body: ReviewIn, services: ServicesDep, user: UserDep
+) -> ReviewPublic:
+    """Accept, reject or edit one AI finding (kept for the feedback loop)."""
+    row = review.review_finding(
+        services.db, study_uid, finding_id, body.decision, user, body.label, body.grade, body.note
+    )
+    return ReviewPublic.of(row)
+
+
+@router.put(
+    "/studies/{study_uid}/report", response_model=ReportPublic, responses=_NOT_FOUND | _SIGNED
+)
+def save_report(
+    study_uid: str, body: ReportIn, services: ServicesDep, user: UserDep
+) -> ReportPublic:
+    """Save the report text (a draft until signed)."""
+    review.save_report(services.db, study_uid, body.text, user)
+    return _study(services, study_uid).report
+
+
+@router.post(
+    "/studies/{study_uid}/sign",
+    response_model=StudyPublic,
+    responses=_NOT_FOUND | {409: {"description": "signed already, not analyzed, or empty"}},
+)
+def sign(study_uid: str, services: ServicesDep, user: UserDep) -> StudyPublic:
+    """Sign the report; the study leaves the open worklist."""
+    review.sign(services.db, study_uid, user)
+    return _study(services, study_uid)
+
+
+@router.put("/studies/{study_uid}/priority", response_model=StudyPublic, responses=_NOT_FOUND)
+def set_priority(
+    study_uid: str, body: PriorityIn, services: ServicesDep, _user: UserDep
+) -> StudyPublic:
+    """Set the radiologist's priority (null clears it); the AI never lowers it."""
+    level = None if body.priority is None else Priority[body.priority.upper()]
+    review.set_priority(services.db, study_uid, level)
+    return _study(services, study_uid)
+
+
+@router.get(
+    "/studies/{study_uid}/findings/{finding_id}/heatmap.png",
+    response_class=Response,
+    responses=_NOT_FOUND | {200: {"content": {"image/png": {}}}},
+)
+def heatmap(study_uid: str, finding_id: str, services: ServicesDep, _user: UserDep) -> Response:
+    """The finding's heatmap as RGBA PNG, to be stretched over its whole image."""
+    get_study(services.db, study_uid)  # 404 for an unknown study before touching files
+    png = heatmap_png(services.settings.storage_dir, study_uid, finding_id)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+
+
+def _study(services: ServicesDep, study_uid: str) -> StudyPublic:
+    entry = get_study(services.db, study_uid, services.rules)
+    report = entry.report
+    return StudyPublic(
+        **WorklistItemPublic.of(entry).model_dump(),
+        findings=entry.result,
+        reviews={
+            fid: ReviewPublic.of(row) for fid, row in latest_reviews(services.db, study_uid).items()
+        },
+        report=ReportPublic(
+            text=report.text,
+            updated_at=report.updated_at,
+            updated_by=report.updated_by,
+            signed_at=report.signed_at,
+            signed_by=report.signed_by,
+        ),
+        series=[SeriesPublic.of(s) for s in list_series(services.db, study_uid)],
+    )

@@ -1,0 +1,141 @@
+"""What a radiologist does with a study: open it, judge findings, write and sign the report.
+
+Status flow (``StudyStatus``): received -> analyzing -> ready -> in_review -> signed.
+Opening an analyzed study stamps ``first_viewed_at`` once (time from result to first
+view is a product metric) and moves it from ready to in review. Decisions on findings are
+appended, never overwritten; the newest counts. A signed report is frozen.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from radlens.domain.findings import Priority
+from radlens.errors import ConflictError, NotFoundError
+from radlens.store.db import Database
+from radlens.store.models import FindingReviewRow, StudyRow, StudyStatus, utcnow
+
+MAX_REPORT_CHARS = 100_000
+
+
+class Decision(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    EDITED = "edited"
+
+
+def open_study(db: Database, study_uid: str) -> None:
+    """A reader opened the study: stamp the first view of a result; ready -> in review."""
+    with db.sessions.begin() as session:
+        study = _study(session, study_uid)
+        if study.analyzed_at is not None and study.first_viewed_at is None:
+            study.first_viewed_at = utcnow()
+        if study.status == StudyStatus.READY:
+            study.status = StudyStatus.IN_REVIEW
+
+
+def review_finding(
+    db: Database,
+    study_uid: str,
+    finding_id: str,
+    decision: Decision,
+    username: str,
+    label: str = "",
+    grade: int | None = None,
+    note: str = "",
+) -> FindingReviewRow:
+    """Record a decision on one finding of the study's current result.
+
+    Raises:
+        NotFoundError: no such study, or no finding with this id in its result.
+        ConflictError: the report is signed.
+    """
+    with db.sessions.begin() as session:
+        study = _study(session, study_uid)
+        _not_signed(study)
+        finding = _finding(study, finding_id)
+        row = FindingReviewRow(
+            study_uid=study_uid,
+            finding_id=finding_id,
+            decision=decision.value,
+            label=label[:128],
+            grade=grade,
+            note=note,
+            username=username,
+            at=utcnow(),
+            finding={k: v for k, v in finding.items() if k != "warnings"},
+        )
+        session.add(row)
+        if study.status == StudyStatus.READY:
+            study.status = StudyStatus.IN_REVIEW
+    return row
+
+
+def save_report(db: Database, study_uid: str, text: str, username: str) -> None:
+    """Store the report text.
+
+    Raises:
+        NotFoundError: no such study.
+        ConflictError: the report is signed, or the text is too long.
+    """
+    if len(text) > MAX_REPORT_CHARS:
+        raise ConflictError(f"a report has at most {MAX_REPORT_CHARS} characters")
+    with db.sessions.begin() as session:
+        study = _study(session, study_uid)
+        _not_signed(study)
+        study.report_text = text
+        study.report_updated_at = utcnow()
+        study.report_updated_by = username
+
+
+def sign(db: Database, study_uid: str, username: str) -> None:
+    """Sign the report: the study leaves the open worklist.
+
+    Raises:
+        NotFoundError: no such study.
+        ConflictError: already signed, not analyzed yet, or the report is empty.
+    """
+    with db.sessions.begin() as session:
+        study = _study(session, study_uid)
+        _not_signed(study)
+        if study.status not in (StudyStatus.READY, StudyStatus.IN_REVIEW, StudyStatus.FAILED):
+            raise ConflictError(f"the study is {study.status}; sign it once it is analyzed")
+        if not study.report_text.strip():
+            raise ConflictError("the report is empty")
+        study.status = StudyStatus.SIGNED
+        study.signed_at = utcnow()
+        study.signed_by = username
+
+
+def set_priority(db: Database, study_uid: str, priority: Priority | None) -> None:
+    """Set (or clear, with None) the radiologist's priority; the AI never lowers it.
+
+    Raises:
+        NotFoundError: no such study.
+    """
+    with db.sessions.begin() as session:
+        study = _study(session, study_uid)
+        study.radiologist_priority = None if priority is None else int(priority)
+
+
+def _study(session: Session, study_uid: str) -> StudyRow:
+    study = session.get(StudyRow, study_uid)
+    if study is None:
+        raise NotFoundError("no study with this Study Instance UID")
+    return study
+
+
+def _not_signed(study: StudyRow) -> None:
+    if study.status == StudyStatus.SIGNED:
+        raise ConflictError("the report is signed")
+
+
+def _finding(study: StudyRow, finding_id: str) -> dict[str, Any]:
+    for series in (study.result or {}).get("series", []):
+        for finding in series["findings"]:
+            if finding.get("id") == finding_id:
+                return dict(finding)
+    raise NotFoundError("no finding with this id in the study's current result")
