@@ -6,6 +6,7 @@ import io
 import socket
 import time
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -98,3 +99,36 @@ def wait_until_ready(client: TestClient, n: int, timeout_s: float = 10.0) -> lis
             return items
         time.sleep(0.05)
     raise AssertionError("studies were not analyzed in time")
+
+
+def chest_radiograph(image_path: Path, study_uid: str, age_years: int = 3) -> bytes:
+    """A CR chest (PA) instance whose pixels are a real radiograph image file (PNG/JPEG).
+
+    For tests that need a study the shipped pneumonia model reads as positive: the Kermany
+    set in ``../shared/data`` has real pediatric pneumonia radiographs.
+    """
+    from PIL import Image as PILImage
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    pixels = np.asarray(PILImage.open(image_path).convert("L"), np.uint8)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"  # CR Image Storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = f"{study_uid}.1"
+    ds.Modality, ds.BodyPartExamined, ds.ViewPosition = "CR", "CHEST", "PA"
+    ds.PatientID, ds.PatientName, ds.PatientAge = "TEST", "Test^Chest", f"{age_years:03d}Y"
+    ds.InstanceNumber, ds.SeriesNumber = 1, 1
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = pixels.tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
