@@ -72,7 +72,7 @@ def test_cr_chest_gets_a_finding_and_an_overlay_png(demo_run: AnalyzeRun) -> Non
         assert overlay.mode == "RGB"
         assert max(overlay.size) <= 1024
     doc = json.loads((chest.folder / "findings.json").read_text())
-    assert doc["schema"] == "radlens.findings/1"
+    assert doc["schema"] == "radlens.findings/2"
     assert doc["priority"] == "urgent"
     assert doc["series"][0]["findings"][0]["positive"] is True
 

@@ -62,7 +62,7 @@ def test_analyze_json_is_machine_readable(
     doc = json.loads(result.stdout)
     assert doc["exit_code"] == 0 and doc["rejected"] == []
     [study] = doc["studies"]
-    assert study["schema"] == "radlens.findings/1"
+    assert study["schema"] == "radlens.findings/2"
     assert "body part EXTREMITY" in study["series"][0]["skipped_reason"]
     assert Path(study["output"]).is_dir()
 

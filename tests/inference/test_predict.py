@@ -299,15 +299,65 @@ def test_findings_carry_the_ood_score_and_a_low_trust_flag_above_the_threshold(
         return FakeBackend(run)
 
     [inside] = predict(image(), card, run_with([1.0, 0.0]), ood_stats=stats)
-    assert inside.ood_score == pytest.approx(1.0) and not inside.ood_flag
+    # The score is a multiple of the threshold; its feature part is the distance itself.
+    assert inside.ood_score == pytest.approx(0.5) and not inside.ood_flag
+    assert inside.ood_feature_score == pytest.approx(1.0) and inside.ood_input_score is None
     assert LOW_TRUST not in inside.warnings
     [outside] = predict(image(), card, run_with([3.0, 4.0]), ood_stats=stats)
-    assert outside.ood_score == pytest.approx(5.0) and outside.ood_flag
+    assert outside.ood_score == pytest.approx(2.5) and outside.ood_flag
+    assert outside.ood_feature_score == pytest.approx(5.0)
     assert LOW_TRUST in outside.warnings
     # The probability is reported as computed, not lowered.
     assert outside.probability == pytest.approx(inside.probability)
     [unscored] = predict(image(), card, run_with([3.0, 4.0]))
     assert unscored.ood_score is None and not unscored.ood_flag
+
+
+def test_a_faded_image_the_features_miss_is_flagged_by_its_input_statistics(
+    make_card,
+) -> None:  # type: ignore[no-untyped-def]
+    from radlens.inference.input_stats import STATISTICS, statistics_of
+    from radlens.inference.ood import LOW_TRUST, OodStats, fit_input_stats, input_scores
+    from radlens.inference.preprocess import prepare_2d
+    from radlens.models.card import InputStatsSpec, OodSpec
+
+    def radiograph(seed: int) -> np.ndarray:
+        ramp = np.add.outer(np.linspace(0, 200, SOURCE), np.linspace(0, 50, SOURCE))
+        noise = np.random.default_rng(seed).normal(0, 2, (SOURCE, SOURCE))
+        return np.round(ramp + noise).clip(0, 255).astype(np.uint8)
+
+    spec = make_card().input
+    statistics = STATISTICS["image2d/1"]
+    train = np.array(
+        [
+            statistics_of(statistics, r, prepare_2d(r, spec)[0], spec)
+            for r in map(radiograph, range(30))
+        ]
+    )
+    fitted = fit_input_stats(train, "image2d/1")
+    median = float(np.median(input_scores(train, fitted)))
+    inputs = InputStatsSpec(
+        "image2d/1", "ood_inputs.npz", "0" * 64, 1.0, median, 2.0, 8 * median, 4.0, 0.99, 0.05
+    )
+    card = make_card(ood=OodSpec("mahalanobis", "ood.npz", "0" * 64, 2.0, 0.05, inputs=inputs))
+    stats = OodStats(np.zeros((1, 2)), np.eye(2), fitted)
+
+    def typical_features(batch: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "logits": np.array([[0.0, 1.0]], np.float32),
+            "features": np.array([[1.0, 0.0]], np.float32),
+        }
+
+    clean = image(radiograph(99).astype(np.float32))
+    faded = image(np.round(radiograph(99) * 0.2 + 90).astype(np.float32))
+    [ok] = predict(clean, card, FakeBackend(typical_features), ood_stats=stats)
+    [low] = predict(faded, card, FakeBackend(typical_features), ood_stats=stats)
+    assert not ok.ood_flag and ok.ood_input_score is not None and ok.ood_score is not None
+    assert ok.ood_score < 1 and LOW_TRUST not in ok.warnings
+    assert low.ood_flag and LOW_TRUST in low.warnings and low.ood_score is not None
+    assert low.ood_score >= 1 and low.ood_feature_score == ok.ood_feature_score == 1.0
+    assert low.ood_input_score is not None and low.ood_input_score > 8 * median
+    assert low.probability == ok.probability  # never lowered
 
 
 def test_a_blank_or_noisy_image_is_flagged_low_trust_with_its_reason(make_card) -> None:  # type: ignore[no-untyped-def]

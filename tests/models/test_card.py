@@ -150,3 +150,64 @@ def test_card_with_and_without_int8_variant_round_trips(make_card, tmp_path: Pat
         data["int8"].update(bad)
         with pytest.raises(InvalidModelCardError, match="int8"):
             card_from_dict(json.loads(json.dumps(data)), source="x/card.json")
+
+
+def _ood(**inputs: Any) -> Any:
+    from radlens.models.card import InputStatsSpec, OodSpec
+
+    spec = None
+    if inputs:
+        fields: dict[str, Any] = {
+            "statistics": "image2d/1",
+            "stats_file": "ood_inputs.npz",
+            "sha256": "2" * 64,
+            "feature_median": 7.7,
+            "input_median": 2.9,
+            "feature_threshold": 11.4,
+            "input_threshold": 6.2,
+            "product_threshold": 2.7,
+            "guard_quantile": 0.99,
+            "val_flag_rate": 0.048,
+        }
+        spec = InputStatsSpec(**(fields | inputs))
+    return OodSpec("mahalanobis", "ood.npz", "3" * 64, 10.1, 0.052, inputs=spec)
+
+
+def test_card_with_input_statistics_round_trips(make_card, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    card = make_card(ood=_ood(statistics="image2d/1"))
+    write_card(card, tmp_path / "card.json")
+    back = read_card(tmp_path / "card.json")
+    assert back == card and back.ood is not None and back.ood.inputs is not None
+    assert back.ood.inputs.product_threshold == 2.7
+    assert json.loads((tmp_path / "card.json").read_text())["ood"]["inputs"]["guard_quantile"]
+
+
+def test_a_card_fitted_before_input_statistics_reads_and_writes_as_before(
+    make_card, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(json.dumps(card_to_dict(make_card(ood=_ood()))))
+    assert "inputs" not in data["ood"]  # written exactly as before input statistics existed
+    card = card_from_dict(data)
+    assert card.ood is not None and card.ood.inputs is None and card.ood.threshold == 10.1
+    data["ood"]["inputs"] = None
+    assert card_from_dict(data).ood == card.ood
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"stats_file": "../x.npz"},
+        {"stats_file": "ood.npz"},  # the feature statistics' file
+        {"sha256": "abc"},
+        {"input_median": 0.0},
+        {"feature_threshold": -1.0},
+        {"product_threshold": 0.5},
+        {"val_flag_rate": 1.5},
+        {"guard_quantile": 0.0},
+    ],
+)
+def test_invalid_input_statistics_are_rejected(make_card, bad: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(json.dumps(card_to_dict(make_card(ood=_ood(statistics="image2d/1")))))
+    data["ood"]["inputs"].update(bad)
+    with pytest.raises(InvalidModelCardError, match="ood"):
+        card_from_dict(data, source="x/card.json")

@@ -66,7 +66,7 @@ def study_and_result() -> tuple[Study, StudyResult]:
 def test_document_has_schema_version_and_disclaimer() -> None:
     study, result = study_and_result()
     doc = to_json(result, study.modalities)
-    assert doc["schema"] == SCHEMA == "radlens.findings/1"
+    assert doc["schema"] == SCHEMA == "radlens.findings/2"
     assert doc["radlens_version"] == __version__
     assert doc["disclaimer"] == DISCLAIMER
     assert "requires physician review" in doc["disclaimer"]
@@ -104,3 +104,17 @@ def test_json_contains_no_patient_identifiers() -> None:
     text = json.dumps(to_json(result, study.modalities))
     for secret in (PATIENT_NAME, PATIENT_ID, "19600101", "ACC-77"):
         assert secret not in text
+
+
+def test_the_ood_decision_and_its_two_parts_are_written() -> None:
+    d = finding_to_dict(
+        finding(ood_score=1.4, ood_flag=True, ood_feature_score=9.1, ood_input_score=31.5)
+    )
+    assert (d["ood_score"], d["ood_flag"], d["trust"]) == (
+        1.4,
+        True,
+        "low: input unlike training data",
+    )
+    assert (d["ood_feature_score"], d["ood_input_score"]) == (9.1, 31.5)
+    plain = finding_to_dict(finding())
+    assert plain["ood_score"] is plain["ood_feature_score"] is plain["ood_input_score"] is None

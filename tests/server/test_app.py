@@ -70,6 +70,6 @@ def test_worklist_orders_by_priority_then_waiting_and_filters(client: TestClient
     assert len(client.get("/api/worklist", params={"modality": "ct"}).json()) == 3
     assert client.get("/api/worklist", params={"status": "bogus"}).status_code == 422
     study = client.get("/api/studies/1.2.2").json()
-    assert study["findings"]["schema"] == "radlens.findings/1"
+    assert study["findings"]["schema"] == "radlens.findings/2"
     assert study["findings"]["priority"] == "urgent"
     assert client.get("/api/studies/9.9.9").status_code == 404

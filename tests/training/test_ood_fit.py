@@ -43,6 +43,7 @@ def test_fit_ood_on_a_copy_of_the_breast_model(tmp_path: Path, shared_data_dir: 
     pytest.importorskip("onnx")
     from radlens.evaluation.evaluate import evaluate
     from radlens.inference.backends import OnnxBackend
+    from radlens.inference.input_stats import STATISTICS
     from radlens.io.datasets import read_labelled
     from radlens.models.registry import load_model, zoo_folder
 
@@ -54,7 +55,47 @@ def test_fit_ood_on_a_copy_of_the_breast_model(tmp_path: Path, shared_data_dir: 
     model = load_model(folder)  # hashes of the rewritten weights verify
     assert model.card.ood is not None and report.feature_dim == 3 * 256
     assert 0.05 <= model.card.ood.val_flag_rate <= 0.15
+    # The input statistics are fitted too, and the decision flags about the rate asked for.
+    inputs = model.card.ood.inputs
+    assert inputs is not None and inputs.statistics == "image2d/1"
+    assert (folder / inputs.stats_file).exists() and report.n_statistics == len(
+        STATISTICS["image2d/1"].names
+    )
+    assert 0.05 <= inputs.val_flag_rate <= 0.15 and report.val_flag_rate == inputs.val_flag_rate
+    from radlens.inference.ood import stats_for
+
+    stats = stats_for(folder, model.card.ood)
+    assert stats is not None and stats.inputs is not None
+    # Without input statistics the card is as before, and the stale file goes.
+    fit_ood(folder, data, flag_rate=0.1, input_statistics=False)
+    plain = load_model(folder).card
+    assert plain.ood is not None and plain.ood.inputs is None
+    assert plain.ood.sha256 == model.card.ood.sha256  # the feature statistics are reproduced
+    assert not (folder / inputs.stats_file).exists()
     # The card's val metrics still hold for the rewritten graph.
     val = read_labelled(data, "val", model.card.labels)
     result = evaluate(model.card, OnnxBackend(model.weights), val)
     assert result.metrics["auc"] == pytest.approx(model.card.metrics["val"]["auc"], abs=1e-6)
+
+
+def test_the_combined_threshold_flags_about_the_rate_asked_for_and_keeps_the_guards() -> None:
+    pytest.importorskip("onnx")
+    from radlens.inference.ood import combined_score
+    from radlens.training.ood import GUARD_QUANTILE, _combined_spec
+
+    rng = np.random.default_rng(0)
+    feature = rng.chisquare(16, 500) ** 0.5
+    inputs = rng.chisquare(24, 500) ** 0.5
+    spec = _combined_spec(feature, inputs, 0.05, "image2d/1", "0" * 64)
+    flagged = np.mean(
+        [combined_score(f, i, spec) >= 1 for f, i in zip(feature, inputs, strict=True)]
+    )
+    assert flagged == pytest.approx(0.05, abs=0.004) and spec.val_flag_rate == flagged
+    assert spec.feature_threshold == pytest.approx(np.quantile(feature, GUARD_QUANTILE), 1e-5)
+    assert spec.feature_median == pytest.approx(np.median(feature), 1e-5)
+    # One extreme score is flagged whatever the other; both somewhat raised are flagged too.
+    assert combined_score(spec.feature_threshold, 0.0, spec) >= 1
+    assert combined_score(0.0, spec.input_threshold, spec) >= 1
+    both = np.sqrt(spec.product_threshold)
+    assert combined_score(both * spec.feature_median, both * spec.input_median, spec) >= 1
+    assert both * spec.feature_median < spec.feature_threshold

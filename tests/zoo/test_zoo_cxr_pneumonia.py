@@ -62,7 +62,7 @@ def test_demo_gives_a_finding_and_overlay_for_cr_chest_and_reasons_elsewhere(
     chest_out = next(o for o in run.outputs if chest[0] in o.result.series)
     assert list(chest_out.folder.glob("overlay_*.png"))
     doc = json.loads((chest_out.folder / "findings.json").read_text())
-    assert doc["schema"] == "radlens.findings/1"
+    assert doc["schema"] == "radlens.findings/2"
     others = [s for o in run.outputs for s in o.result.series if s is not chest[0]]
     assert len(others) >= 6
     assert all(s.skipped_reason and not s.findings for s in others)

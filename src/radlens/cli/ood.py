@@ -19,9 +19,17 @@ def ood_command(
     flag_rate: Annotated[
         float, typer.Option(help="share of in-distribution val images to flag")
     ] = 0.05,
+    input_stats: Annotated[
+        bool,
+        typer.Option(
+            "--input-stats/--no-input-stats",
+            help="also fit the input-statistics score and decide on both combined",
+        ),
+    ] = True,
     models_dir: ModelsDir = None,
 ) -> None:
-    """Fit the OOD score (Mahalanobis on the model's features) and its threshold on val."""
+    """Fit the OOD scores (Mahalanobis on the model's features and on statistics of its
+    input images) and the decision threshold on val."""
     try:
         from radlens.training.ood import fit_ood
     except ModuleNotFoundError as exc:
@@ -31,9 +39,15 @@ def ood_command(
     folder = Path(model)
     if not (folder / "card.json").exists():
         folder = get_model(model, discover(models_dir, include_disabled=True)).folder
-    report = fit_ood(folder, data, flag_rate=flag_rate)
+    report = fit_ood(folder, data, flag_rate=flag_rate, input_statistics=input_stats)
+    inputs = (
+        f", {report.n_statistics} input statistics ({report.input_statistics})"
+        if report.input_statistics
+        else ""
+    )
     out.print(
-        f"{report.model}: {report.feature_dim} features from {report.n_train} train images; "
-        f"threshold {report.threshold:.3f} flags {report.val_flag_rate:.1%} of {report.n_val} "
-        "val images"
+        f"{report.model}: {report.feature_dim} features{inputs} from {report.n_train} train "
+        f"images; flags {report.val_flag_rate:.1%} of {report.n_val} val images "
+        f"(feature score alone: threshold {report.threshold:.3f}, "
+        f"{report.feature_val_flag_rate:.1%})"
     )

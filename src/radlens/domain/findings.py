@@ -60,8 +60,11 @@ class Finding:
         heatmap: class activation map resampled to the image, in [0, 1], or None.
         box: where the heatmap is strongest, in source pixel coordinates, or None.
         grade, grade_label: ordinal severity, when the model grades.
-        ood_score, ood_flag: how unlike the training data the input is, and whether
-            that is beyond the card's threshold ("input unlike training data").
+        ood_score, ood_flag: how unlike the training data the input is, as a multiple of
+            the card's threshold, and whether it is at or beyond it (1 or more: "input
+            unlike training data"); with input statistics this is the combined decision.
+        ood_feature_score, ood_input_score: its parts: the Mahalanobis distances of the
+            model's features and of the input's statistics to their training distributions.
         warnings: reasons to trust this finding less (population, uncalibrated, ...).
     """
 
@@ -79,6 +82,8 @@ class Finding:
     grade_label: str = ""
     ood_score: float | None = None
     ood_flag: bool = False
+    ood_feature_score: float | None = None
+    ood_input_score: float | None = None
     warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

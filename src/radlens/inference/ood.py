@@ -1,9 +1,19 @@
-"""Out-of-distribution scores from a model's own features (numpy only).
+"""Out-of-distribution scores (numpy only): the model's features, and statistics of its input.
 
-The score of an input is its smallest Mahalanobis distance to a class mean of the training
-features, under one shared covariance (Lee et al., "A Simple Unified Framework for Detecting
-Out-of-Distribution Samples and Adversarial Attacks", NeurIPS 2018). Statistics are fitted by
-``radlens ood`` (:mod:`radlens.training.ood`) and stored beside the model.
+* The feature score of an input is its smallest Mahalanobis distance to a class mean of the
+  training features, under one shared covariance (Lee et al., "A Simple Unified Framework for
+  Detecting Out-of-Distribution Samples and Adversarial Attacks", NeurIPS 2018).
+* The input score is the Mahalanobis distance of the input's statistics
+  (:mod:`radlens.inference.input_stats`) to their training distribution: each statistic is
+  first turned into a robust z-score (median, scaled MAD), one-sided where only degradation
+  counts, then one mean and a shrunk covariance are fitted.
+* The decision combines the two (:func:`combined_score`): flagged when the product of the
+  two scores' multiples of their medians on own validation images is high (both somewhat
+  unusual), or when either score alone is extreme (beyond its 99th validation percentile),
+  with the product threshold set so 5% of validation images are flagged in all.
+
+Statistics are fitted by ``radlens ood`` (:mod:`radlens.training.ood`) and stored beside the
+model; the card holds their hashes, medians and thresholds.
 
 Example:
     >>> stats = OodStats(np.zeros((2, 3)), np.eye(3))
@@ -13,24 +23,51 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
 from radlens.errors import ModelIntegrityError
-from radlens.models.card import OodSpec
+from radlens.inference.input_stats import STATISTICS, StatisticSet, statistics_of
+from radlens.models.card import InputStatsSpec, ModelCard, OodSpec
 from radlens.models.registry import sha256_of
 
 LOW_TRUST = "input unlike training data — low trust"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, eq=False)
+class InputStats:
+    """The training distribution of one statistic set (:mod:`radlens.inference.input_stats`).
+
+    Attributes:
+        kind: the statistic set, e.g. ``image2d/1``.
+        centre, scale: per statistic, the training median and robust spread of the z-scores.
+        mean, precision: mean and shrunk inverse covariance of the training z-scores.
+    """
+
+    kind: str
+    centre: np.ndarray = field(repr=False)
+    scale: np.ndarray = field(repr=False)
+    mean: np.ndarray = field(repr=False)
+    precision: np.ndarray = field(repr=False)
+
+    @property
+    def statistics(self) -> StatisticSet:
+        return STATISTICS[self.kind]
 
 
 @dataclass(frozen=True, eq=False)
 class OodStats:
-    """Class means ``(K, D)`` and the shared precision matrix ``(D, D)``."""
+    """Class means ``(K, D)`` and the shared precision matrix ``(D, D)`` of the features, and
+    the input statistics' distribution when the card has one."""
 
     means: np.ndarray = field(repr=False)
     precision: np.ndarray = field(repr=False)
+    inputs: InputStats | None = None
 
 
 def fit_stats(features: np.ndarray, labels: np.ndarray, shrinkage: float = 0.1) -> OodStats:
@@ -44,9 +81,14 @@ def fit_stats(features: np.ndarray, labels: np.ndarray, shrinkage: float = 0.1) 
     means = np.stack([x[labels == k].mean(axis=0) for k in classes])
     centred = x - means[np.searchsorted(classes, labels)]
     cov = centred.T @ centred / max(1, len(x) - len(classes))
+    return OodStats(means, _shrunk_precision(cov, shrinkage))
+
+
+def _shrunk_precision(cov: np.ndarray, shrinkage: float) -> np.ndarray:
     target = np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0])
     shrunk = (1 - shrinkage) * cov + shrinkage * target
-    return OodStats(means, np.linalg.pinv(shrunk, hermitian=True))
+    out: np.ndarray = np.linalg.pinv(shrunk, hermitian=True)
+    return out
 
 
 def mahalanobis_scores(features: np.ndarray, stats: OodStats) -> np.ndarray:
@@ -60,6 +102,132 @@ def mahalanobis_scores(features: np.ndarray, stats: OodStats) -> np.ndarray:
     return out
 
 
+Z_LIMIT = 1e3
+"""z-scores are clipped here so one absurd statistic cannot overflow the distance."""
+
+
+def robust_z(values: np.ndarray, stats: InputStats) -> np.ndarray:
+    """Robust z-scores of statistics ``(N, D)``; a one-sided statistic's good side is 0."""
+    z = (np.asarray(values, np.float64) - stats.centre) / stats.scale
+    direction = np.array(stats.statistics.direction)
+    z = np.where((direction > 0) & (z < 0), 0.0, z)
+    z = np.where((direction < 0) & (z > 0), 0.0, z)
+    out: np.ndarray = np.clip(z, -Z_LIMIT, Z_LIMIT)
+    return out
+
+
+def fit_input_stats(values: np.ndarray, kind: str, shrinkage: float = 0.1) -> InputStats:
+    """The distribution of training statistics ``(N, D)`` of the set ``kind``.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> fitted = fit_input_stats(rng.normal(size=(100, 24)), "image2d/1")
+        >>> bool(input_scores(np.full((1, 24), 9.0), fitted)[0] > 10)
+        True
+    """
+    x = np.asarray(values, np.float64)
+    statistics = STATISTICS[kind]
+    if x.ndim != 2 or x.shape[1] != len(statistics.names) or len(x) < 2:
+        raise ValueError(
+            f"{kind}: need (N >= 2, {len(statistics.names)}) statistics, got {x.shape}"
+        )
+    centre = np.median(x, axis=0)
+    mad = 1.4826 * np.median(np.abs(x - centre), axis=0)
+    spread = np.where(mad > 0, mad, x.std(axis=0))
+    scale = np.maximum(spread, np.array(statistics.min_scale))
+    partial = InputStats(kind, centre, scale, np.zeros(x.shape[1]), np.eye(x.shape[1]))
+    z = robust_z(x, partial)
+    cov = np.cov(z.T)
+    return InputStats(kind, centre, scale, z.mean(axis=0), _shrunk_precision(cov, shrinkage))
+
+
+def input_scores(values: np.ndarray, stats: InputStats) -> np.ndarray:
+    """Mahalanobis distance of each row of statistics to the training distribution."""
+    d = robust_z(values, stats) - stats.mean
+    out: np.ndarray = np.sqrt(np.maximum(np.einsum("nd,de,ne->n", d, stats.precision, d), 0.0))
+    return out
+
+
+def combined_score(feature: float, inputs: float, spec: InputStatsSpec) -> float:
+    """The decision score, as a multiple of its threshold (flag at 1 or more).
+
+    The largest of: each score over its own threshold, and the product of the two scores'
+    multiples of their validation medians (each floored at 1, so a typical value of one
+    cannot offset an unusual value of the other) over the product threshold.
+
+    Example:
+        >>> spec = InputStatsSpec(
+        ...     "image2d/1", "ood_inputs.npz", "0" * 64, feature_median=8.0, input_median=4.0,
+        ...     feature_threshold=16.0, input_threshold=8.0, product_threshold=2.0,
+        ...     guard_quantile=0.99, val_flag_rate=0.05)
+        >>> combined_score(8.0, 4.0, spec)  # both typical
+        0.5
+        >>> combined_score(12.0, 6.0, spec)  # both somewhat unusual: 1.5 x 1.5 / 2
+        1.125
+        >>> combined_score(24.0, 2.0, spec)  # the feature score alone is extreme
+        1.5
+    """
+    product = max(feature / spec.feature_median, 1.0) * max(inputs / spec.input_median, 1.0)
+    return max(
+        feature / spec.feature_threshold,
+        inputs / spec.input_threshold,
+        product / spec.product_threshold,
+    )
+
+
+@dataclass(frozen=True)
+class OodReading:
+    """The out-of-distribution verdict on one input.
+
+    Attributes:
+        score: the decision score as a multiple of its threshold (flagged at 1 or more).
+        feature, inputs: the feature and input-statistics distances (``inputs`` None when the
+            card has no input statistics).
+        flagged: ``score >= 1``.
+    """
+
+    score: float | None = None
+    feature: float | None = None
+    inputs: float | None = None
+    flagged: bool = False
+
+
+def read_ood(
+    card: ModelCard,
+    stats: OodStats | None,
+    features: np.ndarray | None,
+    raws: list[np.ndarray],
+    batch: np.ndarray,
+) -> list[OodReading]:
+    """One :class:`OodReading` per input: ``features`` is the model's ``features`` output,
+    ``raws`` the decoded images and ``batch`` the model inputs made from them.
+
+    Without the card's ``ood`` spec, its statistics or the features output, every reading is
+    empty (no score, not flagged). A card without input statistics decides on the feature
+    score alone, at ``ood.threshold``.
+    """
+    spec = card.ood
+    if spec is None or stats is None or features is None:
+        return [OodReading() for _ in raws]
+    feature = mahalanobis_scores(features, stats)
+    if spec.inputs is None or stats.inputs is None:
+        return [
+            OodReading(float(f) / spec.threshold, float(f), None, bool(f >= spec.threshold))
+            for f in feature
+        ]
+    values = np.stack(
+        [
+            statistics_of(stats.inputs.statistics, r, x, card.input)
+            for r, x in zip(raws, batch, strict=True)
+        ]
+    )
+    readings = []
+    for f, i in zip(feature, input_scores(values, stats.inputs), strict=True):
+        score = combined_score(float(f), float(i), spec.inputs)
+        readings.append(OodReading(score, float(f), float(i), score >= 1.0))
+    return readings
+
+
 def save_stats(stats: OodStats, path: Path) -> None:
     """Write ``ood.npz`` in float32 (half the size; scores agree to ~1e-6 relative)."""
     np.savez(
@@ -67,26 +235,69 @@ def save_stats(stats: OodStats, path: Path) -> None:
     )
 
 
-def stats_for(folder: Path, spec: OodSpec | None) -> OodStats | None:
-    """The statistics a card's ``ood`` spec names, hash-verified; cached per file.
+def save_input_stats(stats: InputStats, path: Path) -> None:
+    """Write the input statistics' distribution (``ood_inputs.npz``), naming the set."""
+    np.savez(
+        path,
+        kind=np.array(stats.kind),
+        names=np.array(stats.statistics.names),
+        centre=stats.centre,
+        scale=stats.scale,
+        mean=stats.mean,
+        precision=stats.precision,
+    )
+
+
+def load_input_stats(path: Path) -> InputStats:
+    """Read ``ood_inputs.npz``.
 
     Raises:
-        ModelIntegrityError: the file is missing or differs from the card.
+        ModelIntegrityError: the file is unreadable, or its statistics are not the ones this
+            radlens computes (the set changed since the fit: rerun ``radlens ood``).
+    """
+    try:
+        with np.load(path) as data:
+            kind = str(data["kind"])
+            names = tuple(str(n) for n in data["names"])
+            fields = [data[k].astype(np.float64) for k in ("centre", "scale", "mean", "precision")]
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelIntegrityError(f"{path}: cannot read input statistics: {exc}") from exc
+    if kind not in STATISTICS or STATISTICS[kind].names != names:
+        raise ModelIntegrityError(
+            f"{path}: input statistics {kind!r} differ from this radlens's; rerun radlens ood"
+        )
+    return InputStats(kind, *fields)
+
+
+def stats_for(folder: Path, spec: OodSpec | None) -> OodStats | None:
+    """The statistics a card's ``ood`` spec names (features, and the input statistics when
+    the spec has them), hash-verified; cached per file.
+
+    Raises:
+        ModelIntegrityError: a file is missing or differs from the card.
     """
     if spec is None:
         return None
-    path = folder / spec.stats_file
-    key = (str(path.resolve()), spec.sha256)
+    features = _verified(folder / spec.stats_file, spec.sha256, load_stats)
+    if spec.inputs is None:
+        return features
+    inputs = _verified(folder / spec.inputs.stats_file, spec.inputs.sha256, load_input_stats)
+    return OodStats(features.means, features.precision, inputs)
+
+
+def _verified(path: Path, sha256: str, load: Callable[[Path], T]) -> T:
+    key = (str(path.resolve()), sha256)
     if key not in _CACHE:
-        if not path.exists() or sha256_of(path) != spec.sha256:
+        if not path.exists() or sha256_of(path) != sha256:
             raise ModelIntegrityError(
                 f"{path}: OOD statistics missing or changed since the card; rerun radlens ood"
             )
-        _CACHE[key] = load_stats(path)
-    return _CACHE[key]
+        _CACHE[key] = load(path)
+    found: T = _CACHE[key]
+    return found
 
 
-_CACHE: dict[tuple[str, str], OodStats] = {}
+_CACHE: dict[tuple[str, str], Any] = {}
 
 
 def load_stats(path: Path) -> OodStats:

@@ -19,7 +19,7 @@ from radlens.errors import IncompatibleInputError
 from radlens.evaluation.metrics import sigmoid, softmax
 from radlens.explain.heatmaps import cam_box, cam_to_heatmap
 from radlens.inference.backends import Backend
-from radlens.inference.ood import LOW_TRUST, OodStats, mahalanobis_scores
+from radlens.inference.ood import LOW_TRUST, OodStats, read_ood
 from radlens.inference.preprocess import Placement, prepare_2d, prepare_3d
 from radlens.inference.quality import check_quality
 from radlens.models.card import ModelCard, Task
@@ -109,9 +109,11 @@ def predict(
     """Run one model on an image and return its findings.
 
     With the card's ``ood`` spec and its statistics (``ood_stats``), every finding carries
-    the out-of-distribution score; at or above the card's threshold the finding is flagged
-    and warns "input unlike training data — low trust". Nothing else changes: a flagged
-    probability is reported as computed, never lowered or hidden.
+    the out-of-distribution score (:func:`radlens.inference.ood.read_ood`: the model's
+    features and, when the card has them, statistics of the input image, combined) as a
+    multiple of its threshold; at 1 or more the finding is flagged and warns "input unlike
+    training data — low trust". Nothing else changes: a flagged probability is reported as
+    computed, never lowered or hidden.
 
     A 2D model gives one finding per analyzed frame; a 3D model one finding per volume,
     whose ``frame`` is the slice where its activation map peaks (the heatmap and box are
@@ -137,7 +139,7 @@ def predict(
         probs = softmax(logits, card.calibration.temperature)
     warning, outside = population_warning(card, patient or Patient())
     warnings = (warning,) if warning else ()
-    ood_scores = _ood_scores(card, outputs, ood_stats, len(frames))
+    ood = read_ood(card, ood_stats, _features(card, outputs), [f.array for f in frames], batch)
     is_mask = card.applies_to.modalities == ("SEG",)
     min_side = max(8, min(card.input.size) // 2)
     quality = [check_quality(f.array, is_mask, min_side) for f in frames]
@@ -164,23 +166,21 @@ def predict(
                     box=box if probability >= threshold else None,
                     grade=k if card.task is Task.ORDINAL else None,
                     grade_label=card.labels[k] if card.task is Task.ORDINAL else "",
-                    ood_score=ood_scores[i],
-                    ood_flag=outside or _flagged(card, ood_scores[i]) or bool(quality[i]),
+                    ood_score=ood[i].score,
+                    ood_flag=outside or ood[i].flagged or bool(quality[i]),
+                    ood_feature_score=ood[i].feature,
+                    ood_input_score=ood[i].inputs,
                     warnings=warnings
                     + _indeterminate(card, probability)
                     + quality[i]
-                    + ((LOW_TRUST,) if _flagged(card, ood_scores[i]) else ()),
+                    + ((LOW_TRUST,) if ood[i].flagged else ()),
                 )
             )
     return findings
 
 
-def _ood_scores(
-    card: ModelCard, outputs: dict[str, np.ndarray], stats: OodStats | None, n: int
-) -> list[float | None]:
-    if card.ood is None or stats is None or card.ood.output not in outputs:
-        return [None] * n
-    return [float(v) for v in mahalanobis_scores(outputs[card.ood.output], stats)]
+def _features(card: ModelCard, outputs: dict[str, np.ndarray]) -> np.ndarray | None:
+    return None if card.ood is None else outputs.get(card.ood.output)
 
 
 INDETERMINATE = "indeterminate: probability too close to the operating threshold to call"
@@ -192,10 +192,6 @@ def _indeterminate(card: ModelCard, probability: float) -> tuple[str, ...]:
     if card.task is not Task.BINARY or low is None or high is None or low >= high:
         return ()
     return (INDETERMINATE,) if low <= probability <= high else ()
-
-
-def _flagged(card: ModelCard, score: float | None) -> bool:
-    return card.ood is not None and score is not None and score >= card.ood.threshold
 
 
 def _localize(
@@ -236,7 +232,8 @@ def _peak_slice(
 
 
 def ood_score(image: Image, card: ModelCard, backend: Backend, stats: OodStats) -> float | None:
-    """The model's OOD score of an image's first frame (or volume); None if it cannot read it.
+    """The model's OOD score of an image's first frame (or volume), as a multiple of its
+    threshold (under 1: like the training data); None if the model cannot read it.
 
     Used on series no model was routed to: an image that scores as in-distribution for a
     model whose routing rule it failed has DICOM tags that probably do not describe it.
@@ -244,10 +241,8 @@ def ood_score(image: Image, card: ModelCard, backend: Backend, stats: OodStats) 
     if card.ood is None:
         return None
     try:
-        batch = _model_input(image, card)[1][:1]
+        frames, batch, _ = _model_input(image, card)
     except IncompatibleInputError:
         return None
-    outputs = backend.run(batch)
-    if card.ood.output not in outputs:
-        return None
-    return float(mahalanobis_scores(outputs[card.ood.output], stats)[0])
+    outputs = backend.run(batch[:1])
+    return read_ood(card, stats, _features(card, outputs), [frames[0].array], batch[:1])[0].score

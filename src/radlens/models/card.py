@@ -175,6 +175,62 @@ class Int8Variant:
 
 
 @dataclass(frozen=True)
+class InputStatsSpec:
+    """The second out-of-distribution score, from statistics of the input image, and how it
+    is combined with the feature score (``radlens ood``).
+
+    The input score is the Mahalanobis distance of the input's statistics (grey levels,
+    block edges, histogram, gradients, ...; shape for masks) to their training distribution.
+    An input is flagged when any of three holds:
+
+    * ``max(feature / feature_median, 1) * max(input / input_median, 1) >= product_threshold``
+      (both scores somewhat unusual; each is a multiple of its median on own validation
+      images, floored at 1 so a typical score cannot offset an unusual one);
+    * ``feature >= feature_threshold`` or ``input >= input_threshold`` (one score alone
+      extreme: the ``guard_quantile`` of own validation scores, so a shift only one score
+      sees is never hidden by the other).
+
+    ``product_threshold`` is set so the share of validation images flagged by the three
+    together comes closest to the flag rate asked for; ``val_flag_rate`` is that share.
+
+    Attributes:
+        statistics: the statistic set, versioned (``image2d/1``, ``mask3d/1``).
+        stats_file, sha256: the ``.npz`` beside the card and its hash.
+        feature_median, input_median: median scores on validation images.
+        feature_threshold, input_threshold: each score alone flags at or above these.
+        product_threshold: the product of the median multiples flags at or above this.
+        guard_quantile: the validation quantile the single-score thresholds sit at.
+        val_flag_rate: the share of validation images flagged by the combined decision.
+    """
+
+    statistics: str
+    stats_file: str
+    sha256: str
+    feature_median: float
+    input_median: float
+    feature_threshold: float
+    input_threshold: float
+    product_threshold: float
+    guard_quantile: float
+    val_flag_rate: float
+
+    def __post_init__(self) -> None:
+        if not self.stats_file.endswith(".npz") or "/" in self.stats_file:
+            raise ValueError(
+                f"ood.inputs.stats_file must be an .npz beside the card: {self.stats_file}"
+            )
+        if len(self.sha256) != 64:
+            raise ValueError("ood.inputs.sha256 must be 64 hex characters")
+        scores = (self.feature_median, self.input_median)
+        if min(scores) <= 0 or self.feature_threshold <= 0 or self.input_threshold <= 0:
+            raise ValueError("ood.inputs medians and thresholds must be positive")
+        if self.product_threshold < 1:
+            raise ValueError("ood.inputs.product_threshold must be at least 1")
+        if not (0 < self.guard_quantile <= 1 and 0 <= self.val_flag_rate <= 1):
+            raise ValueError("ood.inputs.guard_quantile and val_flag_rate must lie in [0, 1]")
+
+
+@dataclass(frozen=True)
 class OodSpec:
     """How unlike its training data an input is, from the model's own features.
 
@@ -183,14 +239,18 @@ class OodSpec:
     Mahalanobis distance to a class mean of the training features under one shared,
     shrunk covariance (Lee et al., NeurIPS 2018); ``stats_file`` holds the means and the
     precision matrix. ``threshold`` is the score above which a finding is flagged: the
-    ``1 - val_flag_rate`` quantile of the validation scores.
+    ``1 - val_flag_rate`` quantile of the validation scores. With ``inputs`` the decision is
+    the combined one of :class:`InputStatsSpec` instead, and ``threshold`` is kept for
+    reference (the feature score alone).
 
     Attributes:
         method: ``mahalanobis``.
         stats_file, sha256: the ``.npz`` beside the card (``means``, ``precision``) and its hash.
-        threshold: flag at or above this score.
+        threshold: flag at or above this score (without ``inputs``).
         val_flag_rate: the share of validation images flagged at ``threshold``.
         output: the ONNX output name of the features.
+        inputs: the input-statistics score and the combined decision; absent on cards
+            fitted before it existed, which decide on the feature score alone.
     """
 
     method: str
@@ -199,6 +259,7 @@ class OodSpec:
     threshold: float
     val_flag_rate: float
     output: str = "features"
+    inputs: InputStatsSpec | None = None
 
     def __post_init__(self) -> None:
         if self.method != "mahalanobis":
@@ -209,6 +270,8 @@ class OodSpec:
             raise ValueError("ood.sha256 must be 64 hex characters")
         if not 0 <= self.val_flag_rate <= 1:
             raise ValueError("ood.val_flag_rate must lie in [0, 1]")
+        if self.inputs is not None and self.inputs.stats_file == self.stats_file:
+            raise ValueError("ood.inputs.stats_file must differ from ood.stats_file")
 
 
 @dataclass(frozen=True)
@@ -298,6 +361,10 @@ def card_from_dict(data: dict[str, Any], source: str = "card") -> ModelCard:
         population = Population(**applies.pop("population", {}))
         int8 = fields.pop("int8", None)
         ood = fields.pop("ood", None)
+        if ood is not None:
+            ood = dict(ood)
+            inputs = ood.pop("inputs", None)
+            ood["inputs"] = None if inputs is None else InputStatsSpec(**inputs)
         return ModelCard(
             input=InputSpec(**fields.pop("input")),
             applies_to=AppliesTo(population=population, **applies),
@@ -320,6 +387,8 @@ def card_to_dict(card: ModelCard) -> dict[str, Any]:
         del data["int8"]  # cards without a variant read exactly as before it existed
     if card.ood is None:
         del data["ood"]
+    elif card.ood.inputs is None:
+        del data["ood"]["inputs"]  # cards fitted before input statistics read as before
     return data
 
 

@@ -1,13 +1,14 @@
 """``findings.json``: the versioned machine-readable result of one study.
 
-Schema (``schema`` = ``radlens.findings/1``), documented in ``docs/findings-json.md``::
+Schema (``schema`` = ``radlens.findings/2``), documented in ``docs/findings-json.md``::
 
     {schema, radlens_version, study_instance_uid, priority, modalities,
      series: [{series_instance_uid, modality, body_part, n_instances, models,
                skipped_reason, warnings,
                findings: [{code, label, probability, threshold, positive, model_name,
                            model_version, sop_instance_uid, frame, box_px, grade,
-                           grade_label, ood_score, ood_flag, warnings}]}],
+                           grade_label, ood_score, ood_flag, ood_feature_score,
+                           ood_input_score, trust, warnings}]}],
      rejected: [{location, kind, reason}], warnings, timings_s, disclaimer}
 
 No patient identifiers are written. Box coordinates are source-image pixels
@@ -21,7 +22,7 @@ from typing import Any
 from radlens import __version__
 from radlens.domain.findings import Finding, StudyResult
 
-SCHEMA = "radlens.findings/1"
+SCHEMA = "radlens.findings/2"
 DISCLAIMER = "AI-generated draft - requires physician review; not for primary diagnosis."
 
 
@@ -43,6 +44,8 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
         "grade_label": f.grade_label,
         "ood_score": f.ood_score,
         "ood_flag": f.ood_flag,
+        "ood_feature_score": f.ood_feature_score,
+        "ood_input_score": f.ood_input_score,
         "trust": "low: input unlike training data" if f.ood_flag else "normal",
         "warnings": list(f.warnings),
     }

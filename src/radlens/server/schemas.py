@@ -142,7 +142,7 @@ class SeriesPublic(BaseModel):
 
 
 class StudyPublic(WorklistItemPublic):
-    findings: dict[str, Any] | None = Field(description="radlens.findings/1; null until analyzed")
+    findings: dict[str, Any] | None = Field(description="radlens.findings/2; null until analyzed")
     reviews: dict[str, ReviewPublic]
     report: ReportPublic
     series: list[SeriesPublic]

@@ -5,17 +5,23 @@
    ``Einsum``; its input is averaged over positions and the averages are concatenated into a
    third output, ``features``. Logits and CAM are untouched (checked).
 2. Statistics: class means and a shrunk shared covariance of the training features
-   (:func:`radlens.inference.ood.fit_stats`), written to ``ood.npz``.
-3. Threshold: the ``1 - flag_rate`` quantile of the validation scores, so ``flag_rate`` of
-   in-distribution validation images are flagged.
+   (:func:`radlens.inference.ood.fit_stats`), written to ``ood.npz``; and the distribution of
+   the training images' input statistics (:mod:`radlens.inference.input_stats`,
+   :func:`radlens.inference.ood.fit_input_stats`), written to ``ood_inputs.npz``.
+3. Thresholds: the ``1 - flag_rate`` quantile of the validation feature scores (the feature
+   score alone, kept for reference), and the same quantile of the combined decision score
+   (:func:`radlens.inference.ood.combined_score`), so ``flag_rate`` of in-distribution
+   validation images are flagged by the decision findings carry.
 
-The card gets ``ood`` (and new hashes for the rewritten weights).
+The card gets ``ood`` (and new hashes for the rewritten weights). The model's weights,
+logits and calibration are never changed; rerunning gives the same files.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,25 +31,49 @@ from onnx import helper
 
 from radlens.evaluation.evaluate import prepare_batch
 from radlens.inference.backends import OnnxBackend
-from radlens.inference.ood import OodStats, fit_stats, load_stats, mahalanobis_scores, save_stats
+from radlens.inference.input_stats import statistic_set_for, statistics_of
+from radlens.inference.ood import (
+    InputStats,
+    OodStats,
+    combined_score,
+    fit_input_stats,
+    fit_stats,
+    input_scores,
+    load_input_stats,
+    load_stats,
+    mahalanobis_scores,
+    save_input_stats,
+    save_stats,
+)
 from radlens.io.datasets import LabelledImages, read_labelled
-from radlens.models.card import Int8Variant, ModelCard, OodSpec, write_card
+from radlens.models.card import InputStatsSpec, Int8Variant, ModelCard, OodSpec, write_card
 from radlens.models.registry import load_model, sha256_of
 
 log = logging.getLogger(__name__)
 
 FEATURES = "features"
 STATS_FILE = "ood.npz"
+INPUT_STATS_FILE = "ood_inputs.npz"
 
 
 @dataclass(frozen=True)
 class OodReport:
+    """What ``radlens ood`` fitted.
+
+    ``threshold`` is the feature score's; ``val_flag_rate`` is the share of val images the
+    decision findings carry flags (the combined one when there are input statistics).
+    """
+
     model: str
     feature_dim: int
     n_train: int
     n_val: int
     threshold: float
     val_flag_rate: float
+    input_statistics: str = ""
+    n_statistics: int = 0
+    product_threshold: float | None = None
+    feature_val_flag_rate: float | None = None
 
 
 def add_features_output(path: Path) -> int:
@@ -84,29 +114,32 @@ def _keep_int8_if_it_agrees(
     int8: Int8Variant | None,
     val: LabelledImages,
     stats: OodStats,
-    fp32: np.ndarray,
-    threshold: float,
+    fp32_flags: np.ndarray,
+    flags: Callable[[np.ndarray], np.ndarray],
     threads: int,
 ) -> Int8Variant | None:
     """Drop the INT8 variant when its features no longer give the same OOD flags.
 
     Quantization may distort the feature output more than the logits; the INT8 graph is
     kept only if it flags within ``INT8_FLAG_RATE_TOLERANCE`` of the fp32 share on val
-    (``fp32``: the fp32 graph's val scores).
+    (``fp32_flags``: the fp32 graph's val flags; ``flags``: feature scores -> flags, with
+    the input statistics, which do not depend on the weights, held fixed).
     """
     if int8 is None:
         return None
-    quant = mahalanobis_scores(
-        features_of(card, OnnxBackend(model_dir / int8.file, threads), val), stats
+    quant = flags(
+        mahalanobis_scores(
+            features_of(card, OnnxBackend(model_dir / int8.file, threads), val), stats
+        )
     )
-    gap = abs(float(np.mean(quant >= threshold)) - float(np.mean(fp32 >= threshold)))
+    gap = abs(float(np.mean(quant)) - float(np.mean(fp32_flags)))
     if gap <= INT8_FLAG_RATE_TOLERANCE:
         return int8
     log.warning(
         "%s: INT8 features flag %.0f%% of val vs %.0f%% for fp32; INT8 variant removed",
         card.name,
-        100 * float(np.mean(quant >= threshold)),
-        100 * float(np.mean(fp32 >= threshold)),
+        100 * float(np.mean(quant)),
+        100 * float(np.mean(fp32_flags)),
     )
     OnnxBackend.forget(model_dir / int8.file)
     (model_dir / int8.file).unlink()
@@ -114,11 +147,27 @@ def _keep_int8_if_it_agrees(
 
 
 def features_of(card: ModelCard, backend: OnnxBackend, data: LabelledImages) -> np.ndarray:
-    out = []
+    return read_features(card, backend, data, with_statistics=False)[0]
+
+
+def read_features(
+    card: ModelCard, backend: OnnxBackend, data: LabelledImages, with_statistics: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ``features`` output and (when the card's model has a statistic set) the input
+    statistics of every item, from one pass of preprocessing."""
+    statistics = statistic_set_for(card) if with_statistics else None
+    out, values = [], []
     for start in range(0, len(data), 64):
-        batch = prepare_batch(card, data.images[start : start + 64])
+        raws = data.images[start : start + 64]
+        batch = prepare_batch(card, raws)
         out.append(backend.run(batch)[FEATURES])
-    return np.concatenate(out).astype(np.float64)
+        if statistics is not None:
+            values += [
+                statistics_of(statistics, r, x, card.input)
+                for r, x in zip(raws, batch, strict=True)
+            ]
+    features = np.concatenate(out).astype(np.float64)
+    return features, (np.array(values) if statistics is not None else None)
 
 
 def fit_ood(
@@ -128,8 +177,13 @@ def fit_ood(
     max_train: int = 3000,
     threads: int = 2,
     seed: int = 0,
+    input_statistics: bool = True,
 ) -> OodReport:
-    """Add the OOD score to the model folder ``model_dir`` (see the module docstring)."""
+    """Add the OOD score to the model folder ``model_dir`` (see the module docstring).
+
+    ``input_statistics=False`` fits the feature score alone (a card as before input
+    statistics existed).
+    """
     installed = load_model(model_dir)
     card = installed.card
     before = OnnxBackend(installed.weights, threads=threads)
@@ -148,27 +202,114 @@ def fit_ood(
         int8 = replace(int8, sha256=sha256_of(model_dir / int8.file))
     train = read_labelled(data, "train", card.labels).sample(max_train, seed)
     labels = train.labels if train.labels.ndim == 1 else np.zeros(len(train), np.int64)
-    save_stats(fit_stats(features_of(card, backend, train), labels), model_dir / STATS_FILE)
+    train_features, train_values = read_features(card, backend, train, input_statistics)
+    save_stats(fit_stats(train_features, labels), model_dir / STATS_FILE)
     stats = load_stats(model_dir / STATS_FILE)  # score with what inference will read
-    val_scores = mahalanobis_scores(features_of(card, backend, val), stats)
-    threshold = float(np.quantile(val_scores, 1 - flag_rate))
-    int8 = _keep_int8_if_it_agrees(
-        model_dir, card, int8, val, stats, val_scores, threshold, threads
-    )
+    val_features, val_values = read_features(card, backend, val, input_statistics)
+    val_scores = mahalanobis_scores(val_features, stats)
+    threshold = round(float(np.quantile(val_scores, 1 - flag_rate)), 6)
     spec = OodSpec(
         method="mahalanobis",
         stats_file=STATS_FILE,
         sha256=sha256_of(model_dir / STATS_FILE),
-        threshold=round(threshold, 6),
-        val_flag_rate=round(float(np.mean(val_scores >= round(threshold, 6))), 6),
+        threshold=threshold,
+        val_flag_rate=round(float(np.mean(val_scores >= threshold)), 6),
+    )
+    inputs = None
+    if train_values is not None and val_values is not None:
+        statistics = statistic_set_for(card)
+        assert statistics is not None
+        save_input_stats(
+            fit_input_stats(train_values, statistics.kind), model_dir / INPUT_STATS_FILE
+        )
+        inputs = load_input_stats(model_dir / INPUT_STATS_FILE)
+        inputs_spec = _combined_spec(
+            val_scores,
+            input_scores(val_values, inputs),
+            flag_rate,
+            statistics.kind,
+            sha256_of(model_dir / INPUT_STATS_FILE),
+        )
+        spec = replace(spec, inputs=inputs_spec)
+        stats = OodStats(stats.means, stats.precision, inputs)
+    flags = _decision(spec, stats.inputs, val_values)
+    int8 = _keep_int8_if_it_agrees(
+        model_dir, card, int8, val, stats, flags(val_scores), flags, threads
     )
     new_card = replace(card, sha256=sha256_of(installed.weights), int8=int8, ood=spec)
     write_card(new_card, model_dir / "card.json")
+    if inputs is None and (model_dir / INPUT_STATS_FILE).exists():
+        (model_dir / INPUT_STATS_FILE).unlink()  # from an earlier fit; the card names none
     return OodReport(
         card.name,
         int(stats.means.shape[1]),
         len(train),
         len(val),
         spec.threshold,
+        round(float(np.mean(flags(val_scores))), 6),
+        spec.inputs.statistics if spec.inputs else "",
+        0 if inputs is None else len(inputs.centre),
+        spec.inputs.product_threshold if spec.inputs else None,
         spec.val_flag_rate,
     )
+
+
+GUARD_QUANTILE = 0.99
+"""Each score alone flags beyond this quantile of its validation scores (see InputStatsSpec)."""
+
+
+def _combined_spec(
+    feature: np.ndarray, inputs: np.ndarray, flag_rate: float, kind: str, sha256: str
+) -> InputStatsSpec:
+    """The combined decision fitted on val scores: medians, single-score thresholds at
+    ``GUARD_QUANTILE``, and the product threshold whose share of val flagged (with the
+    single-score flags) comes closest to ``flag_rate``; measured with the rounded values
+    the card keeps."""
+    spec = InputStatsSpec(
+        statistics=kind,
+        stats_file=INPUT_STATS_FILE,
+        sha256=sha256,
+        feature_median=_round_up(float(np.median(feature))),
+        input_median=_round_up(float(np.median(inputs))),
+        feature_threshold=_round_up(float(np.quantile(feature, GUARD_QUANTILE))),
+        input_threshold=_round_up(float(np.quantile(inputs, GUARD_QUANTILE))),
+        product_threshold=1.0,
+        guard_quantile=GUARD_QUANTILE,
+        val_flag_rate=0.0,
+    )
+    products = np.maximum(feature / spec.feature_median, 1.0) * np.maximum(
+        inputs / spec.input_median, 1.0
+    )
+    guard = (feature >= spec.feature_threshold) | (inputs >= spec.input_threshold)
+    # Each val product as the threshold (six decimals, down, so its own image stays flagged),
+    # and one above them all.
+    candidates = np.r_[np.floor(np.unique(products) * 1e6) / 1e6, _round_up(products.max() + 1e-6)]
+    rates = np.array([np.mean(guard | (products >= c)) for c in candidates])
+    # Closest to the rate asked for (val sets are small: 78 images move it in 1.3% steps);
+    # of equally close ones, the one flagging fewer.
+    best = int(np.lexsort((rates, np.abs(rates - flag_rate)))[0])
+    spec = replace(spec, product_threshold=max(1.0, float(candidates[best])))
+    flagged = [combined_score(f, i, spec) >= 1.0 for f, i in zip(feature, inputs, strict=True)]
+    return replace(spec, val_flag_rate=round(float(np.mean(flagged)), 6))
+
+
+def _round_up(value: float) -> float:
+    """Six decimals, rounded up, so a stored quantile never flags more than the fitted one."""
+    return float(np.ceil(value * 1e6) / 1e6)
+
+
+def _decision(
+    spec: OodSpec, inputs: InputStats | None, values: np.ndarray | None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Feature scores of val -> the flags findings would carry (input statistics fixed)."""
+    combined = spec.inputs
+    if combined is None or inputs is None or values is None:
+        return lambda scores: np.asarray(scores) >= spec.threshold
+    input_val = input_scores(values, inputs)
+
+    def flags(scores: np.ndarray) -> np.ndarray:
+        return np.array(
+            [combined_score(f, i, combined) >= 1.0 for f, i in zip(scores, input_val, strict=True)]
+        )
+
+    return flags

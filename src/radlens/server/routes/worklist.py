@@ -51,7 +51,7 @@ def worklist(
 
 @router.get("/studies/{study_uid}", response_model=StudyPublic, responses=_NOT_FOUND)
 def study(study_uid: str, services: ServicesDep, _user: UserDep) -> StudyPublic:
-    """One study: findings (``radlens.findings/1``), decisions, report, series."""
+    """One study: findings (``radlens.findings/2``), decisions, report, series."""
     return _study(services, study_uid)
 
 

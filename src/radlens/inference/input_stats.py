@@ -1,0 +1,317 @@
+"""Cheap statistics of an input image, for the second out-of-distribution score (numpy only).
+
+The feature score (:mod:`radlens.inference.ood`) sees what the network sees, after the
+preprocessing that scales intensities to the 0.5-99.5th percentiles; a contrast-reduced image,
+a heavily JPEG-compressed one or a pixelated one looks ordinary to it. These statistics look at
+the image itself:
+
+* on the decoded frame (``raw``), what normalization hides: how many grey levels are used
+  (contrast reduction of a stored image), edges on the 8 x 8 JPEG block grid and flat steps
+  (pixelation), both only where the frame is near the model input's scale, and colour;
+* on the model input (after the model's own preprocessing, as ``predict`` sees it): the
+  intensity histogram, gradients, autocorrelation at lags 1, 2 and 4, and flat steps
+  (blur, noise, pixelation, another modality or body part);
+* for 3D segmentation masks, the shape of the object: size, extents, fill of its bounding box,
+  surface share, centring and elongation.
+
+Pixel-level statistics of the decoded frame depend on its resolution and storage (a 2000 px,
+12-bit radiograph is far smoother pixel to pixel than the 224 px, 8-bit training images, and
+often uses a fraction of its bit range), so only resolution- and range-free ones are taken
+there; the others are measured on the model input, which has the training size. Statistics
+that only measure quality are *one-sided* (:attr:`StatisticSet.direction`): more grey levels
+or fewer block edges than the training images is not a reason to distrust an input, so only
+the degraded side counts.
+
+Each set is versioned (``image2d/1``); the fitted statistics file names the set and its
+statistics, and a change to any definition here needs a new version and ``radlens ood``.
+
+Example:
+    >>> from radlens.models.card import InputSpec, ModelCard
+    >>> spec = InputSpec(size=(28, 28), percentile_low=0, percentile_high=100)
+    >>> raw = np.tile(np.arange(28, dtype=np.uint8) * 9, (28, 1))
+    >>> x = (raw[None] / 243.0 - spec.mean) / spec.std
+    >>> values = statistics_of(STATISTICS["image2d/1"], raw, x, spec)
+    >>> values.shape, round(float(values[0]), 2)  # log2 of ~28 grey levels (27 inside p0.5-p99.5)
+    ((24,), 4.75)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from radlens.models.card import InputSpec, ModelCard
+
+RAW_CROP_PX = 256
+"""Side of the central crop of the decoded frame its statistics are measured on."""
+JPEG_BLOCK_PX = 8
+MAX_LEVELS_BITS = 8.0
+"""Grey levels are counted up to 256: a 12-bit image is not unusual for having more."""
+MAX_PIXEL_SHRINK = 2.0
+"""Block edges and flat steps of the decoded frame are measured only when it is at most this
+many times the model input's side."""
+
+
+@dataclass(frozen=True)
+class StatisticSet:
+    """A named, versioned list of statistics and how each is compared to training.
+
+    Attributes:
+        kind: ``image2d/1`` or ``mask3d/1``; stored with the fitted statistics.
+        names: one per statistic, in the order :attr:`compute` returns them.
+        direction: ``-1`` only values below the training median count (fewer grey levels),
+            ``+1`` only values above it (more block edges), ``0`` both.
+        min_scale: the smallest spread a statistic's z-score divides by, so one that barely
+            varies in training (colour of greyscale images) does not make every small
+            difference extreme.
+        compute: ``(raw, model_input, spec) -> values``.
+    """
+
+    kind: str
+    names: tuple[str, ...]
+    direction: tuple[int, ...]
+    min_scale: tuple[float, ...]
+    compute: Callable[[np.ndarray, np.ndarray, InputSpec], np.ndarray]
+
+    def __post_init__(self) -> None:
+        n = len(self.names)
+        if len(self.direction) != n or len(self.min_scale) != n:
+            raise ValueError(f"{self.kind}: names, direction and min_scale differ in length")
+
+
+def statistics_of(
+    stats: StatisticSet, raw: np.ndarray, model_input: np.ndarray, spec: InputSpec
+) -> np.ndarray:
+    """The set's statistics of one input: ``raw`` as decoded, ``model_input`` as the model
+    reads it (``(C, H, W)`` or ``(1, D, H, W)``)."""
+    values = stats.compute(np.asarray(raw), np.asarray(model_input, np.float32), spec)
+    return np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=1e6, neginf=-1e6)
+
+
+# --- 2D images ---------------------------------------------------------------------------
+
+
+def _central_crop(a: np.ndarray, side: int) -> np.ndarray:
+    """A central crop whose offsets are multiples of 8, so the JPEG block grid stays put."""
+    rows, cols = a.shape[:2]
+    y = max(0, (rows - side) // 2) // JPEG_BLOCK_PX * JPEG_BLOCK_PX
+    x = max(0, (cols - side) // 2) // JPEG_BLOCK_PX * JPEG_BLOCK_PX
+    return a[y : y + side, x : x + side]
+
+
+def _blockiness(plane: np.ndarray) -> float:
+    """Log ratio of the mean step across 8 x 8 block borders to the mean step inside blocks
+    (0 for an image never JPEG-compressed; positive when the block grid shows)."""
+    dx = np.abs(np.diff(plane, axis=1))
+    dy = np.abs(np.diff(plane, axis=0))
+    on_x = (np.arange(dx.shape[1]) % JPEG_BLOCK_PX) == JPEG_BLOCK_PX - 1
+    on_y = (np.arange(dy.shape[0]) % JPEG_BLOCK_PX) == JPEG_BLOCK_PX - 1
+    if not (on_x.any() and on_y.any() and (~on_x).any() and (~on_y).any()):
+        return 0.0
+    across = float(dx[:, on_x].mean() + dy[on_y].mean())
+    inside = float(dx[:, ~on_x].mean() + dy[~on_y].mean())
+    eps = 1e-9 + 1e-6 * float(np.ptp(plane))
+    return float(np.log((across + eps) / (inside + eps)))
+
+
+def _raw_statistics(raw: np.ndarray, spec: InputSpec) -> list[float]:
+    crop = _central_crop(raw, RAW_CROP_PX)
+    colour = crop.ndim == 3 and crop.shape[-1] == 3
+    # Green carries most of the luminance and keeps the stored (integer) levels.
+    plane = (crop[..., 1] if colour else crop).astype(np.float64)
+    low, high = np.percentile(plane[::2, ::2], [0.5, 99.5])
+    inside = plane[(plane >= low) & (plane <= high)]
+    levels = min(MAX_LEVELS_BITS, float(np.log2(max(1, np.unique(inside).size))))
+    # Blocks and steps far smaller than a model-input pixel cannot reach the model (a 2000 px
+    # radiograph stored as lossy JPEG is read at 224 px, where its 8 px blocks vanish), and a
+    # smooth high-resolution frame has flat steps of its own: measured near the input scale only.
+    shrink = max(s / t for s, t in zip(raw.shape[:2], spec.size[-2:], strict=True))
+    near = shrink <= MAX_PIXEL_SHRINK
+    chroma = 0.0
+    if colour and high > low:
+        rgb = crop.astype(np.float32)
+        chroma = float((rgb.max(axis=-1) - rgb.min(axis=-1)).mean()) / float(high - low)
+    return [
+        levels,
+        _blockiness(plane) if near else 0.0,
+        _staircase(plane) if near else 0.0,
+        chroma,
+    ]
+
+
+def _staircase(g: np.ndarray) -> float:
+    """Of the two-pixel steps along rows that change, the share with a flat half: near 1 for
+    a pixelated (nearest-neighbour enlarged) image, low for a natural one."""
+    step = np.diff(g, axis=1)
+    moving = (g[:, 2:] - g[:, :-2]) != 0
+    flat = (step[:, :-1] == 0) | (step[:, 1:] == 0)
+    n_moving = int(np.count_nonzero(moving))
+    return float(np.count_nonzero(flat & moving)) / n_moving if n_moving else 0.0
+
+
+def _autocorrelation(c: np.ndarray, var: float, lag: int) -> float:
+    """Autocorrelation of the centred image ``c`` at ``lag`` pixels, rows and columns pooled."""
+    if var <= 0:
+        return 1.0
+    across = float(np.einsum("ij,ij->", c[:, :-lag], c[:, lag:])) / c[:, lag:].size
+    down = float(np.einsum("ij,ij->", c[:-lag], c[lag:])) / c[lag:].size
+    return (across + down) / (2 * var)
+
+
+def _input_statistics(u: np.ndarray) -> list[float]:
+    """Statistics of the model input ``u`` (``(C, H, W)`` scaled back to 0..1)."""
+    saturation = float((u.max(axis=0) - u.min(axis=0)).mean()) if u.shape[0] > 1 else 0.0
+    g = u.mean(axis=0) if u.shape[0] > 1 else u[0]
+    mean = float(g.mean())
+    c = g - np.float32(mean)
+    c2 = c * c
+    var = float(c2.mean())
+    std = float(np.sqrt(var))
+    skew = float((c2 * c).mean()) / std**3 if std > 0 else 0.0
+    kurt = float((c2 * c2).mean()) / var**2 if var > 0 else 0.0
+    step = 2 if max(g.shape) > 64 else 1  # percentiles of a large input from every other pixel
+    pcts = [float(p) for p in np.percentile(g[::step, ::step], [5, 25, 50, 75, 95])]
+    dx, dy = np.diff(g, axis=1), np.diff(g, axis=0)
+    adx, ady = np.abs(dx), np.abs(dy)
+    grad = float(adx.mean() + ady.mean())
+    edge = float(np.count_nonzero((adx[:-1] + ady[:, :-1]) > 0.1)) / adx[:-1].size
+    lag2 = float(np.abs(g[:, 2:] - g[:, :-2]).mean() + np.abs(g[2:] - g[:-2]).mean())
+    return [
+        mean,
+        std,
+        skew,
+        float(np.log1p(kurt)),
+        *pcts,
+        float(np.count_nonzero(g <= 0.02)) / g.size,
+        float(np.count_nonzero(g >= 0.98)) / g.size,
+        grad,
+        edge,
+        _autocorrelation(c, var, 1),
+        _autocorrelation(c, var, 2),
+        _autocorrelation(c, var, 4),
+        grad / lag2 if lag2 > 0 else 0.5,
+        saturation,
+        float(np.count_nonzero(dx == 0)) / dx.size,
+        _staircase(g),
+    ]
+
+
+def _image_statistics(raw: np.ndarray, model_input: np.ndarray, spec: InputSpec) -> np.ndarray:
+    u = model_input * spec.std + spec.mean
+    return np.array(_raw_statistics(raw, spec) + _input_statistics(u))
+
+
+_IMAGE_NAMES = (
+    # decoded frame
+    ("grey_levels_bits", -1, 0.1),
+    ("jpeg_blockiness", 1, 0.02),
+    ("staircase_decoded", 1, 1e-3),
+    ("colour_chroma", 0, 0.02),
+    # model input
+    ("mean", 0, 1e-3),
+    ("std", 0, 1e-3),
+    ("skewness", 0, 1e-3),
+    ("log1p_kurtosis", 0, 1e-3),
+    ("p5", 0, 1e-3),
+    ("p25", 0, 1e-3),
+    ("p50", 0, 1e-3),
+    ("p75", 0, 1e-3),
+    ("p95", 0, 1e-3),
+    ("share_black", 0, 1e-3),
+    ("share_white", 0, 1e-3),
+    ("gradient", 0, 1e-3),
+    ("edge_density", 0, 1e-3),
+    ("autocorr_lag1", 0, 1e-3),
+    ("autocorr_lag2", 0, 1e-3),
+    ("autocorr_lag4", 0, 1e-3),
+    ("lag1_to_lag2_step", 0, 1e-3),
+    ("saturation", 0, 0.02),
+    ("flat_steps", 1, 1e-3),
+    ("staircase", 1, 1e-3),
+)
+
+# --- 3D masks ----------------------------------------------------------------------------
+
+
+def _mask_statistics(raw: np.ndarray, model_input: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Shape of the mask the model reads (``model_input`` thresholded at half its range).
+
+    All are logarithms, so shapes differing by a factor are equally far apart at any size.
+    """
+    mask = (model_input[0] * spec.std + spec.mean) >= 0.5
+    side = np.array(mask.shape, np.float64)
+    floor = 0.05 / float(side.max())
+    n = int(mask.sum())
+    if n == 0:
+        return np.full(len(_MASK_NAMES), np.log(floor))
+    where = np.argwhere(mask).astype(np.float64)
+    low, high = where.min(axis=0), where.max(axis=0)
+    box = high - low + 1
+    extents = np.sort(box / side)
+    interior = mask.copy()
+    padded = np.pad(mask, 1)
+    for axis in range(3):
+        for shift in (-1, 1):
+            interior &= np.roll(padded, shift, axis=axis)[1:-1, 1:-1, 1:-1]
+    surface = float(n - int(interior.sum())) / n
+    centre = np.sort(np.abs(where.mean(axis=0) / side - 0.5 + 0.5 / side))
+    cov = np.cov((where / side).T) if n > 1 else np.zeros((3, 3))
+    eig = np.sort(np.linalg.eigvalsh(cov))[::-1] + floor**2
+    values = [
+        n / mask.size,
+        *extents,
+        n / float(np.prod(box)),
+        surface,
+        *centre,
+        float(np.sqrt(eig[1] / eig[0])),
+        float(np.sqrt(eig[2] / eig[0])),
+    ]
+    out: np.ndarray = np.log(np.maximum(np.array(values), floor))
+    return out
+
+
+_MASK_NAMES = (
+    ("log_foreground_share", 0, 1e-3),
+    ("log_extent_short", 0, 1e-3),
+    ("log_extent_middle", 0, 1e-3),
+    ("log_extent_long", 0, 1e-3),
+    ("log_box_fill", 0, 1e-3),
+    ("log_surface_share", 0, 1e-3),
+    ("log_centre_offset_small", 0, 1e-3),
+    ("log_centre_offset_middle", 0, 1e-3),
+    ("log_centre_offset_large", 0, 1e-3),
+    ("log_elongation_middle", 0, 1e-3),
+    ("log_elongation_short", 0, 1e-3),
+)
+
+
+def _set(
+    kind: str,
+    table: tuple[tuple[str, int, float], ...],
+    compute: Callable[[np.ndarray, np.ndarray, InputSpec], np.ndarray],
+) -> StatisticSet:
+    return StatisticSet(
+        kind,
+        tuple(t[0] for t in table),
+        tuple(t[1] for t in table),
+        tuple(t[2] for t in table),
+        compute,
+    )
+
+
+STATISTICS: dict[str, StatisticSet] = {
+    "image2d/1": _set("image2d/1", _IMAGE_NAMES, _image_statistics),
+    "mask3d/1": _set("mask3d/1", _MASK_NAMES, _mask_statistics),
+}
+
+
+def statistic_set_for(card: ModelCard) -> StatisticSet | None:
+    """The set a model's inputs are described by: images for a 2D model, shapes for a model
+    that reads segmentation masks; None for a 3D model of intensities (none defined yet)."""
+    if card.input.dims == 2:
+        return STATISTICS["image2d/1"]
+    if card.applies_to.modalities == ("SEG",):
+        return STATISTICS["mask3d/1"]
+    return None
