@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import signal
 import socket
+import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -33,6 +35,18 @@ def make_instance(study_uid: str, sop_uid: str, series_uid: str = "") -> bytes:
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> int | None:
+    """SIGTERM a ``radlens serve`` subprocess; SIGKILL it after 20 s. Its exit code, or None
+    when it had to be killed."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+        return None
 
 
 def free_port() -> int:

@@ -1,17 +1,15 @@
 """Durability: SIGKILL ``radlens serve`` in the middle of a multi-association send.
 
 After a restart, every instance that got a success status is stored (bytes intact) and
-every study is analyzed exactly once (one ``done`` job per study).
+every study is analyzed exactly once (one ``done`` job per study). Run on SQLite and on a
+real PostgreSQL cluster (``radlens serve --db postgresql://...``).
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
-import json
-import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -25,8 +23,11 @@ from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, Association
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
+from sqlalchemy import func, select
 
-from serve_helpers import free_port, make_instance
+from radlens.store.db import Database, open_database
+from radlens.store.models import InstanceRow, JobRow, JobState, StudyRow, StudyStatus
+from serve_helpers import free_port, make_instance, stop_server
 
 pytestmark = [
     pytest.mark.integration,
@@ -39,7 +40,9 @@ pytestmark = [
 THREADS, STUDIES_PER_THREAD, INSTANCES_PER_STUDY = 4, 3, 10
 
 
-def _start(home: Path, http_port: int, dicom_port: int) -> subprocess.Popen[bytes]:
+def _start(
+    home: Path, database_url: str, http_port: int, dicom_port: int
+) -> subprocess.Popen[bytes]:
     radlens = Path(sys.executable).with_name("radlens")
     started = time.monotonic()
     with (home / "server.log").open("ab") as log:
@@ -49,6 +52,8 @@ def _start(home: Path, http_port: int, dicom_port: int) -> subprocess.Popen[byte
                 "serve",
                 "--home",
                 str(home),
+                "--db",
+                database_url,
                 "--port",
                 str(http_port),
                 "--dicom-port",
@@ -119,11 +124,20 @@ def _send_studies(
                 assoc.abort()
 
 
+def _ready_studies(db: Database) -> set[str]:
+    with db.sessions() as session:
+        return set(
+            session.scalars(
+                select(StudyRow.study_uid).where(StudyRow.status == StudyStatus.READY)
+            ).all()
+        )
+
+
 def test_sigkill_mid_send_loses_no_acknowledged_instance_and_analyzes_once(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
     http_port, dicom_port = free_port(), free_port()
-    server = _start(tmp_path, http_port, dicom_port)
+    server = _start(tmp_path, database_url, http_port, dicom_port)
     acked: list[str] = []
     opened: list[Association] = []
     lock = threading.Lock()
@@ -148,39 +162,43 @@ def test_sigkill_mid_send_loses_no_acknowledged_instance_and_analyzes_once(
         for sender in senders:
             sender.join(30)
         assert 0 < len(acked) < total, "the kill did not land in the middle of the send"
-        server = _start(tmp_path, http_port, dicom_port)
+        server = _start(tmp_path, database_url, http_port, dicom_port)
         sent_studies = {sop.rsplit(".", 1)[0] for sop in acked}
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{http_port}/api/worklist?status=ready", timeout=5
-            ) as r:
-                ready = {item["study_uid"] for item in json.load(r)}
-            if sent_studies <= ready:
-                break
-            time.sleep(0.2)
-        time.sleep(2.0)  # room for a wrong second analysis to show up
-    finally:
-        server.send_signal(signal.SIGTERM)
+        db = open_database(database_url, migrate=False)
         try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            os.kill(server.pid, signal.SIGKILL)
-            server.wait(10)
+            deadline = time.monotonic() + 60
+            while not sent_studies <= _ready_studies(db) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(2.0)  # room for a wrong second analysis to show up
+        finally:
+            db.close()
+    finally:
+        stop_server(server)
     _close_sockets(opened)
     gc.collect()  # close the dead associations' sockets here, under this test's filters
-    with sqlite3.connect(tmp_path / "radlens.sqlite") as connection:
-        rows = dict(connection.execute("SELECT sop_uid, path FROM instances").fetchall())
-        shas = dict(connection.execute("SELECT sop_uid, sha256 FROM instances").fetchall())
+    db = open_database(database_url, migrate=False)
+    with db.sessions() as session:
+        rows = {
+            sop: path
+            for sop, path in session.execute(select(InstanceRow.sop_uid, InstanceRow.path))
+        }
+        shas = {
+            sop: sha
+            for sop, sha in session.execute(select(InstanceRow.sop_uid, InstanceRow.sha256))
+        }
         done = dict(
-            connection.execute(
-                "SELECT study_uid, count(*) FROM jobs WHERE state = 'done' GROUP BY study_uid"
-            ).fetchall()
+            session.execute(
+                select(JobRow.study_uid, func.count())
+                .where(JobRow.state == JobState.DONE)
+                .group_by(JobRow.study_uid)
+            ).all()
         )
-        studies = {uid for (uid,) in connection.execute("SELECT study_uid FROM studies")}
+        studies = set(session.scalars(select(StudyRow.study_uid)).all())
+    db.close()
     missing = [sop for sop in acked if sop not in rows]
     assert missing == []
     for sop in acked:
         data = (tmp_path / "storage" / rows[sop]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == shas[sop]
+    assert studies >= sent_studies
     assert done == {uid: 1 for uid in studies}

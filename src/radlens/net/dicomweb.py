@@ -2,7 +2,8 @@
 
 Used to pull studies from a PACS (Orthanc with its DICOMweb plugin) and push results
 back. Credentials (HTTP basic or a bearer token) are sent, never logged: log lines and
-error messages name the server by :func:`redact_url` only.
+error messages name the server by :func:`redact_url` only, and the route with its UIDs
+replaced by ``{uid}``. UIDs put into a URL path must be DICOM UIDs (PS3.5 9.1).
 
 Every ``httpx`` error is converted here, at one boundary, to :class:`DicomWebError`.
 """
@@ -10,6 +11,7 @@ Every ``httpx`` error is converted here, at one boundary, to :class:`DicomWebErr
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 
 DICOM_MEDIA_TYPE = "application/dicom"
 DICOM_JSON = "application/dicom+json"
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+_MAX_UID_CHARS = 64
 
 
 def redact_url(url: str) -> str:
@@ -90,29 +94,32 @@ class DicomWebClient:
 
     def search_studies(self, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """QIDO-RS ``GET /studies`` (PS3.18 10.6): DICOM JSON objects, one per study."""
-        response = self._request(
-            "GET", "/studies", params=dict(params or {}), headers={"Accept": DICOM_JSON}
-        )
-        if response.status_code == 204 or not response.content:
-            return []
-        found = response.json()
-        return list(found) if isinstance(found, list) else []
+        return self._search("/studies", params)
 
-    def search_series(self, study_uid: str) -> list[dict[str, Any]]:
-        """QIDO-RS ``GET /studies/{uid}/series``."""
-        response = self._request(
-            "GET", f"/studies/{study_uid}/series", headers={"Accept": DICOM_JSON}
-        )
-        if response.status_code == 204 or not response.content:
-            return []
-        found = response.json()
-        return list(found) if isinstance(found, list) else []
+    def search_series(
+        self, study_uid: str, params: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """QIDO-RS ``GET /studies/{study}/series``: one DICOM JSON object per series."""
+        return self._search(f"{_study_path(study_uid)}/series", params)
+
+    def search_instances(
+        self, study_uid: str, series_uid: str, params: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """QIDO-RS ``GET /studies/{study}/series/{series}/instances``."""
+        return self._search(f"{_series_path(study_uid, series_uid)}/instances", params)
 
     def retrieve_study(self, study_uid: str) -> list[bytes]:
-        """WADO-RS ``GET /studies/{uid}`` (PS3.18 10.4): each instance as PS3.10 bytes."""
-        accept = f'multipart/related; type="{DICOM_MEDIA_TYPE}"; transfer-syntax=*'
-        response = self._request("GET", f"/studies/{study_uid}", headers={"Accept": accept})
-        return parse_multipart(response.headers.get("content-type", ""), response.content)
+        """WADO-RS ``GET /studies/{study}`` (PS3.18 10.4): each instance as PS3.10 bytes."""
+        return self._retrieve(_study_path(study_uid))
+
+    def retrieve_series(self, study_uid: str, series_uid: str) -> list[bytes]:
+        """WADO-RS ``GET /studies/{study}/series/{series}``: each instance as PS3.10 bytes."""
+        return self._retrieve(_series_path(study_uid, series_uid))
+
+    def retrieve_instance(self, study_uid: str, series_uid: str, sop_uid: str) -> list[bytes]:
+        """WADO-RS ``GET /studies/{study}/series/{series}/instances/{sop}`` (one part)."""
+        path = f"{_series_path(study_uid, series_uid)}/instances/{_uid(sop_uid)}"
+        return self._retrieve(path)
 
     def store_instances(self, instances: Iterable[bytes], study_uid: str = "") -> dict[str, Any]:
         """STOW-RS ``POST /studies[/{uid}]`` (PS3.18 10.5); the DICOM JSON response."""
@@ -127,7 +134,7 @@ class DicomWebClient:
         )
         body += b"--" + boundary.encode() + b"--\r\n"
         content_type = f'multipart/related; type="{DICOM_MEDIA_TYPE}"; boundary={boundary}'
-        path = f"/studies/{study_uid}" if study_uid else "/studies"
+        path = _study_path(study_uid) if study_uid else "/studies"
         response = self._request(
             "POST",
             path,
@@ -139,22 +146,70 @@ class DicomWebClient:
         answer = response.json()
         return dict(answer) if isinstance(answer, dict) else {}
 
+    def _search(self, path: str, params: Mapping[str, str] | None) -> list[dict[str, Any]]:
+        response = self._request(
+            "GET", path, params=dict(params or {}), headers={"Accept": DICOM_JSON}
+        )
+        if response.status_code == 204 or not response.content:
+            return []
+        try:
+            found = response.json()
+        except ValueError as exc:
+            raise DicomWebError(f"{self.server}: GET {_redact_path(path)}: not JSON") from exc
+        return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
+
+    def _retrieve(self, path: str) -> list[bytes]:
+        accept = f'multipart/related; type="{DICOM_MEDIA_TYPE}"; transfer-syntax=*'
+        response = self._request("GET", path, headers={"Accept": accept})
+        return parse_multipart(response.headers.get("content-type", ""), response.content)
+
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        # Messages name the route with its UIDs replaced: a UID can identify a patient's study.
+        route = _redact_path(path)
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise DicomWebError(
-                f"{self.server}: {method} {path} failed: {type(exc).__name__}"
+                f"{self.server}: {method} {route} failed: {type(exc).__name__}"
             ) from exc
         if response.status_code >= 400:
             raise DicomWebError(
-                f"{self.server}: {method} {path} answered HTTP {response.status_code}"
+                f"{self.server}: {method} {route} answered HTTP {response.status_code}"
             )
         return response
 
 
+def _uid(uid: str) -> str:
+    """``uid`` for a URL path segment, when it is a DICOM UID (PS3.5 9.1).
+
+    Most UIDs come from the server's own answers; checking them keeps a bad one from
+    turning into another route (``..``, ``/``).
+    """
+    if not _UID.fullmatch(uid) or len(uid) > _MAX_UID_CHARS:
+        raise DicomWebError("a UID to put in the URL is not a DICOM UID (PS3.5 9.1)")
+    return uid
+
+
+def _study_path(study_uid: str) -> str:
+    return f"/studies/{_uid(study_uid)}"
+
+
+def _series_path(study_uid: str, series_uid: str) -> str:
+    return f"{_study_path(study_uid)}/series/{_uid(series_uid)}"
+
+
+def _redact_path(path: str) -> str:
+    """``path`` with each UID segment replaced by ``{uid}``, for messages.
+
+    Example:
+        >>> _redact_path("/studies/1.2.3/series/4.5")
+        '/studies/{uid}/series/{uid}'
+    """
+    return "/".join("{uid}" if _UID.fullmatch(part) else part for part in path.split("/"))
+
+
 def parse_multipart(content_type: str, body: bytes) -> list[bytes]:
-    """The parts of a ``multipart/related`` body (PS3.18 8.6.1.2, RFC 2046 5.1), as bytes.
+    r"""The parts of a ``multipart/related`` body (PS3.18 8.6.1.2, RFC 2046 5.1), as bytes.
 
     Example:
         >>> parse_multipart("multipart/related; boundary=b", b"--b\r\n\r\nhi\r\n--b--")

@@ -74,6 +74,8 @@ def create_app(settings: Settings, analyze: Analyze | None = None) -> FastAPI:
             if services.scp is not None:
                 services.scp.stop()
             workers.stop()
+            if services.push_client is not None:
+                services.push_client.close()
             services.db.close()
 
     app = FastAPI(title="radlens", version=__version__, description=DESCRIPTION, lifespan=lifespan)
@@ -117,8 +119,10 @@ def start_services(settings: Settings, analyze: Analyze | None) -> tuple[Service
     ensure_first_account(db, settings.home, settings.production)
     intake = Intake(db, storage)
     on_complete = None
+    push_client = None
     if settings.pacs_url and settings.pacs_push_results:
-        on_complete = overlay_pusher(pacs_client(settings))
+        push_client = pacs_client(settings)
+        on_complete = overlay_pusher(push_client)
     rules = TriageRules(
         frozenset(settings.critical_labels), settings.ood_penalty, settings.aging_minutes
     )
@@ -127,7 +131,7 @@ def start_services(settings: Settings, analyze: Analyze | None) -> tuple[Service
     )
     workers = Workers(queue, analyze, settings.workers, settings.poll_interval_s)
     workers.start()
-    services = Services(settings, db, intake, models_loaded, rules=rules)
+    services = Services(settings, db, intake, models_loaded, rules=rules, push_client=push_client)
     if settings.dicom_enabled:
         services.scp = start_scp(intake, settings.ae_title, settings.host, settings.dicom_port)
     return services, workers
@@ -144,7 +148,12 @@ def start_pacs_poller(settings: Settings, intake: Intake) -> PacsPoller | None:
     """Poll the PACS when ``pacs_url`` is set; None otherwise."""
     if not settings.pacs_url:
         return None
-    poller = PacsPoller(pacs_client(settings), intake, settings.pacs_poll_seconds)
+    poller = PacsPoller(
+        pacs_client(settings),
+        intake,
+        settings.pacs_poll_seconds,
+        lookback_days=settings.pacs_lookback_days,
+    )
     poller.start()
     log.info("polling PACS %s every %gs", poller.client.server, settings.pacs_poll_seconds)
     return poller

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from radlens.config import Settings
+from radlens.net.dicomweb import DicomWebClient
 from radlens.net.scp import StorageSCP
 from radlens.store.accounts import session_user
 from radlens.store.db import Database
@@ -28,6 +29,7 @@ class Services:
     models_loaded: int
     scp: StorageSCP | None = None
     rules: TriageRules = field(default_factory=TriageRules)
+    push_client: DicomWebClient | None = None  # results go back to the PACS through it
 
 
 def get_services(request: Request) -> Services:
