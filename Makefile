@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= radlens-demo
 
-.PHONY: run test bench bench-models zoo lint typecheck clean setup setup-dev
+.PHONY: run test bench bench-models zoo lint typecheck clean setup setup-dev web serve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +28,26 @@ setup-dev: $(VENV)/.dev-installed
 run: $(VENV)/.run-installed
 	$(BIN)/radlens demo -o $(OUT)
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed web
 	$(BIN)/pytest -q
+
+# The web UI (web/, npm + Vite) built into src/radlens/server/static; rebuilt only when its
+# sources change (the built index.html is the stamp; npm ci only when the lock file changes).
+WEB_SOURCES := web/package.json web/index.html $(wildcard web/vite.config.* web/tsconfig*.json) \
+	$(shell find web/src -type f 2>/dev/null)
+web: src/radlens/server/static/index.html
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+src/radlens/server/static/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd web && npm run build
+
+serve: web setup-dev
+	$(BIN)/radlens serve
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/bench_analyze.py
+	$(BIN)/python benchmarks/bench_intake.py
 
 # Retrain every shipped model from its recipe (needs ../shared/data; about an hour on 2 cores).
 ZOO_RECIPES ?= $(wildcard recipes/*.toml)

@@ -1,0 +1,329 @@
+"""The reading room in a real browser: ``radlens serve`` (subprocess) + the built web UI +
+headless Chromium driven by Playwright.
+
+One urgent study (the pydicom-data adult CR chest, sent by C-STORE; the test suite's tiny
+brightness model, added with ``--models``, reads it as positive pneumonia, because the shipped
+pneumonia model reads this adult film as negative) and one routine study (a CT no model
+reads, sent by STOW-RS, first). In the browser: log in, the urgent study is the first row,
+the viewer renders it, the heatmap overlay shows, a finding is accepted, a report draft is
+saved, and both survive a reload. Screenshots of every step go to ``test-artifacts/web/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from pydicom import dcmread
+from pynetdicom import AE
+
+import radlens.server.app
+from serve_helpers import free_port, make_instance, stop_server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+WEB_INDEX = radlens.server.app.STATIC_DIR / "index.html"
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "web"
+RADLENS = Path(sys.executable).with_name("radlens")
+READER, PASSWORD = "reader", "reader-password-1"
+REPORT_TEXT = "Right lower zone opacity, AI pneumonia flag reviewed.\nFollow-up film advised."
+TIMEOUT_MS = 30_000
+ROUTINE_STUDY = "1.2.826.0.1.3680043.9.7777.9001"  # each test has its own server home
+
+
+def _missing(reason: str) -> None:
+    """Skip for a developer without the browser set-up; fail in CI (.ci/run sets the variable)."""
+    if os.environ.get("RADLENS_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"browser test cannot run: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+if not CHROMIUM.is_file():
+    _missing(f"{CHROMIUM} is missing (apt-get install chromium)")
+try:
+    from playwright import sync_api
+except ImportError:
+    _missing("playwright is missing (pip install -e '.[dev]')")
+if not WEB_INDEX.is_file():
+    _missing(f"the web UI is not built ({WEB_INDEX}): run `make web`")
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    dicom_port: int
+    home: Path
+
+
+@pytest.fixture
+def server(tmp_path: Path, tiny_onnx_model_dir: Path) -> Iterator[Server]:
+    """``radlens serve`` with one account and the tiny model as an extra model."""
+    added = subprocess.run(
+        [str(RADLENS), "users", "add", READER, "--home", str(tmp_path), "--password-stdin"],
+        input=f"{PASSWORD}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    port, dicom_port = free_port(), free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                str(RADLENS),
+                "serve",
+                "--home",
+                str(tmp_path),
+                "--port",
+                str(port),
+                "--dicom-port",
+                str(dicom_port),
+                "--quiet-period",
+                "0.5",
+                "--workers",
+                "1",
+                "--models",
+                str(tiny_onnx_model_dir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process, log_path)
+        yield Server(url, dicom_port, tmp_path)
+    finally:
+        stop_server(process)
+        print(log_path.read_text(errors="replace")[-3000:])
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"radlens serve exited: {log_path.read_text()[-2000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"radlens serve did not become ready: {log_path.read_text()[-2000:]}")
+
+
+def _c_store(port: int, raw: bytes) -> None:
+    ds = dcmread(io.BytesIO(raw))
+    ae = AE(ae_title="WEBTEST")
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", port, ae_title="RADLENS")
+    assert assoc.is_established
+    try:
+        status = assoc.send_c_store(ds)
+        assert status and int(status.Status) == 0
+    finally:
+        assoc.release()
+
+
+def _stow(url: str, raw: bytes) -> None:
+    boundary = uuid.uuid4().hex
+    body = (
+        f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+        + raw
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    response = httpx.post(
+        f"{url}/dicomweb/studies", content=body, headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 200, response.text
+
+
+def _analyzed(client: httpx.Client, studies: set[str]) -> dict[str, dict[str, Any]]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        items = {item["study_uid"]: item for item in client.get("/api/worklist").json()}
+        if all(items.get(uid, {}).get("analyzed_at") for uid in studies):
+            return items
+        time.sleep(0.25)
+    raise AssertionError("the studies were not analyzed in time")
+
+
+def _pixels(png: bytes) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.uint8)
+
+
+def _assert_not_blank(png: bytes) -> None:
+    pixels = _pixels(png)
+    distinct = len(np.unique(pixels.reshape(-1, 3), axis=0))
+    assert pixels.std() > 10 and distinct > 50, (pixels.std(), distinct)
+
+
+@dataclass(frozen=True)
+class Rect:
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+def _box(locator: Locator) -> Rect:
+    """The element's client rect (for an SVG shape without its stroke, unlike bounding_box)."""
+    found = locator.evaluate("e => e.getBoundingClientRect().toJSON()")
+    return Rect(found["x"], found["y"], found["width"], found["height"])
+
+
+def _inside(inner: Rect, outer: Rect, slack_px: float = 2.0) -> bool:
+    return (
+        inner.x >= outer.x - slack_px
+        and inner.y >= outer.y - slack_px
+        and inner.x + inner.width <= outer.x + outer.width + slack_px
+        and inner.y + inner.height <= outer.y + outer.height + slack_px
+    )
+
+
+def _shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def test_reader_logs_in_opens_the_urgent_study_reviews_it_and_the_work_survives_a_reload(
+    server: Server, pydicom_data_dir: Path
+) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    routine = ROUTINE_STUDY
+    _stow(server.url, make_instance(routine, f"{routine}.1"))  # first: arrival order loses
+    chest = (pydicom_data_dir / "RG1_J2KR.dcm").read_bytes()
+    header = dcmread(io.BytesIO(chest), stop_before_pixels=True)
+    urgent, columns, rows = str(header.StudyInstanceUID), int(header.Columns), int(header.Rows)
+    _c_store(server.dicom_port, chest)
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        login = api.post("/api/auth/login", json={"username": READER, "password": PASSWORD})
+        assert login.status_code == 200
+        items = _analyzed(api, {routine, urgent})
+        assert items[urgent]["priority"] == "urgent" and items[routine]["priority"] == "routine"
+        study = api.get(f"/api/studies/{urgent}").json()
+    finding = next(f for s in study["findings"]["series"] for f in s["findings"] if f["positive"])
+    assert finding["box_px"] and finding["has_heatmap"]
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(TIMEOUT_MS)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            expect = sync_api.expect
+
+            # Log in (a wrong password first: the error shows, the page stays).
+            page.goto(server.url)
+            page.get_by_test_id("login-username").fill(READER)
+            page.get_by_test_id("login-password").fill("not-the-password")
+            page.get_by_test_id("login-submit").click()
+            expect(page.get_by_test_id("login-error")).to_contain_text("Wrong username")
+            _shot(page, "01-login-error.png")
+            page.get_by_test_id("login-password").fill(PASSWORD)
+            page.get_by_test_id("login-submit").click()
+
+            # The worklist: the urgent study first although it arrived second.
+            worklist = page.get_by_test_id("worklist-row")
+            expect(worklist).to_have_count(2)
+            first = worklist.first
+            expect(first).to_have_attribute("data-study-uid", urgent)
+            expect(first.get_by_test_id("priority-badge")).to_have_text("urgent")
+            expect(first.get_by_test_id("top-finding")).to_contain_text(finding["label"])
+            expect(first.get_by_test_id("low-trust-badge")).to_have_count(
+                1 if items[urgent]["low_trust"] else 0
+            )
+            expect(worklist.nth(1).get_by_test_id("priority-badge")).to_have_text("routine")
+            _shot(page, "02-worklist.png")
+
+            # The viewer renders the radiograph.
+            first.click()
+            viewport = page.locator("[data-testid=viewport][data-rendered=true]")
+            expect(viewport).to_have_count(1)
+            expect(page.get_by_test_id("image-index")).to_have_text("Image 1 / 1")
+            expect(page.get_by_test_id("ai-draft-banner")).to_have_text(
+                "AI draft — requires physician review"
+            )
+            frame = page.get_by_test_id("viewport-frame")
+            boxes = page.get_by_test_id("finding-box")
+            expect(boxes).to_have_count(1)  # the positive finding's box, drawn by default
+            page.get_by_test_id("toggle-boxes").click()  # the image alone for the pixel checks
+            expect(boxes).to_have_count(0)
+            page.wait_for_timeout(500)  # let the first frame settle
+            before = frame.screenshot(path=str(ARTIFACTS / "03-viewport.png"))
+            _assert_not_blank(before)
+            _shot(page, "03-viewer.png")
+
+            # The heatmap overlay: hidden until toggled on, then over the whole image.
+            heatmap = page.get_by_test_id("heatmap-overlay")
+            expect(heatmap).to_be_hidden()
+            page.get_by_test_id("toggle-heatmap").click()
+            expect(heatmap).to_be_visible()
+            page.wait_for_timeout(300)
+            after = frame.screenshot(path=str(ARTIFACTS / "04-viewport-heatmap.png"))
+            change = np.abs(_pixels(after).astype(int) - _pixels(before).astype(int)).mean()
+            assert change > 5, change
+            fitted = _box(heatmap)
+            assert fitted.width / fitted.height == pytest.approx(columns / rows, rel=0.02)
+            assert _inside(fitted, _box(frame))
+            page.get_by_test_id("toggle-boxes").click()
+            expect(boxes).to_have_count(1)
+            assert _inside(_box(boxes.first), fitted)
+            _shot(page, "04-heatmap.png")
+
+            # Zoom (right drag): the overlay follows the image.
+            centre_x, centre_y = fitted.x + fitted.width / 2, fitted.y + fitted.height / 2
+            page.mouse.move(centre_x, centre_y)
+            page.mouse.down(button="right")
+            page.mouse.move(centre_x, centre_y - 150, steps=8)
+            page.mouse.up(button="right")
+            page.wait_for_timeout(300)
+            zoomed = _box(heatmap)
+            assert abs(zoomed.width - fitted.width) > 0.1 * fitted.width, (zoomed, fitted)
+            assert zoomed.width / zoomed.height == pytest.approx(columns / rows, rel=0.02)
+            _shot(page, "04-zoomed.png")
+
+            # Accept the positive finding; write and save a report draft.
+            card = page.locator(f"[data-testid=finding][data-finding-id='{finding['id']}']")
+            card.get_by_test_id("review-accept").click()
+            expect(card.get_by_test_id("review-decision")).to_have_attribute(
+                "data-decision", "accepted"
+            )
+            page.get_by_test_id("report-text").fill(REPORT_TEXT)
+            page.get_by_test_id("report-save").click()
+            expect(page.get_by_test_id("report-status")).to_contain_text("Draft saved")
+            _shot(page, "05-reviewed.png")
+
+            # Reload: the decision and the report come back from the server.
+            page.reload()
+            expect(viewport).to_have_count(1)
+            card = page.locator(f"[data-testid=finding][data-finding-id='{finding['id']}']")
+            expect(card.get_by_test_id("review-decision")).to_contain_text("Accepted by reader")
+            expect(page.get_by_test_id("report-text")).to_have_value(REPORT_TEXT)
+            expect(page.get_by_test_id("study-status")).to_have_text("in review")
+            _shot(page, "06-after-reload.png")
+
+            # Log out: back to the login page, and the API says 401 again.
+            page.get_by_test_id("logout").click()
+            expect(page.get_by_test_id("login-form")).to_be_visible()
+            assert errors == []
+        finally:
+            browser.close()
+    with httpx.Client(base_url=server.url) as anonymous:
+        assert anonymous.get("/api/worklist").status_code == 401

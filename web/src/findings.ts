@@ -1,0 +1,323 @@
+// The findings panel: every AI finding with its probability, trust and provenance, the
+// reader's decision on it (accept / reject / edit), and whatever the analysis could not do.
+import { ApiError, api } from "./api";
+import { fill, h } from "./dom";
+import { AI_DRAFT, LOW_TRUST, dateTime, percent } from "./format";
+import type { Decision, Finding, Review, ReviewIn, Study } from "./types";
+
+export function allFindings(study: Study): Finding[] {
+  return study.findings?.series.flatMap((series) => series.findings) ?? [];
+}
+
+/** The finding to show first: a positive one with a heatmap, else any with a heatmap. */
+export function defaultFinding(study: Study): Finding | null {
+  const findings = allFindings(study);
+  return (
+    findings.find((f) => f.positive && f.has_heatmap) ??
+    findings.find((f) => f.positive) ??
+    findings.find((f) => f.has_heatmap) ??
+    findings[0] ??
+    null
+  );
+}
+
+const DECISION_LABELS: Record<Decision, string> = {
+  accepted: "Accepted",
+  rejected: "Rejected",
+  edited: "Edited",
+};
+
+export interface FindingsPanelHandlers {
+  /** The reader picked a finding: show its image and heatmap. */
+  onSelect: (finding: Finding) => void;
+}
+
+export class FindingsPanel {
+  readonly root = h("section", { class: "panel findings-panel", testid: "findings-panel" });
+  private editing: string | null = null;
+  private readonly errors = new Map<string, string>();
+
+  constructor(
+    private study: Study,
+    private selected: string | null,
+    private readonly handlers: FindingsPanelHandlers,
+  ) {
+    this.render();
+  }
+
+  update(study: Study): void {
+    this.study = study;
+    this.render();
+  }
+
+  select(findingId: string | null): void {
+    this.selected = findingId;
+    this.render();
+  }
+
+  private render(): void {
+    const study = this.study;
+    const document = study.findings;
+    const parts: (Node | null)[] = [
+      h("h2", {}, "AI findings"),
+      h("div", { class: "ai-draft-banner", role: "note", testid: "ai-draft-banner" }, AI_DRAFT),
+    ];
+    if (!document) {
+      const text =
+        study.status === "failed"
+          ? "The analysis failed: no AI result for this study."
+          : `Not analyzed yet (${study.status}); the findings appear here when the analysis is done.`;
+      parts.push(h("p", { class: "muted", testid: "findings-pending" }, text));
+      fill(this.root, parts);
+      return;
+    }
+    if (document.warnings.length) {
+      parts.push(
+        h(
+          "ul",
+          { class: "warnings", testid: "study-warnings" },
+          document.warnings.map((w) => h("li", {}, w)),
+        ),
+      );
+    }
+    for (const rejected of document.rejected) {
+      parts.push(
+        h(
+          "p",
+          { class: "warning", testid: "rejected-input" },
+          `Not read (${rejected.kind}): ${rejected.reason}`,
+        ),
+      );
+    }
+    for (const series of document.series) {
+      const title = [series.modality, series.body_part].filter(Boolean).join(" · ") || "series";
+      parts.push(
+        h(
+          "div",
+          { class: "series-result", testid: "series-result" },
+          h(
+            "h3",
+            {},
+            title,
+            h(
+              "span",
+              { class: "muted" },
+              series.models.length ? ` — ${series.models.join(", ")}` : " — no model ran",
+            ),
+          ),
+          series.skipped_reason
+            ? h("p", { class: "skipped", testid: "skipped-reason" }, series.skipped_reason)
+            : null,
+          series.findings.length === 0 && !series.skipped_reason
+            ? h("p", { class: "muted" }, "No findings.")
+            : null,
+          series.findings.map((finding) => this.card(finding)),
+        ),
+      );
+    }
+    parts.push(h("p", { class: "disclaimer muted", testid: "disclaimer" }, document.disclaimer));
+    fill(this.root, parts);
+  }
+
+  private card(finding: Finding): HTMLElement {
+    const review = this.study.reviews[finding.id];
+    const selected = finding.id === this.selected;
+    const signed = this.study.status === "signed";
+    const verdict = finding.positive
+      ? h(
+          "span",
+          { class: "verdict positive", testid: "finding-verdict" },
+          `positive (≥ ${percent(finding.threshold)})`,
+        )
+      : h(
+          "span",
+          { class: "verdict negative", testid: "finding-verdict" },
+          `negative (< ${percent(finding.threshold)})`,
+        );
+    const error = this.errors.get(finding.id);
+    return h(
+      "article",
+      {
+        class: `finding${selected ? " selected" : ""}${finding.positive ? " is-positive" : ""}`,
+        testid: "finding",
+        "data-finding-id": finding.id,
+        "data-selected": String(selected),
+      },
+      h(
+        "header",
+        {},
+        h(
+          "button",
+          {
+            class: "finding-title link",
+            title: "Show this finding on its image",
+            testid: "finding-show",
+            onclick: () => this.handlers.onSelect(finding),
+          },
+          h("span", { class: "finding-label", testid: "finding-label" }, finding.label),
+        ),
+        h(
+          "span",
+          { class: "probability", testid: "finding-probability" },
+          percent(finding.probability),
+        ),
+      ),
+      h(
+        "div",
+        { class: "finding-meta" },
+        verdict,
+        finding.grade_label
+          ? h("span", { class: "grade", testid: "finding-grade" }, `grade: ${finding.grade_label}`)
+          : null,
+        finding.box_px ? h("span", { class: "muted" }, "box") : null,
+        finding.has_heatmap ? h("span", { class: "muted" }, "heatmap") : null,
+      ),
+      h(
+        "div",
+        { class: "model muted", testid: "finding-model" },
+        `${finding.model_name} ${finding.model_version}`,
+      ),
+      finding.ood_flag
+        ? h(
+            "div",
+            { class: "ood-warning", testid: "ood-warning" },
+            LOW_TRUST,
+            finding.ood_score !== null ? ` (OOD score ${finding.ood_score.toFixed(2)})` : "",
+          )
+        : finding.ood_score !== null
+          ? h(
+              "div",
+              { class: "muted", testid: "ood-score" },
+              `OOD score ${finding.ood_score.toFixed(2)} (in range)`,
+            )
+          : null,
+      finding.warnings.length
+        ? h(
+            "ul",
+            { class: "warnings", testid: "finding-warnings" },
+            // The low-trust line is already shown above.
+            finding.warnings
+              .filter((w) => !finding.ood_flag || w !== LOW_TRUST)
+              .map((w) => h("li", {}, w)),
+          )
+        : null,
+      review ? this.decision(review) : null,
+      this.editing === finding.id && !signed
+        ? this.editForm(finding, review)
+        : signed
+          ? null
+          : h(
+              "div",
+              { class: "review-buttons" },
+              h(
+                "button",
+                {
+                  testid: "review-accept",
+                  onclick: () => this.save(finding, { decision: "accepted" }),
+                },
+                "Accept",
+              ),
+              h(
+                "button",
+                {
+                  testid: "review-reject",
+                  onclick: () => this.save(finding, { decision: "rejected" }),
+                },
+                "Reject",
+              ),
+              h(
+                "button",
+                {
+                  testid: "review-edit",
+                  onclick: () => {
+                    this.editing = finding.id;
+                    this.render();
+                  },
+                },
+                "Edit",
+              ),
+            ),
+      error ? h("p", { class: "form-error", role: "alert" }, error) : null,
+    );
+  }
+
+  private decision(review: Review): HTMLElement {
+    return h(
+      "div",
+      {
+        class: `decision decision-${review.decision}`,
+        testid: "review-decision",
+        "data-decision": review.decision,
+      },
+      h("strong", {}, DECISION_LABELS[review.decision]),
+      ` by ${review.username}, ${dateTime(review.at)}`,
+      review.decision === "edited" && review.label
+        ? h("div", { testid: "review-label" }, `label: ${review.label}`)
+        : null,
+      review.grade !== null ? h("div", {}, `grade: ${review.grade}`) : null,
+      review.note ? h("div", { class: "note", testid: "review-note" }, review.note) : null,
+    );
+  }
+
+  private editForm(finding: Finding, review: Review | undefined): HTMLElement {
+    const label = h("input", {
+      value: review?.label || finding.label,
+      maxLength: 128,
+      required: true,
+      testid: "edit-label",
+    });
+    const grade = h("input", {
+      type: "number",
+      min: 0,
+      max: 20,
+      value: review?.grade ?? finding.grade ?? "",
+      testid: "edit-grade",
+    });
+    const note = h("textarea", { rows: 3, maxLength: 10000, testid: "edit-note" });
+    note.value = review?.note ?? "";
+    const form = h(
+      "form",
+      { class: "edit-form", testid: "edit-form" },
+      h("label", {}, "Label", label),
+      finding.grade !== null || finding.grade_label ? h("label", {}, "Grade", grade) : null,
+      h("label", {}, "Note", note),
+      h(
+        "div",
+        { class: "review-buttons" },
+        h("button", { type: "submit", class: "primary", testid: "edit-save" }, "Save edit"),
+        h(
+          "button",
+          {
+            type: "button",
+            testid: "edit-cancel",
+            onclick: () => {
+              this.editing = null;
+              this.render();
+            },
+          },
+          "Cancel",
+        ),
+      ),
+    );
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const body: ReviewIn = { decision: "edited", label: label.value.trim(), note: note.value };
+      if (grade.isConnected && grade.value !== "") body.grade = Number(grade.value);
+      void this.save(finding, body);
+    });
+    return form;
+  }
+
+  private async save(finding: Finding, body: ReviewIn): Promise<void> {
+    this.errors.delete(finding.id);
+    try {
+      const review = await api.review(this.study.study_uid, finding.id, body);
+      this.study.reviews[finding.id] = review;
+      this.editing = null;
+    } catch (exc) {
+      if (exc instanceof ApiError && exc.status === 401) return;
+      this.errors.set(finding.id, `Not saved: ${exc instanceof Error ? exc.message : String(exc)}`);
+    }
+    this.render();
+  }
+}
