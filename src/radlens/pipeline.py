@@ -24,7 +24,7 @@ from radlens.inference.backends import Backend, OnnxBackend
 from radlens.inference.ood import stats_for
 from radlens.inference.predict import ood_score, predict
 from radlens.io.load import load_images
-from radlens.models.registry import InstalledModel, route
+from radlens.models.registry import InstalledModel, applies, route, series_shape
 from radlens.triage.priority import study_priority
 
 
@@ -155,6 +155,7 @@ def _content_unlike_tags(
     """
     if not images:
         return ()
+    dims, color = series_shape(series)
     warnings = []
     for model in models:
         spec = model.card.ood
@@ -163,11 +164,12 @@ def _content_unlike_tags(
             continue
         score = ood_score(images[0], model.card, backend_for(model), stats)
         if score is not None and score < 1.0:  # the score is a multiple of its threshold
+            tagged = " ".join(t for t in (series.modality, series.body_part) if t)
             warnings.append(
                 f"image content resembles the training data of {model.card.name} "
-                f"({model.card.finding_label}) although the series is tagged "
-                f"{series.modality or 'without modality'}"
-                f"{' ' + series.body_part if series.body_part else ''}: check the DICOM tags"
+                f"({model.card.finding_label}), which did not read it "
+                f"({applies(model.card, series, dims, color)}; series tagged "
+                f"{tagged or 'without modality'}): check the DICOM tags"
             )
     return tuple(warnings)
 

@@ -70,9 +70,13 @@ def test_exif_orientation_is_applied() -> None:
     assert read_raster(Path("phone.jpg"), data).shape == (20, 10, 3)
 
 
-def test_info_reads_size_without_decoding() -> None:
-    data = png_bytes(PILImage.fromarray(np.zeros((3, 4, 3), np.uint8)), "JPEG")
-    assert read_raster_info(Path("x.jpg"), data) == RasterInfo(3, 4, 3)
+def test_info_reads_size_and_samples_as_read_raster_does() -> None:
+    colour = png_bytes(PILImage.fromarray(RNG.integers(0, 256, (3, 4, 3), np.uint8)))
+    assert read_raster_info(Path("x.png"), colour) == RasterInfo(3, 4, 3)
+    gray_as_rgb = png_bytes(PILImage.fromarray(np.zeros((3, 4, 3), np.uint8)), "JPEG")
+    assert read_raster_info(Path("x.jpg"), gray_as_rgb) == RasterInfo(3, 4, 1)
+    gray = png_bytes(PILImage.fromarray(np.zeros((3, 4), np.uint8)))
+    assert read_raster_info(Path("g.png"), gray) == RasterInfo(3, 4, 1)
 
 
 def test_real_knee_png_and_chest_jpeg_are_grayscale(shared_data_dir: Path) -> None:
@@ -81,6 +85,7 @@ def test_real_knee_png_and_chest_jpeg_are_grayscale(shared_data_dir: Path) -> No
     for path in (knee, chest):  # the chest JPEG is RGB with three equal channels
         image = read_raster(path)
         assert (image.layout, image.shape) == (ImageLayout.YX, (224, 224))
+        assert read_raster_info(path).samples_per_pixel == 1  # so routing sees grayscale
 
 
 def test_real_microscopy_jpeg_is_colour(shared_data_dir: Path) -> None:

@@ -186,7 +186,9 @@ def test_a_chest_radiograph_tagged_as_head_ct_is_called_out(
     run = analyze([radiograph], tmp_path / "out", discover(), modality="CT", body_part="HEAD")
     [series] = [s for o in run.outputs for s in o.result.series]
     assert not series.findings and "no installed model applies" in series.skipped_reason
-    assert any("resembles the training data of cxr_pneumonia" in w for w in series.warnings)
+    [warning] = [w for w in series.warnings if "resembles the training data of" in w]
+    assert "cxr_pneumonia" in warning and "modality CT not in" in warning
+    assert "series tagged CT HEAD" in warning
 
 
 def test_the_demo_series_raise_no_tag_warnings(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ grayscale (layout YX, float32).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 from dataclasses import dataclass
@@ -44,14 +45,23 @@ class RasterInfo:
 
 
 def read_raster_info(path: Path, data: bytes | None = None) -> RasterInfo:
-    """Read the size of a PNG/JPEG without decoding its pixels.
+    """Read the size of a PNG/JPEG, decoding its pixels only when its mode is colour (to
+    tell a grayscale image saved as colour, read as grayscale by :func:`read_raster`).
 
     Raises:
         UnsupportedFormatError: not an image Pillow can identify.
     """
     with _open(path, data) as image:
         samples = 1 if image.mode in _GRAY_MODES else 3
+        if samples == 3:
+            # Undecodable: read_raster names the problem when the pixels are read.
+            with contextlib.suppress(OSError):
+                samples = 1 if _equal_channels(np.asarray(image.convert("RGB"))) else 3
         return RasterInfo(rows=image.height, columns=image.width, samples_per_pixel=samples)
+
+
+def _equal_channels(rgb: np.ndarray) -> bool:
+    return np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])
 
 
 def read_raster(path: Path, data: bytes | None = None) -> Image:
@@ -83,7 +93,7 @@ def read_raster(path: Path, data: bytes | None = None) -> Image:
             array = np.asarray(gray, dtype=np.float32)
             return Image(array, ImageLayout.YX, _UNKNOWN_SPACING)
         rgb = np.asarray(upright.convert("RGB"), dtype=np.uint8)
-    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+    if _equal_channels(rgb):
         return Image(rgb[..., 0].astype(np.float32), ImageLayout.YX, _UNKNOWN_SPACING)
     return Image(np.ascontiguousarray(rgb), ImageLayout.YXC, _UNKNOWN_SPACING, units="RGB")
 
