@@ -3,10 +3,12 @@ headless Chromium driven by Playwright.
 
 One urgent study (the pydicom-data adult CR chest, sent by C-STORE; the test suite's tiny
 brightness model, added with ``--models``, reads it as positive pneumonia, because the shipped
-pneumonia model reads this adult film as negative) and one routine study (a CT no model
-reads, sent by STOW-RS, first). In the browser: log in, the urgent study is the first row,
-the viewer renders it, the heatmap overlay shows, a finding is accepted, a report draft is
-saved, and both survive a reload. Screenshots of every step go to ``test-artifacts/web/``.
+pneumonia model reads this adult film as negative, and flags its finding as low trust: an
+adult, unlike its training data) and one routine study (a CT no model reads, sent by STOW-RS,
+first). In the browser: log in, the urgent study is the first row with its low-trust badge,
+the viewer renders it, the heatmap overlay shows, the flagged finding says "input unlike
+training data — low trust", a finding is accepted, a report draft is saved, and both survive
+a reload. Screenshots of every step go to ``test-artifacts/web/``.
 """
 
 from __future__ import annotations
@@ -219,6 +221,14 @@ def test_reader_logs_in_opens_the_urgent_study_reviews_it_and_the_work_survives_
         study = api.get(f"/api/studies/{urgent}").json()
     finding = next(f for s in study["findings"]["series"] for f in s["findings"] if f["positive"])
     assert finding["box_px"] and finding["has_heatmap"]
+    # The shipped chest model also reads this adult film: an input unlike its training data.
+    flagged = next(
+        f
+        for s in study["findings"]["series"]
+        for f in s["findings"]
+        if f["model_name"] == "cxr_pneumonia"
+    )
+    assert flagged["ood_flag"] and items[urgent]["low_trust"]
 
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
@@ -246,9 +256,7 @@ def test_reader_logs_in_opens_the_urgent_study_reviews_it_and_the_work_survives_
             expect(first).to_have_attribute("data-study-uid", urgent)
             expect(first.get_by_test_id("priority-badge")).to_have_text("urgent")
             expect(first.get_by_test_id("top-finding")).to_contain_text(finding["label"])
-            expect(first.get_by_test_id("low-trust-badge")).to_have_count(
-                1 if items[urgent]["low_trust"] else 0
-            )
+            expect(first.get_by_test_id("low-trust-badge")).to_have_count(1)
             expect(worklist.nth(1).get_by_test_id("priority-badge")).to_have_text("routine")
             _shot(page, "02-worklist.png")
 
@@ -298,6 +306,12 @@ def test_reader_logs_in_opens_the_urgent_study_reviews_it_and_the_work_survives_
             assert abs(zoomed.width - fitted.width) > 0.1 * fitted.width, (zoomed, fitted)
             assert zoomed.width / zoomed.height == pytest.approx(columns / rows, rel=0.02)
             _shot(page, "04-zoomed.png")
+
+            # The flagged finding says so, in the words of findings.json.
+            low = page.locator(f"[data-testid=finding][data-finding-id='{flagged['id']}']")
+            expect(low.get_by_test_id("ood-warning")).to_contain_text(
+                "input unlike training data — low trust"
+            )
 
             # Accept the positive finding; write and save a report draft.
             card = page.locator(f"[data-testid=finding][data-finding-id='{finding['id']}']")
