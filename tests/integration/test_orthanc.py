@@ -105,8 +105,9 @@ def pacs(orthanc: str) -> str:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(f"sqlite:///{tmp_path / 'radlens.sqlite'}")
+def db(database_url: str) -> Iterator[Database]:
+    """SQLite and PostgreSQL: every test that takes it runs on both."""
+    database = open_database(database_url)
     yield database
     database.close()
 
@@ -241,7 +242,11 @@ def test_study_is_pulled_analyzed_and_overlay_lands_in_same_study(
 
 
 def test_real_pipeline_on_a_pulled_study_pushes_its_overlay_into_the_same_study(
-    pacs: str, tmp_path: Path, pydicom_data_dir: Path, caplog: pytest.LogCaptureFixture
+    pacs: str,
+    tmp_path: Path,
+    database_url: str,
+    pydicom_data_dir: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Acceptance: stored into Orthanc -> pulled -> shipped ONNX models -> overlay in Orthanc."""
     from fastapi.testclient import TestClient
@@ -253,6 +258,7 @@ def test_real_pipeline_on_a_pulled_study_pushes_its_overlay_into_the_same_study(
     study_uid = _upload(pacs, (pydicom_data_dir / "RG1_J2KR.dcm").read_bytes())
     settings = Settings(
         home=tmp_path,
+        db=database_url,
         dicom_enabled=False,
         quiet_period_s=0.2,
         poll_interval_s=0.05,
@@ -285,7 +291,7 @@ def test_real_pipeline_on_a_pulled_study_pushes_its_overlay_into_the_same_study(
 
 
 def test_study_that_gains_instances_is_fetched_again_missing_ones_only(
-    pacs: str, tmp_path: Path
+    pacs: str, tmp_path: Path, database_url: str
 ) -> None:
     today = date.today()
     study_uid = generate_uid(prefix=None)
@@ -294,7 +300,7 @@ def test_study_that_gains_instances_is_fetched_again_missing_ones_only(
     for uid in sop[:2]:
         _upload(pacs, _instance(study_uid, first, uid, today))
     storage = tmp_path / "storage"
-    db = open_database(f"sqlite:///{tmp_path / 'radlens.sqlite'}")
+    db = open_database(database_url)
     transport = RecordingTransport()
     client = _client(pacs, transport)
     assert PacsPoller(client, Intake(db, storage), lookback_days=2).poll_once() == 2
@@ -314,7 +320,7 @@ def test_study_that_gains_instances_is_fetched_again_missing_ones_only(
     # While radlens is down, the modality sends one more image and a new series.
     _upload(pacs, _instance(study_uid, first, sop[2], today))
     _upload(pacs, _instance(study_uid, second, sop[3], today))
-    db = open_database(f"sqlite:///{tmp_path / 'radlens.sqlite'}")
+    db = open_database(database_url)
     transport.requests.clear()
     poller = PacsPoller(client, Intake(db, storage), lookback_days=2)  # a restarted radlens
     assert poller.poll_once() == 2
