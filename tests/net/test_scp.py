@@ -23,8 +23,9 @@ MALFORMED_DIR = Path(__file__).parents[2].parent / "shared" / "data" / "dicom" /
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(f"sqlite:///{tmp_path / 'radlens.sqlite'}")
+def db(database_url: str) -> Iterator[Database]:
+    """SQLite and PostgreSQL."""
+    database = open_database(database_url)
     yield database
     database.close()
 
