@@ -136,6 +136,25 @@ def test_pydicom_data_files_over_c_store_all_reach_the_worklist(
     assert {e.study_uid for e in list_worklist(db)} == expected
 
 
+def test_the_shared_real_dicom_files_over_c_store_all_reach_the_worklist(
+    scp: StorageSCP, db: Database, shared_data_dir: Path
+) -> None:
+    """The 58 real files of ``../shared/data/dicom`` (every modality and transfer syntax)."""
+    files = sorted(
+        p for p in (shared_data_dir / "dicom").rglob("*.dcm") if "malformed" not in p.parts
+    )
+    assert len(files) >= 50
+    statuses = send_files(scp.port, files)
+    assert {p.name: s for p, s in statuses.items() if s != StoreStatus.SUCCESS} == {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = {
+            str(pydicom.dcmread(p, stop_before_pixels=True, force=True).StudyInstanceUID)
+            for p in files
+        }
+    assert {e.study_uid for e in list_worklist(db)} == expected
+
+
 def test_malformed_objects_are_refused_and_the_scp_keeps_serving(
     scp: StorageSCP, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
