@@ -1,4 +1,5 @@
-"""3D augmentation: exact flips, shapes kept, reproducible draws."""
+"""Augmentation: exact 3D flips, shapes kept, reproducible draws; corrupted copies for
+robustness training."""
 
 from __future__ import annotations
 
@@ -56,3 +57,52 @@ def test_permute_spatial_reorders_axes_exactly() -> None:
     assert sorted(mixed.flatten(1).sum(1).round(decimals=3).unique().tolist()) == sorted(
         (x / 54).flatten(1).sum(1).round(decimals=3).unique().tolist()
     )
+
+
+# --- robustness training: corrupted copies -------------------------------------------------
+
+
+def test_corrupted_copy_is_reproducible_8_bit_and_uses_only_the_recipe_kinds() -> None:
+    import numpy as np
+
+    from radlens.evaluation.corruptions import corrupt
+    from radlens.training.augment import corrupted_copy
+
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(40)]
+    spec = Augment(corruption_prob=0.5, corruptions=("gaussian_noise", "brightness"))
+    first, again = corrupted_copy(images, spec, seed=7), corrupted_copy(images, spec, seed=7)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert all(c.dtype == np.uint8 and c.shape == (28, 28) for c in first)
+    assert not any(np.array_equal(c, i) for c, i in zip(first, images, strict=True))
+    # Every item is one of the allowed kinds at some severity, with its own seed.
+    for i, (image, out) in enumerate(zip(images, first, strict=True)):
+        candidates = [
+            np.rint(corrupt(image, kind, s, seed=7 + i)).astype(np.uint8)
+            for kind in spec.corruptions
+            for s in range(1, 6)
+        ]
+        assert any(np.array_equal(out, c) for c in candidates), i
+    assert not np.array_equal(first[0], corrupted_copy(images, spec, seed=8)[0])
+
+
+def test_mix_corrupted_draws_items_from_the_corrupted_batch_at_its_rate() -> None:
+    from radlens.training.augment import mix_corrupted
+
+    clean, bad = torch.zeros(1000, 1, 2, 2), torch.ones(1000, 1, 2, 2)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(mix_corrupted(clean, bad, 0.0, gen), clean)
+    assert torch.equal(mix_corrupted(clean, bad, 1.0, gen), bad)
+    mixed = mix_corrupted(clean, bad, 0.3, gen)
+    per_item = mixed.flatten(1)
+    assert bool(((per_item == 0).all(1) | (per_item == 1).all(1)).all())  # whole items
+    assert 0.25 < float(per_item[:, 0].mean()) < 0.35
+
+
+def test_corruption_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="unknown corruption"):
+        Augment(corruption_prob=0.5, corruptions=("snow",))
+    with pytest.raises(ValueError, match="needs augment.corruptions"):
+        Augment(corruption_prob=0.5)
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        Augment(corruption_prob=1.5, corruptions=("blur",))

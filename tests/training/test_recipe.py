@@ -64,6 +64,14 @@ def test_a_bad_recipe_is_a_config_error(tmp_path: Path) -> None:
         read_recipe(tmp_path / "bad.toml")
 
 
+def test_an_unknown_corruption_kind_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown corruption"):
+        read_recipe(
+            RECIPES / "breast_us_malignancy.toml",
+            {"augment.corruption_prob": 0.5, "augment.corruptions": ["snow"]},
+        )
+
+
 def test_dataset_name_finds_the_recipe_written_for_it() -> None:
     path, overrides = recipe_for_dataset("breastmnist", None, RECIPES)
     assert path == RECIPES / "breast_us_malignancy.toml" and overrides == {}

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from radlens.evaluation.corruptions import SEVERITIES, corrupt
 from radlens.training.recipe import Augment
 
 
@@ -102,6 +104,30 @@ def blur(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
         k.view(1, 1, -1, 1).repeat(c, 1, 1, 1),
         groups=c,
     )
+
+
+def corrupted_copy(images: list[np.ndarray], spec: Augment, seed: int) -> list[np.ndarray]:
+    """Each 2D image corrupted once at its source resolution, stored as 8-bit like a file.
+
+    Item ``i`` gets a kind from ``spec.corruptions`` and a severity 1-5 drawn by a generator
+    seeded with ``seed``; the corruption's own noise is seeded per item, so the copy is
+    reproducible.
+    """
+    rng = np.random.default_rng(seed)
+    kinds = rng.integers(0, len(spec.corruptions), len(images))
+    severities = rng.integers(0, len(SEVERITIES), len(images))
+    return [
+        np.rint(corrupt(image, spec.corruptions[k], SEVERITIES[s], seed=seed + i)).astype(np.uint8)
+        for i, (image, k, s) in enumerate(zip(images, kinds, severities, strict=True))
+    ]
+
+
+def mix_corrupted(
+    clean: torch.Tensor, corrupted: torch.Tensor, prob: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Each item of a batch from ``corrupted`` with probability ``prob``, else from ``clean``."""
+    take = torch.rand(clean.shape[0], generator=generator) < prob
+    return torch.where(take.view((-1,) + (1,) * (clean.dim() - 1)), corrupted, clean)
 
 
 class RandomAugment:

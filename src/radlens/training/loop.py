@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from radlens.evaluation import metrics as m
 from radlens.models.card import Task
-from radlens.training.augment import RandomAugment
+from radlens.training.augment import RandomAugment, mix_corrupted
 from radlens.training.nets import CamClassifier
 from radlens.training.recipe import Recipe
 
@@ -116,10 +116,13 @@ def fit(
     x_val: torch.Tensor,
     y_val: np.ndarray,
     log: logging.Logger,
+    x_corrupted: torch.Tensor | None = None,
 ) -> tuple[CamClassifier, list[EpochRecord]]:
     """Train ``model`` and return the best epoch's weights and the history.
 
     ``x_*`` are ``(N, C, ...)`` float tensors in [0, 1]; normalization is applied per batch.
+    ``x_corrupted`` is ``x_train`` corrupted item by item (robustness training): a batch
+    item comes from it with probability ``recipe.augment.corruption_prob``.
     """
     s, spec = recipe.schedule, recipe.input
     gen = torch.Generator().manual_seed(recipe.seed)
@@ -155,7 +158,10 @@ def fit(
             idx = order[i : i + s.batch_size]
             if len(idx) < 2:
                 continue
-            xb = (augment(x_train[idx]) - spec.mean) / spec.std
+            xb = x_train[idx]
+            if x_corrupted is not None:
+                xb = mix_corrupted(xb, x_corrupted[idx], recipe.augment.corruption_prob, gen)
+            xb = (augment(xb) - spec.mean) / spec.std
             logits, _ = model(xb)
             loss = loss_fn(logits, yt[idx], weights, recipe)
             opt.zero_grad(set_to_none=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from radlens.errors import ConfigError
+from radlens.evaluation.corruptions import CORRUPTIONS
 from radlens.models.card import AppliesTo, InputSpec, Population, Task
 
 # ``--arch`` presets: (blocks per stage, channels per stage) of a MONAI ResNet trunk.
@@ -97,6 +98,22 @@ class Augment:
     # 3D only: swap the spatial axes at random (cubic inputs), for shapes whose orientation
     # carries no meaning, such as vessel segments. Exact: no interpolation.
     permute_axes: bool = False
+    # 2D only, robustness training: each training image is also stored corrupted
+    # (radlens.evaluation.corruptions, at its source resolution, a kind from ``corruptions``
+    # and a severity 1-5 drawn at random, 8-bit like a real file), and a batch item is drawn
+    # from that copy with probability ``corruption_prob``; geometric and intensity
+    # augmentation apply on top.
+    corruption_prob: float = 0.0
+    corruptions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.corruption_prob <= 1.0:
+            raise ValueError("augment.corruption_prob must be in [0, 1]")
+        if self.corruption_prob > 0 and not self.corruptions:
+            raise ValueError("augment.corruption_prob needs augment.corruptions (kinds)")
+        unknown = set(self.corruptions) - set(CORRUPTIONS)
+        if unknown:
+            raise ValueError(f"unknown corruption(s) {sorted(unknown)}; known: {CORRUPTIONS}")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from radlens.inference.preprocess import prepare
 from radlens.io.datasets import LabelledImages, read_labelled
 from radlens.models.card import Calibration, ModelCard, Task, Training, read_card, write_card
 from radlens.models.registry import sha256_of
+from radlens.training.augment import corrupted_copy
 from radlens.training.export import export_onnx, parity
 from radlens.training.loop import fit, selection_key
 from radlens.training.nets import FlipAverage, MeanEnsemble, build_net, tta_flips
@@ -162,6 +163,15 @@ def _train(
         train_set = train_set.sample(recipe.schedule.max_train_items, recipe.seed)
     log.info("train %s, val %s", train_set.class_counts(), val_set.class_counts())
     x_train, x_val = to_tensor(train_set, recipe), to_tensor(val_set, recipe)
+    x_corrupted = None
+    if recipe.augment.corruption_prob > 0 and recipe.input.dims == 2:
+        copy = corrupted_copy(train_set.images, recipe.augment, recipe.seed)
+        x_corrupted = to_tensor(replace(train_set, images=copy), recipe)
+        log.info(
+            "robustness training: %s at severities 1-5, p=%.2f per item",
+            ", ".join(recipe.augment.corruptions),
+            recipe.augment.corruption_prob,
+        )
     members: list[torch.nn.Module] = []
     for member in range(recipe.schedule.ensemble):
         # Member k trains with seed + k; one member is the plain recipe.
@@ -179,7 +189,7 @@ def _train(
             member_recipe.seed,
         )
         net, history = fit(
-            net, member_recipe, x_train, train_set.labels, x_val, val_set.labels, log
+            net, member_recipe, x_train, train_set.labels, x_val, val_set.labels, log, x_corrupted
         )
         best = max(history, key=selection_key)
         log.info("best epoch %d (val_auc %.4f)", best.epoch, best.val_auc)
