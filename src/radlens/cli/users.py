@@ -91,7 +91,7 @@ def list_command(home: HomeOption = None, db: DbOption = None, config: ConfigOpt
 
     with _database(home, db, config) as database:
         for name, active in list_users(database):
-            out.print(f"{name}\t{'active' if active else 'disabled'}", highlight=False)
+            typer.echo(f"{name}\t{'active' if active else 'disabled'}")  # tab-separated
 
 
 def _password(from_stdin: bool) -> str:

@@ -8,12 +8,18 @@
   keeps its stored values (the viewer applies Rescale Slope/Intercept and the window);
   colour is sent as interleaved RGB.
 
+Pixel Spacing (and Imager Pixel Spacing) with a zero, negative or non-finite value, and an
+Image Orientation (Patient) that is not two non-zero, non-parallel direction cosines, are
+left out of the metadata, at every nesting level: a viewer given them divides by zero or
+builds a degenerate plane, where without them it falls back to its defaults (1 mm, axial).
+
 Decoded instances are cached (a few, by path and modification time), because a viewer
 asks for the frames of a multi-frame object one by one.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +39,9 @@ _BULK_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
 _MAX_INLINE_BYTES = 64 * 1024
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _CACHED_INSTANCES = 4
+_SPACING_TAGS = ("00280030", "00181164")  # Pixel Spacing, Imager Pixel Spacing (PS3.3 10.7.1.3)
+_ORIENTATION_TAG = "00200037"  # Image Orientation (Patient), PS3.3 C.7.6.2.1.1
+_MIN_SINE = 1e-3  # row and column directions closer to parallel than this are no plane
 
 
 def web_metadata(path: Path) -> dict[str, Any]:
@@ -53,6 +62,7 @@ def web_metadata(path: Path) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # odd values in real files must not stop the viewer
         document: dict[str, Any] = header.to_json_dict(bulk_data_threshold=_MAX_INLINE_BYTES)
+    _drop_unusable_geometry(document)
     return document
 
 
@@ -108,6 +118,46 @@ def _describe_sent_pixels(header: Dataset, values: np.ndarray, photometric: str)
         if "PlanarConfiguration" in header:
             del header.PlanarConfiguration
     header.NumberOfFrames = values.shape[0]
+
+
+def _drop_unusable_geometry(document: dict[str, Any]) -> None:
+    """Remove spacings and orientations a viewer cannot use, here and in every sequence item
+    (e.g. the functional groups of an enhanced multi-frame object)."""
+    for tag in _SPACING_TAGS:
+        if tag in document and not _usable_spacing(_numbers(document[tag], 2)):
+            del document[tag]
+    orientation = document.get(_ORIENTATION_TAG)
+    if orientation is not None and not _usable_orientation(_numbers(orientation, 6)):
+        del document[_ORIENTATION_TAG]
+    for element in document.values():
+        if isinstance(element, dict) and element.get("vr") == "SQ":
+            for item in element.get("Value") or []:
+                if isinstance(item, dict):
+                    _drop_unusable_geometry(item)
+
+
+def _numbers(element: dict[str, Any], count: int) -> list[float] | None:
+    """The element's ``count`` values as finite floats, or None when it has other values."""
+    values = element.get("Value")
+    if not isinstance(values, list) or len(values) != count:
+        return None
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError):
+        return None
+    return numbers if all(math.isfinite(n) for n in numbers) else None
+
+
+def _usable_spacing(spacing: list[float] | None) -> bool:
+    return spacing is not None and all(s > 0 for s in spacing)
+
+
+def _usable_orientation(cosines: list[float] | None) -> bool:
+    if cosines is None:
+        return False
+    row, column = np.array(cosines[:3]), np.array(cosines[3:])
+    lengths = float(np.linalg.norm(row) * np.linalg.norm(column))
+    return lengths > 0 and float(np.linalg.norm(np.cross(row, column))) / lengths > _MIN_SINE
 
 
 def _length(value: object) -> int:

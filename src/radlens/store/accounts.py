@@ -187,13 +187,24 @@ def ensure_first_account(db: Database, home: Path, production: bool) -> Path | N
     password = secrets.token_urlsafe(18)
     path = home.expanduser() / FIRST_PASSWORD_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A new owner-only file, renamed over any old one only once the account exists: a
+    # left-over world-readable file never receives the password, and a process that lost
+    # the race to make the account leaves the winner's file alone.
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(6)}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fp:
         fp.write(password + "\n")
+        fp.flush()
+        os.fsync(fp.fileno())
     try:
         add_user(db, FIRST_ACCOUNT, password)
     except ConflictError:
+        partial.unlink()
         return None  # another process made it first
+    except BaseException:
+        partial.unlink()
+        raise
+    partial.replace(path)
     log.warning(
         "made account %r; its password is in %s (change it: radlens users passwd %s)",
         FIRST_ACCOUNT,

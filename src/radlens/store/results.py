@@ -32,7 +32,7 @@ def finding_id(series_uid: str, finding: Finding) -> str:
     Example:
         >>> from radlens.domain.findings import Finding
         >>> finding_id("1.2", Finding("pneumonia", "Pneumonia", 0.9, 0.5, "cxr", "1.0.0"))
-        'bd8ec0b7a8e1e1c1'
+        'c55e877dd2b4fb2b'
     """
     key = "|".join(
         (series_uid, finding.sop_instance_uid, str(finding.frame), finding.model_name, finding.code)
