@@ -1,10 +1,10 @@
-"""Robustness and calibration of the 2D models (issue 5, parts 3-4).
+"""Robustness of the 2D models (issue 5, part 4).
 
 * Clean vs corrupted val AUC per corruption and severity (radlens.evaluation.corruptions).
 * OOD AUROC of the model's own score: clean val vs severity-5 corrupted val (goal >= 0.90).
-* Reliability diagrams (PNG, drawn with Pillow) for every model, from val, after temperature.
 
-Writes benchmarks/robustness.{json,md} and benchmarks/reliability/<model>.png.
+Writes benchmarks/robustness.{json,md}. Calibration and reliability diagrams:
+benchmarks/bench_calibration.py.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image as PILImage
-from PIL import ImageDraw
 
 from radlens.evaluation.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from radlens.evaluation.evaluate import evaluate, prepare_batch
@@ -54,56 +52,19 @@ def ood_scores(model: InstalledModel, backend: OnnxBackend, images: list[np.ndar
     return np.concatenate(out)
 
 
-def reliability_png(path: Path, title: str, y: np.ndarray, probs: np.ndarray) -> None:
-    """Top-label reliability diagram: accuracy per confidence bin vs the diagonal."""
-    size, pad = 320, 40
-    img = PILImage.new("RGB", (size + 2 * pad, size + 2 * pad), "white")
-    draw = ImageDraw.Draw(img)
-    draw.rectangle([pad, pad, pad + size, pad + size], outline="black")
-    draw.line([pad, pad + size, pad + size, pad], fill=(150, 150, 150))
-    conf, correct = probs.max(axis=1), probs.argmax(axis=1) == y
-    edges = np.linspace(0, 1, 11)
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        inside = (conf >= lo) & (conf < hi if hi < 1 else conf <= hi)
-        if not inside.any():
-            continue
-        acc = float(correct[inside].mean())
-        x0, x1 = pad + lo * size, pad + hi * size
-        draw.rectangle([x0 + 1, pad + size - acc * size, x1 - 1, pad + size], fill=(70, 110, 200))
-        draw.text((x0 + 2, pad + size + 4), str(int(inside.sum())), fill="black")
-    draw.text((pad, 8), title, fill="black")
-    draw.text((pad, pad + size + 22), "confidence (n per bin) -> ; bar = accuracy", fill="black")
-    img.save(path)
-
-
 def main() -> int:
     root = Path(os.environ.get("RADLENS_DATA", HERE.parent.parent / "shared" / "data"))
     if not root.exists():
         print(f"skip: no data at {root}")
         return 0
-    (HERE / "reliability").mkdir(exist_ok=True)
-    rows, calibration = [], []
+    rows = []
     for model in discover(include_disabled=True):
         card = model.card
+        if card.input.dims != 2:
+            continue
         val = read_labelled(data_of(model, root), "val", card.labels)
         backend = OnnxBackend(model.weights, threads=2)
         clean = evaluate(card, backend, val)
-        calibration.append(
-            {
-                "model": card.name,
-                "ece_before": card.calibration.ece_before,
-                "ece_after": card.calibration.ece_after,
-                "temperature": card.calibration.temperature,
-            }
-        )
-        reliability_png(
-            HERE / "reliability" / f"{card.name}.png",
-            f"{card.name} val n={len(val)} ECE {clean.metrics['ece']:.3f}",
-            clean.labels,
-            clean.probs,
-        )
-        if card.input.dims != 2:
-            continue
         if len(val) > MAX_VAL:
             val = val.sample(MAX_VAL)
             clean = evaluate(card, backend, val)
@@ -119,7 +80,7 @@ def main() -> int:
                     row["ood_auroc_s5"] = auc_binary(y == 1, np.r_[clean_ood, s5])
             rows.append(row)
             print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
-    result = {"date": time.strftime("%Y-%m-%d"), "rows": rows, "calibration": calibration}
+    result = {"date": time.strftime("%Y-%m-%d"), "rows": rows}
     (HERE / "robustness.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (HERE / "robustness.md").write_text(render(result), encoding="utf-8")
     return 0
@@ -129,7 +90,7 @@ def render(result: dict[str, list[dict[str, object]]] | dict[str, object]) -> st
     rows = result["rows"]
     assert isinstance(rows, list)
     out = [
-        "# Benchmark: robustness and calibration (issue 5, parts 3-4)\n",
+        "# Benchmark: robustness (issue 5, part 4)\n",
         f"Measured {result['date']} on 2 CPU cores. Val split (up to {MAX_VAL} images per "
         "model), corruptions from `radlens.evaluation.corruptions` at severities 1-5. "
         "`OOD AUROC s5`: the model's own out-of-distribution score separating clean val from "
@@ -145,18 +106,7 @@ def render(result: dict[str, list[dict[str, object]]] | dict[str, object]) -> st
             + " | ".join(cells)
             + f" | {r['ood_auroc_s5']:.3f} |"
         )
-    out += [
-        "\n## Calibration (val, temperature scaling)\n",
-        "| model | temperature | ECE before | ECE after | diagram |",
-        "|---|---|---|---|---|",
-    ]
-    calibration = result["calibration"]
-    assert isinstance(calibration, list)
-    for c in calibration:
-        out.append(
-            f"| {c['model']} | {c['temperature']} | {c['ece_before']} | {c['ece_after']} | "
-            f"![{c['model']}](reliability/{c['model']}.png) |"
-        )
+    out.append("\nCalibration and reliability diagrams: `benchmarks/calibration.md`.")
     return "\n".join(out) + "\n"
 
 

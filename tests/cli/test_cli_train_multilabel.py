@@ -89,8 +89,7 @@ def test_multilabel_validation_scores_follow_the_multilabel_metrics() -> None:
 
 
 def test_multilabel_thresholds_are_operating_and_youden_per_label() -> None:
-    pytest.importorskip("torch")
-    from radlens.training.train import thresholds_for
+    from radlens.evaluation.calibration import thresholds_for
 
     y = np.array([[0, 1], [0, 0], [1, 1], [1, 0]])
     probs = np.array([[0.1, 0.9], [0.4, 0.2], [0.35, 0.8], [0.8, 0.3]])
@@ -99,9 +98,8 @@ def test_multilabel_thresholds_are_operating_and_youden_per_label() -> None:
 
 
 def test_multilabel_calibration_fits_a_sigmoid_temperature() -> None:
-    pytest.importorskip("torch")
     from radlens.evaluation import metrics as m
-    from radlens.training.train import calibrate
+    from radlens.evaluation.calibration import calibrate
 
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 2.0, (2000, 3))

@@ -174,3 +174,17 @@ def test_multilabel_data_needs_a_multilabel_model_with_as_many_labels(make_card)
     with pytest.raises(IncompatibleInputError, match="data has labels") as caught:
         evaluate(two, band_backend(), data)
     assert caught.value.path == "bands.npz"
+
+
+def test_summarize_uses_the_card_calibration_method(make_card) -> None:  # type: ignore[no-untyped-def]
+    from radlens.evaluation import metrics as m
+    from radlens.models.card import CalibrationMethod, Task
+
+    logits = np.random.default_rng(0).normal(0, 2, (30, 3))
+    y = np.arange(30) % 3
+    vector = Calibration(CalibrationMethod.VECTOR, 1.0, (0.5, 1.0, 2.0), (0.3, 0.0, -0.3))
+    card = make_card(labels=("A", "B", "C"), task=Task.MULTICLASS, calibration=vector)
+    result = summarize(card, logits, y, "val")
+    np.testing.assert_allclose(result.probs, vector.probabilities(logits, Task.MULTICLASS))
+    assert result.metrics["ece_uncalibrated"] == m.ece(y, m.softmax(logits))
+    assert result.metrics["ece"] == m.ece(y, result.probs)

@@ -11,7 +11,7 @@ from radlens.domain.findings import Box
 from radlens.domain.imaging import Geometry, Image, ImageLayout, Patient
 from radlens.inference.backends import FakeBackend
 from radlens.inference.predict import population_warning, predict
-from radlens.models.card import Calibration, Population
+from radlens.models.card import Calibration, CalibrationMethod, Population
 
 SOURCE = 448  # source images are 448 x 448, twice the 224 input
 
@@ -51,6 +51,13 @@ def test_probability_is_softmax_of_logits_over_temperature(make_card, temperatur
     assert (finding.code, finding.label) == ("pneumonia", "Pneumonia")
     assert (finding.model_name, finding.model_version) == ("tiny_cxr", "0.0.1")
     assert finding.sop_instance_uid == "1.2.3.9"
+
+
+def test_probability_follows_a_platt_calibration(make_card) -> None:  # type: ignore[no-untyped-def]
+    platt = Calibration(CalibrationMethod.PLATT, 2.0, biases=(0.0, -0.5))
+    [finding] = predict(image(), make_card(calibration=platt), fixed((0.25, 1.75)))
+    expected = 1 / (1 + math.exp(-((1.75 - 0.25) / 2.0 - 0.5)))
+    assert finding.probability == pytest.approx(expected, rel=1e-6)
 
 
 def test_positive_flag_follows_the_operating_threshold(make_card) -> None:  # type: ignore[no-untyped-def]

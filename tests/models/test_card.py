@@ -99,6 +99,20 @@ def _mutations() -> list[tuple[str, Any]]:
         ("threshold above 1", put("thresholds", {"operating": 1.5})),
         ("short sha256", put("sha256", "abc")),
         ("zero temperature", put("calibration.temperature", 0)),
+        ("unknown calibration method", put("calibration.method", "isotonic")),
+        ("platt without biases", put("calibration.method", "platt")),
+        (
+            "vector on a binary model",
+            put(
+                "calibration",
+                {"method": "vector", "class_temperatures": [1, 1], "biases": [0, 0]},
+            ),
+        ),
+        (
+            "platt bias on class 0",
+            put("calibration", {"method": "platt", "temperature": 1, "biases": [0.5, 0]}),
+        ),
+        ("temperature with biases", put("calibration.biases", [0.0, 0.3])),
         ("3D rule with 2D input", put("applies_to.dims", 3)),
         ("no modality", put("applies_to.modalities", [])),
         ("unknown field", put("colour_scheme", "viridis")),
@@ -211,3 +225,75 @@ def test_invalid_input_statistics_are_rejected(make_card, bad: dict[str, Any]) -
     data["ood"]["inputs"].update(bad)
     with pytest.raises(InvalidModelCardError, match="ood"):
         card_from_dict(data, source="x/card.json")
+
+
+def test_calibration_methods_round_trip(make_card, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from radlens.models.card import Calibration, CalibrationMethod
+
+    platt = Calibration(
+        "platt",  # type: ignore[arg-type]
+        1.2,
+        biases=(0.0, -0.4),
+        ece_before=0.05,
+        ece_after=0.02,
+        ece_cv=0.025,
+        ece_noise_mean=0.03,
+        ece_noise_p95=0.045,
+        cv_nll={"temperature": 0.31, "platt": 0.29},
+    )
+    vector = Calibration(
+        CalibrationMethod.VECTOR, 1.0, class_temperatures=(0.8, 1.1, 1.3), biases=(0.2, 0, -0.2)
+    )
+    three = {"labels": ("A", "B", "C"), "task": Task.MULTICLASS}
+    for card in (make_card(calibration=platt), make_card(calibration=vector, **three)):
+        write_card(card, tmp_path / "card.json")
+        back = read_card(tmp_path / "card.json")
+        assert back == card
+        assert back.calibration.method is card.calibration.method
+    data = json.loads((tmp_path / "card.json").read_text())["calibration"]
+    assert data["method"] == "vector" and data["class_temperatures"] == [0.8, 1.1, 1.3]
+
+
+def test_a_temperature_only_card_reads_and_writes_as_before(make_card) -> None:  # type: ignore[no-untyped-def]
+    from radlens.models.card import CalibrationMethod
+
+    data = json.loads(json.dumps(card_to_dict(make_card())))
+    old = {"ece_after": 0.012, "ece_before": 0.013, "method": "temperature", "temperature": 1.18}
+    data["calibration"] = dict(old)
+    card = card_from_dict(data)
+    assert card.calibration.method is CalibrationMethod.TEMPERATURE
+    assert card.calibration.biases == () and card.calibration.ece_cv is None
+    assert card_to_dict(card)["calibration"] == old  # no new keys on a card that had none
+    del data["calibration"]["method"]  # cards may omit it: temperature scaling
+    assert card_from_dict(data).calibration.method is CalibrationMethod.TEMPERATURE
+
+
+def test_calibration_probabilities_follow_the_method() -> None:
+    import numpy as np
+
+    from radlens.evaluation.metrics import sigmoid, softmax
+    from radlens.models.card import Calibration, CalibrationMethod
+
+    logits = np.array([[0.3, 1.9], [2.0, -1.0], [0.0, 0.0]])
+    plain = Calibration(temperature=1.7)
+    np.testing.assert_array_equal(plain.probabilities(logits, Task.BINARY), softmax(logits, 1.7))
+    np.testing.assert_array_equal(
+        plain.probabilities(logits, Task.MULTILABEL), sigmoid(logits, 1.7)
+    )
+    platt = Calibration(CalibrationMethod.PLATT, 1.7, biases=(0.0, 0.6))
+    p1 = platt.probabilities(logits, "binary")[:, 1]  # type: ignore[arg-type]
+    np.testing.assert_allclose(p1, sigmoid((logits[:, 1] - logits[:, 0]) / 1.7 + 0.6))
+    vector = Calibration(CalibrationMethod.VECTOR, 1.0, (0.5, 2.0), (0.1, -0.1))
+    np.testing.assert_allclose(
+        vector.probabilities(logits, Task.MULTICLASS),
+        softmax(logits / np.array([0.5, 2.0]) + np.array([0.1, -0.1])),
+    )
+
+
+def test_training_data_path_is_the_card_data_as_written_or_under_a_root() -> None:
+    from radlens.models.card import Training
+
+    t = Training("", "../shared/data/cxr_pneumonia (train split 4694, val split 522)", "", True)
+    assert t.data_path() == Path("../shared/data/cxr_pneumonia")
+    assert t.data_path(Path("/data")) == Path("/data/cxr_pneumonia")
+    assert Training("", "/abs/x.npz", "", True).data_path(Path("/data")) == Path("/abs/x.npz")

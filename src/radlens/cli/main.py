@@ -69,10 +69,23 @@ def configure_logging(verbose: bool, quiet: bool) -> None:
     # pydicom logs offending element values, which may be patient data; radlens reports
     # each problem itself, once, without values.
     logging.getLogger("pydicom").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+    # highdicom logs the UIDs of the source images it copies from at INFO.
+    logging.getLogger("highdicom").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def _register() -> None:
-    from radlens.cli import analyze, demo, evaluate, models, ood, quantize, serve, train, users
+    from radlens.cli import (
+        analyze,
+        calibrate,
+        demo,
+        evaluate,
+        models,
+        ood,
+        quantize,
+        serve,
+        train,
+        users,
+    )
 
     app.command("analyze")(guarded(analyze.analyze_command))
     app.command("demo")(guarded(demo.demo_command))
@@ -80,6 +93,7 @@ def _register() -> None:
     app.command("train")(guarded(train.train_command))
     app.command("evaluate")(guarded(evaluate.evaluate_command))
     app.command("quantize")(guarded(quantize.quantize_command))
+    app.command("calibrate")(guarded(calibrate.calibrate_command))
     app.command("serve")(guarded(serve.serve_command))
     app.command("ood")(guarded(ood.ood_command))
     for name in ("add", "passwd", "disable", "enable", "list"):

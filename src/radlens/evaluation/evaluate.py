@@ -58,11 +58,12 @@ def predict_logits(
 
 
 def summarize(card: ModelCard, logits: np.ndarray, y: np.ndarray, split: str) -> Evaluation:
-    """Metrics from logits: AUC, ACC (argmax), ECE before/after calibration, rates."""
+    """Metrics from logits: AUC, ACC (argmax), ECE before (T = 1) and after the card's
+    calibration, NLL, and rates at the operating threshold."""
     if card.task is Task.MULTILABEL:
         return summarize_multilabel(card, logits, y, split)
     raw = m.softmax(logits)
-    probs = m.softmax(logits, card.calibration.temperature)
+    probs = card.calibration.probabilities(logits, card.task)
     pred = probs.argmax(axis=1)
     metrics = {
         "auc": m.auc(y, probs),
@@ -99,7 +100,7 @@ def summarize_multilabel(
     label: ``n`` positives, ``auc``, and ``sensitivity`` and ``specificity`` at the card's
     operating threshold (positive when ``p >= threshold``, as a finding is).
     """
-    probs = m.sigmoid(logits, card.calibration.temperature)
+    probs = card.calibration.probabilities(logits, card.task)
     metrics = {
         "auc": m.auc_multilabel(y, probs),
         "acc": m.accuracy_multilabel(y, probs),
@@ -127,6 +128,16 @@ def evaluate(card: ModelCard, backend: Backend, data: LabelledImages) -> Evaluat
         >>> round(ev.metrics["auc"], 3)  # doctest: +SKIP
         0.995
     """
+    check_labels(card, data)
+    return summarize(card, predict_logits(card, backend, data), data.labels, data.split)
+
+
+def check_labels(card: ModelCard, data: LabelledImages) -> None:
+    """Raise unless ``data`` is labelled for ``card``'s task and classes (or labels).
+
+    Raises:
+        IncompatibleInputError: single- vs multi-label, or a different number of classes.
+    """
     if data.multilabel != (card.task is Task.MULTILABEL):
         kind = "multi-label" if data.multilabel else "single-label"
         raise IncompatibleInputError(
@@ -142,4 +153,3 @@ def evaluate(card: ModelCard, backend: Backend, data: LabelledImages) -> Evaluat
             f"data has {noun} {list(data.label_names)}, model {card.name} has "
             f"{list(card.labels)}; pass data labelled with the model's {noun}",
         )
-    return summarize(card, predict_logits(card, backend, data), data.labels, data.split)

@@ -112,12 +112,18 @@ def mean_abs_error(y_true: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean(np.abs(np.asarray(y_true, np.float64) - np.asarray(pred, np.float64))))
 
 
+def ece_bins(confidence: np.ndarray, n_bins: int = 15) -> np.ndarray:
+    """The ECE bin of each confidence: ``n_bins`` equal-width bins, right edges inclusive."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins: np.ndarray = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    return bins
+
+
 def ece(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
     """Expected calibration error of the top-label confidence."""
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == y_true
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    bins = ece_bins(confidence, n_bins)
     total = 0.0
     for b in range(n_bins):
         mask = bins == b

@@ -3,7 +3,8 @@
 A binary, multi-class or ordinal model says one thing per analyzed frame (or volume); a
 multi-label model says yes or no to each of its labels, so it gives one finding per label,
 each with its own calibrated probability ``sigmoid(logit / T)``, the card's operating
-threshold, and a heatmap from that label's activation-map channel.
+threshold, and a heatmap from that label's activation-map channel. Probabilities come from
+the card's calibration (:meth:`radlens.models.card.Calibration.probabilities`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import numpy as np
 from radlens.domain.findings import Box, Finding
 from radlens.domain.imaging import Image, ImageLayout, Patient
 from radlens.errors import IncompatibleInputError
-from radlens.evaluation.metrics import sigmoid, softmax
 from radlens.explain.heatmaps import cam_box, cam_to_heatmap
 from radlens.inference.backends import Backend
 from radlens.inference.ood import LOW_TRUST, OodStats, read_ood
@@ -133,10 +133,7 @@ def predict(
         timings_s["inference"] = timings_s.get("inference", 0.0) + time.perf_counter() - prepared_at
     logits = outputs[card.outputs[0]]
     cams = outputs.get(card.outputs[1])
-    if card.task is Task.MULTILABEL:
-        probs = sigmoid(logits, card.calibration.temperature)
-    else:
-        probs = softmax(logits, card.calibration.temperature)
+    probs = card.calibration.probabilities(logits, card.task)
     warning, outside = population_warning(card, patient or Patient())
     warnings = (warning,) if warning else ()
     ood = read_ood(card, ood_stats, _features(card, outputs), [f.array for f in frames], batch)

@@ -3,7 +3,7 @@
 A model is a folder holding ``model.onnx`` and ``card.json``. The card follows the spirit of
 MONAI bundle metadata (name, version, task, labels, input spec, intended use, data licence)
 and adds what a second reader needs at run time: the routing rule (``applies_to``), the
-preprocessing that matches training, temperature calibration, operating thresholds and
+preprocessing that matches training, calibration, operating thresholds and
 validation metrics. ``read_card`` validates everything, so an invalid card cannot exist.
 
 Example:
@@ -20,7 +20,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from radlens.errors import InvalidModelCardError
+from radlens.evaluation.metrics import sigmoid, softmax
 
 CARD_SCHEMA_VERSION = 1
 
@@ -112,18 +115,94 @@ class AppliesTo:
             raise ValueError(f"applies_to.dims must be 2 or 3, got {self.dims}")
 
 
+class CalibrationMethod(StrEnum):
+    """How logits become calibrated probabilities (see :meth:`Calibration.probabilities`).
+
+    ``temperature``: one temperature for every class (Guo et al. 2017). ``platt``: binary
+    only, a temperature and a bias on the logit difference (Platt 1999). ``vector``: a
+    temperature and a bias per class (vector scaling, Guo et al. 2017), multi-class and
+    ordinal only.
+    """
+
+    TEMPERATURE = "temperature"
+    PLATT = "platt"
+    VECTOR = "vector"
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """Temperature scaling (Guo et al. 2017) fitted on validation data."""
+    """Calibration fitted on validation data, and how well it worked there.
 
-    method: str = "temperature"
+    Probabilities are ``softmax(logits / t + b)``: ``t`` is ``temperature`` (``temperature``,
+    ``platt``) or ``class_temperatures`` (``vector``), ``b`` is ``biases`` (zero for
+    ``temperature``; ``(0, bias)`` for ``platt``, so ``p1 = sigmoid((z1 - z0) / T + bias)``).
+    A multi-label model uses ``sigmoid(logits / temperature)`` per label.
+
+    Attributes:
+        method: the method chosen by cross-validated NLL on val (the more flexible one only
+            when it wins out of fold).
+        temperature, class_temperatures, biases: the fitted parameters.
+        ece_before, ece_after: val ECE at temperature 1 and after calibration (in-sample).
+        ece_cv: val ECE of the chosen method's out-of-fold probabilities.
+        ece_noise_mean, ece_noise_p95: the ECE a perfectly calibrated model with the
+            calibrated probabilities would show at this val size (labels simulated from the
+            probabilities): its mean and 95th percentile.
+        cv_nll: method -> out-of-fold NLL on val, for every method tried.
+
+    Cards written before the other methods existed have only ``method``, ``temperature``,
+    ``ece_before`` and ``ece_after``, and read as temperature scaling.
+    """
+
+    method: CalibrationMethod = CalibrationMethod.TEMPERATURE
     temperature: float = 1.0
+    class_temperatures: tuple[float, ...] = ()
+    biases: tuple[float, ...] = ()
     ece_before: float | None = None
     ece_after: float | None = None
+    ece_cv: float | None = None
+    ece_noise_mean: float | None = None
+    ece_noise_p95: float | None = None
+    cv_nll: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError("temperature must be positive")
+        object.__setattr__(self, "method", CalibrationMethod(self.method))
+        object.__setattr__(self, "class_temperatures", tuple(self.class_temperatures))
+        object.__setattr__(self, "biases", tuple(self.biases))
+        if self.temperature <= 0 or any(t <= 0 for t in self.class_temperatures):
+            raise ValueError("temperature and class_temperatures must be positive")
+        method = self.method
+        if method is CalibrationMethod.TEMPERATURE and (self.class_temperatures or self.biases):
+            raise ValueError("calibration method temperature has no class_temperatures or biases")
+        if method is CalibrationMethod.PLATT and (
+            len(self.biases) != 2 or self.biases[0] != 0 or self.class_temperatures
+        ):
+            raise ValueError("calibration method platt needs biases (0, bias) and one temperature")
+        if method is CalibrationMethod.VECTOR and (
+            len(self.class_temperatures) < 2 or len(self.biases) != len(self.class_temperatures)
+        ):
+            raise ValueError(
+                "calibration method vector needs one class temperature and one bias per class"
+            )
+
+    def probabilities(self, logits: np.ndarray, task: Task) -> np.ndarray:
+        """Calibrated probabilities of ``(N, K)`` logits: softmax rows, or sigmoid per label.
+
+        The one place logits become probabilities: ``predict``, ``radlens evaluate`` and
+        training all call it, so they agree.
+
+        Example:
+            >>> platt = Calibration(CalibrationMethod.PLATT, 2.0, biases=(0.0, 1.0))
+            >>> platt.probabilities(np.array([[0.0, 2.0]]), Task.BINARY).round(4).tolist()
+            [[0.1192, 0.8808]]
+        """
+        task = Task(task)
+        if task is Task.MULTILABEL:
+            return sigmoid(logits, self.temperature)
+        z = np.asarray(logits, dtype=np.float64)
+        if self.method is CalibrationMethod.TEMPERATURE:
+            return softmax(z, self.temperature)  # exactly as cards before the other methods
+        scale = np.asarray(self.class_temperatures or (self.temperature,), dtype=np.float64)
+        return softmax(z / scale + np.asarray(self.biases, dtype=np.float64))
 
 
 @dataclass(frozen=True)
@@ -140,6 +219,20 @@ class Training:
     duration_min: float | None = None
     machine: str = ""
     log: str = ""
+
+    def data_path(self, root: Path | None = None) -> Path:
+        """The training data this card names (``data`` without its split counts), as
+        written (relative to where the model was trained), or moved under a data ``root``.
+
+        Example:
+            >>> t = Training("", "../shared/data/medmnist/x.npz (train split 9)", "", True)
+            >>> t.data_path().as_posix(), t.data_path(Path("/data")).as_posix()
+            ('../shared/data/medmnist/x.npz', '/data/medmnist/x.npz')
+        """
+        path = self.data.split(" (")[0]
+        if root is None:
+            return Path(path)
+        return root / path.split("shared/data/", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -338,6 +431,16 @@ class ModelCard:
             raise ValueError("a model trained on non-commercial data cannot be enabled by default")
         if self.int8 is not None and self.int8.file == self.weights_file:
             raise ValueError("int8.file must differ from weights_file")
+        self._check_calibration()
+
+    def _check_calibration(self) -> None:
+        method, k = self.calibration.method, len(self.labels)
+        if method is CalibrationMethod.PLATT and self.task is not Task.BINARY:
+            raise ValueError("calibration method platt is for binary models")
+        if method is CalibrationMethod.VECTOR and self.task not in (Task.MULTICLASS, Task.ORDINAL):
+            raise ValueError("calibration method vector is for multi-class and ordinal models")
+        if method is CalibrationMethod.VECTOR and len(self.calibration.biases) != k:
+            raise ValueError(f"calibration needs one class temperature and bias per label ({k})")
 
     @property
     def threshold(self) -> float:
@@ -383,6 +486,13 @@ def card_to_dict(card: ModelCard) -> dict[str, Any]:
     data = asdict(card)
     data["task"] = card.task.value
     data["input"]["resize"] = card.input.resize.value
+    data["calibration"]["method"] = card.calibration.method.value
+    for key in ("class_temperatures", "biases", "cv_nll"):
+        if not data["calibration"][key]:
+            del data["calibration"][key]  # a temperature card reads as before the methods
+    for key in ("ece_cv", "ece_noise_mean", "ece_noise_p95"):
+        if data["calibration"][key] is None:
+            del data["calibration"][key]
     if card.int8 is None:
         del data["int8"]  # cards without a variant read exactly as before it existed
     if card.ood is None:

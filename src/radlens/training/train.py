@@ -3,7 +3,9 @@
 Steps: read the labelled data, preprocess it with the inference code
 (``radlens.inference.preprocess.prepare_2d``), fit, export to ONNX, then calibrate, choose
 thresholds and measure validation metrics *through ONNX Runtime* with the same function
-``radlens evaluate`` uses, so the card's figures are what a user reproduces.
+``radlens evaluate`` uses, so the card's figures are what a user reproduces. Calibration and
+thresholds are :func:`radlens.evaluation.calibration.calibrate_card`, which
+``radlens calibrate`` reruns on a trained model.
 
 A multi-label recipe is calibrated with one temperature shared by the sigmoids of all its
 labels; its thresholds are ``operating`` = 0.5 (every label) and, for reference, each
@@ -23,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from radlens.evaluation import metrics as m
-from radlens.evaluation.evaluate import Evaluation, predict_logits, summarize
+from radlens.evaluation.calibration import calibrate_card, describe
+from radlens.evaluation.evaluate import Evaluation, predict_logits
 from radlens.inference.backends import OnnxBackend
 from radlens.inference.preprocess import prepare
 from radlens.io.datasets import LabelledImages, read_labelled
@@ -71,63 +73,6 @@ def _logger(path: Path) -> logging.Logger:
         log.addHandler(handler)
     log.propagate = False
     return log
-
-
-def thresholds_for(
-    card_task: Task,
-    y: np.ndarray,
-    probs: np.ndarray,
-    sensitivity: float,
-    positive: int = 1,
-    labels: tuple[str, ...] = (),
-) -> dict[str, float]:
-    """Operating points on validation: Youden (operating) and a high-sensitivity one.
-
-    Multi-label: ``operating`` 0.5 and ``youden:<label>`` for each of ``labels``.
-    """
-    if card_task is Task.MULTILABEL:
-        per_label = {
-            f"youden:{name}": round(m.youden_threshold(y[:, k], probs[:, k]), 6)
-            for k, name in enumerate(labels)
-        }
-        return {"operating": 0.5} | per_label
-    if card_task is not Task.BINARY:
-        return {"operating": 0.5}
-    score = probs[:, positive]
-    youden = m.youden_threshold(y == positive, score)
-    low, high = m.abstain_band(y == positive, score, youden)
-    return {
-        "operating": round(youden, 6),
-        # Too close to the operating point to call (see metrics.abstain_band).
-        "abstain_low": round(low, 6),
-        "abstain_high": round(high, 6),
-        "youden": round(youden, 6),
-        # Never above the operating point: a triage threshold only adds sensitivity.
-        "high_sensitivity": round(
-            min(youden, m.sensitivity_threshold(y == positive, score, sensitivity)), 6
-        ),
-        "argmax": 0.5,
-    }
-
-
-def calibrate(task: Task, logits: np.ndarray, y: np.ndarray) -> tuple[Calibration, np.ndarray]:
-    """Temperature scaling fitted on validation logits, and the calibrated probabilities.
-
-    The probabilities use the temperature as the card stores it (6 decimals), so thresholds
-    chosen on them are the ones ``predict`` and ``radlens evaluate`` reproduce.
-    """
-    if task is Task.MULTILABEL:
-        temperature = round(m.fit_temperature_multilabel(logits, y), 6)
-        calibrated = m.sigmoid(logits, temperature)
-        before, after = m.ece_multilabel(y, m.sigmoid(logits)), m.ece_multilabel(y, calibrated)
-    else:
-        temperature = round(m.fit_temperature(logits, y), 6)
-        calibrated = m.softmax(logits, temperature)
-        before, after = m.ece(y, m.softmax(logits)), m.ece(y, calibrated)
-    calibration = Calibration(
-        temperature=temperature, ece_before=round(before, 6), ece_after=round(after, 6)
-    )
-    return calibration, calibrated
 
 
 def train(
@@ -242,22 +187,9 @@ def _train(
     )
     backend = OnnxBackend(onnx_path, threads=recipe.schedule.threads)
     logits = predict_logits(card, backend, val_set)
-    y = val_set.labels
-    calibration, calibrated = calibrate(card.task, logits, y)
-    card = replace(
-        card,
-        calibration=calibration,
-        thresholds=thresholds_for(
-            card.task, y, calibrated, recipe.high_sensitivity, recipe.positive_index, card.labels
-        ),
-    )
-    evaluation = summarize(card, logits, y, "val")
-    card = replace(
-        card,
-        metrics={"val": {k: round(v, 6) for k, v in evaluation.metrics.items()} | {"n": len(y)}},
-    )
+    card, evaluation = calibrate_card(card, logits, val_set.labels, recipe.high_sensitivity)
     write_card(card, out_dir / "card.json")
-    log.info("temperature %.3f, thresholds %s", calibration.temperature, card.thresholds)
+    log.info("calibration %s, thresholds %s", describe(card.calibration), card.thresholds)
     log.info("val metrics (onnxruntime): %s", card.metrics["val"])
     ood = fit_ood(out_dir, source, threads=recipe.schedule.threads)
     log.info(
