@@ -1,0 +1,200 @@
+"""Robustness of the 2D models to corrupted input, before and after robustness training
+(issue 5, part 4).
+
+For each 2D model in both folders whose weights differ: val AUC clean and under every
+corruption of ``radlens.evaluation.corruptions`` at severities 1-5 (corrupted at the source
+resolution and stored as 8-bit, as a file would be), for the untreated model (``--before``)
+and the one trained with corruption augmentation (``--after``, default: the installed zoo).
+A model's drop is its clean AUC minus its corrupted AUC. Goal: the treated model's mean drop
+per severity at most half of the untreated model's. Corruptions the treated model trained on
+(``--seen``, default: ``augment.corruptions`` of ``recipes/<name>.toml``) are marked *seen*;
+the others test generalization. Rows are kept in benchmarks/robustness.json by (model,
+label), so runs with different ``--label`` add up:
+
+    git worktree add /tmp/before <commit with the untreated models>
+    python benchmarks/bench_robustness.py --before /tmp/before/src/radlens/zoo \
+        --label "shipped" --before-label "<commit>"
+
+Writes benchmarks/robustness.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from radlens.evaluation.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from radlens.evaluation.evaluate import evaluate
+from radlens.inference.backends import OnnxBackend
+from radlens.io.datasets import LabelledImages, read_labelled
+from radlens.models.registry import InstalledModel, load_model, zoo_folder
+from radlens.training.recipe import read_recipe
+
+HERE = Path(__file__).resolve().parent
+RECIPES = HERE.parent / "recipes"
+MAX_VAL = 300
+
+
+def corrupted(val: LabelledImages, kind: str, severity: int) -> LabelledImages:
+    images = [
+        np.rint(corrupt(im, kind, severity, seed=i)).astype(np.uint8)
+        for i, im in enumerate(val.images)
+    ]
+    return LabelledImages(images, val.labels, val.label_names, val.ids, val.source, val.split)
+
+
+def aucs(model: InstalledModel, val: LabelledImages) -> dict[str, Any]:
+    """Clean AUC and ``{kind: [AUC at severity 1..5]}`` of one model."""
+    backend = OnnxBackend(model.weights, threads=2)
+    out: dict[str, Any] = {"clean": evaluate(model.card, backend, val).metrics["auc"]}
+    for kind in CORRUPTIONS:
+        out[kind] = [
+            evaluate(model.card, backend, corrupted(val, kind, s)).metrics["auc"]
+            for s in SEVERITIES
+        ]
+        print(model.card.name, model.folder.parent.name, kind, np.round(out[kind], 3))
+    return out
+
+
+def mean_drops(result: dict[str, Any], kinds: list[str]) -> list[float]:
+    """Mean over ``kinds`` of clean AUC minus corrupted AUC, per severity."""
+    clean = float(result["clean"])
+    return [float(np.mean([clean - result[k][i] for k in kinds])) for i in range(len(SEVERITIES))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before", type=Path, required=True, help="untreated model folders")
+    parser.add_argument("--after", type=Path, default=zoo_folder(), help="treated models")
+    parser.add_argument("--label", default="shipped", help="what the treated models are")
+    parser.add_argument("--before-label", default="", help="where --before came from")
+    parser.add_argument("--models", default="", help="comma-separated names (default: all)")
+    parser.add_argument("--seen", default="", help="corruptions trained on (default: recipe)")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for the results")
+    args = parser.parse_args()
+    root = Path(os.environ.get("RADLENS_DATA", HERE.parent.parent / "shared" / "data"))
+    if not root.exists():
+        print(f"skip: no data at {root}")
+        return 0
+    wanted = {m for m in args.models.split(",") if m}
+    json_path = args.out / "robustness.json"
+    rows = json.loads(json_path.read_text())["rows"] if json_path.is_file() else []
+    for folder in sorted(p for p in args.after.iterdir() if (p / "card.json").is_file()):
+        if wanted and folder.name not in wanted:
+            continue
+        if not (args.before / folder.name / "card.json").is_file():
+            continue
+        after, before = load_model(folder), load_model(args.before / folder.name)
+        if after.card.input.dims != 2 or after.card.sha256 == before.card.sha256:
+            continue
+        recipe = read_recipe(RECIPES / f"{folder.name}.toml")
+        trained_on = args.seen.split(",") if args.seen else recipe.augment.corruptions
+        seen = [k for k in CORRUPTIONS if k in trained_on]
+        val = read_labelled(after.card.training.data_path(root), "val", after.card.labels)
+        val = val.sample(MAX_VAL)
+        measured = {"before": aucs(before, val), "after": aucs(after, val)}
+        row: dict[str, Any] = {
+            "model": folder.name,
+            "label": args.label,
+            "versions": [before.card.version, after.card.version],
+            "before_source": args.before_label or str(args.before),
+            "date": time.strftime("%Y-%m-%d"),
+            "n_val": len(val),
+            "seen": seen,
+            **measured,
+        }
+        for name, kinds in (
+            ("all", list(CORRUPTIONS)),
+            ("seen", seen),
+            ("unseen", [k for k in CORRUPTIONS if k not in seen]),
+        ):
+            if kinds:
+                row[f"drop_{name}"] = {
+                    "before": mean_drops(measured["before"], kinds),
+                    "after": mean_drops(measured["after"], kinds),
+                }
+        rows = [r for r in rows if (r["model"], r["label"]) != (row["model"], row["label"])]
+        rows.append(row)
+    rows.sort(key=lambda r: (r["label"] != "shipped", r["label"], r["model"]))
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}
+    json_path.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    (args.out / "robustness.md").write_text(render(result), encoding="utf-8")
+    return 0
+
+
+def _goal(before: list[float], after: list[float]) -> str:
+    met = sum(1 for b, a in zip(before, after, strict=True) if a <= 0.5 * max(b, 0.0) + 1e-9)
+    return f"{met}/{len(before)}"
+
+
+def render(result: dict[str, Any]) -> str:
+    rows: list[dict[str, Any]] = result["rows"]
+    out = [
+        "# Benchmark: robustness to corrupted input (issue 5, part 4)\n",
+        f"Measured on {result['machine']} by `benchmarks/bench_robustness.py` (dates per "
+        f"row below). Val split (up to {MAX_VAL} images per model, the same for both "
+        "models), corrupted at the source resolution by `radlens.evaluation.corruptions` at "
+        "severities 1-5 and stored as 8-bit. *Before*: the untreated model; *after*: the "
+        "model trained with corruption augmentation (`augment.corruption_prob`, "
+        "`augment.corruptions` in its recipe), *shipped* or *tried and not shipped*. Drop = "
+        "clean AUC - corrupted AUC of the same model. Goal: mean drop per severity after "
+        "robustness training at most half of the untreated model's. *Seen* corruptions are "
+        "the kinds the treated model trained on (other seeds and severities drawn at "
+        "random); *unseen* ones test generalization.\n",
+        "| model | label | versions before -> after | before from | date | n val |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['model']} | {r['label']} | {' -> '.join(r['versions'])} | "
+            f"{r['before_source']} | {r['date']} | {r['n_val']} |"
+        )
+    out += [
+        "\n## Mean AUC drop per severity (before / after)\n",
+        "| model | label | corruptions | s1 | s2 | s3 | s4 | s5 | severities meeting the goal |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        unseen = [k for k in CORRUPTIONS if k not in r["seen"]]
+        for name, kinds in (("all", []), ("seen", r["seen"]), ("unseen", unseen)):
+            drops = r.get(f"drop_{name}")
+            if drops is None:
+                continue
+            pairs = zip(drops["before"], drops["after"], strict=True)
+            cells = [f"{b:+.3f} / {a:+.3f}" for b, a in pairs]
+            what = name + (": " + ", ".join(kinds) if kinds else "")
+            goal = _goal(drops["before"], drops["after"])
+            out.append(
+                f"| {r['model']} | {r['label']} | {what} | " + " | ".join(cells) + f" | {goal} |"
+            )
+    out += [
+        "\n## AUC per corruption and severity (before / after)\n",
+        "| model | label | corruption | clean | s1 | s2 | s3 | s4 | s5 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        b, a = r["before"], r["after"]
+        for kind in CORRUPTIONS:
+            cells = [f"{x:.3f} / {y:.3f}" for x, y in zip(b[kind], a[kind], strict=True)]
+            mark = " (seen)" if kind in r["seen"] else ""
+            out.append(
+                f"| {r['model']} | {r['label']} | {kind}{mark} | "
+                f"{b['clean']:.3f} / {a['clean']:.3f} | " + " | ".join(cells) + " |"
+            )
+    out.append(
+        "\nOut-of-distribution detection of the same corruptions: `benchmarks/trust.md`; "
+        "calibration: `benchmarks/calibration.md`."
+    )
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
