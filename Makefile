@@ -57,8 +57,12 @@ zoo: $(VENV)/.dev-installed
 		$(BIN)/radlens train $$r -o src/radlens/zoo/$$n || exit 1; \
 	done
 
+# Model figures from ../shared/data (val only). benchmarks/bench_robustness.py compares two
+# model folders (before / after robustness training): see its docstring for the command.
 bench-models: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/bench_models.py
+	$(BIN)/python benchmarks/bench_calibration.py
+	$(BIN)/python benchmarks/bench_trust.py
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks
