@@ -80,6 +80,7 @@ def _register() -> None:
         demo,
         evaluate,
         models,
+        nlp,
         ood,
         quantize,
         serve,
@@ -99,6 +100,9 @@ def _register() -> None:
     for name in ("add", "passwd", "disable", "enable", "list"):
         users.users_app.command(name)(guarded(getattr(users, f"{name}_command")))
     app.add_typer(users.users_app, name="users")
+    nlp.nlp_app.command("extract")(guarded(nlp.extract_command))
+    nlp.nlp_app.command("evaluate")(guarded(nlp.evaluate_command))
+    app.add_typer(nlp.nlp_app, name="nlp")
 
 
 _register()
