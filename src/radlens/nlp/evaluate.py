@@ -16,8 +16,8 @@ exactly "normal"; a report is predicted normal when it asserts no abnormality of
 out of the scores (counted in ``n_excluded``).
 
 Example:
-    >>> gold_labels("Opacity/lung/base/left/mild;Cardiac Shadow/enlarged")
-    {'cardiomegaly', 'opacity'}
+    >>> sorted(gold_labels("Opacity/lung/base/left/mild;Cardiac Shadow/enlarged"))
+    ['cardiomegaly', 'opacity']
 """
 
 from __future__ import annotations
