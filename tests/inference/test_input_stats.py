@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import io
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 from PIL import ImageFilter
 
-from radlens.inference.input_stats import STATISTICS, statistic_set_for, statistics_of
+from radlens.inference.input_stats import (
+    STATISTICS,
+    _symmetric_eigenvalues,
+    statistic_set_for,
+    statistics_of,
+)
 from radlens.inference.preprocess import prepare_2d, prepare_3d
 from radlens.models.card import AppliesTo, InputSpec
 
 IMAGE = STATISTICS["image2d/1"]
 MASK = STATISTICS["mask3d/1"]
+SHAPE = STATISTICS["mask3d/2"]
 SPEC = InputSpec(size=(64, 64), percentile_low=0.5, percentile_high=99.5)
 
 
@@ -158,6 +165,126 @@ def test_an_empty_mask_gives_finite_extreme_values() -> None:
     assert all(np.isfinite(v) and v < -5 for v in values.values())
 
 
+def shape_stats(volume: np.ndarray, spec: InputSpec = MASK_SPEC) -> dict[str, float]:
+    values = statistics_of(SHAPE, volume, prepare_3d(volume, spec), spec)
+    return dict(zip(SHAPE.names, values.tolist(), strict=True))
+
+
+def tube(side: int = 28, radius: float = 2.5, diagonal: bool = False) -> np.ndarray:
+    """A straight tube through the centre, along an axis or the body diagonal."""
+    p = np.stack(np.mgrid[:side, :side, :side], -1) - (side - 1) / 2
+    axis = np.ones(3) / np.sqrt(3) if diagonal else np.array([1.0, 0.0, 0.0])
+    along = p @ axis
+    across = np.linalg.norm(p - along[..., None] * axis, axis=-1)
+    return ((across <= radius) & (np.abs(along) <= 0.4 * side)).astype(np.uint8) * 255
+
+
+def sheet(side: int = 28) -> np.ndarray:
+    """A curved plate two voxels thick (like an adrenal limb), 18 x 18 voxels wide."""
+    z, y, x = np.mgrid[:side, :side, :side]
+    surface = 11 + 0.04 * (y - 14) ** 2
+    inside = (np.abs(y - 14) <= 9) & (np.abs(x - 14) <= 9)
+    return ((np.abs(z - surface) <= 1) & inside).astype(np.uint8) * 255
+
+
+def test_mask3d_1_statistics_are_unchanged() -> None:
+    """Cards fitted with mask3d/1 keep scoring the same (values from before mask3d/2)."""
+    z, y, x = np.mgrid[:28, :28, :28]
+    blob = ((z - 12) / 7) ** 2 + ((y - 14) / 5) ** 2 + ((x - 15) / 4) ** 2 <= 1
+    rod = (np.abs(y - 20) <= 1) & (np.abs(x - 9) <= 1) & (z > 3) & (z < 22)
+    values = list(mask_stats((blob | rod).astype(np.uint8) * 255).values())
+    expected = [-3.391316, -0.847298, -0.767255, -0.441833, -1.33493, -0.584275]
+    expected += [-5.021178, -3.002618, -2.735959, -0.083615, -0.794339]
+    np.testing.assert_allclose(values, expected, atol=1e-6)
+
+
+def test_mask3d_2_extends_mask3d_1() -> None:
+    volume = ball((10, 14, 17), 6)
+    assert SHAPE.names[: len(MASK.names)] == MASK.names
+    np.testing.assert_array_equal(
+        list(shape_stats(volume).values())[: len(MASK.names)], list(mask_stats(volume).values())
+    )
+
+
+def test_a_sheet_is_planar_and_a_tube_is_round_in_cross_section() -> None:
+    plate, pipe = shape_stats(sheet()), shape_stats(tube())
+    assert plate["log_local_planarity_fine"] > pipe["log_local_planarity_fine"] + 0.5
+    assert plate["log_local_planarity_coarse"] > pipe["log_local_planarity_coarse"] + 1.0
+    assert pipe["log_local_roundness_coarse"] > plate["log_local_roundness_coarse"] + 0.4
+    assert pipe["log_local_linearity_coarse"] > plate["log_local_linearity_coarse"] + 0.5
+    assert pipe["log_cross_section_ratio"] > plate["log_cross_section_ratio"] + 0.5
+
+
+def test_a_tube_reads_alike_along_an_axis_and_along_the_diagonal() -> None:
+    """Round (Gaussian) neighbourhoods: the tube's direction moves its local form far less
+    than the difference between a tube and a sheet."""
+    straight, slanted, plate = (
+        shape_stats(tube()),
+        shape_stats(tube(diagonal=True)),
+        shape_stats(sheet()),
+    )
+    for name in ("log_local_planarity_coarse", "log_local_roundness_coarse"):
+        assert abs(straight[name] - slanted[name]) < 0.3 * abs(plate[name] - straight[name])
+
+
+def test_a_thin_tube_and_a_solid_ball_differ_in_thickness_and_fill() -> None:
+    thin, solid = shape_stats(tube(radius=1.5)), shape_stats(ball((13.5, 13.5, 13.5), 7))
+    assert solid["log_surface_share"] < thin["log_surface_share"] - 0.5
+    assert solid["log_local_linearity_coarse"] < thin["log_local_linearity_coarse"] - 2.0
+    assert solid["log_ellipsoid_fill"] == pytest.approx(0.0, abs=0.1)  # an ellipsoid fills itself
+    cross = np.maximum(tube(radius=1.5), np.transpose(tube(radius=1.5), (1, 0, 2)))
+    assert shape_stats(cross)["log_ellipsoid_fill"] < solid["log_ellipsoid_fill"] - 1.0
+
+
+def test_the_local_form_tells_a_sheet_from_a_tube_on_a_64_voxel_input_too() -> None:
+    spec64 = replace(MASK_SPEC, size=(64, 64, 64))  # 28³ shapes stretched to 64³
+    plate, pipe = shape_stats(sheet(), spec64), shape_stats(tube(), spec64)
+    assert plate["log_local_planarity_coarse"] > pipe["log_local_planarity_coarse"] + 0.5
+    assert pipe["log_local_roundness_coarse"] > plate["log_local_roundness_coarse"] + 0.2
+    for name in ("log_local_planarity_coarse", "log_local_roundness_coarse"):
+        assert plate[name] == pytest.approx(shape_stats(sheet())[name], abs=0.2)
+
+
+def test_shape_statistics_are_deterministic_and_ignore_the_label_value() -> None:
+    plate = sheet()
+    first = statistics_of(SHAPE, plate, prepare_3d(plate, MASK_SPEC), MASK_SPEC)
+    again = statistics_of(SHAPE, plate, prepare_3d(plate, MASK_SPEC), MASK_SPEC)
+    ones = statistics_of(SHAPE, plate // 255, prepare_3d(plate // 255, MASK_SPEC), MASK_SPEC)
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_allclose(first, ones)
+
+
+@pytest.mark.parametrize("voxels", [0, 1, 2])
+def test_shape_statistics_are_finite_for_an_empty_or_tiny_mask(voxels: int) -> None:
+    volume = np.zeros((28, 28, 28), np.uint8)
+    volume[14, 14, 14 : 14 + voxels] = 255
+    values = shape_stats(volume)
+    assert all(np.isfinite(v) for v in values.values())
+    if voxels == 0:
+        assert all(v < -5 for v in values.values())
+
+
+def test_closed_form_eigenvalues_match_lapack() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 3, 3))
+    cov = a @ np.transpose(a, (0, 2, 1))
+    cov[:3] = [np.eye(3), np.diag([4.0, 1.0, 1.0]), np.zeros((3, 3))]  # repeated eigenvalues
+    expected = np.linalg.eigvalsh(cov)[:, ::-1]
+    np.testing.assert_allclose(_symmetric_eigenvalues(cov), expected, atol=1e-9)
+
+
+def test_a_64_voxel_mask_takes_a_few_milliseconds() -> None:
+    spec64 = replace(MASK_SPEC, size=(64, 64, 64))
+    x = prepare_3d(sheet(64), spec64)
+    statistics_of(SHAPE, None, x, spec64)  # type: ignore[arg-type]
+    times = []
+    for _ in range(5):
+        clock = time.perf_counter()
+        statistics_of(SHAPE, None, x, spec64)  # type: ignore[arg-type]
+        times.append(time.perf_counter() - clock)
+    assert np.median(times) < 0.05  # about 5 ms on the 2-core dev box (3 ms at 28³)
+
+
 def test_each_set_describes_every_statistic_once() -> None:
     for statistics in STATISTICS.values():
         n = len(statistics.names)
@@ -168,6 +295,6 @@ def test_each_set_describes_every_statistic_once() -> None:
 def test_the_set_follows_the_card(make_card) -> None:  # type: ignore[no-untyped-def]
     assert statistic_set_for(make_card()) is IMAGE
     mask_card = make_card(input=MASK_SPEC, applies_to=AppliesTo(modalities=("SEG",), dims=3))
-    assert statistic_set_for(mask_card) is MASK
+    assert statistic_set_for(mask_card) is SHAPE  # newly fitted; mask3d/1 cards keep theirs
     ct_card = make_card(input=MASK_SPEC, applies_to=AppliesTo(modalities=("CT",), dims=3))
     assert statistic_set_for(ct_card) is None
