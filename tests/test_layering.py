@@ -93,6 +93,12 @@ def test_io_does_not_import_higher_layers(layer: str) -> None:
     assert offenders == set()
 
 
+def test_only_report_imports_highdicom() -> None:
+    offenders = {m for m in _importers("highdicom") if not m.startswith("report/")}
+    assert offenders == set()
+    assert {"report/sr.py", "report/seg.py", "report/pm.py"} <= _importers("highdicom")
+
+
 def test_only_cli_imports_typer() -> None:
     offenders = {m for m in _importers("typer") if not m.startswith("cli/")}
     assert offenders == set()
@@ -109,3 +115,33 @@ def test_cli_and_pipeline_load_without_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == ""
+
+
+def test_only_report_fhir_imports_the_fhir_library() -> None:
+    assert _importers("fhir", "fhir_core") == {"report/fhir.py"}
+
+
+def test_nlp_imports_only_stdlib_domain_errors_and_itself() -> None:
+    found = False
+    for rel, imported in MODULES.items():
+        if not rel.startswith("nlp/"):
+            continue
+        found = True
+        for module in imported:
+            top = module.split(".")[0]
+            if top == "radlens":
+                assert module.startswith(("radlens.nlp", "radlens.domain", "radlens.errors")), (
+                    rel,
+                    module,
+                )
+            else:
+                assert top in sys.stdlib_module_names, (rel, module)
+    assert found
+
+
+@pytest.mark.parametrize(
+    "layer", ["domain", "io", "models", "inference", "explain", "evaluation", "triage"]
+)
+def test_layers_below_nlp_do_not_import_it(layer: str) -> None:
+    offenders = {m for m in _importers("radlens.nlp") if m.startswith(f"{layer}/")}
+    assert offenders == set()

@@ -1,7 +1,10 @@
 """``analyze``: files, folders or zips in; one output folder per study out.
 
 Per study: ``findings.json`` (see ``report.findings_json``), one overlay PNG per analyzed
-image and ``report.md``. This is what ``radlens analyze`` and ``radlens demo`` call.
+image and ``report.md``; with ``fhir=True`` also ``fhir.json`` (a FHIR R4 transaction Bundle,
+see ``report.fhir``); with ``dicom_results=True`` also the DICOM result objects
+``sr.dcm``, ``pm_<n>.dcm`` and ``seg_<n>.dcm`` (see ``report.dicom_results``). This is what
+``radlens analyze`` and ``radlens demo`` call.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from radlens.io.scan import scan
 from radlens.models.registry import InstalledModel
 from radlens.pipeline import onnx_backends, process_study
 from radlens.report.compose import compose_markdown
+from radlens.report.fhir import to_fhir
 from radlens.report.findings_json import to_json
 
 # Real pydicom-data samples the demo reads: CR chest, CR extremity, CT, MR (single and
@@ -83,6 +87,8 @@ def analyze(
     on_study: Callable[[StudyOutput], None] | None = None,
     modality: str = "",
     body_part: str = "",
+    fhir: bool = False,
+    dicom_results: bool = False,
 ) -> AnalyzeRun:
     """Scan ``inputs``, analyze every study and write its outputs under ``out_dir``.
 
@@ -93,6 +99,7 @@ def analyze(
     rejected = [RejectedInput(e.path or "", e.kind, e.reason) for e in found.rejected]
     backend_for = backend_for or onnx_backends()
     outputs = []
+    notes: list[str] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     for study in found.studies:
         analysis = process_study(study, models, backend_for)
@@ -103,9 +110,26 @@ def analyze(
         document = to_json(analysis.result, study.modalities)
         (folder / "findings.json").write_text(json.dumps(document, indent=2) + "\n", "utf-8")
         (folder / "report.md").write_text(compose_markdown(study, analysis.result), "utf-8")
+        if fhir:
+            bundle = to_fhir(study, analysis.result)
+            (folder / "fhir.json").write_text(json.dumps(bundle, indent=2) + "\n", "utf-8")
+        if dicom_results:
+            notes.extend(_write_dicom_results(folder, study, analysis.result))
         rejected.extend(analysis.result.rejected)
         output = StudyOutput(study, analysis.result, folder)
         outputs.append(output)
         if on_study:
             on_study(output)
-    return AnalyzeRun(tuple(outputs), tuple(rejected), found.warnings)
+    return AnalyzeRun(tuple(outputs), tuple(rejected), (*found.warnings, *notes))
+
+
+def _write_dicom_results(folder: Path, study: Study, result: StudyResult) -> list[str]:
+    """Write the study's DICOM result objects; return why any could not be made."""
+    # Imported here: highdicom takes a quarter of a second to import, paid only when asked.
+    from radlens.report.dicom_results import to_dicom_results
+    from radlens.report.equipment import to_bytes
+
+    made = to_dicom_results(study, result)
+    for obj in made.objects:
+        (folder / obj.name).write_bytes(to_bytes(obj.dataset))
+    return [f"{folder.name}: {reason}" for reason in made.skipped]

@@ -61,7 +61,9 @@ class Settings(BaseSettings):
     pacs_username: str = Field(default="", description="PACS HTTP basic auth user")
     pacs_password: SecretStr = Field(default=SecretStr(""), description="never logged")
     pacs_poll_seconds: float = Field(default=30.0, gt=0, description="QIDO-RS poll period")
-    pacs_push_results: bool = Field(default=False, description="STOW-RS overlays back")
+    pacs_push_results: bool = Field(
+        default=False, description="STOW-RS overlays, SR, Parametric Maps and SEGs back"
+    )
     pacs_lookback_days: int = Field(
         default=2, ge=0, description="QIDO-RS asks for studies dated this many days back; 0 = all"
     )

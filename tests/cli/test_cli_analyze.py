@@ -9,8 +9,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pydicom
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 from typer.testing import Result
+
+from dicom3tools import dciodvfy
+from radlens.report.sr import read_dicom_sr
 
 Radlens = Callable[..., Result]
 
@@ -44,6 +49,26 @@ def test_analyze_cr_chest_writes_findings_overlay_and_report(
     assert any(f["model_name"] == "tiny_cxr" for f in series["findings"])
     assert list(folder.glob("overlay_*.png"))
     assert (folder / "report.md").is_file()
+
+
+def test_analyze_fhir_writes_a_fhir_r4_bundle_per_study(
+    radlens: Radlens, tiny_onnx_model_dir: Path, pydicom_data_dir: Path, tmp_path: Path
+) -> None:
+    args = ("analyze", pydicom_data_dir / "RG1_J2KR.dcm", "--models", tiny_onnx_model_dir)
+    plain = radlens(*args, "-o", tmp_path / "plain")
+    assert plain.exit_code == 0, plain.output
+    assert not list((tmp_path / "plain").glob("*/fhir.json"))  # only when asked for
+    result = radlens(*args, "-o", tmp_path / "fhir", "--fhir")
+    assert result.exit_code == 0, result.output
+    [path] = (tmp_path / "fhir").glob("*/fhir.json")
+    bundle = Bundle.model_validate_json(path.read_text("utf-8"))
+    assert bundle.type == "transaction"
+    kinds = [e.resource.get_resource_type() for e in bundle.entry or []]
+    assert kinds[:2] == ["ImagingStudy", "DiagnosticReport"]
+    assert "Observation" in kinds and "Device" in kinds
+    findings = json.loads((path.parent / "findings.json").read_text())
+    n_findings = sum(len(s["findings"]) for s in findings["series"])
+    assert kinds.count("Observation") == n_findings
 
 
 def test_analyze_json_is_machine_readable(
@@ -195,3 +220,23 @@ def test_real_command_prints_no_traceback_for_bad_input(
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stdout + done.stderr
         assert bad.name in done.stderr.replace("\n", "")
+
+
+def test_analyze_dicom_results_writes_a_valid_sr_and_says_why_there_is_no_parametric_map(
+    radlens: Radlens, tiny_onnx_model_dir: Path, pydicom_data_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    source = pydicom_data_dir / "RG1_J2KR.dcm"
+    args = ("analyze", source, "-o", out, "--models", tiny_onnx_model_dir, "--dicom-results")
+    result = radlens(*args)
+    assert result.exit_code == 0, result.output
+    [folder] = [p for p in out.iterdir() if p.is_dir()]
+    assert sorted(p.name for p in folder.glob("*.dcm")) == ["sr.dcm"]
+    sr = pydicom.dcmread(folder / "sr.dcm")
+    assert sr.StudyInstanceUID == pydicom.dcmread(source, stop_before_pixels=True).StudyInstanceUID
+    records = read_dicom_sr(sr)
+    assert "tiny_cxr" in {r.model_name for r in records}
+    assert "no Parametric Map" in flat(result) and "Frame of Reference" in flat(result)
+    dciodvfy(sr, tmp_path)
+    plain = radlens("analyze", source, "-o", tmp_path / "plain", "--models", tiny_onnx_model_dir)
+    assert plain.exit_code == 0 and not list((tmp_path / "plain").glob("*/*.dcm"))

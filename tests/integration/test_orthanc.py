@@ -1,19 +1,14 @@
 """PACS round trip with a real Orthanc (Debian ``orthanc`` + ``orthanc-dicomweb``).
 
-The fixture starts its own ``Orthanc`` process with a generated configuration: loopback
-clients only (``RemoteAccessAllowed`` false; Orthanc 1.10 has no bind-address option),
-its DICOM server off, HTTP basic auth on, storage in a temporary folder. It is stopped
-by its PID. Each test starts from an empty Orthanc (``pacs`` fixture).
+The ``orthanc`` and ``pacs`` fixtures (``conftest.py``) start a loopback-only Orthanc of
+its own; each test starts from an empty one.
 """
 
 from __future__ import annotations
 
 import gc
 import io
-import json
 import logging
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -22,6 +17,15 @@ from pathlib import Path
 import httpx
 import pydicom
 import pytest
+from orthanc_helpers import (
+    AUTH,
+    DICOM_JSON,
+    PASSWORD,
+    SC_CLASS,
+    USER,
+    orthanc_client,
+    upload,
+)
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
@@ -36,72 +40,6 @@ from radlens.store.models import InstanceRow, StudyRow, StudyStatus
 from serve_helpers import free_port, make_instance, result_with_finding
 
 pytestmark = pytest.mark.integration
-
-PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
-USER, PASSWORD = "radlens", "orthanc-test-secret-7731"
-SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"
-AUTH = (USER, PASSWORD)
-DICOM_JSON = {"Accept": "application/dicom+json"}
-
-
-@pytest.fixture(scope="module")
-def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a running Orthanc (REST at the root, DICOMweb under /dicom-web)."""
-    binary = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
-    if not Path(binary).is_file() or not PLUGIN.is_file():
-        pytest.skip("needs Orthanc and its DICOMweb plugin (apt-get install orthanc-dicomweb)")
-    folder = tmp_path_factory.mktemp("orthanc")
-    port = free_port()
-    config = {
-        "Name": "radlens-test",
-        "StorageDirectory": str(folder / "db"),
-        "IndexDirectory": str(folder / "db"),
-        "HttpPort": port,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": True,
-        "RegisteredUsers": {USER: PASSWORD},
-        "DicomServerEnabled": False,
-        "DicomPort": free_port(),
-        "DicomModalities": {},
-        "Plugins": [str(PLUGIN)],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-    }
-    (folder / "orthanc.json").write_text(json.dumps(config), "utf-8")
-    log_file = (folder / "orthanc.log").open("wb")
-    process = subprocess.Popen(
-        [binary, str(folder / "orthanc.json")], stdout=log_file, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/system", auth=AUTH, timeout=2).is_success:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"Orthanc did not start: {(folder / 'orthanc.log').read_text()[-2000:]}"
-                )
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log_file.close()
-
-
-@pytest.fixture
-def pacs(orthanc: str) -> str:
-    """The module's Orthanc, emptied: a test sees only the studies it stored."""
-    for study_id in httpx.get(f"{orthanc}/studies", auth=AUTH).json():
-        httpx.delete(f"{orthanc}/studies/{study_id}", auth=AUTH).raise_for_status()
-    return orthanc
 
 
 @pytest.fixture
@@ -131,18 +69,6 @@ class RecordingTransport(httpx.BaseTransport):
 
     def wado(self) -> list[str]:
         return [path for kind, path in self.requests if kind == "WADO"]
-
-
-def _client(base: str, transport: httpx.BaseTransport | None = None) -> DicomWebClient:
-    return DicomWebClient(f"{base}/dicom-web", USER, PASSWORD, timeout_s=30, transport=transport)
-
-
-def _upload(base: str, raw: bytes) -> str:
-    answer = httpx.post(f"{base}/instances", content=raw, auth=AUTH)
-    answer.raise_for_status()
-    study_id = answer.json()["ParentStudy"]
-    study = httpx.get(f"{base}/studies/{study_id}", auth=AUTH).json()
-    return str(study["MainDicomTags"]["StudyInstanceUID"])
 
 
 def _instance(study_uid: str, series_uid: str, sop_uid: str, study_date: date | None) -> bytes:
@@ -205,9 +131,9 @@ def test_study_is_pulled_analyzed_and_overlay_lands_in_same_study(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    study_uid = _upload(pacs, (pydicom_data_dir / "RG1_J2KR.dcm").read_bytes())
+    study_uid = upload(pacs, (pydicom_data_dir / "RG1_J2KR.dcm").read_bytes())
     intake = Intake(db, tmp_path / "storage")
-    client = _client(pacs)
+    client = orthanc_client(pacs)
     poller = PacsPoller(client, intake, interval_s=60)
 
     assert poller.poll_once() == 1
@@ -255,7 +181,7 @@ def test_real_pipeline_on_a_pulled_study_pushes_its_overlay_into_the_same_study(
     from radlens.server.app import create_app
 
     caplog.set_level(logging.INFO)
-    study_uid = _upload(pacs, (pydicom_data_dir / "RG1_J2KR.dcm").read_bytes())
+    study_uid = upload(pacs, (pydicom_data_dir / "RG1_J2KR.dcm").read_bytes())
     settings = Settings(
         home=tmp_path,
         db=database_url,
@@ -298,11 +224,11 @@ def test_study_that_gains_instances_is_fetched_again_missing_ones_only(
     first, second = f"{study_uid}.1", f"{study_uid}.2"
     sop = [generate_uid(prefix=None) for _ in range(4)]
     for uid in sop[:2]:
-        _upload(pacs, _instance(study_uid, first, uid, today))
+        upload(pacs, _instance(study_uid, first, uid, today))
     storage = tmp_path / "storage"
     db = open_database(database_url)
     transport = RecordingTransport()
-    client = _client(pacs, transport)
+    client = orthanc_client(pacs, transport)
     assert PacsPoller(client, Intake(db, storage), lookback_days=2).poll_once() == 2
     assert transport.wado() == [f"/studies/{study_uid}/series/{first}"]
 
@@ -318,8 +244,8 @@ def test_study_that_gains_instances_is_fetched_again_missing_ones_only(
     db.close()
 
     # While radlens is down, the modality sends one more image and a new series.
-    _upload(pacs, _instance(study_uid, first, sop[2], today))
-    _upload(pacs, _instance(study_uid, second, sop[3], today))
+    upload(pacs, _instance(study_uid, first, sop[2], today))
+    upload(pacs, _instance(study_uid, second, sop[3], today))
     db = open_database(database_url)
     transport.requests.clear()
     poller = PacsPoller(client, Intake(db, storage), lookback_days=2)  # a restarted radlens
@@ -356,14 +282,14 @@ def test_qido_window_is_bounded_by_study_date_and_undated_studies_need_no_bound(
         generate_uid(prefix=None),
         generate_uid(prefix=None),
     )
-    _upload(
+    upload(
         pacs, _instance(recent, f"{recent}.1", generate_uid(prefix=None), today - timedelta(days=1))
     )
-    _upload(pacs, _instance(old, f"{old}.1", generate_uid(prefix=None), today - timedelta(days=30)))
-    _upload(pacs, _instance(undated, f"{undated}.1", generate_uid(prefix=None), None))
+    upload(pacs, _instance(old, f"{old}.1", generate_uid(prefix=None), today - timedelta(days=30)))
+    upload(pacs, _instance(undated, f"{undated}.1", generate_uid(prefix=None), None))
     intake = Intake(db, tmp_path / "storage")
     transport = RecordingTransport()
-    client = _client(pacs, transport)
+    client = orthanc_client(pacs, transport)
 
     assert PacsPoller(client, intake, lookback_days=2).poll_once() == 1
     assert _stored_sops(db, recent) and not _stored_sops(db, old)
@@ -407,8 +333,8 @@ def test_serve_polls_pacs_only_when_configured_within_its_lookback(
     )
     assert PASSWORD not in repr(settings)
     today, recent, old = date.today(), generate_uid(prefix=None), generate_uid(prefix=None)
-    _upload(pacs, _instance(recent, f"{recent}.1", generate_uid(prefix=None), today))
-    _upload(pacs, _instance(old, f"{old}.1", generate_uid(prefix=None), today - timedelta(days=3)))
+    upload(pacs, _instance(recent, f"{recent}.1", generate_uid(prefix=None), today))
+    upload(pacs, _instance(old, f"{old}.1", generate_uid(prefix=None), today - timedelta(days=3)))
     poller = start_pacs_poller(settings, intake)
     assert poller is not None
     try:

@@ -8,11 +8,13 @@ import shutil
 import warnings
 import zipfile
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import MPEG2MPML, UID, ExplicitVRLittleEndian, generate_uid
@@ -29,6 +31,7 @@ from radlens.io.dicom import (
     DicomReadWarning,
     decode_instance,
     patient_age_years,
+    read_dataset,
     read_frame_positions,
     read_instance,
 )
@@ -345,3 +348,20 @@ def test_deferred_values_read_the_same_from_a_path_as_from_bytes(
     except TruncatedFileError as exc:
         from_bytes = str(exc)
     assert from_path == from_bytes
+
+
+def test_read_dataset_gives_the_header_of_a_file_or_a_zip_member_without_pixels(
+    tmp_path: Path,
+) -> None:
+    source = Path(get_testdata_file("CT_small.dcm"))
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(source, "ct/slice.dcm")
+    plain = read_instance(source).instance
+    member = read_instance(archive, source.read_bytes(), "ct/slice.dcm").instance
+    for instance in (plain, member):
+        dataset = read_dataset(instance)
+        assert dataset.SOPInstanceUID == instance.sop_instance_uid
+        assert dataset.StudyInstanceUID and "PixelData" not in dataset
+    with pytest.raises(InputError):
+        read_dataset(replace(plain, path=tmp_path / "gone.dcm"))

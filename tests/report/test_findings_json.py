@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from radlens import __version__
 from radlens.domain.findings import (
     Box,
@@ -15,7 +17,13 @@ from radlens.domain.findings import (
     StudyResult,
 )
 from radlens.domain.imaging import Instance, Patient, Series, Study
-from radlens.report.findings_json import DISCLAIMER, SCHEMA, finding_to_dict, to_json
+from radlens.report.findings_json import (
+    DISCLAIMER,
+    SCHEMA,
+    finding_to_dict,
+    from_json,
+    to_json,
+)
 
 PATIENT_NAME = "Doe^Jane"
 PATIENT_ID = "PID-0042"
@@ -118,3 +126,23 @@ def test_the_ood_decision_and_its_two_parts_are_written() -> None:
     assert (d["ood_feature_score"], d["ood_input_score"]) == (9.1, 31.5)
     plain = finding_to_dict(finding())
     assert plain["ood_score"] is plain["ood_feature_score"] is plain["ood_input_score"] is None
+
+
+def test_from_json_gives_back_the_result_that_was_written() -> None:
+    study, result = study_and_result()
+    document = to_json(result, study.modalities)
+    back = from_json(json.loads(json.dumps(document)))
+    assert to_json(back, study.modalities) == document
+    [f] = back.series[0].findings
+    assert (f.code, f.model_version, f.ood_flag, f.warnings) == ("pneumonia", "0.0.1", True, ("w",))
+    assert f.box == Box(10.0, 20.0, 30.0, 40.1) and f.heatmap is None
+    assert back.priority is Priority.URGENT and back.rejected == result.rejected
+
+
+def test_from_json_ignores_store_keys_and_refuses_another_schema() -> None:
+    _, result = study_and_result()
+    document = to_json(result)
+    document["series"][0]["findings"][0] |= {"id": "0123456789abcdef", "has_heatmap": True}
+    assert from_json(document).series[0].findings[0].code == "pneumonia"
+    with pytest.raises(ValueError, match="radlens.findings/2"):
+        from_json(document | {"schema": "radlens.findings/1"})

@@ -23,6 +23,16 @@ Quiet = Annotated[bool, typer.Option("-q", "--quiet")]
 Verbose = Annotated[bool, typer.Option("-v", "--verbose")]
 ModelsDir = Annotated[list[Path] | None, typer.Option("--models", help="extra model folders")]
 Threads = Annotated[int, typer.Option("--threads", help="ONNX Runtime threads")]
+Fhir = Annotated[
+    bool, typer.Option("--fhir", help="also write fhir.json (FHIR R4 Bundle) per study")
+]
+DicomResults = Annotated[
+    bool,
+    typer.Option(
+        "--dicom-results",
+        help="also write DICOM objects per study: sr.dcm (TID 1500), pm_*.dcm, seg_*.dcm",
+    ),
+]
 
 
 def run_analysis(
@@ -34,6 +44,8 @@ def run_analysis(
     threads: int,
     modality: str = "",
     body_part: str = "",
+    fhir: bool = False,
+    dicom_results: bool = False,
 ) -> AnalyzeRun:
     models = discover(models_dir)
     show_progress = not (quiet or as_json)
@@ -51,6 +63,8 @@ def run_analysis(
             advance,
             modality=modality,
             body_part=body_part,
+            fhir=fhir,
+            dicom_results=dicom_results,
         )
     if as_json:
         doc = {
@@ -77,8 +91,21 @@ def analyze_command(
     threads: Threads = 1,
     modality: Annotated[str, typer.Option(help="modality for non-DICOM input, e.g. CR")] = "",
     body_part: Annotated[str, typer.Option(help="body part for non-DICOM input")] = "",
+    fhir: Fhir = False,
+    dicom_results: DicomResults = False,
 ) -> None:
     """Analyze studies; write findings.json, overlays and a draft report per study."""
     configure_logging(verbose, quiet)
-    run = run_analysis(inputs, output, as_json, quiet, models_dir, threads, modality, body_part)
+    run = run_analysis(
+        inputs,
+        output,
+        as_json,
+        quiet,
+        models_dir,
+        threads,
+        modality,
+        body_part,
+        fhir=fhir,
+        dicom_results=dicom_results,
+    )
     raise typer.Exit(run.exit_code)

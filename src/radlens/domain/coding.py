@@ -18,11 +18,15 @@ from dataclasses import dataclass
 
 SNOMED = "SCT"
 DCM = "DCM"
+LOINC = "LN"
+UCUM = "UCUM"
 LOCAL = "99RADLENS"
 
 SCHEME_URIS = {
     SNOMED: "http://snomed.info/sct",
     DCM: "http://dicom.nema.org/resources/ontology/DCM",
+    LOINC: "http://loinc.org",
+    UCUM: "http://unitsofmeasure.org",
     LOCAL: "urn:radlens:finding",
 }
 """FHIR ``system`` URIs of the schemes (SNOMED and DICOM as FHIR R4 names them)."""
@@ -61,6 +65,69 @@ BODY_PARTS: dict[str, Concept] = {
     "KNEE": Concept("72696002", SNOMED, "Knee"),
 }
 """DICOM Body Part Examined -> anatomy (after CID 4031 where it defines the term)."""
+
+
+# --- DICOM result objects (report/sr.py, seg.py, pm.py; docs/dicom-results.md says why) ---
+
+PRESENT = Concept("52101004", SNOMED, "Present")
+ABSENT = Concept("2667000", SNOMED, "Absent")
+"""Presence of a finding at the card's operating point (SNOMED CT qualifier values)."""
+
+YES = Concept("373066001", SNOMED, "Yes")
+NO = Concept("373067005", SNOMED, "No")
+"""CID 230 Yes-No."""
+
+CERTAINTY_OF_FINDING = Concept("111012", DCM, "Certainty of Finding")
+"""The calibrated probability: "the likelihood that the finding detected is in fact the
+type of finding identified" (PS3.16 Annex D, CID 6048), recorded here as a fraction."""
+
+SEVERITY = Concept("246112005", SNOMED, "Severity")
+"""An ordinal model's grade (SNOMED CT ``Severity (attribute)``)."""
+
+OOD_FLAG = Concept("ood_flag", LOCAL, "Input unlike training data - low trust")
+OOD_SCORE = Concept("ood_score", LOCAL, "Out-of-distribution score")
+"""No standard concept says "input unlike the model's training data": local codes."""
+
+CLASS_ACTIVATION = Concept("130402", DCM, "Class activation")
+"""Quantity of a heatmap Parametric Map (CID 7180 / CID 218)."""
+
+ARTIFICIAL_INTELLIGENCE = Concept("123110", DCM, "Artificial Intelligence")
+"""Algorithm family of every radlens model (CID 7162)."""
+
+MORPHOLOGICALLY_ABNORMAL_STRUCTURE = Concept(
+    "49755003", SNOMED, "Morphologically abnormal structure"
+)
+"""Segmented property category of a finding's mask (CID 7150)."""
+
+NO_UNITS = Concept("1", UCUM, "no units")
+GRADE_UNITS = Concept("{grade}", UCUM, "grade")
+"""UCUM units: ``1`` for probabilities, scores and activations; ``{grade}`` (an annotation
+of the dimensionless unit) for ordinal grades."""
+
+IMAGING_PROCEDURE = Concept("363679005", SNOMED, "Imaging procedure")
+PROCEDURES: dict[str, Concept] = {
+    "CT": Concept("25045-6", LOINC, "CT unspecified body region"),
+    "MR": Concept("25056-3", LOINC, "MRI unspecified body region"),
+    "CR": Concept("43468-8", LOINC, "XR unspecified body region"),
+    "DX": Concept("43468-8", LOINC, "XR unspecified body region"),
+    "NM": Concept("49118-3", LOINC, "NM unspecified body region"),
+    "PT": Concept("44136-0", LOINC, "PET unspecified body region"),
+}
+"""DICOM Modality -> procedure reported (CID 100); other modalities get
+``IMAGING_PROCEDURE``."""
+
+DIAGNOSTIC_IMAGING_STUDY = Concept("18748-4", LOINC, "Diagnostic imaging study")
+"""The kind of report radlens drafts (FHIR ``DiagnosticReport.code``, report/fhir.py)."""
+
+
+def procedure_concept(modality: str) -> Concept:
+    """The procedure reported for a modality (CID 100), ``Imaging procedure`` if unmapped.
+
+    Example:
+        >>> procedure_concept("CR").meaning
+        'XR unspecified body region'
+    """
+    return PROCEDURES.get(modality.strip().upper(), IMAGING_PROCEDURE)
 
 
 def finding_concept(code: str, label: str) -> Concept:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -66,6 +67,8 @@ class Finding:
         ood_feature_score, ood_input_score: its parts: the Mahalanobis distances of the
             model's features and of the input's statistics to their training distributions.
         warnings: reasons to trust this finding less (population, uncalibrated, ...).
+        mask: where the finding is, on the grid of the image it was made on (bool, or
+            float in [0, 1]), for models that segment; None otherwise.
     """
 
     code: str
@@ -85,6 +88,7 @@ class Finding:
     ood_feature_score: float | None = None
     ood_input_score: float | None = None
     warnings: tuple[str, ...] = ()
+    mask: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.probability <= 1.0) or math.isnan(self.probability):
@@ -95,6 +99,19 @@ class Finding:
     @property
     def positive(self) -> bool:
         return self.probability >= self.threshold
+
+
+def finding_id(series_uid: str, finding: Finding) -> str:
+    """Stable id of a finding: its series, image, frame, model and label.
+
+    Example:
+        >>> finding_id("1.2", Finding("pneumonia", "Pneumonia", 0.9, 0.5, "cxr", "1.0.0"))
+        'c55e877dd2b4fb2b'
+    """
+    key = "|".join(
+        (series_uid, finding.sop_instance_uid, str(finding.frame), finding.model_name, finding.code)
+    )
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,19 @@ class Series:
 
 @dataclass(frozen=True)
 class Study:
-    """Series that share a Study Instance UID, and the patient they belong to."""
+    """Series that share a Study Instance UID, and the patient they belong to.
+
+    Attributes:
+        study_date, study_time: Study Date and Time as written (DA ``YYYYMMDD``, TM).
+        description: Study Description.
+        requested_procedure: Requested Procedure Description (0032,1060).
+        reason_for_study: Reason for the Requested Procedure (0040,1002), else the
+            retired Reason for Study (0032,1030).
+        admitting_diagnoses: Admitting Diagnoses Description (0008,1080).
+        patient_history: Additional Patient History (0010,21B0).
+
+    The clinical free text may name people, so it stays out of ``repr`` like the dates.
+    """
 
     study_instance_uid: str
     series: tuple[Series, ...]
@@ -219,6 +231,11 @@ class Study:
     description: str = ""
     accession_number: str = field(default="", repr=False)
     referring_physician: str = field(default="", repr=False)
+    study_time: str = field(default="", repr=False)
+    requested_procedure: str = ""
+    reason_for_study: str = field(default="", repr=False)
+    admitting_diagnoses: str = field(default="", repr=False)
+    patient_history: str = field(default="", repr=False)
 
     @property
     def modalities(self) -> tuple[str, ...]:

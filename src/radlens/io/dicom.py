@@ -155,6 +155,21 @@ def read_instance(path: Path, data: bytes | None = None, member: str = "") -> Di
     return header
 
 
+def read_dataset(instance: Instance) -> Dataset:
+    """The pydicom data set of an instance, without its pixel data.
+
+    For the objects that join the instance's study (``report/``: SR, SEG, Parametric Map):
+    they copy patient, study and geometry attributes from it. Read warnings were already
+    reported by the scan, so none are raised here.
+
+    Raises:
+        InputError: the file cannot be read (typed subclass).
+    """
+    data = read_member(instance.path, instance.member) if instance.member else None
+    with _captured_warnings():
+        return _read(instance.location, instance.path, data, header_only=True).ds
+
+
 def decode_instance(instance: Instance, data: bytes | None = None) -> Image:
     """Decode the pixel data of an instance into an :class:`Image` in physical units.
 
@@ -503,8 +518,27 @@ def _header(read: _Read, location: str, path: Path, member: str) -> tuple[DicomH
         description=_text(ds, "StudyDescription"),
         accession_number=_text(ds, "AccessionNumber"),
         referring_physician=_text(ds, "ReferringPhysicianName"),
+        study_time=_text(ds, "StudyTime"),
+        requested_procedure=_requested(ds, "RequestedProcedureDescription"),
+        reason_for_study=_requested(ds, "ReasonForTheRequestedProcedure")
+        or _text(ds, "ReasonForStudy"),
+        admitting_diagnoses=_text(ds, "AdmittingDiagnosesDescription"),
+        patient_history=_text(ds, "AdditionalPatientHistory"),
     )
     return DicomHeader(instance, series, study), notes
+
+
+def _requested(ds: Dataset, keyword: str) -> str:
+    """An attribute of the order: at the top level, else in the first Request Attributes
+    Sequence (0040,0275) item that has it (PS3.3 C.4.10: images made from a worklist)."""
+    found = _text(ds, keyword)
+    if found:
+        return found
+    try:
+        items = ds.get("RequestAttributesSequence") or []
+        return next((t for item in items if (t := _text(item, keyword))), "")
+    except _READ_ERRORS:
+        return ""
 
 
 def _patient(ds: Dataset) -> Patient:

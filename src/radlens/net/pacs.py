@@ -9,8 +9,9 @@ series or instances are retrieved. Each instance goes through
 (a study that gains instances is analyzed again) work exactly as for a C-STORE.
 radlens's own output on the PACS (series whose Manufacturer is ``radlens``) is never
 pulled back. :func:`push_overlay` turns a finished analysis into Secondary Capture
-overlays in the same study on the PACS. A PACS that is down costs one log line per poll,
-never a crash.
+overlays in the same study on the PACS; :func:`push_results` sends them together with the
+DICOM result objects (TID 1500 SR, Parametric Maps, SEGs; ``report.dicom_results``). A
+PACS that is down costs one log line per poll, never a crash.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from radlens.errors import DicomWebError, InputError
 from radlens.explain.overlay import render_overlay
 from radlens.io.load import load_images
 from radlens.net.dicomweb import DicomWebClient
+from radlens.report.dicom_results import to_dicom_results
+from radlens.report.equipment import to_bytes
 from radlens.report.sc import to_secondary_capture, write_secondary_capture
 from radlens.store.intake import Intake
 from radlens.store.models import InstanceRow
@@ -43,6 +46,7 @@ SERIES_INSTANCE_UID = "0020000E"
 SOP_INSTANCE_UID = "00080018"
 NUMBER_OF_STUDY_RELATED_INSTANCES = "00201208"
 NUMBER_OF_SERIES_RELATED_INSTANCES = "00201209"
+FAILED_SOP_SEQUENCE = "00081198"
 RADLENS_MANUFACTURER = "radlens"  # what radlens.report writes into the objects it makes
 _IN_CLAUSE_CHUNK = 500
 
@@ -261,6 +265,47 @@ def overlay_pusher(client: DicomWebClient) -> Callable[[Study, StudyResult], Non
             return
         if pushed:
             log.info("pushed %d overlay(s) to %s", pushed, client.server)
+
+    return push
+
+
+def push_results(client: DicomWebClient, study: Study, result: StudyResult) -> int:
+    """STOW-RS the overlays and the DICOM result objects into the study; return how many
+    instances the PACS accepted.
+
+    The SR, Parametric Maps and SEGs of :func:`radlens.report.dicom_results.to_dicom_results`
+    go in one STOW-RS request after the overlays; an object that could not be made is
+    logged with its reason, and one the PACS refuses (listed in its Failed SOP Sequence) is
+    logged and not counted.
+    """
+    sent = push_overlay(client, study, result)
+    made = to_dicom_results(study, result)
+    for reason in made.skipped:
+        log.info("not pushed: %s", reason)
+    if not made.objects:
+        return sent
+    answer = client.store_instances(
+        [to_bytes(o.dataset) for o in made.objects], study.study_instance_uid
+    )
+    failed = answer.get(FAILED_SOP_SEQUENCE, {})
+    refused = len(failed.get("Value", [])) if isinstance(failed, dict) else 0
+    if refused:
+        log.error("PACS refused %d of %d result object(s)", refused, len(made.objects))
+    return sent + len(made.objects) - refused
+
+
+def results_pusher(client: DicomWebClient) -> Callable[[Study, StudyResult], None]:
+    """A job completion hook that pushes overlays and DICOM result objects, logging (not
+    raising) PACS errors."""
+
+    def push(study: Study, result: StudyResult) -> None:
+        try:
+            pushed = push_results(client, study, result)
+        except DicomWebError as exc:
+            log.error("PACS result push failed: %s", exc)
+            return
+        if pushed:
+            log.info("pushed %d result instance(s) to %s", pushed, client.server)
 
     return push
 

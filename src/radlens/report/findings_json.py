@@ -1,4 +1,4 @@
-"""``findings.json``: the versioned machine-readable result of one study.
+"""``findings.json``: the versioned machine-readable result of one study, and back.
 
 Schema (``schema`` = ``radlens.findings/2``), documented in ``docs/findings-json.md``::
 
@@ -20,7 +20,14 @@ from __future__ import annotations
 from typing import Any
 
 from radlens import __version__
-from radlens.domain.findings import Finding, StudyResult
+from radlens.domain.findings import (
+    Box,
+    Finding,
+    Priority,
+    RejectedInput,
+    SeriesResult,
+    StudyResult,
+)
 
 SCHEMA = "radlens.findings/2"
 DISCLAIMER = "AI-generated draft - requires physician review; not for primary diagnosis."
@@ -79,3 +86,63 @@ def to_json(result: StudyResult, modalities: tuple[str, ...] = ()) -> dict[str, 
         "timings_s": {k: round(v, 4) for k, v in result.timings_s.items()},
         "disclaimer": DISCLAIMER,
     }
+
+
+def finding_from_dict(doc: dict[str, Any]) -> Finding:
+    """A finding back from its ``findings.json`` entry (without its heatmap)."""
+    box = doc.get("box_px")
+    return Finding(
+        code=doc["code"],
+        label=doc["label"],
+        probability=float(doc["probability"]),
+        threshold=float(doc["threshold"]),
+        model_name=doc["model_name"],
+        model_version=doc["model_version"],
+        sop_instance_uid=doc.get("sop_instance_uid", ""),
+        frame=int(doc.get("frame", 0)),
+        box=None if box is None else Box(*(float(v) for v in box)),
+        grade=doc.get("grade"),
+        grade_label=doc.get("grade_label", ""),
+        ood_score=doc.get("ood_score"),
+        ood_flag=bool(doc.get("ood_flag", False)),
+        ood_feature_score=doc.get("ood_feature_score"),
+        ood_input_score=doc.get("ood_input_score"),
+        warnings=tuple(doc.get("warnings", ())),
+    )
+
+
+def from_json(document: dict[str, Any]) -> StudyResult:
+    """The study result a ``findings.json`` document describes (heatmaps are not in it).
+
+    Keys added by the store (``id``, ``has_heatmap``) are ignored.
+
+    Example:
+        >>> from radlens.domain.findings import StudyResult
+        >>> from_json(to_json(StudyResult("1.2.3", ()))).study_instance_uid
+        '1.2.3'
+    """
+    if document.get("schema") != SCHEMA:
+        raise ValueError(f"not a {SCHEMA} document: schema {document.get('schema')!r}")
+    return StudyResult(
+        study_instance_uid=document["study_instance_uid"],
+        series=tuple(
+            SeriesResult(
+                series_instance_uid=s["series_instance_uid"],
+                modality=s["modality"],
+                body_part=s["body_part"],
+                n_instances=int(s["n_instances"]),
+                models=tuple(s.get("models", ())),
+                findings=tuple(finding_from_dict(f) for f in s.get("findings", ())),
+                skipped_reason=s.get("skipped_reason", ""),
+                warnings=tuple(s.get("warnings", ())),
+            )
+            for s in document["series"]
+        ),
+        priority=Priority[document.get("priority", "routine").upper()],
+        timings_s=dict(document.get("timings_s", {})),
+        warnings=tuple(document.get("warnings", ())),
+        rejected=tuple(
+            RejectedInput(r["location"], r["kind"], r["reason"])
+            for r in document.get("rejected", ())
+        ),
+    )

@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from radlens import __version__
+from radlens.report.equipment import complete_derived_image
 
 SERIES_DESCRIPTION = "radlens overlay - AI draft, requires physician review"
 SERIES_NUMBER = 9901
@@ -60,6 +61,7 @@ def to_secondary_capture(
     sc.ManufacturerModelName = "radlens"
     sc.SeriesDescription = SERIES_DESCRIPTION
     sc.ImageComments = "AI generated - not for primary diagnosis without review"
+    complete_derived_image(sc, source, laterality=True)  # Laterality, which dciodvfy asks for
     return sc
 
 

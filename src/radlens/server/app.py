@@ -22,12 +22,12 @@ from radlens import __version__
 from radlens.config import Settings
 from radlens.models.registry import discover
 from radlens.net.dicomweb import DicomWebClient
-from radlens.net.pacs import PacsPoller, overlay_pusher
+from radlens.net.pacs import PacsPoller, results_pusher
 from radlens.net.scp import start_scp
 from radlens.pipeline import onnx_backends
 from radlens.server import errors
 from radlens.server.deps import Services
-from radlens.server.routes import auth, dicomweb, health, worklist
+from radlens.server.routes import auth, dicomweb, fhir, health, worklist
 from radlens.store.accounts import ensure_first_account
 from radlens.store.db import open_database
 from radlens.store.files import remove_partial_files
@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 DESCRIPTION = (
     "radlens reading room: DICOM intake (C-STORE, STOW-RS), analysis queue, worklist, "
     "viewer (WADO-RS) and reporting. Every result is an AI draft that requires physician "
-    "review. Routes under /api and GET /dicomweb need a login (POST /api/auth/login)."
+    "review. Routes under /api and /fhir (FHIR R4) and GET /dicomweb need a login "
+    "(POST /api/auth/login)."
 )
 STATIC_DIR = Path(__file__).parent / "static"  # the built web/ front end (make web)
 _NOT_BUILT = (
@@ -80,7 +81,7 @@ def create_app(settings: Settings, analyze: Analyze | None = None) -> FastAPI:
 
     app = FastAPI(title="radlens", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
-    for module in (health, auth, dicomweb, worklist):
+    for module in (health, auth, dicomweb, worklist, fhir):
         app.include_router(module.router)
 
     @app.middleware("http")
@@ -88,7 +89,7 @@ def create_app(settings: Settings, analyze: Analyze | None = None) -> FastAPI:
         response = await call_next(request)
         for name, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        if request.url.path.startswith(("/api/", "/dicomweb/")):
+        if request.url.path.startswith(("/api/", "/dicomweb/", "/fhir/")):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
@@ -122,7 +123,7 @@ def start_services(settings: Settings, analyze: Analyze | None) -> tuple[Service
     push_client = None
     if settings.pacs_url and settings.pacs_push_results:
         push_client = pacs_client(settings)
-        on_complete = overlay_pusher(push_client)
+        on_complete = results_pusher(push_client)
     rules = TriageRules(
         frozenset(settings.critical_labels), settings.ood_penalty, settings.aging_minutes
     )

@@ -1,6 +1,7 @@
 """The one place that maps radlens errors to HTTP responses.
 
-Every error answer is JSON ``{"error": <kind>, "detail": <one line>}``; routes raise
+Every error answer is JSON ``{"error": <kind>, "detail": <one line>}``, except under
+``/fhir``, where it is a FHIR ``OperationOutcome`` (``application/fhir+json``); routes raise
 radlens errors (``NotFoundError``, ``AuthError``, ...) and never build error responses.
 """
 
@@ -20,6 +21,7 @@ from radlens.errors import (
     RadlensError,
     UnsupportedFormatError,
 )
+from radlens.report.fhir import FHIR_JSON, operation_outcome
 
 # Most specific first: the first class an error is an instance of decides.
 _STATUS: tuple[tuple[type[RadlensError], int, str], ...] = (
@@ -32,6 +34,16 @@ _STATUS: tuple[tuple[type[RadlensError], int, str], ...] = (
     (ModelError, 503, ""),
     (ConfigError, 500, ""),
 )
+
+# HTTP status -> FHIR IssueType (R4 valueset-issue-type) of the OperationOutcome.
+_ISSUE = {
+    400: "invalid",
+    401: "login",
+    404: "not-found",
+    409: "conflict",
+    415: "not-supported",
+    502: "transient",
+}
 
 
 def status_for(exc: RadlensError) -> int:
@@ -51,8 +63,16 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RadlensError)
     detail = exc.reason if isinstance(exc, InputError) else str(exc)
     headers = {"WWW-Authenticate": 'Cookie realm="radlens"'} if isinstance(exc, AuthError) else {}
+    status = status_for(exc)
+    if request.url.path == "/fhir" or request.url.path.startswith("/fhir/"):
+        return JSONResponse(
+            operation_outcome(_ISSUE.get(status, "exception"), detail),
+            status_code=status,
+            headers=headers,
+            media_type=FHIR_JSON,
+        )
     return JSONResponse(
-        {"error": _kind(exc), "detail": detail}, status_code=status_for(exc), headers=headers
+        {"error": _kind(exc), "detail": detail}, status_code=status, headers=headers
     )
 
 

@@ -35,6 +35,7 @@ from radlens.models.registry import InstalledModel
 from radlens.pipeline import process_study
 from radlens.report.findings_json import to_json
 from radlens.store.db import Database
+from radlens.store.exports import index_result
 from radlens.store.models import InstanceRow, JobRow, JobState, StudyRow, StudyStatus, utcnow
 from radlens.store.results import annotate, save_heatmaps
 from radlens.triage.priority import TriageRules
@@ -150,8 +151,9 @@ class JobQueue:
         """Record a finished analysis: result, priority and job state in one transaction.
 
         The site's triage rules set the priority (in the stored document too); each
-        finding gets its stable id, and heatmaps are written before the commit, so a
-        committed result never points at a missing heatmap.
+        finding gets its stable id, the FHIR ids are indexed (``store.exports``), and
+        heatmaps are written before the commit, so a committed result never points at a
+        missing heatmap.
 
         Returns True when the study is now ``ready`` (False when it was requeued meanwhile
         or gained instances while it was analyzed, so another analysis follows).
@@ -168,6 +170,7 @@ class JobQueue:
                 return False  # requeued meanwhile (recover); the other run will record it
             job.state, job.finished_at = JobState.DONE, now
             study.result = document
+            index_result(session, result)
             study.priority = int(triage.priority)
             study.ai_score = triage.score
             study.analyzed_at = now

@@ -159,3 +159,16 @@ class FindingReviewRow(Base):
     username: Mapped[str] = mapped_column(String(USERNAME_LENGTH))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     finding: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class FhirResourceRow(Base):
+    """Which study a FHIR resource id belongs to (ids of ``report.fhir``), so a read by id
+    finds the study; a ``Device`` (one model version) belongs to every study it read."""
+
+    __tablename__ = "fhir_resources"
+
+    resource_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_uid: Mapped[str] = mapped_column(
+        ForeignKey("studies.study_uid"), primary_key=True, index=True
+    )

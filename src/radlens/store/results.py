@@ -1,8 +1,8 @@
 """What the reading room keeps of an analysis besides the findings document.
 
-- Every finding gets a stable id (:func:`finding_id`): the same model's same label on the
-  same image frame keeps its id when the study is analyzed again, so a reader's decision
-  still points at it.
+- Every finding gets a stable id (:func:`radlens.domain.findings.finding_id`): the same
+  model's same label on the same image frame keeps its id when the study is analyzed
+  again, so a reader's decision still points at it.
 - Heatmaps are stored as 8-bit grayscale PNG files under ``<storage>/results/``, named by
   hashes, never by dataset values (:func:`heatmap_path`).
 """
@@ -18,26 +18,12 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
-from radlens.domain.findings import Finding, StudyResult
+from radlens.domain.findings import StudyResult, finding_id
 from radlens.errors import NotFoundError
 from radlens.explain.overlay import heatmap_rgba
 from radlens.store.files import validate_uid, write_durably
 
 _FINDING_ID = re.compile(r"^[0-9a-f]{16}$")
-
-
-def finding_id(series_uid: str, finding: Finding) -> str:
-    """Stable id of a finding: its series, image, frame, model and label.
-
-    Example:
-        >>> from radlens.domain.findings import Finding
-        >>> finding_id("1.2", Finding("pneumonia", "Pneumonia", 0.9, 0.5, "cxr", "1.0.0"))
-        'c55e877dd2b4fb2b'
-    """
-    key = "|".join(
-        (series_uid, finding.sop_instance_uid, str(finding.frame), finding.model_name, finding.code)
-    )
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
 
 def annotate(document: dict[str, Any], result: StudyResult) -> dict[str, Any]:
