@@ -271,14 +271,15 @@ def render(result: dict[str, Any]) -> str:
         "class mean), **input** (Mahalanobis distance of cheap input statistics to the "
         "training images': grey levels, JPEG block edges, flat steps and colour on the "
         "decoded image; histogram, gradients, autocorrelation and flat steps on the model "
-        "input; shape for 3D masks) and **combined**, the decision every finding carries: "
+        "input; shape and local form (sheets vs tubes) for 3D masks) and **combined**, "
+        "the decision every finding carries: "
         "flagged when `max(feature / median, 1) x max(input / median, 1)` reaches its "
         "threshold or either score alone reaches its 99th percentile on own val, the product "
         "threshold set so that about 5% of own val is flagged; its AUROC is that of "
         "`ood_score`, the largest of the three ratios to their thresholds. Goals: AUROC "
         "≥ 0.99 against every other dataset, ≥ 0.90 against severity-5 corruptions. The "
-        "feature score alone was the decision before input statistics were added (its "
-        "statistics are unchanged), so its columns are the *before* figures.\n",
+        "feature score alone was the decision before input statistics were added, so its "
+        "columns are the *before* figures (same models, same feature statistics).\n",
         *goals(result),
         "## Own validation images flagged\n",
         "| model | input statistics | n val | flagged (combined) | flagged (feature alone) |",
