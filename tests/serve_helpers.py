@@ -37,6 +37,21 @@ def make_instance(study_uid: str, sop_uid: str, series_uid: str = "") -> bytes:
     return buffer.getvalue()
 
 
+def dated_instance(
+    study_uid: str, patient_id: str, study_date: str, description: str = "CT CHEST"
+) -> bytes:
+    """``make_instance`` of this patient, made on ``study_date`` (DA; "" for no date)."""
+    ds = pydicom.dcmread(io.BytesIO(make_instance(study_uid, f"{study_uid}.1")))
+    ds.PatientID, ds.StudyDescription, ds.StudyTime = patient_id, description, "101500"
+    if study_date:
+        ds.StudyDate = study_date
+    else:
+        del ds.StudyDate
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
 def stop_server(process: subprocess.Popen[bytes]) -> int | None:
     """SIGTERM a ``radlens serve`` subprocess; SIGKILL it after 20 s. Its exit code, or None
     when it had to be killed."""

@@ -7,10 +7,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image as PILImage
 
-from radlens.analyze import AnalyzeRun, StudyOutput, analyze, demo_inputs
+from radlens.analyze import AnalyzeRun, StudyOutput, analyze, demo_inputs, prior_uids
+from radlens.domain.imaging import Patient, Study
 from radlens.errors import EmptyInputError, InputError
 from radlens.inference.backends import FakeBackend
 from radlens.models.registry import InstalledModel, load_model
@@ -148,3 +150,46 @@ def test_png_with_stated_modality_and_body_part_is_routed(
     assert len(routed.outputs[0].result.findings) == 1
     assert unrouted.outputs[0].result.findings == ()
     assert unrouted.outputs[0].result.series[0].skipped_reason
+
+
+def _study_of(uid: str, patient_id: str, day: str) -> Study:
+    return Study(uid, (), patient=Patient(patient_id=patient_id), study_date=day)
+
+
+def test_prior_uids_pair_each_study_with_the_latest_earlier_one_of_its_patient() -> None:
+    studies = [
+        _study_of("3", "A", "20240301"),
+        _study_of("1", "A", "20240110"),
+        _study_of("2", "A", "20240201"),
+        _study_of("9", "B", "20240215"),  # another patient, between them
+        _study_of("4", "A", ""),  # undated: neither a prior nor compared
+        _study_of("5", "", "20240401"),  # no Patient ID
+        _study_of("6", "A", "20240301"),  # same day and time as "3": not earlier
+    ]
+    assert prior_uids(studies) == {"2": "1", "3": "2", "6": "2"}
+
+
+def _copy_of_rg1(source: Path, target: Path, study_uid: str, day: str) -> Path:
+    ds = pydicom.dcmread(source)
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, f"{study_uid}.1"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{study_uid}.1.1"
+    ds.StudyDate, ds.StudyTime, ds.StudyDescription = day, "120000", "XR CHEST"
+    ds.save_as(target)
+    return target
+
+
+def test_report_compares_with_the_prior_study_of_the_same_patient_in_the_run(
+    pydicom_data_dir: Path, model: InstalledModel, tmp_path: Path
+) -> None:
+    source = pydicom_data_dir / "RG1_J2KR.dcm"
+    later = _copy_of_rg1(source, tmp_path / "later.dcm", "1.2.826.0.1.3680043.99.2", "20240301")
+    earlier = _copy_of_rg1(source, tmp_path / "earlier.dcm", "1.2.826.0.1.3680043.99.1", "20240110")
+    # The later study comes first: its report waits for its prior's findings.
+    run = analyze([later, earlier], tmp_path / "out", [model], fake_backend)
+    by_uid = {o.study.study_instance_uid: o for o in run.outputs}
+    report = (by_uid["1.2.826.0.1.3680043.99.2"].folder / "report.md").read_text("utf-8")
+    assert "Prior study: 2024-01-10, XR CHEST." in report
+    assert "- Pneumonia: persistent since 2024-01-10 (then " in report
+    first = (by_uid["1.2.826.0.1.3680043.99.1"].folder / "report.md").read_text("utf-8")
+    assert "## Comparison\n\nNone available." in first
+    assert RG1_PATIENT_ID not in report

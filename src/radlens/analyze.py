@@ -13,11 +13,12 @@ import importlib.util
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from radlens.domain.findings import RejectedInput, StudyResult
 from radlens.domain.imaging import Study
+from radlens.domain.reports import PriorStudy
 from radlens.inference.backends import Backend
 from radlens.io.raster import write_png
 from radlens.io.scan import scan
@@ -89,8 +90,14 @@ def analyze(
     body_part: str = "",
     fhir: bool = False,
     dicom_results: bool = False,
+    clinical_notes: str = "",
 ) -> AnalyzeRun:
     """Scan ``inputs``, analyze every study and write its outputs under ``out_dir``.
+
+    ``report.md`` reads ``clinical_notes`` (free text, a prior report, or HL7 v2 ORM/ORU
+    text; the same for every study of the run) beside each study's DICOM reason for study,
+    and compares each study with the latest earlier study of the same patient (same
+    Patient ID, earlier Study Date and Time) among the studies of this run.
 
     Raises:
         InputError: the inputs as a whole cannot be used (missing path, empty folder).
@@ -101,6 +108,10 @@ def analyze(
     outputs = []
     notes: list[str] = []
     out_dir.mkdir(parents=True, exist_ok=True)
+    priors = prior_uids(found.studies)
+    wanted = set(priors.values())
+    done: dict[str, PriorStudy] = {}
+    waiting: list[tuple[Study, StudyResult, Path]] = []  # their prior comes later in the run
     for study in found.studies:
         analysis = process_study(study, models, backend_for)
         folder = out_dir / _folder_name(study)
@@ -109,7 +120,14 @@ def analyze(
             write_png(folder / overlay.name, overlay.rgb)
         document = to_json(analysis.result, study.modalities)
         (folder / "findings.json").write_text(json.dumps(document, indent=2) + "\n", "utf-8")
-        (folder / "report.md").write_text(compose_markdown(study, analysis.result), "utf-8")
+        uid = study.study_instance_uid
+        if uid in wanted:
+            done[uid] = as_prior(study, analysis.result)
+        prior = priors.get(uid)
+        if prior is None or prior in done:
+            _write_report(folder, study, analysis.result, done.get(prior or ""), clinical_notes)
+        else:
+            waiting.append((study, _without_arrays(analysis.result), folder))
         if fhir:
             bundle = to_fhir(study, analysis.result)
             (folder / "fhir.json").write_text(json.dumps(bundle, indent=2) + "\n", "utf-8")
@@ -120,7 +138,55 @@ def analyze(
         outputs.append(output)
         if on_study:
             on_study(output)
+    for study, result, folder in waiting:
+        prior_study = done[priors[study.study_instance_uid]]
+        _write_report(folder, study, result, prior_study, clinical_notes)
     return AnalyzeRun(tuple(outputs), tuple(rejected), (*found.warnings, *notes))
+
+
+def prior_uids(studies: Sequence[Study]) -> dict[str, str]:
+    """Study UID -> UID of the latest earlier study of the same patient among ``studies``
+    (same non-empty Patient ID, earlier Study Date and Time; undated studies have none)."""
+    by_patient: dict[str, list[tuple[str, str]]] = {}
+    for s in studies:
+        if s.patient.patient_id.strip() and s.when:
+            by_patient.setdefault(s.patient.patient_id.strip(), []).append(
+                (s.when, s.study_instance_uid)
+            )
+    found = {}
+    for dated in by_patient.values():
+        dated.sort()
+        for i, (when, uid) in enumerate(dated):
+            earlier = [u for w, u in dated[:i] if w < when]
+            if earlier:
+                found[uid] = earlier[-1]
+    return found
+
+
+def as_prior(study: Study, result: StudyResult) -> PriorStudy:
+    """The study as a prior of a later one: date, description and findings."""
+    when = study.when
+    return PriorStudy(
+        study.study_instance_uid,
+        f"{when[:4]}-{when[4:6]}-{when[6:8]}" if when else "",
+        study.description or study.requested_procedure,
+        _without_arrays(result).findings,
+    )
+
+
+def _without_arrays(result: StudyResult) -> StudyResult:
+    """The result without heatmaps and masks (what a report needs, kept small)."""
+    series = tuple(
+        replace(s, findings=tuple(replace(f, heatmap=None, mask=None) for f in s.findings))
+        for s in result.series
+    )
+    return replace(result, series=series)
+
+
+def _write_report(
+    folder: Path, study: Study, result: StudyResult, prior: PriorStudy | None, notes: str
+) -> None:
+    (folder / "report.md").write_text(compose_markdown(study, result, prior, notes), "utf-8")
 
 
 def _write_dicom_results(folder: Path, study: Study, result: StudyResult) -> list[str]:

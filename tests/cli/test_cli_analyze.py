@@ -240,3 +240,61 @@ def test_analyze_dicom_results_writes_a_valid_sr_and_says_why_there_is_no_parame
     dciodvfy(sr, tmp_path)
     plain = radlens("analyze", source, "-o", tmp_path / "plain", "--models", tiny_onnx_model_dir)
     assert plain.exit_code == 0 and not list((tmp_path / "plain").glob("*/*.dcm"))
+
+
+@pytest.mark.parametrize(
+    ("notes", "said", "if_positive", "if_negative"),
+    [
+        ("Findings: No pneumonia. No pneumothorax.", "no pneumonia", "Discordant", "Concordant"),
+        ("Cough. Cannot exclude pneumonia.", "possible pneumonia", "Concordant", "Discordant"),
+        (  # HL7 v2 order: OBR-31 Reason for Study
+            "MSH|^~\\&|RIS|H|RL|H|202401011200||ORM^O01|1|P|2.5.1\r"
+            "OBR|1|||71046^XR CHEST 2V|||||||||Cough||||||||||||||||||^r/o PNA",
+            "rule out pneumonia",
+            "Concordant",
+            "Discordant",
+        ),
+    ],
+)
+def test_analyze_notes_give_the_concordance_in_the_draft(
+    radlens: Radlens,
+    tiny_onnx_model_dir: Path,
+    pydicom_data_dir: Path,
+    tmp_path: Path,
+    notes: str,
+    said: str,
+    if_positive: str,
+    if_negative: str,
+) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(notes.encode("utf-8"))
+    source = pydicom_data_dir / "RG1_J2KR.dcm"
+    out = tmp_path / "out"
+    result = radlens("analyze", source, "-o", out, "--models", tiny_onnx_model_dir, "--notes", path)
+    assert result.exit_code == 0, result.output
+    [folder] = [p for p in out.iterdir() if p.is_dir()]
+    [series] = json.loads((folder / "findings.json").read_text())["series"]
+    findings = [f for f in series["findings"] if f["code"] == "pneumonia"]  # tiny + shipped
+    assert findings
+    report = (folder / "report.md").read_text("utf-8")
+    correlation = report.split("### Clinical correlation", 1)[1].split("## Impression", 1)[0]
+    expected = [if_positive if f["positive"] else if_negative for f in findings]
+    for concordance, finding in zip(expected, findings, strict=True):
+        flagged = "**" if concordance == "Discordant" else ""
+        ai = (
+            f"pneumonia likely (p={finding['probability']:.2f})"
+            if finding["positive"]
+            else (f"no evidence (p={finding['probability']:.2f})")
+        )
+        line = f"- {flagged}{concordance} (Pneumonia):{flagged} notes: {said}; AI: {ai}"
+        assert line in correlation
+    assert ("> **Discordant with the clinical notes" in report) == ("Discordant" in expected)
+
+
+def test_analyze_notes_file_must_exist(
+    radlens: Radlens, tiny_onnx_model_dir: Path, pydicom_data_dir: Path, tmp_path: Path
+) -> None:
+    source = pydicom_data_dir / "RG1_J2KR.dcm"
+    result = radlens("analyze", source, "-o", tmp_path, "--notes", tmp_path / "missing.txt")
+    assert result.exit_code == 2
+    assert "missing.txt" in flat(result)

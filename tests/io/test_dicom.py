@@ -220,6 +220,29 @@ def test_header_repr_carries_no_patient_identifiers(dicom_dir: Path) -> None:
     assert header.study.patient.name not in repr(header)  # ... which never reaches a log
 
 
+def test_header_reads_the_clinical_context_of_the_order(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.StudyDescription, ds.StudyTime = "CT CHEST", "093000"
+    ds.AdmittingDiagnosesDescription = ["Fever", "Cough"]
+    ds.AdditionalPatientHistory = "Smoker, Jane Doe's brother"
+    request = Dataset()  # images made from a worklist carry the order in this sequence
+    request.RequestedProcedureDescription = "CT chest without contrast"
+    request.ReasonForTheRequestedProcedure = "r/o pneumonia"
+    ds.RequestAttributesSequence = [request]
+    path = tmp_path / "ordered.dcm"
+    ds.save_as(path)
+    study = read_instance(path).study
+    assert study.requested_procedure == "CT chest without contrast"
+    assert study.reason_for_study == "r/o pneumonia"
+    assert study.admitting_diagnoses == "Fever\\Cough"
+    assert study.patient_history == "Smoker, Jane Doe's brother"
+    assert study.when == f"{ds.StudyDate}093000.000000"
+    assert "Jane" not in repr(study) and "pneumonia" not in repr(study)  # free text stays out
+    ds.ReasonForTheRequestedProcedure = "top-level reason"  # the top level wins
+    ds.save_as(path)
+    assert read_instance(path).study.reason_for_study == "top-level reason"
+
+
 @pytest.mark.parametrize(
     ("age", "birth", "seen", "years"),
     [

@@ -34,6 +34,18 @@ DicomResults = Annotated[
     ),
 ]
 
+Notes = Annotated[
+    Path | None,
+    typer.Option(
+        "--notes",
+        help="clinical notes or a prior report for the draft (text, or HL7 v2 ORM/ORU), "
+        "read for every study of the run",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+    ),
+]
+
 
 def run_analysis(
     inputs: list[Path],
@@ -46,8 +58,10 @@ def run_analysis(
     body_part: str = "",
     fhir: bool = False,
     dicom_results: bool = False,
+    notes: Path | None = None,
 ) -> AnalyzeRun:
     models = discover(models_dir)
+    clinical_notes = "" if notes is None else notes.read_bytes().decode("utf-8", "replace")
     show_progress = not (quiet or as_json)
     with Progress(transient=True, disable=not show_progress) as progress:
         task = progress.add_task("analyzing", total=None)
@@ -65,6 +79,7 @@ def run_analysis(
             body_part=body_part,
             fhir=fhir,
             dicom_results=dicom_results,
+            clinical_notes=clinical_notes,
         )
     if as_json:
         doc = {
@@ -93,6 +108,7 @@ def analyze_command(
     body_part: Annotated[str, typer.Option(help="body part for non-DICOM input")] = "",
     fhir: Fhir = False,
     dicom_results: DicomResults = False,
+    notes: Notes = None,
 ) -> None:
     """Analyze studies; write findings.json, overlays and a draft report per study."""
     configure_logging(verbose, quiet)
@@ -107,5 +123,6 @@ def analyze_command(
         body_part,
         fhir=fhir,
         dicom_results=dicom_results,
+        notes=notes,
     )
     raise typer.Exit(run.exit_code)

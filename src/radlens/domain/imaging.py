@@ -242,5 +242,20 @@ class Study:
         return tuple(sorted({s.modality for s in self.series}))
 
     @property
+    def when(self) -> str:
+        """Study Date and Time as one sortable ``YYYYMMDDHHMMSS.ffffff``; "" without a date.
+
+        Example:
+            >>> Study("1.2", (), study_date="20240110", study_time="0930").when
+            '20240110093000.000000'
+        """
+        day = "".join(c for c in self.study_date if c.isdigit())
+        if len(day) != 8:
+            return ""
+        time = "".join(c for c in self.study_time if c.isdigit() or c == ".")
+        clock, _, fraction = time.partition(".")
+        return f"{day}{clock[:6].ljust(6, '0')}.{fraction[:6].ljust(6, '0')}"
+
+    @property
     def n_instances(self) -> int:
         return sum(len(s.instances) for s in self.series)

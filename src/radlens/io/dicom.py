@@ -155,19 +155,21 @@ def read_instance(path: Path, data: bytes | None = None, member: str = "") -> Di
     return header
 
 
-def read_dataset(instance: Instance) -> Dataset:
-    """The pydicom data set of an instance, without its pixel data.
+def read_dataset(instance: Instance, *, pixels: bool = False) -> Dataset:
+    """The pydicom data set of an instance, without its pixel data unless ``pixels``.
 
     For the objects that join the instance's study (``report/``: SR, SEG, Parametric Map):
-    they copy patient, study and geometry attributes from it. Read warnings were already
-    reported by the scan, so none are raised here.
+    they copy patient, study and geometry attributes from it. ``pixels=True`` reads the
+    whole file, pixel data included and checked complete (``privacy/``: de-identification
+    writes the file again). Read warnings were already reported by the scan, so none are
+    raised here.
 
     Raises:
         InputError: the file cannot be read (typed subclass).
     """
     data = read_member(instance.path, instance.member) if instance.member else None
     with _captured_warnings():
-        return _read(instance.location, instance.path, data, header_only=True).ds
+        return _read(instance.location, instance.path, data, header_only=not pixels).ds
 
 
 def decode_instance(instance: Instance, data: bytes | None = None) -> Image:

@@ -29,7 +29,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from radlens.domain.findings import Finding, StudyResult
@@ -75,7 +75,7 @@ def is_indeterminate(finding: Finding) -> bool:
 
 
 def finding_words(finding: Finding) -> str:
-    """"indeterminate" in the abstain band, else the words of its probability band."""
+    """ "indeterminate" in the abstain band, else the words of its probability band."""
     return INDETERMINATE if is_indeterminate(finding) else in_words(finding.probability)
 
 
@@ -225,8 +225,8 @@ class Draft:
         prior: the prior study compared with, or None.
     """
 
-    text: str
-    alignments: tuple[Alignment, ...]
+    text: str = field(repr=False)  # clinical free text: kept out of logs
+    alignments: tuple[Alignment, ...] = ()
     comparisons: tuple[Comparison, ...] = ()
     prior: PriorStudy | None = None
 
@@ -254,7 +254,8 @@ def compose(
     lines = ["# Draft report", "", f"> {DISCLAIMER}", ""]
     if discordant:
         labels = ", ".join(dict.fromkeys(a.finding.label for a in discordant))
-        lines += [f"> **Discordant with the clinical notes: {labels}** (see Clinical correlation).", ""]
+        alert = f"> **Discordant with the clinical notes: {labels}** (see Clinical correlation)."
+        lines += [alert, ""]
     lines += _indication(study.patient, extraction.reasons)
     lines += _technique(study, result)
     lines += _comparison(prior, comparisons)
@@ -414,6 +415,12 @@ def _impression(
         lines.append(
             "- No AI finding above its operating threshold." if analyzed else "- No AI assessment."
         )
+    for f in result.findings:
+        if f.ood_flag and f not in listed:  # a negative on unfamiliar input reassures nobody
+            lines.append(
+                f"- {f.label} {finding_words(f)}, but low trust: "
+                f"{LOW_TRUST.split(' — ')[0]}; this does not exclude it."
+            )
     for a in discordant:
         lines.append(f"- **Discordant with the clinical notes ({a.finding.label}):** {a.sentence}.")
     lines += ["", f"Priority suggested by AI: {result.priority.name.lower()}.", ""]

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from radlens.nlp import Alignment
+from radlens.store.drafts import MAX_NOTES_CHARS, Notes, StudyDraft
 from radlens.store.models import FindingReviewRow
 from radlens.store.review import Decision
 from radlens.store.worklist import SeriesListing, WorklistEntry
@@ -141,11 +143,75 @@ class SeriesPublic(BaseModel):
         )
 
 
+class NotesIn(BaseModel):
+    text: str = Field(max_length=MAX_NOTES_CHARS)
+
+
+class NotesPublic(BaseModel):
+    text: str = Field(description="clinical notes or a prior report (free text or HL7 v2)")
+    updated_at: datetime | None
+    updated_by: str
+
+    @classmethod
+    def of(cls, notes: Notes) -> NotesPublic:
+        return cls(text=notes.text, updated_at=notes.updated_at, updated_by=notes.updated_by)
+
+
+class ConcordancePublic(BaseModel):
+    concordance: Literal["concordant", "discordant", "new", "known"]
+    flagged: bool = Field(description="the notes and the AI disagree: the radiologist decides")
+    notes: Literal["present", "absent", "possible", "historical", "reason"] | None = Field(
+        description="what the notes say about the finding; null when they do not mention it"
+    )
+    sentence: str
+
+    @classmethod
+    def of(cls, alignment: Alignment) -> ConcordancePublic:
+        return cls(
+            concordance=alignment.concordance.value,
+            flagged=alignment.flagged,
+            notes=None if alignment.notes is None else alignment.notes.value,
+            sentence=alignment.sentence,
+        )
+
+
+class PriorPublic(BaseModel):
+    study_uid: str
+    study_date: str = Field(description="YYYY-MM-DD (the day received when it has no date)")
+    description: str
+
+
 class StudyPublic(WorklistItemPublic):
     findings: dict[str, Any] | None = Field(description="radlens.findings/2; null until analyzed")
     reviews: dict[str, ReviewPublic]
     report: ReportPublic
     series: list[SeriesPublic]
+    notes: NotesPublic
+    draft: str | None = Field(
+        description="the AI draft report (Markdown) from the findings, DICOM context, notes "
+        "and prior study; null until analyzed. The report editor starts from it."
+    )
+    concordance: dict[str, ConcordancePublic] = Field(
+        description="finding id -> the clinical notes versus that AI finding"
+    )
+    prior: PriorPublic | None = Field(description="the prior study the draft compares with")
+
+    @staticmethod
+    def drafted(draft: StudyDraft) -> dict[str, Any]:
+        """The fields of ``draft`` (notes, draft, concordance, prior)."""
+        prior = None if draft.draft is None else draft.draft.prior
+        return {
+            "notes": NotesPublic.of(draft.notes),
+            "draft": None if draft.draft is None else draft.draft.text,
+            "concordance": {k: ConcordancePublic.of(a) for k, a in draft.concordance.items()},
+            "prior": None
+            if prior is None
+            else PriorPublic(
+                study_uid=prior.study_instance_uid,
+                study_date=prior.study_date,
+                description=prior.description,
+            ),
+        }
 
 
 class LoginIn(BaseModel):

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from radlens.errors import InputError
 from radlens.io.dicom import DicomHeader, read_instance
 from radlens.store.db import Database
+from radlens.store.drafts import patient_key, patient_secret
 from radlens.store.files import instance_path, validate_uid, write_durably
 from radlens.store.models import InstanceRow, SeriesRow, StudyRow, StudyStatus, utcnow
 
@@ -72,6 +73,7 @@ class Intake:
         self.db = db
         self.storage_dir = storage_dir
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._secret: bytes | None = None  # of the patient keys, read on first use
 
     def receive(self, raw: bytes, source: str) -> Received:
         """Store one DICOM object (PS3.10 file bytes) received from ``source``.
@@ -115,6 +117,7 @@ class Intake:
         now = utcnow()
         study_uid = header.study.study_instance_uid
         series_uid = header.series.series_instance_uid
+        key = self._patient_key(header.study.patient.patient_id)
         with self.db.sessions.begin() as session:
             study = session.get(StudyRow, study_uid)
             if study is None:
@@ -128,6 +131,8 @@ class Intake:
                 session.add(study)
             elif study.status in _REOPEN:
                 study.status = StudyStatus.RECEIVED
+            if study.patient_key is None:
+                study.patient_key = key
             study.last_instance_at = now
             study.n_instances += 1
             if session.get(SeriesRow, series_uid) is None:
@@ -154,6 +159,19 @@ class Intake:
                     frames=header.instance.frames,
                 )
             )
+
+    def _patient_key(self, patient_id: str) -> str | None:
+        """The HMAC of the Patient ID that finds the patient's prior studies."""
+        if not patient_id.strip():
+            return None
+        if self._secret is None:
+            try:
+                self._secret = patient_secret(self.storage_dir)
+            except (InputError, OSError):
+                # Priors are a convenience; an instance is never refused for want of them.
+                log.warning("patient key file unusable; prior studies will not be matched")
+                return None
+        return patient_key(self._secret, patient_id)
 
 
 def parse_header(raw: bytes, source: str) -> DicomHeader:

@@ -66,6 +66,12 @@ class StudyRow(Base):
     report_updated_by: Mapped[str] = mapped_column(String(USERNAME_LENGTH), default="")
     signed_at: Mapped[datetime | None] = mapped_column(default=None)
     signed_by: Mapped[str] = mapped_column(String(USERNAME_LENGTH), default="")
+    # Clinical notes or a prior report (free text or HL7 v2) for the AI draft.
+    notes_text: Mapped[str] = mapped_column(Text, default="")
+    notes_updated_at: Mapped[datetime | None] = mapped_column(default=None)
+    notes_updated_by: Mapped[str] = mapped_column(String(USERNAME_LENGTH), default="")
+    # HMAC of the Patient ID (store.drafts.patient_key), never the ID: finds prior studies.
+    patient_key: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
 
 
 class SeriesRow(Base):

@@ -1,5 +1,8 @@
 """The worklist and the reading of one study (``/api/worklist``, ``/api/studies/...``).
 
+A study comes with its AI draft report and the concordance of its clinical notes with each
+finding, composed on request from what is stored (``store.drafts``).
+
 Every route needs a logged-in account (``UserDep``); missing studies and findings raise
 ``NotFoundError``, signed reports ``ConflictError`` (mapped in ``server/errors.py``).
 """
@@ -13,6 +16,7 @@ from fastapi import APIRouter, Query, Response
 from radlens.domain.findings import Priority
 from radlens.server.deps import ServicesDep, UserDep
 from radlens.server.schemas import (
+    NotesIn,
     PriorityIn,
     PriorityName,
     ReportIn,
@@ -23,7 +27,8 @@ from radlens.server.schemas import (
     StudyPublic,
     WorklistItemPublic,
 )
-from radlens.store import review
+from radlens.store import drafts, review
+from radlens.store.drafts import study_draft
 from radlens.store.models import StudyStatus
 from radlens.store.results import heatmap_png
 from radlens.store.worklist import get_study, latest_reviews, list_series, list_worklist
@@ -51,7 +56,8 @@ def worklist(
 
 @router.get("/studies/{study_uid}", response_model=StudyPublic, responses=_NOT_FOUND)
 def study(study_uid: str, services: ServicesDep, _user: UserDep) -> StudyPublic:
-    """One study: findings (``radlens.findings/2``), decisions, report, series."""
+    """One study: findings (``radlens.findings/2``), decisions, report, series, notes, the
+    AI draft report and the concordance of the notes with each finding."""
     return _study(services, study_uid)
 
 
@@ -86,6 +92,14 @@ def save_report(
     """Save the report text (a draft until signed)."""
     review.save_report(services.db, study_uid, body.text, user)
     return _study(services, study_uid).report
+
+
+@router.put("/studies/{study_uid}/notes", response_model=StudyPublic, responses=_NOT_FOUND)
+def save_notes(study_uid: str, body: NotesIn, services: ServicesDep, user: UserDep) -> StudyPublic:
+    """Store clinical notes or a prior report (free text or HL7 v2 ORM/ORU); the study
+    comes back with its draft and concordance recomputed from them."""
+    drafts.save_notes(services.db, study_uid, body.text, user)
+    return _study(services, study_uid)
 
 
 @router.post(
@@ -124,8 +138,10 @@ def heatmap(study_uid: str, finding_id: str, services: ServicesDep, _user: UserD
 def _study(services: ServicesDep, study_uid: str) -> StudyPublic:
     entry = get_study(services.db, study_uid, services.rules)
     report = entry.report
+    drafted = study_draft(services.db, services.settings.storage_dir, study_uid)
     return StudyPublic(
         **WorklistItemPublic.of(entry).model_dump(),
+        **StudyPublic.drafted(drafted),
         findings=entry.result,
         reviews={
             fid: ReviewPublic.of(row) for fid, row in latest_reviews(services.db, study_uid).items()
