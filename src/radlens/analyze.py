@@ -125,12 +125,11 @@ def analyze(
             done[uid] = as_prior(study, analysis.result)
         prior = priors.get(uid)
         if prior is None or prior in done:
-            _write_report(folder, study, analysis.result, done.get(prior or ""), clinical_notes)
+            _write_report(
+                folder, study, analysis.result, done.get(prior or ""), clinical_notes, fhir
+            )
         else:
             waiting.append((study, _without_arrays(analysis.result), folder))
-        if fhir:
-            bundle = to_fhir(study, analysis.result)
-            (folder / "fhir.json").write_text(json.dumps(bundle, indent=2) + "\n", "utf-8")
         if dicom_results:
             notes.extend(_write_dicom_results(folder, study, analysis.result))
         rejected.extend(analysis.result.rejected)
@@ -140,7 +139,7 @@ def analyze(
             on_study(output)
     for study, result, folder in waiting:
         prior_study = done[priors[study.study_instance_uid]]
-        _write_report(folder, study, result, prior_study, clinical_notes)
+        _write_report(folder, study, result, prior_study, clinical_notes, fhir)
     return AnalyzeRun(tuple(outputs), tuple(rejected), (*found.warnings, *notes))
 
 
@@ -184,9 +183,19 @@ def _without_arrays(result: StudyResult) -> StudyResult:
 
 
 def _write_report(
-    folder: Path, study: Study, result: StudyResult, prior: PriorStudy | None, notes: str
+    folder: Path,
+    study: Study,
+    result: StudyResult,
+    prior: PriorStudy | None,
+    notes: str,
+    fhir: bool,
 ) -> None:
-    (folder / "report.md").write_text(compose_markdown(study, result, prior, notes), "utf-8")
+    """``report.md``, and with ``fhir`` the Bundle whose presentedForm is that same text."""
+    text = compose_markdown(study, result, prior, notes)
+    (folder / "report.md").write_text(text, "utf-8")
+    if fhir:
+        bundle = to_fhir(study, result, draft=text)
+        (folder / "fhir.json").write_text(json.dumps(bundle, indent=2) + "\n", "utf-8")
 
 
 def _write_dicom_results(folder: Path, study: Study, result: StudyResult) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -66,6 +67,9 @@ def test_analyze_fhir_writes_a_fhir_r4_bundle_per_study(
     kinds = [e.resource.get_resource_type() for e in bundle.entry or []]
     assert kinds[:2] == ["ImagingStudy", "DiagnosticReport"]
     assert "Observation" in kinds and "Device" in kinds
+    report = json.loads(path.read_text("utf-8"))["entry"][1]["resource"]
+    presented = base64.b64decode(report["presentedForm"][0]["data"]).decode("utf-8")
+    assert presented == (path.parent / "report.md").read_text("utf-8")  # the same draft
     findings = json.loads((path.parent / "findings.json").read_text())
     n_findings = sum(len(s["findings"]) for s in findings["series"])
     assert kinds.count("Observation") == n_findings

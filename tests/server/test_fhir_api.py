@@ -104,6 +104,17 @@ def test_search_by_study_and_follow_every_reference(client: TestClient, analyzed
         MODELS[resource["resourceType"]].model_validate(resource)
 
 
+def test_the_presented_draft_is_the_one_the_reading_room_shows(
+    client: TestClient, analyzed: str
+) -> None:
+    notes = client.put(f"/api/studies/{analyzed}/notes", json={"text": "Rule out pneumonia."})
+    assert notes.status_code == 200
+    draft = client.get(f"/api/studies/{analyzed}").json()["draft"]
+    assert "pneumonia" in draft.lower()
+    presented = base64.b64decode(_report(client, analyzed)["presentedForm"][0]["data"])
+    assert presented.decode("utf-8") == draft
+
+
 def test_search_of_an_unknown_study_is_empty_and_without_study_a_400(
     client: TestClient, analyzed: str
 ) -> None:

@@ -383,6 +383,7 @@ def _diagnostic_report(
     context: dict[str, Any],
     signed: SignedReport | None,
     issued: datetime | None,
+    draft: str | None,
 ) -> DiagnosticReport:
     doc: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
@@ -410,7 +411,8 @@ def _diagnostic_report(
                 _concept(finding_concept(f.code, f.label), f.label) for f in positives.values()
             ]
         form = _presented_form(
-            compose_markdown(study, result), "AI draft report (requires physician review)"
+            draft if draft is not None else compose_markdown(study, result),
+            "AI draft report (requires physician review)",
         )
     else:
         doc["conclusion"] = signed.text
@@ -425,6 +427,7 @@ def _resources(
     signed: SignedReport | None,
     issued: datetime | None,
     ref: Ref,
+    draft: str | None = None,
 ) -> list[Resource]:
     uid = study.study_instance_uid
     if uid != result.study_instance_uid:
@@ -449,7 +452,7 @@ def _resources(
     references = [
         (ref("Observation", str(o.id)), o.code.text or "") for o in observations if o.code
     ]
-    report = _diagnostic_report(study, result, references, context, signed, issued)
+    report = _diagnostic_report(study, result, references, context, signed, issued, draft)
     return [imaging, report, *observations, *devices.values()]
 
 
@@ -461,6 +464,7 @@ def to_fhir(
     result: StudyResult,
     signed: SignedReport | None = None,
     issued: datetime | None = None,
+    draft: str | None = None,
 ) -> dict[str, Any]:
     """The study's transaction Bundle as FHIR JSON (what ``fhir.json`` holds).
 
@@ -471,6 +475,8 @@ def to_fhir(
         issued: when the draft was made (``DiagnosticReport.issued``); left out when None,
             so the same input always gives the same bytes. A signed report is issued when
             it was signed.
+        draft: the draft text presented while unsigned (with notes and prior, as
+            ``report.compose`` made it); None composes one from ``result`` alone.
 
     Raises:
         ValueError: ``result`` is about another study.
@@ -481,7 +487,7 @@ def to_fhir(
             "resource": r,
             "request": {"method": "PUT", "url": f"{r.get_resource_type()}/{r.id}"},
         }
-        for r in _resources(study, result, signed, issued, _urn)
+        for r in _resources(study, result, signed, issued, _urn, draft)
     ]
     bundle = Bundle.model_validate(
         {
@@ -499,10 +505,11 @@ def fhir_resources(
     result: StudyResult,
     signed: SignedReport | None = None,
     issued: datetime | None = None,
+    draft: str | None = None,
 ) -> list[dict[str, Any]]:
     """The same resources as :func:`to_fhir`, referring to each other as ``Type/id``
     (for a FHIR REST server, where each is read on its own)."""
-    return [_json(r) for r in _resources(study, result, signed, issued, _relative)]
+    return [_json(r) for r in _resources(study, result, signed, issued, _relative, draft)]
 
 
 def search_bundle(resources: list[dict[str, Any]], base_url: str, self_url: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from radlens.io.scan import scan
 from radlens.report.fhir import fhir_resources, resource_ids, to_fhir
 from radlens.report.findings_json import from_json
 from radlens.store.db import Database
+from radlens.store.drafts import study_draft
 from radlens.store.models import FhirResourceRow, InstanceRow, StudyRow
 
 READABLE = ("DiagnosticReport", "Observation", "ImagingStudy", "Device")
@@ -43,6 +44,7 @@ class _Stored:
     result: StudyResult
     signed: SignedReport | None
     analyzed_at: datetime | None  # time-zone aware
+    draft: str | None  # the composed draft (notes, prior) the reading room shows
 
 
 def index_result(session: Session, result: StudyResult) -> None:
@@ -79,7 +81,7 @@ def study_bundle(db: Database, storage_dir: Path, study_uid: str) -> dict[str, A
         NotFoundError: no such study, or it has no result yet.
     """
     stored = _load(db, storage_dir, study_uid)
-    return to_fhir(stored.study, stored.result, stored.signed, stored.analyzed_at)
+    return to_fhir(stored.study, stored.result, stored.signed, stored.analyzed_at, stored.draft)
 
 
 def study_reports(db: Database, storage_dir: Path, study_uid: str) -> list[dict[str, Any]]:
@@ -133,7 +135,9 @@ def _study_of(db: Database, resource_type: str, resource_id: str) -> str:
 
 
 def _resources(stored: _Stored) -> list[dict[str, Any]]:
-    return fhir_resources(stored.study, stored.result, stored.signed, stored.analyzed_at)
+    return fhir_resources(
+        stored.study, stored.result, stored.signed, stored.analyzed_at, stored.draft
+    )
 
 
 def _load(db: Database, storage_dir: Path, study_uid: str) -> _Stored:
@@ -153,7 +157,8 @@ def _load(db: Database, storage_dir: Path, study_uid: str) -> _Stored:
             select(InstanceRow.path).where(InstanceRow.study_uid == study_uid)
         ).all()
     study = _stored_study(study_uid, [storage_dir / p for p in paths])
-    return _Stored(study, result, signed, analyzed_at)
+    draft = study_draft(db, storage_dir, study_uid).draft if signed is None else None
+    return _Stored(study, result, signed, analyzed_at, draft.text if draft else None)
 
 
 def _stored_study(study_uid: str, paths: list[Path]) -> Study:
