@@ -218,6 +218,8 @@ def test_reader_logs_in_opens_the_urgent_study_reviews_it_and_the_work_survives_
         assert login.status_code == 200
         items = _analyzed(api, {routine, urgent})
         assert items[urgent]["priority"] == "urgent" and items[routine]["priority"] == "routine"
+        notes = api.put(f"/api/studies/{urgent}/notes", json={"text": "Cough. No pneumonia."})
+        assert notes.status_code == 200
         study = api.get(f"/api/studies/{urgent}").json()
     finding = next(f for s in study["findings"]["series"] for f in s["findings"] if f["positive"])
     assert finding["box_px"] and finding["has_heatmap"]
@@ -312,6 +314,15 @@ def test_reader_logs_in_opens_the_urgent_study_reviews_it_and_the_work_survives_
             expect(low.get_by_test_id("ood-warning")).to_contain_text(
                 "input unlike training data — low trust"
             )
+
+            # The notes deny what the AI found: the finding says so.
+            positive = page.locator(f"[data-testid=finding][data-finding-id='{finding['id']}']")
+            expect(positive.get_by_test_id("concordance")).to_have_attribute(
+                "data-concordance", "discordant"
+            )
+            # The empty report starts from the AI draft.
+            expect(page.get_by_test_id("report-text")).to_have_value(study["draft"])
+            assert "## Impression" in study["draft"]
 
             # Accept the positive finding; write and save a report draft.
             card = page.locator(f"[data-testid=finding][data-finding-id='{finding['id']}']")

@@ -191,6 +191,7 @@ export class FindingsPanel {
               `OOD score ${finding.ood_score.toFixed(2)} (in range)`,
             )
           : null,
+      this.concordanceLine(finding.id),
       finding.warnings.length
         ? h(
             "ul",
@@ -306,6 +307,21 @@ export class FindingsPanel {
       void this.save(finding, body);
     });
     return form;
+  }
+
+  /** What the clinical notes say about this finding, when they say something. */
+  private concordanceLine(id: string): HTMLElement | null {
+    const c = this.study.concordance?.[id];
+    if (!c || (c.concordance === "new" && !c.flagged)) return null;
+    return h(
+      "div",
+      {
+        class: c.flagged ? "concordance discordant" : "concordance muted",
+        testid: "concordance",
+        "data-concordance": c.concordance,
+      },
+      c.flagged ? `Discordant with the notes: ${c.sentence}` : `Notes: ${c.concordance}`,
+    );
   }
 
   private async save(finding: Finding, body: ReviewIn): Promise<void> {

@@ -16,14 +16,21 @@ export class ReportBox {
   private readonly error = h("p", { class: "form-error", role: "alert", testid: "report-error" });
   private readonly saveButton = h("button", { testid: "report-save" }, "Save draft");
   private readonly signButton = h("button", { class: "primary", testid: "report-sign" }, "Sign");
+  private fromDraft = false;
   private saved = "";
 
   constructor(
     private study: Study,
     private readonly onSigned: (study: Study) => void,
   ) {
-    this.text.value = study.report.text;
-    this.saved = study.report.text;
+    // An empty, unsigned report starts from the AI draft; it is saved only once edited.
+    const start =
+      !study.report.text && study.report.signed_at === null && study.draft
+        ? study.draft
+        : study.report.text;
+    this.text.value = start;
+    this.saved = start;
+    this.fromDraft = start !== study.report.text;
     this.text.addEventListener("input", () => this.showStatus());
     this.saveButton.addEventListener("click", () => void this.save());
     this.signButton.addEventListener("click", () => void this.sign());
@@ -63,7 +70,9 @@ export class ReportBox {
     } else if (report.updated_at) {
       this.status.textContent = `Draft saved by ${report.updated_by}, ${dateTime(report.updated_at)}.`;
     } else {
-      this.status.textContent = "No report yet.";
+      this.status.textContent = this.fromDraft
+        ? "AI-generated draft — edit, save and sign; requires physician review."
+        : "No report yet.";
     }
   }
 
@@ -74,6 +83,7 @@ export class ReportBox {
       const text = this.text.value;
       this.study.report = await api.saveReport(this.study.study_uid, text);
       this.saved = text;
+      this.fromDraft = false;
       return true;
     } catch (exc) {
       this.fail("Not saved", exc);
@@ -91,7 +101,8 @@ export class ReportBox {
       return;
     }
     if (!window.confirm("Sign this report? It cannot be changed afterwards.")) return;
-    if (this.dirty && !(await this.save())) return;
+    // The unedited AI draft is saved first, as the reader's own text, once they sign it.
+    if ((this.dirty || this.fromDraft) && !(await this.save())) return;
     this.signButton.disabled = true;
     try {
       this.study = await api.sign(this.study.study_uid);

@@ -125,11 +125,22 @@ export interface SeriesListing {
   instances: { sop_uid: string; frames: number }[];
 }
 
+/** The clinical notes versus one AI finding (docs/api.md, `concordance`). */
+export interface Concordance {
+  concordance: "concordant" | "discordant" | "new" | "known";
+  flagged: boolean;
+  notes: "present" | "absent" | "possible" | "historical" | "reason" | null;
+  sentence: string;
+}
+
 export interface Study extends WorklistItem {
   findings: FindingsDocument | null;
   reviews: Record<string, Review>;
   report: Report;
   series: SeriesListing[];
+  /** The AI draft report (Markdown), null until analyzed: the editor starts from it. */
+  draft: string | null;
+  concordance: Record<string, Concordance>;
 }
 
 export interface WorklistFilters {
