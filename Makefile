@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= radlens-demo
 
-.PHONY: run test bench bench-models zoo lint typecheck clean setup setup-dev web serve
+.PHONY: run test bench bench-models zoo lint typecheck clean setup setup-dev web serve fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,15 @@ bench-models: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/bench_models.py
 	$(BIN)/python benchmarks/bench_calibration.py
 	$(BIN)/python benchmarks/bench_trust.py
+
+# Coverage-guided fuzzing of the intake path (atheris/libFuzzer), FUZZ_SECONDS long; the
+# totals go to benchmarks/fuzz.json (see benchmarks/fuzz.md). make test runs a bounded
+# hypothesis version of the same target (tests/io/test_fuzz.py, 30 s at most).
+FUZZ_SECONDS ?= 3600
+fuzz: $(VENV)/.dev-installed
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[fuzz]'
+	$(BIN)/python benchmarks/fuzz_intake.py --seconds $(FUZZ_SECONDS) \
+		--work $${TMPDIR:-/tmp}/radlens-fuzz-$$$$ --out benchmarks/fuzz.json
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks

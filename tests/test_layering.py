@@ -145,3 +145,14 @@ def test_nlp_imports_only_stdlib_domain_errors_and_itself() -> None:
 def test_layers_below_nlp_do_not_import_it(layer: str) -> None:
     offenders = {m for m in _importers("radlens.nlp") if m.startswith(f"{layer}/")}
     assert offenders == set()
+
+
+def test_only_the_privacy_profile_imports_the_annex_e_table_library() -> None:
+    assert _importers("dicomanonymizer") == {"privacy/profile.py"}
+
+
+@pytest.mark.parametrize("layer", ["domain", "io", "models", "inference", "pipeline", "report"])
+def test_lower_layers_do_not_import_privacy_deidentification(layer: str) -> None:
+    deid = {"radlens.privacy.deid", "radlens.privacy.actions", "radlens.privacy.profile"}
+    offenders = {m for m in _importers(*deid) if m.startswith(f"{layer}/") or m == f"{layer}.py"}
+    assert offenders == set()

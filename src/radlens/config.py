@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     pacs_lookback_days: int = Field(
         default=2, ge=0, description="QIDO-RS asks for studies dated this many days back; 0 = all"
     )
+    site_name: str = Field(
+        default="radlens site",
+        max_length=64,
+        pattern=r"^[^\\\x00-\x1f]+$",  # LO: no backslash, no control characters
+        description="Verifying Organization of signed report SRs (DICOM LO, 64 characters)",
+    )
     production: bool = Field(
         default=False, description="production mode: no account is ever created for you"
     )
@@ -80,6 +86,30 @@ class Settings(BaseSettings):
     )
     aging_minutes: float = Field(
         default=60.0, gt=0, description="waiting this long adds one priority level to the score"
+    )
+
+    max_upload_bytes: int = Field(
+        default=1024**3, ge=1024, description="STOW-RS request body cap; larger gets 413"
+    )
+    max_instance_bytes: int = Field(
+        default=1024**3, ge=1024, description="one received instance (C-STORE data set, STOW part)"
+    )
+    max_pixel_bytes: int = Field(
+        default=1024**3, ge=1024, description="decoded pixels of one instance, checked at intake"
+    )
+    max_sequence_depth: int = Field(default=64, ge=8, le=512, description="sequence nesting cap")
+    dicom_max_pdu_bytes: int = Field(
+        default=16382, ge=4096, le=2**26, description="largest P-DATA PDU the SCP accepts"
+    )
+    dicom_max_associations: int = Field(default=16, ge=1, description="concurrent C-STORE peers")
+    audit_site_id: str = Field(
+        default="radlens", max_length=64, description="AuditEnterpriseSiteID of audit records"
+    )
+    audit_syslog: str = Field(
+        default="", description="forward audit records (RFC 5424) to host:port; '' = off"
+    )
+    audit_syslog_protocol: Literal["udp", "tcp"] = Field(
+        default="udp", description="syslog transport (TCP frames by octet count, RFC 6587)"
     )
 
     @field_validator("ae_title")

@@ -13,8 +13,11 @@ matching builtin, so ``except ValueError`` in a caller still works::
     │   ├── NotAnImageError                     a valid object without pixels (SR, RT plan, ECG)
     │   ├── UnsupportedFormatError              a file that is none of DICOM, NIfTI, PNG, JPEG
     │   ├── EmptyInputError                     a folder or zip with nothing readable in it
-    │   ├── UnreadableArchiveError              a zip that cannot be opened
-    │   └── IncompatibleInputError              an image that does not fit the model's input spec
+    │   ├── UnreadableArchiveError              a zip that cannot be opened (or a zip bomb)
+    │   ├── TooLargeError                       over a configured size cap (the server answers 413)
+    │   ├── IncompatibleInputError              an image that does not fit the model's input spec
+    │   ├── BurnedInAnnotationError             pixels that may show patient data: quarantined
+    │   └── DeidentificationError               a file that cannot be de-identified safely
     ├── ModelError
     │   ├── ModelNotFoundError(LookupError)     no model with that name is installed
     │   ├── ModelIntegrityError                 weights whose sha256 differs from the card
@@ -89,8 +92,24 @@ class UnreadableArchiveError(InputError):
     """An archive that cannot be opened."""
 
 
+class TooLargeError(InputError):
+    """An input over a configured size cap (an upload, a received instance)."""
+
+
 class IncompatibleInputError(InputError):
     """An image that does not fit the model's input specification."""
+
+
+class BurnedInAnnotationError(InputError):
+    """An image whose pixels may show patient data (burned-in annotation, PS3.15 E.1.1).
+
+    De-identification quarantines it: not written, listed with the rule that caught it.
+    """
+
+
+class DeidentificationError(InputError):
+    """A file that cannot be de-identified safely (an element that cannot be interpreted,
+    a structured report whose text tree is not cleaned, pixels that cannot be decoded)."""
 
 
 class ModelError(RadlensError):

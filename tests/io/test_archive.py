@@ -101,3 +101,51 @@ def test_read_member_returns_bytes_and_refuses_unknown_or_unsafe_names(tmp_path:
         read_member(archive, "nope.dcm")
     with pytest.raises(UnreadableArchiveError, match="unsafe"):
         read_member(archive, "../x/y.dcm")
+
+
+def _add_symlink(path: Path, name: str, target: str) -> None:
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3  # Unix
+    info.external_attr = 0o120777 << 16  # S_IFLNK | rwxrwxrwx
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr(info, target)
+
+
+def test_symbolic_link_members_are_refused(tmp_path: Path) -> None:
+    archive = make_zip(tmp_path / "links.zip", {"a.dcm": b"A"})
+    _add_symlink(archive, "b.dcm", "/etc/passwd")
+    items = list(iter_members(archive))
+    assert items[0] == ArchiveMember("a.dcm", b"A")
+    assert isinstance(items[1], UnreadableArchiveError)
+    assert "symbolic link" in items[1].reason and items[1].path == f"{archive}!b.dcm"
+    with pytest.raises(UnreadableArchiveError, match="symbolic link"):
+        read_member(archive, "b.dcm")
+
+
+def test_an_archive_of_too_many_entries_is_refused_before_any_is_read(tmp_path: Path) -> None:
+    archive = make_zip(tmp_path / "many.zip", {f"{i}.dcm": b"" for i in range(11)})
+    with pytest.raises(UnreadableArchiveError, match="11 entries, over the cap of 10"):
+        list(iter_members(archive, max_members=10))
+    assert len(list(iter_members(archive, max_members=11))) == 11
+
+
+def test_a_member_inflating_past_the_ratio_cap_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("radlens.io.archive.RATIO_FREE_BYTES", 1024)
+    archive = make_zip(tmp_path / "ratio.zip", {"zeros.dcm": bytes(2_000_000), "ok.dcm": b"ok"})
+    items = list(iter_members(archive, max_ratio=100))
+    assert items[0] == ArchiveMember("ok.dcm", b"ok")
+    assert isinstance(items[1], UnreadableArchiveError)
+    assert "more than 100 times" in items[1].reason
+    with pytest.raises(UnreadableArchiveError, match="more than 100 times"):
+        read_member(archive, "zeros.dcm", max_ratio=100)
+    assert len(list(iter_members(archive))) == 2  # the default ratio lets a 2 MB blank pass
+
+
+def test_path_traversal_names_are_refused_in_every_spelling(tmp_path: Path) -> None:
+    names = ["../up.dcm", "/abs.dcm", "C:/drive.dcm", "a/../../up.dcm", "a\\..\\..\\up.dcm"]
+    archive = make_zip(tmp_path / "escape.zip", dict.fromkeys(names, b"X"))
+    items = list(iter_members(archive))
+    assert len(items) == len(names)
+    assert all(isinstance(i, UnreadableArchiveError) and "unsafe" in i.reason for i in items)

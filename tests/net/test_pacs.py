@@ -93,15 +93,18 @@ def one_finding(study: Study, **fields: object) -> StudyResult:
     )
 
 
-def test_push_results_sends_overlay_then_sr_into_the_cr_study(pydicom_data_dir: Path) -> None:
+def test_push_results_sends_overlay_then_sr_and_parametric_map_into_the_cr_study(
+    pydicom_data_dir: Path,
+) -> None:
     [study] = scan([pydicom_data_dir / "RG1_J2KR.dcm"]).studies
     client, stored = recording_client()
     sent = push_results(client, study, one_finding(study, box=Box(300, 200, 900, 600)))
-    assert sent == 2
+    assert sent == 3
     path = f"/dicom-web/studies/{study.study_instance_uid}"
     assert [p for p, _ in stored] == [path, path]
     assert sop_classes(stored[0][1]) == [SecondaryCaptureImageStorage]
-    assert sop_classes(stored[1][1]) == [Comprehensive3DSRStorage]  # no frame of reference: no PM
+    # A CR is in no frame of reference; its map is in a frame of its own (report/pm.py).
+    assert sop_classes(stored[1][1]) == [Comprehensive3DSRStorage, ParametricMapStorage]
     client.close()
 
 
@@ -129,8 +132,9 @@ def test_push_results_counts_only_what_the_pacs_accepted(
     refused = {"00081198": {"vr": "SQ", "Value": [{"00081155": {"vr": "UI", "Value": ["1.2"]}}]}}
     client, _ = recording_client(refused)
     with caplog.at_level(logging.ERROR):
-        assert push_results(client, study, one_finding(study)) == 1  # the overlay's answer too
-    assert "refused 1 of 1" in caplog.text
+        # overlay + SR + Parametric Map, less the one refused
+        assert push_results(client, study, one_finding(study)) == 2
+    assert "refused 1 of 2" in caplog.text
     client.close()
 
 

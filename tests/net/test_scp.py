@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import io
 import logging
+import struct
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,7 @@ from pynetdicom import AE, _config
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from radlens.errors import InputError
-from radlens.net.scp import StorageSCP, StoreStatus, start_scp
+from radlens.net.scp import ReceiveGuard, StorageSCP, StoreStatus, start_scp
 from radlens.store.db import Database, open_database
 from radlens.store.intake import Intake, parse_header
 from radlens.store.worklist import list_worklist
@@ -192,3 +194,92 @@ def test_the_eleven_malformed_files_are_all_answered(scp: StorageSCP) -> None:
     sent = {p.name: s for p, s in statuses.items() if s is not None}
     assert sent, "the SCU could send none of them"
     assert all(s in (StoreStatus.SUCCESS, StoreStatus.CANNOT_UNDERSTAND) for s in sent.values())
+
+
+def _padded_instance(tmp_path: Path, name: str, padding: int) -> Path:
+    """CT_small (~39 KB) with ``padding`` bytes of private data added."""
+    ds = pydicom.dcmread(io.BytesIO(make_instance("1.2.11", f"1.2.11.{padding}")))
+    ds.add_new(0x00091010, "OB", bytes(padding))
+    path = tmp_path / name
+    ds.save_as(path)
+    return path
+
+
+@pytest.fixture
+def capped_scp(db: Database, tmp_path: Path) -> Iterator[StorageSCP]:
+    intake = Intake(db, tmp_path / "storage", max_instance_bytes=60_000)
+    running = start_scp(intake, "RADLENS", "127.0.0.1", 0, max_pdu_bytes=32_768)
+    yield running
+    running.stop()
+
+
+def test_an_instance_over_the_cap_is_refused_with_out_of_resources_and_not_stored(
+    capped_scp: StorageSCP, db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    big = _padded_instance(tmp_path, "big.dcm", 40_000)  # ~79 KB: over 60 KB, under 120 KB
+    with caplog.at_level(logging.WARNING, logger="radlens.net.scp"):
+        statuses = send_files(capped_scp.port, [big])
+    assert statuses == {big: StoreStatus.OUT_OF_RESOURCES}
+    assert "refused (too_large)" in caplog.text and "over the cap of 60000" in caplog.text
+    assert list_worklist(db) == []
+    assert not list((tmp_path / "storage").rglob("*.dcm"))
+    ok = tmp_path / "ok.dcm"
+    ok.write_bytes(make_instance("1.2.12", "1.2.12.1"))
+    assert send_files(capped_scp.port, [ok]) == {ok: StoreStatus.SUCCESS}
+
+
+def test_a_data_set_growing_past_twice_the_cap_aborts_the_association(
+    capped_scp: StorageSCP, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    huge = _padded_instance(tmp_path, "huge.dcm", 400_000)
+    with caplog.at_level(logging.WARNING, logger="radlens.net.scp"):
+        statuses = send_files(capped_scp.port, [huge])
+    assert statuses == {huge: None}  # no response: the association was aborted
+    assert "aborted: data set past 120000 bytes while arriving" in caplog.text
+    assert echo(capped_scp.port) == StoreStatus.SUCCESS  # the SCP keeps serving
+
+
+def test_the_scp_proposes_its_maximum_pdu_length(capped_scp: StorageSCP) -> None:
+    ae = AE(ae_title="TESTSCU")
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", capped_scp.port, ae_title="RADLENS")
+    assert assoc.is_established
+    assert assoc.acceptor.maximum_length == 32_768
+    assoc.release()
+
+
+class _FakeAssoc:
+    def __init__(self) -> None:
+        self.aborted = False
+        self.requestor = type("Requestor", (), {"ae_title": "PEER"})()
+
+    def abort(self, block: bool = True) -> None:
+        self.aborted = True
+
+
+def _p_data(*pdvs: tuple[bytes, int]) -> bytes:
+    items = b"".join(
+        struct.pack(">LBB", len(fragment) + 2, 1, control) + fragment for fragment, control in pdvs
+    )
+    return struct.pack(">BBL", 0x04, 0, len(items)) + items
+
+
+def test_receive_guard_counts_data_set_fragments_and_aborts_an_oversized_pdu() -> None:
+    guard = ReceiveGuard(max_pdu_bytes=1000, max_dataset_bytes=500)
+    assoc = _FakeAssoc()
+    event = type("Event", (), {"assoc": assoc, "data": b""})()
+    for pdu in (_p_data((b"c" * 50, 0x03)), _p_data((b"d" * 300, 0x00))):
+        event.data = pdu
+        guard.on_data(event)  # a command, then 300 bytes of data set: under the cap
+    assert not assoc.aborted
+    event.data = _p_data((b"d" * 300, 0x00))
+    guard.on_data(event)  # 600 bytes of one data set
+    assert assoc.aborted
+    assoc.aborted = False
+    guard.on_close(event)
+    event.data = _p_data((b"d" * 400, 0x02), (b"d" * 400, 0x02))  # two complete data sets
+    guard.on_data(event)
+    assert not assoc.aborted
+    event.data = _p_data((b"d" * 1200, 0x02))  # a PDU longer than agreed
+    guard.on_data(event)
+    assert assoc.aborted

@@ -2,11 +2,15 @@
 
 Two defences, because a zip can come from anywhere:
 
-* **Unsafe member names** (absolute paths, drive letters, ``..`` components) are refused.
+* **Unsafe members**: names with absolute paths, drive letters or ``..`` components, and
+  symbolic links (a Unix mode of ``S_IFLNK`` in the external attributes), are refused.
   Nothing is written to disk here, but member names travel on in
   :attr:`~radlens.domain.imaging.Instance.member` and may later name output files.
 * **Zip bombs**: the declared uncompressed size of the whole archive, and the bytes
-  actually inflated while reading, are both held under ``max_unzipped_bytes``.
+  actually inflated while reading, are both held under ``max_unzipped_bytes``; an archive
+  of more than ``max_members`` entries is refused before any is read; a member that
+  inflates more than ``max_ratio`` times its compressed size (past a first
+  :data:`RATIO_FREE_BYTES`, so small blank images pass) is refused as it inflates.
 
 Hidden members (any path part starting with ``.``, which covers macOS ``__MACOSX/._*``
 resource forks), ``__MACOSX/`` folders, directories and ``DICOMDIR`` index files are
@@ -27,7 +31,15 @@ from radlens.errors import InputError, UnreadableArchiveError
 DEFAULT_MAX_UNZIPPED_BYTES = 4 * 1024**3
 """Default cap on the bytes inflated from one archive (4 GiB)."""
 
+DEFAULT_MAX_MEMBERS = 100_000
+"""Default cap on the entries of one archive (a large CT study has a few thousand)."""
+DEFAULT_MAX_RATIO = 200
+"""Default cap on inflated / compressed size of one member (DICOM deflates 2-20 times)."""
+RATIO_FREE_BYTES = 64 * 1024**2
+"""A member may inflate this much whatever its ratio (a blank slice deflates ~1000 times)."""
+
 _CHUNK_BYTES = 1024 * 1024
+_S_IFMT, _S_IFLNK = 0o170000, 0o120000
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # What zipfile and zlib raise for a corrupt, encrypted or exotic archive or member.
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, EOFError, OSError)
@@ -86,8 +98,17 @@ def is_skipped_member_name(name: str) -> bool:
     return parts[-1].upper() == "DICOMDIR"
 
 
+def is_symlink_member(info: zipfile.ZipInfo) -> bool:
+    """Return True for a member stored as a symbolic link (Unix mode in the high bits)."""
+    return (info.external_attr >> 16) & _S_IFMT == _S_IFLNK
+
+
 def iter_members(
-    path: Path, *, max_unzipped_bytes: int = DEFAULT_MAX_UNZIPPED_BYTES
+    path: Path,
+    *,
+    max_unzipped_bytes: int = DEFAULT_MAX_UNZIPPED_BYTES,
+    max_members: int = DEFAULT_MAX_MEMBERS,
+    max_ratio: int = DEFAULT_MAX_RATIO,
 ) -> Iterator[ArchiveMember | InputError]:
     """Yield each data member of a zip in name order, or the error that refused it.
 
@@ -99,10 +120,13 @@ def iter_members(
         path: the zip file.
         max_unzipped_bytes: cap on the declared and the actually inflated size of the
             whole archive.
+        max_members: cap on the number of entries.
+        max_ratio: cap on how many times its compressed size one member may inflate.
 
     Raises:
-        UnreadableArchiveError: the archive cannot be opened, or it is larger than the
-            cap once inflated (a zip bomb is refused as a whole).
+        UnreadableArchiveError: the archive cannot be opened, has more than
+            ``max_members`` entries, or is larger than the cap once inflated (a zip bomb
+            is refused as a whole).
 
     Example:
         >>> for item in iter_members(Path("study.zip")):  # doctest: +SKIP
@@ -113,6 +137,12 @@ def iter_members(
     except _ZIP_ERRORS as exc:
         raise UnreadableArchiveError(path, f"cannot open zip archive: {exc}") from exc
     with archive:
+        if len(archive.infolist()) > max_members:
+            raise UnreadableArchiveError(
+                path,
+                f"{len(archive.infolist())} entries, over the cap of {max_members}; "
+                "refusing a possible zip bomb",
+            )
         infos = sorted(archive.infolist(), key=lambda i: i.filename)
         declared = sum(i.file_size for i in infos)
         if declared > max_unzipped_bytes:
@@ -129,12 +159,22 @@ def iter_members(
                     location, "unsafe member name (absolute path or '..'); skipped"
                 )
                 continue
+            if is_symlink_member(info):
+                yield UnreadableArchiveError(location, "symbolic link member; skipped")
+                continue
             if is_skipped_member_name(info.filename):
                 continue
             try:
-                data = _read_capped(archive, info, budget)
+                data = _read_capped(archive, info, budget, max_ratio)
             except _ZIP_ERRORS as exc:
                 yield UnreadableArchiveError(location, f"cannot read zip member: {exc}")
+                continue
+            except _RatioExceeded:
+                yield UnreadableArchiveError(
+                    location,
+                    f"inflates more than {max_ratio} times its compressed size; "
+                    "skipped as a possible zip bomb",
+                )
                 continue
             if data is None:
                 raise UnreadableArchiveError(
@@ -147,20 +187,31 @@ def iter_members(
 
 
 def read_member(
-    path: Path, member: str, *, max_unzipped_bytes: int = DEFAULT_MAX_UNZIPPED_BYTES
+    path: Path,
+    member: str,
+    *,
+    max_unzipped_bytes: int = DEFAULT_MAX_UNZIPPED_BYTES,
+    max_ratio: int = DEFAULT_MAX_RATIO,
 ) -> bytes:
     """Return the bytes of one member of a zip.
 
     Raises:
         UnreadableArchiveError: the archive or the member cannot be read, the member
-            name is unsafe or missing, or it inflates past the cap.
+            name is unsafe or missing, it is a symbolic link, or it inflates past a cap.
     """
     location = f"{path}!{member}"
     if not is_safe_member_name(member):
         raise UnreadableArchiveError(location, "unsafe member name (absolute path or '..')")
     try:
         with zipfile.ZipFile(path) as archive:
-            data = _read_capped(archive, archive.getinfo(member), max_unzipped_bytes)
+            info = archive.getinfo(member)
+            if is_symlink_member(info):
+                raise UnreadableArchiveError(location, "symbolic link member")
+            data = _read_capped(archive, info, max_unzipped_bytes, max_ratio)
+    except _RatioExceeded as exc:
+        raise UnreadableArchiveError(
+            location, f"inflates more than {max_ratio} times its compressed size"
+        ) from exc
     except KeyError as exc:
         raise UnreadableArchiveError(location, "no such member in the archive") from exc
     except _ZIP_ERRORS as exc:
@@ -172,14 +223,28 @@ def read_member(
     return data
 
 
-def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes | None:
-    """Read a member in chunks; None when it inflates past ``budget`` bytes."""
+class _RatioExceeded(Exception):
+    """A member inflating more than the ratio cap allows."""
+
+
+def _read_capped(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int, max_ratio: int
+) -> bytes | None:
+    """Read a member in chunks; None when it inflates past ``budget`` bytes.
+
+    Raises:
+        _RatioExceeded: it inflates past ``max_ratio`` times its compressed size (and
+            past :data:`RATIO_FREE_BYTES`).
+    """
     chunks: list[bytes] = []
     total = 0
+    ratio_cap = max(RATIO_FREE_BYTES, max_ratio * info.compress_size)
     with archive.open(info) as fp:
         while chunk := fp.read(_CHUNK_BYTES):
             total += len(chunk)
             if total > budget:
                 return None
+            if total > ratio_cap:
+                raise _RatioExceeded(info.filename)
             chunks.append(chunk)
     return b"".join(chunks)

@@ -25,6 +25,7 @@ import io
 import re
 import struct
 import warnings
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,9 +37,10 @@ import numpy as np
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.pixels.decoders.base import get_decoder
+from pydicom.sequence import Sequence
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -58,6 +60,13 @@ from radlens.errors import (
     UnsupportedTransferSyntaxError,
 )
 from radlens.io.archive import read_member
+from radlens.io.limits import (
+    DEFAULT_LIMITS,
+    ReadLimits,
+    check_pixel_bytes,
+    check_structure,
+    decoded_pixel_bytes,
+)
 from radlens.io.pixels import (
     dataset_to_image,
     frame_position,
@@ -95,7 +104,13 @@ _READ_ERRORS = (
     OSError,
     struct.error,
     UnicodeDecodeError,
+    RecursionError,  # nesting the structure check could not follow (limits.py)
+    MemoryError,
+    BytesLengthException,  # a value whose length does not fit its VR
+    zlib.error,  # a deflated data set cut short
 )
+# pydicom quotes the raw bytes of a value whose length does not fit its VR: keep them out.
+_RAW_VALUE = re.compile(r"Instead received b(['\"]).*?\1 with length", re.DOTALL)
 
 
 class DicomReadWarning(UserWarning):
@@ -124,22 +139,26 @@ class _Read:
     has_pixels: bool
 
 
-def read_instance(path: Path, data: bytes | None = None, member: str = "") -> DicomHeader:
+def read_instance(
+    path: Path, data: bytes | None = None, member: str = "", *, limits: ReadLimits = DEFAULT_LIMITS
+) -> DicomHeader:
     """Read the header of a DICOM file (pixel data skipped, large values deferred).
 
     Args:
         path: the file, or the zip archive when ``member`` is given.
         data: the file's bytes, when already in memory (zip members).
         member: the member name inside the zip at ``path``, or "".
+        limits: caps on sequence nesting, inflated size and decoded pixel size.
 
     Only element headers of the pixel data are read, which is enough to tell that they
     are there and that the file holds all of them.
 
     Raises:
-        NotDicomError: not DICOM, or no SOP Instance UID.
+        NotDicomError: not DICOM, no SOP Instance UID, sequences nested deeper than the
+            limit, or a deflate bomb.
         TruncatedFileError: the file ends before its data set does.
-        PixelDataError: the pixel data are visibly cut short, or Number of Frames is not
-            a positive integer, so they could never be decoded.
+        PixelDataError: the pixel data are visibly cut short, Number of Frames is not
+            a positive integer, or they would decode past ``limits.max_pixel_bytes``.
         InputError: the file cannot be opened.
 
     Example:
@@ -149,8 +168,9 @@ def read_instance(path: Path, data: bytes | None = None, member: str = "") -> Di
     """
     location = f"{path}!{member}" if member else str(path)
     with _captured_warnings() as caught:
-        read = _read(location, path, data, header_only=True)
-        header, notes = _header(read, location, path, member)
+        read = _read(location, path, data, header_only=True, limits=limits)
+        with _attributes_read(location, NotDicomError):
+            header, notes = _header(read, location, path, member, limits)
     _warn(location, [*read.notes, *notes, *_messages(caught)])
     return header
 
@@ -172,7 +192,9 @@ def read_dataset(instance: Instance, *, pixels: bool = False) -> Dataset:
         return _read(instance.location, instance.path, data, header_only=not pixels).ds
 
 
-def decode_instance(instance: Instance, data: bytes | None = None) -> Image:
+def decode_instance(
+    instance: Instance, data: bytes | None = None, *, limits: ReadLimits = DEFAULT_LIMITS
+) -> Image:
     """Decode the pixel data of an instance into an :class:`Image` in physical units.
 
     Grayscale comes out float32 after the Modality LUT (HU for CT), MONOCHROME1 inverted;
@@ -182,10 +204,12 @@ def decode_instance(instance: Instance, data: bytes | None = None) -> Image:
         instance: from :func:`read_instance`.
         data: the file's bytes, when already in memory; zip members are read from the
             archive when not given.
+        limits: caps checked before parsing and before decoding.
 
     Raises:
         NotAnImageError: the object holds no pixel data (SR, RT plan, waveform).
-        PixelDataError: pixel data missing, too short or undecodable.
+        PixelDataError: pixel data missing, too short, undecodable, or over
+            ``limits.max_pixel_bytes`` once decoded (refused before decoding).
         UnsupportedTransferSyntaxError: no installed decoder handles the syntax.
 
     Example:
@@ -201,7 +225,7 @@ def decode_instance(instance: Instance, data: bytes | None = None) -> Image:
     if data is None and instance.member:
         data = read_member(instance.path, instance.member)
     with _captured_warnings() as caught:
-        read = _read(location, instance.path, data, header_only=False)
+        read = _read(location, instance.path, data, header_only=False, limits=limits)
         if not read.has_pixels:
             cut = any(_EOF_BEFORE_DELIMITER in m for m in _messages(caught))
             raise PixelDataError(
@@ -210,7 +234,9 @@ def decode_instance(instance: Instance, data: bytes | None = None) -> Image:
                 if cut
                 else "no pixel data element",
             )
-        image = dataset_to_image(read.ds, location, _pixel_transfer_syntax(read.ds, location))
+        with _attributes_read(location, PixelDataError):
+            syntax = _pixel_transfer_syntax(read.ds, location)
+            image = dataset_to_image(read.ds, location, syntax, limits.max_pixel_bytes)
     _warn(location, _messages(caught))
     return image
 
@@ -227,8 +253,9 @@ def read_stored_pixels(path: Path) -> tuple[Dataset, np.ndarray, str]:
         read = _read(location, path, None, header_only=False)
         if not read.has_pixels:
             raise NotAnImageError(location, "no pixel data")
-        syntax = _pixel_transfer_syntax(read.ds, location)
-        values, photometric = stored_values(read.ds, location, syntax)
+        with _attributes_read(location, PixelDataError):
+            syntax = _pixel_transfer_syntax(read.ds, location)
+            values, photometric = stored_values(read.ds, location, syntax)
     return read.ds, values, photometric
 
 
@@ -244,7 +271,8 @@ def read_frame_positions(
         data = read_member(instance.path, instance.member)
     with _captured_warnings():
         read = _read(location, instance.path, data, header_only=True)
-        return _all_frame_positions(read.ds, instance.frames)
+        with _attributes_read(location, NotDicomError):
+            return _all_frame_positions(read.ds, instance.frames)
 
 
 def read_slice_spacing(instance: Instance, data: bytes | None = None) -> float | None:
@@ -288,6 +316,19 @@ def patient_age_years(age: str, birth_date: str = "", study_date: str = "") -> f
 
 
 @contextmanager
+def _attributes_read(location: str, error: type[InputError]) -> Iterator[None]:
+    """Turn what pydicom raises when it converts an element on access (an unknown VR, a
+    value that does not parse) into ``error``; radlens's own errors pass through."""
+    try:
+        yield
+    except InputError:
+        raise
+    except _READ_ERRORS as exc:
+        reason = _INVALID_VALUE.sub(r"invalid value for VR \1 (value withheld)", str(exc))
+        raise error(location, f"an attribute cannot be read: {_one_line(reason)}") from exc
+
+
+@contextmanager
 def _captured_warnings() -> Iterator[list[warnings.WarningMessage]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -307,8 +348,19 @@ def _warn(location: str, notes: list[str]) -> None:
         warnings.warn(f"{location}: {unique}", DicomReadWarning, stacklevel=3)
 
 
-def _read(location: str, path: Path, data: bytes | None, *, header_only: bool) -> _Read:
-    """Read a data set; force it when there is no file meta; check it is complete."""
+def _read(
+    location: str,
+    path: Path,
+    data: bytes | None,
+    *,
+    header_only: bool,
+    limits: ReadLimits = DEFAULT_LIMITS,
+) -> _Read:
+    """Read a data set; force it when there is no file meta; check it is complete.
+
+    The element structure is walked first (sequence depth, deflate bomb; see
+    :mod:`radlens.io.limits`), so pydicom never recurses past the limit.
+    """
     try:
         fp: BinaryIO = io.BytesIO(data) if data is not None else path.open("rb")
     except OSError as exc:
@@ -318,18 +370,20 @@ def _read(location: str, path: Path, data: bytes | None, *, header_only: bool) -
         # Deferred values are re-read from the file by name when touched; bytes in
         # memory gain nothing from deferring (and a closed buffer cannot be re-read).
         defer = header_only and data is None
+        check_structure(fp, size, location, limits)
         ds, forced = _dcmread(fp, location, header_only, defer)
         if forced and not _text(ds, "SOPInstanceUID"):
             raise NotDicomError(
                 location, "no DICM preamble, and a forced read found no SOP Instance UID"
             )
-        _check_complete(ds, size, location)
-        if header_only and _transfer_syntax(ds) != DeflatedExplicitVRLittleEndian:
-            has_pixels = _check_pixel_extent(fp, size, ds, location)
-        elif header_only:
-            has_pixels = "Rows" in ds and "Columns" in ds  # inflated stream: cannot peek
-        else:
-            has_pixels = any(tag in ds for tag in _PIXEL_TAGS)
+        with _attributes_read(location, NotDicomError):
+            _check_complete(ds, size, location)
+            if header_only and _transfer_syntax(ds) != DeflatedExplicitVRLittleEndian:
+                has_pixels = _check_pixel_extent(fp, size, ds, location)
+            elif header_only:
+                has_pixels = "Rows" in ds and "Columns" in ds  # inflated stream: cannot peek
+            else:
+                has_pixels = any(tag in ds for tag in _PIXEL_TAGS)
     notes = []
     if forced:
         notes.append("no DICOM file meta (PS3.10 7.1); read with force")
@@ -465,7 +519,9 @@ def _is_encapsulated(ds: Dataset) -> bool:
     return bool(getattr(element, "is_undefined_length", False))
 
 
-def _header(read: _Read, location: str, path: Path, member: str) -> tuple[DicomHeader, list[str]]:
+def _header(
+    read: _Read, location: str, path: Path, member: str, limits: ReadLimits
+) -> tuple[DicomHeader, list[str]]:
     ds, notes = read.ds, []
     sop_uid = _text(ds, "SOPInstanceUID")
     if not sop_uid:
@@ -478,6 +534,8 @@ def _header(read: _Read, location: str, path: Path, member: str) -> tuple[DicomH
             f"invalid Number of Frames (0028,0008) {ds.get('NumberOfFrames')!r}; "
             "pixel data cannot be decoded",
         )
+    if has_pixels:
+        check_pixel_bytes(decoded_pixel_bytes(ds, frames or 1), location, limits.max_pixel_bytes)
     positions = _all_frame_positions(ds, frames or 1) if has_pixels else ()
     instance = Instance(
         sop_instance_uid=sop_uid,
@@ -570,9 +628,13 @@ def _all_frame_positions(ds: Dataset, frames: int) -> tuple[tuple[float, float, 
 
 
 def _transfer_syntax(ds: Dataset) -> UID:
+    """The file meta's Transfer Syntax UID; "" when absent or not a UID string."""
     meta = getattr(ds, "file_meta", None)
-    value = meta.get("TransferSyntaxUID") if meta is not None else None
-    return UID(str(value).strip() if value else "")
+    try:
+        value = meta.get("TransferSyntaxUID") if meta is not None else None
+    except _READ_ERRORS:
+        return UID("")
+    return UID(value.strip() if isinstance(value, str) else "")
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -581,8 +643,8 @@ def _text(ds: Dataset, keyword: str) -> str:
         value = ds.get(keyword)
     except _READ_ERRORS:
         return ""
-    if value is None:
-        return ""
+    if value is None or isinstance(value, Sequence | Dataset):
+        return ""  # not text; and str() of a malformed sequence can be huge (limits.py)
     if isinstance(value, MultiValue | list | tuple):
         return "\\".join(str(v) for v in value).strip()
     return str(value).strip()
@@ -610,5 +672,5 @@ def _sop_name(sop_class_uid: str) -> str:
 
 
 def _one_line(text: object, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
+    line = " ".join(_RAW_VALUE.sub("Instead received a value with length", str(text)).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."

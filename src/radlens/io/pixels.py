@@ -29,14 +29,30 @@ from collections.abc import Sequence
 import gdcm
 import numpy as np
 import numpy.typing as npt
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import generate_frames
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.processing import apply_color_lut, apply_modality_lut, convert_color_space
-from pydicom.uid import UID, JPEGBaseline8Bit, JPEGExtended12Bit
+from pydicom.uid import (
+    HTJ2K,
+    JPEG2000,
+    UID,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
 
 from radlens.domain.imaging import Geometry, Image, ImageLayout, Window
 from radlens.errors import PixelDataError, UnsupportedTransferSyntaxError
+from radlens.io.limits import DEFAULT_MAX_PIXEL_BYTES, check_pixel_size
+from radlens.io.sandbox import run_isolated
 
 # What pydicom's decoders raise on bad data or bad Image Pixel attributes.
 _DECODE_ERRORS = (
@@ -50,25 +66,52 @@ _DECODE_ERRORS = (
     OverflowError,
     EOFError,
     struct.error,
+    MemoryError,
+    StopIteration,  # fewer encapsulated frames than Number of Frames (pydicom's generator)
 )
 _SEQUENTIAL_SOF = (0xC0, 0xC1)  # baseline and extended sequential DCT
+# The start-of-frame markers each JPEG transfer syntax allows (ISO/IEC 10918-1 B.1.1.3):
+# GDCM aborts the process on a stream of another process than the syntax says.
+_SOF_OF_SYNTAX = {
+    JPEGBaseline8Bit: frozenset({0xC0, 0xC1}),
+    JPEGExtended12Bit: frozenset({0xC0, 0xC1}),
+    JPEGLossless: frozenset({0xC3}),
+    JPEGLosslessSV1: frozenset({0xC3}),
+}
+# Decoding plugins tried in this process, in order. pydicom would try GDCM first for JPEG
+# 2000 and JPEG-LS, and fall back to it when a plugin fails: GDCM runs only in the sandbox.
+_IN_PROCESS_PLUGINS: dict[UID, tuple[str, ...]] = {
+    RLELossless: ("pylibjpeg", "pydicom"),
+    JPEG2000Lossless: ("pylibjpeg", "pillow"),
+    JPEG2000: ("pylibjpeg", "pillow"),
+    JPEGLSLossless: ("pyjpegls",),
+    JPEGLSNearLossless: ("pyjpegls",),
+}
+_J2K_SYNTAXES = frozenset({JPEG2000Lossless, JPEG2000, HTJ2KLossless, HTJ2KLosslessRPCL, HTJ2K})
+_PRECISION_MIN, _PRECISION_MAX = 2, 16  # ISO/IEC 10918-1 B.2.2 (lossless 2-16, DCT 8/12)
 _MARKERS_WITHOUT_LENGTH = frozenset({0x01, *range(0xD0, 0xD8)})
 _US_REGION_CM = 3  # PhysicalUnitsX/YDirection: 3 = cm (PS3.3 C.8.5.5.1.15)
 
 FloatArray = npt.NDArray[np.float32]
 
 
-def dataset_to_image(ds: Dataset, location: str, transfer_syntax: UID) -> Image:
+def dataset_to_image(
+    ds: Dataset,
+    location: str,
+    transfer_syntax: UID,
+    max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES,
+) -> Image:
     """Decode the pixel data of a dataset into an :class:`Image`.
 
     Args:
         ds: a complete dataset (pixel data included) with its transfer syntax set.
         location: the file (``archive.zip!member`` for zip members), for messages.
         transfer_syntax: the transfer syntax of the pixel data.
+        max_pixel_bytes: cap on the decoded size, checked before decoding.
 
     Raises:
-        PixelDataError: pixel data missing, too short, undecodable, or with Image Pixel
-            attributes that make it impossible to decode.
+        PixelDataError: pixel data missing, too short, undecodable, larger than the cap
+            once decoded, or with Image Pixel attributes that make it impossible to decode.
         UnsupportedTransferSyntaxError: no installed decoder handles the syntax.
     """
     frames = number_of_frames(ds)
@@ -78,7 +121,7 @@ def dataset_to_image(ds: Dataset, location: str, transfer_syntax: UID) -> Image:
             f"invalid Number of Frames (0028,0008) {ds.get('NumberOfFrames')!r}; "
             "cannot decode pixel data",
         )
-    stored, photometric = _decode(ds, location, transfer_syntax, frames)
+    stored, photometric = _decode(ds, location, transfer_syntax, frames, max_pixel_bytes)
     colour = photometric not in ("MONOCHROME1", "MONOCHROME2")
     geometry = image_geometry(ds)
     uid = str(ds.get("SOPInstanceUID", ""))
@@ -171,7 +214,12 @@ def frame_position(ds: Dataset, frame: int) -> tuple[float, float, float] | None
     return None if numbers is None else (numbers[0], numbers[1], numbers[2])
 
 
-def stored_values(ds: Dataset, location: str, transfer_syntax: UID) -> tuple[np.ndarray, str]:
+def stored_values(
+    ds: Dataset,
+    location: str,
+    transfer_syntax: UID,
+    max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES,
+) -> tuple[np.ndarray, str]:
     """The stored pixel values, frame axis first, and their photometric interpretation.
 
     No Modality LUT and no inversion: what a DICOM viewer applies itself.
@@ -183,30 +231,114 @@ def stored_values(ds: Dataset, location: str, transfer_syntax: UID) -> tuple[np.
     frames = number_of_frames(ds)
     if frames is None:
         raise PixelDataError(location, "invalid Number of Frames (0028,0008)")
-    return _decode(ds, location, transfer_syntax, frames)
+    return _decode(ds, location, transfer_syntax, frames, max_pixel_bytes)
 
 
 def _decode(
-    ds: Dataset, location: str, transfer_syntax: UID, frames: int
+    ds: Dataset, location: str, transfer_syntax: UID, frames: int, max_pixel_bytes: int
 ) -> tuple[np.ndarray, str]:
     """Stored values, always with a frame axis first, and the photometric interpretation
-    they are in after decoding."""
+    they are in after decoding. The decoded size is checked against ``max_pixel_bytes``
+    before any decoder allocates it."""
+    check_pixel_size(ds, location, max_pixel_bytes, frames)
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
-    if transfer_syntax in (JPEGBaseline8Bit, JPEGExtended12Bit):
+    if transfer_syntax in _SOF_OF_SYNTAX:
+        samples, bits = int(ds.get("SamplesPerPixel", 1)), int(ds.get("BitsAllocated", 16))
         for frame in _frames(ds, location, frames):
-            _check_sequential_jpeg(frame, location)
+            _check_jpeg(frame, location, _SOF_OF_SYNTAX[transfer_syntax], samples, bits)
+        # GDCM decodes these, and aborts the process on some streams: see sandbox.py.
+        args = (_pixel_module(ds, transfer_syntax), location, transfer_syntax, frames, photometric)
+        return run_isolated(_decode_stored, *args, location=location)
+    if transfer_syntax in _J2K_SYNTAXES:
+        declared = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
+        for frame in _frames(ds, location, frames):
+            _check_j2k_size(frame, location, declared)
+    available = tuple(get_decoder(transfer_syntax).available_plugins)
+    failure: PixelDataError | None = None
+    for plugin in _in_process_plugins(transfer_syntax, available):
+        try:
+            return _decode_stored(ds, location, transfer_syntax, frames, photometric, plugin)
+        except PixelDataError as exc:
+            failure = failure or exc
+    if "gdcm" in available:  # the last resort, where an abort cannot hurt
+        pixels = _pixel_module(ds, transfer_syntax)
+        gdcm_args = (pixels, location, transfer_syntax, frames, photometric, "gdcm")
+        try:
+            return run_isolated(_decode_stored, *gdcm_args, location=location)
+        except PixelDataError:
+            if failure is None:
+                raise
+    # The first decoder's reason, chained to its exception, says most about the data.
+    raise failure or PixelDataError(location, f"no decoder for {transfer_syntax.name}")
+
+
+def _in_process_plugins(transfer_syntax: UID, available: tuple[str, ...]) -> tuple[str, ...]:
+    """The decoding plugins to try in this process, in order ("" = pydicom's own)."""
+    if not available:
+        return ("",)  # native encodings: pydicom decodes them itself
+    preferred = _IN_PROCESS_PLUGINS.get(transfer_syntax, available)
+    return tuple(p for p in preferred if p in available and p != "gdcm")
+
+
+def _pixel_module(ds: Dataset, transfer_syntax: UID) -> Dataset:
+    """The Image Pixel attributes (group 0028) and pixel data (7FE0) of ``ds`` in a data
+    set of their own, detached from the file it was read from, so it can be pickled."""
+    out = Dataset()
+    for group in (0x0028, 0x7FE0):
+        for element in ds.group_dataset(group):
+            out.add(element)
+    out.file_meta = FileMetaDataset()
+    out.file_meta.TransferSyntaxUID = transfer_syntax
+    return out
+
+
+def _decode_stored(
+    ds: Dataset,
+    location: str,
+    transfer_syntax: UID,
+    frames: int,
+    photometric: str,
+    plugin: str = "",
+) -> tuple[np.ndarray, str]:
     if transfer_syntax == JPEGExtended12Bit and int(ds.get("BitsStored", 8)) > 8:
         return _decode_jpeg12_with_gdcm(ds, location, frames), photometric
     decoder = get_decoder(transfer_syntax)
     try:
-        array, meta = decoder.as_array(ds)
+        array, meta = decoder.as_array(ds, decoding_plugin=plugin)
     except _DECODE_ERRORS as exc:
         raise PixelDataError(
             location, f"cannot decode {transfer_syntax.name} pixel data: {_one_line(exc)}"
         ) from exc
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        # A Rust decoder's panic (pyo3's PanicException derives from BaseException).
+        raise PixelDataError(
+            location, f"the {transfer_syntax.name} decoder failed: {_one_line(exc)}"
+        ) from exc
     if frames == 1:
         array = array[np.newaxis]
     return array, str(meta.get("photometric_interpretation", photometric)).upper()
+
+
+def _check_j2k_size(frame: bytes, location: str, declared: int) -> None:
+    """Refuse a JPEG 2000 codestream larger than the data set says (ISO/IEC 15444-1 A.5.1).
+
+    The decoder allocates by the codestream's own image and tile size (SIZ), not by Rows
+    and Columns: a few changed bytes made it take gigabytes (found by fuzzing).
+    """
+    at = frame.find(b"\xff\x4f\xff\x51", 0, 4096)  # SOC then SIZ (a JP2 wrapper may precede)
+    if at < 0 or len(frame) < at + 4 + 38:
+        return  # no codestream header to read: the decoder will refuse it
+    xsiz, ysiz, xo, yo = struct.unpack(">4L", frame[at + 8 : at + 24])
+    (components,) = struct.unpack(">H", frame[at + 40 : at + 42])
+    width, height = xsiz - min(xo, xsiz), ysiz - min(yo, ysiz)
+    if width * height * components > declared:
+        raise PixelDataError(
+            location,
+            f"JPEG 2000 codestream of {width} x {height} x {components} is larger than "
+            "Rows x Columns x Samples per Pixel; refused before decoding",
+        )
 
 
 def _frames(ds: Dataset, location: str, frames: int) -> list[bytes]:
@@ -218,8 +350,11 @@ def _frames(ds: Dataset, location: str, frames: int) -> list[bytes]:
         ) from exc
 
 
-def _check_sequential_jpeg(frame: bytes, location: str) -> None:
-    """Refuse a JPEG frame whose header is malformed (ISO/IEC 10918-1 B.2)."""
+def _check_jpeg(
+    frame: bytes, location: str, allowed_sof: frozenset[int], samples: int, bits_allocated: int
+) -> None:
+    """Refuse a JPEG frame whose header is malformed (ISO/IEC 10918-1 B.2), whose process
+    is not the transfer syntax's, or whose component count is not Samples per Pixel."""
     if frame[:2] != b"\xff\xd8":
         raise PixelDataError(location, "invalid JPEG stream: no start-of-image marker")
     pos, sof = 2, 0
@@ -234,7 +369,10 @@ def _check_sequential_jpeg(frame: bytes, location: str) -> None:
         segment = frame[pos + 4 : pos + 2 + length]
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             sof = marker
+            _check_sof(marker, segment, location, allowed_sof, samples, bits_allocated)
         if marker == 0xDA:
+            if not sof:
+                raise PixelDataError(location, "invalid JPEG stream: start of scan before frame")
             n = segment[0] if segment else 0
             params = tuple(segment[1 + 2 * n : 4 + 2 * n])
             if sof in _SEQUENTIAL_SOF and params != (0, 63, 0):
@@ -246,6 +384,35 @@ def _check_sequential_jpeg(frame: bytes, location: str) -> None:
             return
         pos += 2 + length
     raise PixelDataError(location, "invalid JPEG stream: no start-of-scan marker")
+
+
+def _check_sof(
+    marker: int,
+    segment: bytes,
+    location: str,
+    allowed: frozenset[int],
+    samples: int,
+    bits_allocated: int,
+) -> None:
+    """A start-of-frame segment (B.2.2) that fits the transfer syntax and the data set."""
+    if marker not in allowed:
+        raise PixelDataError(
+            location,
+            f"JPEG stream of process SOF{marker - 0xC0}, not the one its transfer syntax names",
+        )
+    precision = segment[0] if segment else 0
+    if not _PRECISION_MIN <= precision <= min(bits_allocated, _PRECISION_MAX):
+        raise PixelDataError(
+            location,
+            f"JPEG frame header with sample precision {precision} for {bits_allocated} "
+            "bits allocated",
+        )
+    components = segment[5] if len(segment) > 5 else 0
+    if len(segment) < 6 + 3 * components or components != samples:
+        raise PixelDataError(
+            location,
+            f"JPEG frame header with {components} component(s) for {samples} sample(s) per pixel",
+        )
 
 
 def _decode_jpeg12_with_gdcm(ds: Dataset, location: str, frames: int) -> np.ndarray:

@@ -10,8 +10,9 @@ series or instances are retrieved. Each instance goes through
 radlens's own output on the PACS (series whose Manufacturer is ``radlens``) is never
 pulled back. :func:`push_overlay` turns a finished analysis into Secondary Capture
 overlays in the same study on the PACS; :func:`push_results` sends them together with the
-DICOM result objects (TID 1500 SR, Parametric Maps, SEGs; ``report.dicom_results``). A
-PACS that is down costs one log line per poll, never a crash.
+DICOM result objects (TID 1500 SR, Parametric Maps, SEGs; ``report.dicom_results``), and
+:func:`push_signed_report` the radiologist's signed report SR. A PACS that is down costs
+one log line per poll or push, never a crash.
 """
 
 from __future__ import annotations
@@ -287,8 +288,7 @@ def push_results(client: DicomWebClient, study: Study, result: StudyResult) -> i
     answer = client.store_instances(
         [to_bytes(o.dataset) for o in made.objects], study.study_instance_uid
     )
-    failed = answer.get(FAILED_SOP_SEQUENCE, {})
-    refused = len(failed.get("Value", [])) if isinstance(failed, dict) else 0
+    refused = _refused(answer)
     if refused:
         log.error("PACS refused %d of %d result object(s)", refused, len(made.objects))
     return sent + len(made.objects) - refused
@@ -308,6 +308,37 @@ def results_pusher(client: DicomWebClient) -> Callable[[Study, StudyResult], Non
             log.info("pushed %d result instance(s) to %s", pushed, client.server)
 
     return push
+
+
+def push_signed_report(client: DicomWebClient, study_uid: str, data: bytes) -> bool:
+    """STOW-RS the DICOM SR of a signed report (``store.signed``) into its study; whether
+    the PACS accepted it."""
+    if _refused(client.store_instances([data], study_uid)):
+        log.error("PACS refused the signed report SR")
+        return False
+    return True
+
+
+def signed_report_pusher(client: DicomWebClient) -> Callable[[str, bytes], None]:
+    """A sign hook that pushes the signed report SR, logging (not raising) PACS errors."""
+
+    def push(study_uid: str, data: bytes) -> None:
+        try:
+            accepted = push_signed_report(client, study_uid, data)
+        except DicomWebError as exc:
+            log.error("PACS signed report push failed: %s", exc)
+            return
+        if accepted:
+            log.info("pushed a signed report SR to %s", client.server)
+
+    return push
+
+
+def _refused(answer: Mapping[str, object]) -> int:
+    """How many instances a STOW-RS answer lists in its Failed SOP Sequence."""
+    failed = answer.get(FAILED_SOP_SEQUENCE, {})
+    values = failed.get("Value", []) if isinstance(failed, dict) else []
+    return len(values) if isinstance(values, list) else 0
 
 
 def _first_value(obj: Mapping[str, object], tag: str) -> str:

@@ -6,13 +6,26 @@ success status goes back only after ``receive`` returned: the instance is then o
 in the database. A malformed object is refused with :attr:`StoreStatus.CANNOT_UNDERSTAND`
 and one log line naming the reason (never patient data); the SCP keeps serving.
 
+Limits, so that one peer cannot exhaust the service:
+
+* ``max_pdu_bytes`` is the Maximum Length the SCP proposes (PS3.8 D.3.3.1); a P-DATA PDU
+  longer than it is a protocol violation and the association is aborted.
+* ``max_associations`` peers at once; more are rejected by pynetdicom (A-ASSOCIATE-RJ).
+* A data set over :attr:`~radlens.store.intake.Intake.max_instance_bytes` is refused with
+  :attr:`StoreStatus.OUT_OF_RESOURCES` (0xA700) and a log line, and is never stored. While
+  it is still arriving, :class:`ReceiveGuard` counts its fragments: past twice the cap the
+  association is aborted, so memory stays bounded. pynetdicom reads one whole PDU before
+  any handler sees it, hence the PDU limit above.
+
 Handlers are plain functions bound to pynetdicom's named events, as pynetdicom does it.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import struct
+import threading
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
@@ -21,7 +34,7 @@ from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import Verification, register_uid  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
-from radlens.errors import InputError
+from radlens.errors import InputError, TooLargeError
 from radlens.store.intake import Intake
 
 log = logging.getLogger(__name__)
@@ -44,6 +57,74 @@ class StoreStatus(IntEnum):
     PROCESSING_FAILURE = 0x0110
 
 
+DEFAULT_MAX_PDU_BYTES = 16382  # pynetdicom's default Maximum Length
+_P_DATA_TF = 0x04
+_COMMAND, _LAST_FRAGMENT = 0x01, 0x02  # message control header bits (PS3.8 E.2)
+
+
+@dataclass
+class ReceiveGuard:
+    """Aborts an association whose PDU or in-flight data set grows past its cap.
+
+    Bound to ``EVT_DATA_RECV`` (every PDU, before pynetdicom decodes it) and
+    ``EVT_CONN_CLOSE``. Counts the data set fragments of each association's current
+    message (PS3.8 9.3.5, E.2) and forgets them when the last fragment arrives.
+    """
+
+    max_pdu_bytes: int
+    max_dataset_bytes: int
+    _received: dict[int, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_data(self, event: Event) -> None:
+        data: bytes = event.data
+        if not data or data[0] != _P_DATA_TF:
+            return
+        calling = str(event.assoc.requestor.ae_title).strip()
+        if len(data) - 6 > self.max_pdu_bytes:
+            log.warning(
+                "association from %s aborted: P-DATA PDU of %d bytes, over the %d agreed",
+                calling,
+                len(data) - 6,
+                self.max_pdu_bytes,
+            )
+            event.assoc.abort(block=False)
+            return
+        key = id(event.assoc)
+        with self._lock:
+            total = self._received.get(key, 0)
+            for length, control in _pdvs(data):
+                if control & _COMMAND:
+                    continue
+                total += length
+                if control & _LAST_FRAGMENT:
+                    total = 0  # this message is complete; handle_store judges its size
+            self._received[key] = total
+        if total > self.max_dataset_bytes:
+            log.warning(
+                "association from %s aborted: data set past %d bytes while arriving",
+                calling,
+                self.max_dataset_bytes,
+            )
+            event.assoc.abort(block=False)
+
+    def on_close(self, event: Event) -> None:
+        with self._lock:
+            self._received.pop(id(event.assoc), None)
+
+
+def _pdvs(pdu: bytes) -> list[tuple[int, int]]:
+    """(fragment length, message control header) of each PDV item of a P-DATA-TF PDU."""
+    items, pos = [], 6
+    while pos + 6 <= len(pdu):
+        (length,) = struct.unpack(">L", pdu[pos : pos + 4])
+        if length < 2:
+            break
+        items.append((length - 2, pdu[pos + 5]))
+        pos += 4 + length
+    return items
+
+
 @dataclass
 class StorageSCP:
     """A running SCP; :meth:`stop` shuts it down."""
@@ -60,12 +141,18 @@ class StorageSCP:
 
 
 def start_scp(
-    intake: Intake, ae_title: str, host: str, port: int, max_associations: int = 16
+    intake: Intake,
+    ae_title: str,
+    host: str,
+    port: int,
+    max_associations: int = 16,
+    max_pdu_bytes: int = DEFAULT_MAX_PDU_BYTES,
 ) -> StorageSCP:
     """Listen for C-STORE and C-ECHO on ``host:port`` (port 0: any free port).
 
     Every storage SOP class is accepted in every transfer syntax pynetdicom knows, so an
-    instance is stored exactly as the modality encoded it.
+    instance is stored exactly as the modality encoded it. See the module docstring for
+    the limits.
 
     Example:
         >>> scp = start_scp(intake, "RADLENS", "127.0.0.1", 11112)  # doctest: +SKIP
@@ -73,6 +160,7 @@ def start_scp(
     """
     ae = AE(ae_title=ae_title)
     ae.maximum_associations = max_associations
+    ae.maximum_pdu_size = max_pdu_bytes
     for context in AllStoragePresentationContexts:
         if context.abstract_syntax is not None:
             ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
@@ -81,9 +169,12 @@ def start_scp(
         register_uid(sop_class, keyword, StorageServiceClass)
         ae.add_supported_context(sop_class, ALL_TRANSFER_SYNTAXES)
     ae.add_supported_context(Verification)
+    guard = ReceiveGuard(max_pdu_bytes, 2 * intake.max_instance_bytes)
     handlers: list[EventHandlerType] = [
         (evt.EVT_C_STORE, handle_store, [intake]),
         (evt.EVT_C_ECHO, handle_echo),
+        (evt.EVT_DATA_RECV, guard.on_data),
+        (evt.EVT_CONN_CLOSE, guard.on_close),
     ]
     server = ae.start_server((host, port), block=False, evt_handlers=handlers)
     assert server is not None  # block=False returns the running server
@@ -102,6 +193,9 @@ def handle_store(event: Event, intake: Intake) -> int:
     try:
         raw = event.encoded_dataset(include_meta=True)
         intake.receive(raw, f"c-store:{calling}")
+    except TooLargeError as exc:
+        log.warning("C-STORE from %s refused (%s): %s", calling, exc.kind, exc.reason)
+        return StoreStatus.OUT_OF_RESOURCES
     except InputError as exc:
         log.warning("C-STORE from %s refused (%s): %s", calling, exc.kind, exc.reason)
         return StoreStatus.CANNOT_UNDERSTAND

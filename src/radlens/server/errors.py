@@ -19,6 +19,7 @@ from radlens.errors import (
     ModelError,
     NotFoundError,
     RadlensError,
+    TooLargeError,
     UnsupportedFormatError,
 )
 from radlens.report.fhir import FHIR_JSON, operation_outcome
@@ -26,6 +27,7 @@ from radlens.report.fhir import FHIR_JSON, operation_outcome
 # Most specific first: the first class an error is an instance of decides.
 _STATUS: tuple[tuple[type[RadlensError], int, str], ...] = (
     (UnsupportedFormatError, 415, ""),
+    (TooLargeError, 413, ""),
     (InputError, 400, ""),
     (NotFoundError, 404, "not_found"),
     (AuthError, 401, "unauthorized"),
@@ -41,6 +43,7 @@ _ISSUE = {
     401: "login",
     404: "not-found",
     409: "conflict",
+    413: "too-costly",
     415: "not-supported",
     502: "transient",
 }

@@ -5,11 +5,17 @@ Each part of type ``application/dicom`` is one PS3.10 file and goes through
 (PS3.18 F.2) that lists each instance as stored (Referenced SOP Sequence) or failed
 (Failed SOP Sequence with a Failure Reason). HTTP status: 200 all stored, 202 some
 failed, 409 none stored (PS3.18 10.5.3).
+
+The request body is read with :func:`read_body`, which stops at ``max_upload_bytes``: a
+declared Content-Length over the cap is refused before anything is read, and a body that
+streams past it (chunked, or lying about its length) is refused as soon as it does, so
+one request never holds more than the cap in memory (413, ``too_large``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesParser
@@ -17,7 +23,7 @@ from email.policy import HTTP
 from enum import IntEnum
 from typing import Any
 
-from radlens.errors import InputError, UnsupportedFormatError
+from radlens.errors import InputError, TooLargeError, UnsupportedFormatError
 from radlens.store.intake import Intake
 
 log = logging.getLogger(__name__)
@@ -69,6 +75,33 @@ class StowOutcome:
         return body
 
 
+async def read_body(
+    chunks: AsyncIterator[bytes], content_length: str | None, max_bytes: int
+) -> bytes:
+    """The request body, read chunk by chunk and never past ``max_bytes``.
+
+    Args:
+        chunks: the body as it streams in (Starlette's ``request.stream()``).
+        content_length: the Content-Length header, when the client sent one.
+        max_bytes: the cap (``Settings.max_upload_bytes``).
+
+    Raises:
+        TooLargeError: the declared or the streamed length is over the cap.
+    """
+    if content_length is not None and content_length.strip().isdigit():
+        declared = int(content_length)
+        if declared > max_bytes:
+            raise TooLargeError(
+                None, f"request body of {declared} bytes, over the cap of {max_bytes}"
+            )
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > max_bytes:
+            raise TooLargeError(None, f"request body past the cap of {max_bytes} bytes")
+    return bytes(body)
+
+
 def split_multipart(content_type: str, body: bytes) -> list[bytes]:
     """The ``application/dicom`` parts of a ``multipart/related`` body.
 
@@ -102,6 +135,10 @@ def store_parts(intake: Intake, parts: list[bytes], source: str) -> StowOutcome:
     for index, raw in enumerate(parts):
         try:
             received = intake.receive(raw, source)
+        except TooLargeError as exc:
+            log.warning("STOW-RS part %d refused (%s): %s", index, exc.kind, exc.reason)
+            outcome.failed.append(("", "", FailureReason.OUT_OF_RESOURCES))
+            continue
         except InputError as exc:
             log.warning("STOW-RS part %d refused (%s): %s", index, exc.kind, exc.reason)
             outcome.failed.append(("", "", FailureReason.CANNOT_UNDERSTAND))

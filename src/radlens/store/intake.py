@@ -23,8 +23,9 @@ from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
-from radlens.errors import InputError
+from radlens.errors import InputError, TooLargeError
 from radlens.io.dicom import DicomHeader, read_instance
+from radlens.io.limits import DEFAULT_LIMITS, ReadLimits
 from radlens.store.db import Database
 from radlens.store.drafts import patient_key, patient_secret
 from radlens.store.files import instance_path, validate_uid, write_durably
@@ -32,6 +33,7 @@ from radlens.store.models import InstanceRow, SeriesRow, StudyRow, StudyStatus, 
 
 log = logging.getLogger(__name__)
 _LOCK_STRIPES = 64
+DEFAULT_MAX_INSTANCE_BYTES = 1024**3
 # A resend of a study that was already read reopens it for analysis.
 _REOPEN = frozenset(
     {StudyStatus.READY, StudyStatus.IN_REVIEW, StudyStatus.SIGNED, StudyStatus.FAILED}
@@ -69,9 +71,18 @@ class Intake:
         False
     """
 
-    def __init__(self, db: Database, storage_dir: Path) -> None:
+    def __init__(
+        self,
+        db: Database,
+        storage_dir: Path,
+        *,
+        limits: ReadLimits = DEFAULT_LIMITS,
+        max_instance_bytes: int = DEFAULT_MAX_INSTANCE_BYTES,
+    ) -> None:
         self.db = db
         self.storage_dir = storage_dir
+        self.limits = limits
+        self.max_instance_bytes = max_instance_bytes
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         self._secret: bytes | None = None  # of the patient keys, read on first use
 
@@ -79,10 +90,16 @@ class Intake:
         """Store one DICOM object (PS3.10 file bytes) received from ``source``.
 
         Raises:
+            TooLargeError: more than ``max_instance_bytes``; nothing is parsed or stored.
             InputError: the bytes are not a usable DICOM object (typed subclass, with a
-                one-line reason that holds no patient data).
+                one-line reason that holds no patient data), or over ``limits``.
         """
-        header = parse_header(raw, source)
+        if len(raw) > self.max_instance_bytes:
+            raise TooLargeError(
+                Path(f"<{source}>"),
+                f"{len(raw)} bytes, over the cap of {self.max_instance_bytes} for one instance",
+            )
+        header = parse_header(raw, source, self.limits)
         sop_uid = header.instance.sop_instance_uid
         digest = hashlib.sha256(raw).hexdigest()
         path = instance_path(self.storage_dir, sop_uid)
@@ -174,11 +191,12 @@ class Intake:
         return patient_key(self._secret, patient_id)
 
 
-def parse_header(raw: bytes, source: str) -> DicomHeader:
+def parse_header(raw: bytes, source: str, limits: ReadLimits = DEFAULT_LIMITS) -> DicomHeader:
     """Read and check the header of a received object.
 
     Raises:
-        InputError: not DICOM, cut short, unusable pixel data attributes, or UIDs that are
+        InputError: not DICOM, cut short, unusable pixel data attributes, over ``limits``
+            (pixels too large once decoded, sequences nested too deep), or UIDs that are
             not DICOM UIDs.
     """
     location = Path(f"<{source}>")
@@ -187,7 +205,7 @@ def parse_header(raw: bytes, source: str) -> DicomHeader:
     # Read warnings (e.g. no file meta) do not refuse an instance; the file is kept as sent.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        header = read_instance(location, raw)
+        header = read_instance(location, raw, limits=limits)
     try:
         validate_uid(header.instance.sop_instance_uid)
         validate_uid(header.series.series_instance_uid, "Series Instance UID")
