@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from radlens.config import Settings
 from radlens.net.dicomweb import DicomWebClient
 from radlens.net.scp import StorageSCP
+from radlens.privacy.audit import AuditTrail, audit_trail
 from radlens.store.accounts import session_user
 from radlens.store.db import Database
 from radlens.store.intake import Intake
@@ -30,6 +31,11 @@ class Services:
     scp: StorageSCP | None = None
     rules: TriageRules = field(default_factory=TriageRules)
     push_client: DicomWebClient | None = None  # results go back to the PACS through it
+    audit: AuditTrail = field(init=False)  # every PHI route records through it
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.audit = audit_trail(self.db, s.audit_site_id, s.audit_syslog, s.audit_syslog_protocol)
 
 
 def get_services(request: Request) -> Services:
@@ -47,7 +53,9 @@ async def current_user(request: Request, services: ServicesDep) -> str:
         AuthError: no session, or an expired one (answered 401 by ``server/errors.py``).
     """
     token = request.cookies.get(SESSION_COOKIE, "")
-    return await run_in_threadpool(session_user, services.db, token)
+    username = await run_in_threadpool(session_user, services.db, token)
+    request.state.username = username  # for the audit record (server/audit.py)
+    return username
 
 
 UserDep = Annotated[str, Depends(current_user)]

@@ -178,3 +178,36 @@ class FhirResourceRow(Base):
     study_uid: Mapped[str] = mapped_column(
         ForeignKey("studies.study_uid"), primary_key=True, index=True
     )
+
+
+class AuditRecordRow(Base):
+    """One audit record (``privacy.audit``): an ATNA audit message as canonical JSON, chained
+    by hash to the record before it. Append-only: nothing in radlens updates or deletes one.
+
+    ``patient_key`` is the keyed hash of the Patient ID (as ``StudyRow.patient_key``), never
+    the ID; the record's JSON carries the same key.
+    """
+
+    __tablename__ = "audit_records"
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    event: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(USERNAME_LENGTH), default="", index=True)
+    study_uid: Mapped[str | None] = mapped_column(String(UID_LENGTH), default=None, index=True)
+    patient_key: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    outcome: Mapped[int] = mapped_column(Integer, default=0)
+    record_json: Mapped[str] = mapped_column(Text)
+    prev_sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainRow(Base):
+    """The head of the audit hash chain: one row, locked by every append so that
+    concurrent writers take turns and never fork the chain."""
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_number: Mapped[int] = mapped_column(Integer, default=0)
+    last_sha256: Mapped[str] = mapped_column(String(64))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from radlens.privacy.audit import AuditEvent
+from radlens.server.audit import AuditScope, audited
 from radlens.server.deps import SESSION_COOKIE, ServicesDep, UserDep
 from radlens.server.schemas import LoginIn, Me
 from radlens.store.accounts import login, logout
@@ -15,8 +19,15 @@ router = APIRouter(prefix="/api/auth", tags=["accounts"])
 @router.post(
     "/login", response_model=Me, responses={401: {"description": "wrong name or password"}}
 )
-async def log_in(body: LoginIn, request: Request, response: Response, services: ServicesDep) -> Me:
+async def log_in(
+    audit: Annotated[AuditScope, audited(AuditEvent.LOGIN)],
+    body: LoginIn,
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+) -> Me:
     """Open a session: an HttpOnly, SameSite=Strict cookie."""
+    audit.user_id = body.username  # recorded for a failed login too
     hours = services.settings.session_hours
     # scrypt takes tens of milliseconds: keep it off the event loop.
     token = await run_in_threadpool(login, services.db, body.username, body.password, hours)
@@ -32,7 +43,7 @@ async def log_in(body: LoginIn, request: Request, response: Response, services: 
     return Me(username=body.username)
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, dependencies=[audited(AuditEvent.LOGOUT)])
 async def log_out(request: Request, services: ServicesDep) -> Response:
     """End the session (also when it already expired)."""
     await run_in_threadpool(logout, services.db, request.cookies.get(SESSION_COOKIE, ""))

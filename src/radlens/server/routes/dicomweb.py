@@ -15,8 +15,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from radlens.io.wado import FRAME_TRANSFER_SYNTAX, web_frame, web_metadata
+from radlens.privacy.audit import AuditEvent
+from radlens.server.audit import audited
 from radlens.server.deps import ServicesDep, UserDep
-from radlens.server.stow import DICOM_JSON, split_multipart, store_parts
+from radlens.server.stow import DICOM_JSON, read_body, split_multipart, store_parts
 from radlens.store.worklist import get_study, list_series, series_instances
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
@@ -32,12 +34,16 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
         200: {"description": "all instances stored"},
         202: {"description": "some instances failed (see Failed SOP Sequence)"},
         409: {"description": "no instance stored"},
+        413: {"description": "request body over max_upload_bytes"},
         415: {"description": 'not multipart/related; type="application/dicom"'},
     },
+    dependencies=[audited(AuditEvent.IMPORTED)],
 )
 async def stow_studies(request: Request, services: ServicesDep) -> JSONResponse:
     """Store instances sent as ``multipart/related; type="application/dicom"``."""
-    parts = split_multipart(request.headers.get("content-type", ""), await request.body())
+    cap = services.settings.max_upload_bytes
+    body = await read_body(request.stream(), request.headers.get("content-length"), cap)
+    parts = split_multipart(request.headers.get("content-type", ""), body)
     client = request.client.host if request.client else "unknown"
     # Durable writes block: keep them off the event loop.
     outcome = await run_in_threadpool(store_parts, services.intake, parts, f"stow-rs:{client}")
@@ -47,7 +53,11 @@ async def stow_studies(request: Request, services: ServicesDep) -> JSONResponse:
     )
 
 
-@router.get("/studies/{study}/series", responses=_NOT_FOUND)
+@router.get(
+    "/studies/{study}/series",
+    responses=_NOT_FOUND,
+    dependencies=[audited(AuditEvent.INSTANCES_QUERIED)],
+)
 def search_series(study: _UID, services: ServicesDep, _user: UserDep) -> JSONResponse:
     """QIDO-RS: the study's series."""
     get_study(services.db, study)
@@ -64,7 +74,11 @@ def search_series(study: _UID, services: ServicesDep, _user: UserDep) -> JSONRes
     return JSONResponse(found, media_type=DICOM_JSON)
 
 
-@router.get("/studies/{study}/series/{series}/instances", responses=_NOT_FOUND)
+@router.get(
+    "/studies/{study}/series/{series}/instances",
+    responses=_NOT_FOUND,
+    dependencies=[audited(AuditEvent.INSTANCES_QUERIED)],
+)
 def search_instances(
     study: _UID, series: _UID, services: ServicesDep, _user: UserDep
 ) -> JSONResponse:
@@ -83,7 +97,11 @@ def search_instances(
     return JSONResponse(found, media_type=DICOM_JSON)
 
 
-@router.get("/studies/{study}/series/{series}/metadata", responses=_NOT_FOUND)
+@router.get(
+    "/studies/{study}/series/{series}/metadata",
+    responses=_NOT_FOUND,
+    dependencies=[audited(AuditEvent.IMAGES_VIEWED)],
+)
 async def series_metadata(
     study: _UID, series: _UID, services: ServicesDep, _user: UserDep
 ) -> JSONResponse:
@@ -99,6 +117,7 @@ async def series_metadata(
     "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
     response_class=Response,
     responses=_NOT_FOUND,
+    dependencies=[audited(AuditEvent.IMAGES_VIEWED)],
 )
 async def retrieve_frames(
     study: _UID,
@@ -121,6 +140,7 @@ async def retrieve_frames(
     "/studies/{study}/series/{series}/instances/{instance}",
     response_class=Response,
     responses=_NOT_FOUND,
+    dependencies=[audited(AuditEvent.IMAGES_VIEWED)],
 )
 async def retrieve_instance(
     study: _UID, series: _UID, instance: _UID, services: ServicesDep, _user: UserDep

@@ -18,7 +18,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from radlens.errors import InputError
+from radlens.privacy.audit import AuditEvent
 from radlens.report.fhir import FHIR_JSON, search_bundle
+from radlens.server.audit import audited
 from radlens.server.deps import ServicesDep, UserDep
 from radlens.store import exports
 
@@ -40,6 +42,7 @@ def _base(request: Request) -> str:
     "/DiagnosticReport",
     response_class=FhirResponse,
     responses=_FHIR | {400: {"description": "no study parameter (an OperationOutcome)"}},
+    dependencies=[audited(AuditEvent.FHIR_QUERIED)],
 )
 def search_diagnostic_reports(
     request: Request, services: ServicesDep, _user: UserDep, study: str = ""
@@ -54,14 +57,22 @@ def search_diagnostic_reports(
     return FhirResponse(search_bundle(reports, _base(request), str(request.url)))
 
 
-@router.get("/Bundle/{study_uid}", response_class=FhirResponse, responses=_FHIR | _NOT_FOUND)
+@router.get(
+    "/Bundle/{study_uid}",
+    response_class=FhirResponse,
+    responses=_FHIR | _NOT_FOUND,
+    dependencies=[audited(AuditEvent.EXPORTED)],
+)
 def study_bundle(study_uid: str, services: ServicesDep, _user: UserDep) -> FhirResponse:
     """The study's transaction Bundle (its id is the Study Instance UID)."""
     return FhirResponse(exports.study_bundle(services.db, services.settings.storage_dir, study_uid))
 
 
 @router.get(
-    "/{resource_type}/{resource_id}", response_class=FhirResponse, responses=_FHIR | _NOT_FOUND
+    "/{resource_type}/{resource_id}",
+    response_class=FhirResponse,
+    responses=_FHIR | _NOT_FOUND,
+    dependencies=[audited(AuditEvent.FHIR_READ)],
 )
 def read(
     resource_type: str, resource_id: str, services: ServicesDep, _user: UserDep
