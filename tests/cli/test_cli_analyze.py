@@ -226,7 +226,7 @@ def test_real_command_prints_no_traceback_for_bad_input(
         assert bad.name in done.stderr.replace("\n", "")
 
 
-def test_analyze_dicom_results_writes_a_valid_sr_and_says_why_there_is_no_parametric_map(
+def test_analyze_dicom_results_writes_a_valid_sr_and_parametric_maps_of_a_cr_chest(
     radlens: Radlens, tiny_onnx_model_dir: Path, pydicom_data_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
@@ -235,13 +235,18 @@ def test_analyze_dicom_results_writes_a_valid_sr_and_says_why_there_is_no_parame
     result = radlens(*args)
     assert result.exit_code == 0, result.output
     [folder] = [p for p in out.iterdir() if p.is_dir()]
-    assert sorted(p.name for p in folder.glob("*.dcm")) == ["sr.dcm"]
+    written = sorted(p.name for p in folder.glob("*.dcm"))
     sr = pydicom.dcmread(folder / "sr.dcm")
     assert sr.StudyInstanceUID == pydicom.dcmread(source, stop_before_pixels=True).StudyInstanceUID
     records = read_dicom_sr(sr)
     assert "tiny_cxr" in {r.model_name for r in records}
-    assert "no Parametric Map" in flat(result) and "Frame of Reference" in flat(result)
+    # A CR is in no frame of reference; each heatmap's map is in a frame of its own.
+    maps = [name for name in written if name.startswith("pm_")]
+    assert written == [*maps, "sr.dcm"] and len(maps) == len(records)
+    assert "no Parametric Map" not in flat(result)
     dciodvfy(sr, tmp_path)
+    for name in maps:
+        dciodvfy(pydicom.dcmread(folder / name), tmp_path, name)
     plain = radlens("analyze", source, "-o", tmp_path / "plain", "--models", tiny_onnx_model_dir)
     assert plain.exit_code == 0 and not list((tmp_path / "plain").glob("*/*.dcm"))
 

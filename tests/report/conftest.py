@@ -39,6 +39,13 @@ def liver_seg(pydicom_data_dir: Path) -> Dataset:
 
 
 @pytest.fixture
+def us_image(pydicom_data_dir: Path) -> Dataset:
+    """OBXXXX1A: one ultrasound frame, 600 x 800 palette colour, no Frame of Reference and an
+    empty Patient Orientation (as most ultrasound)."""
+    return header(pydicom_data_dir / "OBXXXX1A.dcm")
+
+
+@pytest.fixture
 def us_cine(pydicom_data_dir: Path) -> Dataset:
     """OBXXXX1A_rle_2frame: a 2-frame ultrasound (multi-frame SOP class), no Frame of
     Reference."""

@@ -54,9 +54,7 @@ def reread(raw: bytes) -> pydicom.Dataset:
     return pydicom.dcmread(io.BytesIO(raw))
 
 
-def test_cr_chest_gets_sr_and_seg_and_its_heatmap_stays_in_the_overlay(
-    pydicom_data_dir: Path, tmp_path: Path
-) -> None:
+def test_cr_chest_gets_sr_parametric_map_and_seg(pydicom_data_dir: Path, tmp_path: Path) -> None:
     [study] = scan([pydicom_data_dir / "RG1_J2KR.dcm"]).studies
     mask = np.zeros((1955, 1841), bool)
     mask[200:600, 300:900] = True
@@ -65,13 +63,16 @@ def test_cr_chest_gets_sr_and_seg_and_its_heatmap_stays_in_the_overlay(
     result = result_for(study, box=Box(300, 200, 900, 600), heatmap=heatmap, mask=mask)
 
     made = to_dicom_results(study, result)
-    assert [o.name for o in made.objects] == ["sr.dcm", "seg_1.dcm"]
-    assert len(made.skipped) == 1 and "Frame of Reference" in made.skipped[0]
-    sr, seg = (reread(to_bytes(o.dataset)) for o in made.objects)
-    assert sr.StudyInstanceUID == seg.StudyInstanceUID == study.study_instance_uid
+    assert [o.name for o in made.objects] == ["sr.dcm", "pm_1.dcm", "seg_1.dcm"]
+    assert made.skipped == ()
+    sr, pm, seg = (reread(to_bytes(o.dataset)) for o in made.objects)
+    assert sr.StudyInstanceUID == pm.StudyInstanceUID == seg.StudyInstanceUID
+    assert sr.StudyInstanceUID == study.study_instance_uid
+    assert len({sr.SeriesInstanceUID, pm.SeriesInstanceUID, seg.SeriesInstanceUID}) == 3
     [record] = read_dicom_sr(sr)
     assert record.box == Box(300, 200, 900, 600) and record.present
     source = pydicom.dcmread(study.series[0].instances[0].path, stop_before_pixels=True)
+    assert read_parametric_map(pm).sop_instance_uid == source.SOPInstanceUID
     assert np.array_equal(read_dicom_seg(seg, [source]).mask, mask)
     for obj in made.objects:
         dciodvfy(obj.dataset, tmp_path, obj.name)
@@ -94,6 +95,16 @@ def test_ct_in_a_zip_gets_sr_and_a_parametric_map_in_their_own_series(tmp_path: 
     assert record.sop_instance_uid == study.series[0].instances[0].sop_instance_uid
     for obj in made.objects:
         dciodvfy(obj.dataset, tmp_path, obj.name)
+
+
+def test_ultrasound_heatmap_without_patient_orientation_stays_in_the_overlay(
+    pydicom_data_dir: Path,
+) -> None:
+    [study] = scan([pydicom_data_dir / "OBXXXX1A.dcm"]).studies
+    made = to_dicom_results(study, result_for(study, heatmap=np.ones((60, 80), np.float32)))
+    assert [o.name for o in made.objects] == ["sr.dcm"]
+    [reason] = made.skipped
+    assert reason.startswith("no Parametric Map:") and "Patient Orientation" in reason
 
 
 def test_findings_on_non_dicom_or_unknown_images_are_skipped_with_the_reason(

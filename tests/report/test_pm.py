@@ -25,6 +25,7 @@ from radlens.report.equipment import to_bytes
 from radlens.report.pm import (
     LEVELS,
     SERIES_NUMBER,
+    frame_of_reference,
     read_parametric_map,
     resample_heatmap,
     to_parametric_map,
@@ -108,10 +109,93 @@ def test_heatmap_of_one_frame_of_a_multiframe_image_references_that_frame(
     dciodvfy(pm, tmp_path)
 
 
-def test_image_without_frame_of_reference_gets_no_parametric_map(cr_chest: Dataset) -> None:
-    finding = heatmap_finding(cr_chest, heat(64, 64))
-    with pytest.raises(InputError, match="Frame of Reference"):
-        to_parametric_map(cr_chest, finding)
+def test_cr_chest_heatmap_becomes_a_parametric_map_in_a_frame_of_its_own(
+    cr_chest: Dataset, tmp_path: Path
+) -> None:
+    heatmap = heat(512, 482)
+    pm = to_parametric_map(cr_chest, heatmap_finding(cr_chest, heatmap))
+    # the caller's header is left as it was
+    assert "FrameOfReferenceUID" not in cr_chest and "SliceThickness" not in cr_chest
+    assert [float(v) for v in cr_chest.PixelSpacing] == [0, 0]
+    assert pm.FrameOfReferenceUID == frame_of_reference(cr_chest)
+    assert pm.StudyInstanceUID == cr_chest.StudyInstanceUID
+    assert (pm.Rows, pm.Columns) == (1955, 1841)
+    shared = pm.SharedFunctionalGroupsSequence[0]
+    # Patient Orientation L\F: rows run to the patient's left, columns to the feet.
+    orientation = shared.PlaneOrientationSequence[0].ImageOrientationPatient
+    assert [float(v) for v in orientation] == [1, 0, 0, 0, 0, -1]
+    [frame] = pm.PerFrameFunctionalGroupsSequence
+    assert [float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient] == [0, 0, 0]
+    # RG1's Pixel Spacing is 0\0 (unknown) and a projection has no slices: none is made up.
+    assert not {"PixelSpacing", "SliceThickness", "SpacingBetweenSlices"} & set(
+        shared.PixelMeasuresSequence[0].dir()
+    )
+    [source] = frame.DerivationImageSequence[0].SourceImageSequence
+    assert source.ReferencedSOPInstanceUID == cr_chest.SOPInstanceUID
+    assert source.SpatialLocationsPreserved == "YES"
+
+    record = read_parametric_map(reread(pm))
+    assert record.sop_instance_uid == cr_chest.SOPInstanceUID
+    expected = resample_heatmap(heatmap, cr_chest.Rows, cr_chest.Columns)
+    assert np.abs(record.heatmap - expected).max() <= STEP
+    warnings = dciodvfy(pm, tmp_path)
+    assert not any("Pixel" in w or "Frame of Reference" in w for w in warnings), warnings
+
+
+def test_maps_of_one_projection_image_share_its_frame_and_other_images_get_another(
+    cr_chest: Dataset, us_image: Dataset
+) -> None:
+    first = to_parametric_map(cr_chest, heatmap_finding(cr_chest, heat(8, 8)))
+    second = to_parametric_map(cr_chest, heatmap_finding(cr_chest, heat(16, 16)))
+    assert first.FrameOfReferenceUID == second.FrameOfReferenceUID
+    assert first.SOPInstanceUID != second.SOPInstanceUID
+    assert frame_of_reference(us_image) != frame_of_reference(cr_chest)
+
+
+def test_dx_heatmap_map_keeps_the_pixel_spacing_the_source_states(
+    shared_data_dir: Path, tmp_path: Path
+) -> None:
+    dx = pydicom.dcmread(
+        shared_data_dir / "dicom" / "cr_dx" / "DX_veterinary_chest.dcm", stop_before_pixels=True
+    )
+    pm = to_parametric_map(dx, heatmap_finding(dx, heat(32, 32)))
+    measures = pm.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    assert [float(v) for v in measures.PixelSpacing] == pytest.approx(
+        [float(v) for v in dx.PixelSpacing]
+    )
+    assert "SliceThickness" not in measures
+    dciodvfy(pm, tmp_path)
+
+
+def test_ultrasound_with_patient_orientation_gets_a_parametric_map(
+    us_image: Dataset, tmp_path: Path
+) -> None:
+    oriented = Dataset(dict(us_image.items()))
+    oriented.PatientOrientation = ["R", "F"]
+    heatmap = heat(64, 80)
+    pm = to_parametric_map(oriented, heatmap_finding(oriented, heatmap))
+    orientation = pm.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0]
+    assert [float(v) for v in orientation.ImageOrientationPatient] == [-1, 0, 0, 0, 0, -1]
+    record = read_parametric_map(reread(pm))
+    assert record.heatmap.shape == (600, 800)
+    assert np.abs(record.heatmap - resample_heatmap(heatmap, 600, 800)).max() <= STEP
+    dciodvfy(pm, tmp_path)
+
+
+def test_image_without_frame_of_reference_or_patient_axes_gets_no_parametric_map(
+    us_image: Dataset, us_cine: Dataset, cr_chest: Dataset
+) -> None:
+    # Most ultrasound: no Patient Orientation, so its plane in the patient is unknown.
+    with pytest.raises(InputError, match="Patient Orientation"):
+        to_parametric_map(us_image, heatmap_finding(us_image, heat(64, 64)))
+    oblique = Dataset(dict(cr_chest.items()))
+    oblique.PatientOrientation = ["LP", "F"]  # only the nearest axes
+    with pytest.raises(InputError, match="Patient Orientation"):
+        to_parametric_map(oblique, heatmap_finding(oblique, heat(64, 64)))
+    oriented_cine = Dataset(dict(us_cine.items()))
+    oriented_cine.PatientOrientation = ["L", "F"]
+    with pytest.raises(InputError, match="single-frame"):
+        to_parametric_map(oriented_cine, heatmap_finding(oriented_cine, heat(64, 64)))
 
 
 def test_findings_that_give_no_map_are_refused_with_the_reason(

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from radlens.errors import InputError, RadlensError
+from radlens.privacy.logs import install_log_filters
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
@@ -69,6 +70,7 @@ def configure_logging(verbose: bool, quiet: bool) -> None:
     # pydicom logs offending element values, which may be patient data; radlens reports
     # each problem itself, once, without values.
     logging.getLogger("pydicom").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+    install_log_filters()  # pydicom quotes invalid values, patient data included
     # highdicom logs the UIDs of the source images it copies from at INFO.
     logging.getLogger("highdicom").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
@@ -76,7 +78,9 @@ def configure_logging(verbose: bool, quiet: bool) -> None:
 def _register() -> None:
     from radlens.cli import (
         analyze,
+        audit,
         calibrate,
+        deidentify,
         demo,
         evaluate,
         models,
@@ -97,12 +101,16 @@ def _register() -> None:
     app.command("calibrate")(guarded(calibrate.calibrate_command))
     app.command("serve")(guarded(serve.serve_command))
     app.command("ood")(guarded(ood.ood_command))
+    app.command("deidentify")(guarded(deidentify.deidentify_command))
     for name in ("add", "passwd", "disable", "enable", "list"):
         users.users_app.command(name)(guarded(getattr(users, f"{name}_command")))
     app.add_typer(users.users_app, name="users")
     nlp.nlp_app.command("extract")(guarded(nlp.extract_command))
     nlp.nlp_app.command("evaluate")(guarded(nlp.evaluate_command))
     app.add_typer(nlp.nlp_app, name="nlp")
+    audit.audit_app.command("verify")(guarded(audit.verify_command))
+    audit.audit_app.command("list")(guarded(audit.list_command))
+    app.add_typer(audit.audit_app, name="audit")
 
 
 _register()

@@ -2,12 +2,17 @@
 
 - ``sr.dcm``: one TID 1500 Measurement Report of every finding made on a DICOM image
   (:mod:`radlens.report.sr`);
-- ``pm_<n>.dcm``: one Parametric Map per finding with a heatmap on an image in a frame of
-  reference (:mod:`radlens.report.pm`); others keep their heatmap in the overlay;
+- ``pm_<n>.dcm``: one Parametric Map per finding with a heatmap on a 2D image with plane
+  geometry: one in a frame of reference, or a single-frame image (CR, DX, ultrasound) whose
+  Patient Orientation names its axes (:mod:`radlens.report.pm`); others keep their heatmap
+  in the overlay;
 - ``seg_<n>.dcm``: one Segmentation per finding with a mask (:mod:`radlens.report.seg`).
 
-Objects of one kind share one new series of the source study. What cannot be made (a
-NIfTI or PNG input, a CR heatmap, a mask that does not fit) is skipped with its reason,
+Objects of one kind share one new series of the source study, except Parametric Maps:
+one series per frame of reference, as a series has one (PS3.3 C.7.4.1.1.1), so maps of
+two projection images, each in a frame of its own, are two series. What cannot be made
+(a NIfTI or PNG input, an ultrasound heatmap without Patient Orientation, a mask that
+does not fit) is skipped with its reason,
 so one unsuitable finding never costs the others their objects. ``analyze --dicom-results``
 writes these files; ``net.pacs.push_results`` STOW-RSes them into the PACS.
 """
@@ -24,7 +29,7 @@ from radlens.domain.findings import Finding, StudyResult
 from radlens.domain.imaging import Instance, Study
 from radlens.errors import InputError
 from radlens.io.dicom import read_dataset
-from radlens.report.pm import to_parametric_map
+from radlens.report.pm import frame_of_reference, to_parametric_map
 from radlens.report.seg import to_dicom_seg
 from radlens.report.sr import to_dicom_sr
 
@@ -69,11 +74,14 @@ def to_dicom_results(study: Study, result: StudyResult) -> DicomResults:
             objects.append(DicomResult("sr.dcm", sr))
         except InputError as exc:
             skipped.append(f"no SR: {exc.reason}")
-    pm_series, seg_series = generate_uid(), generate_uid()
+    pm_series: dict[str, str] = {}  # Frame of Reference UID -> series
+    seg_series = generate_uid()
     for finding in (f for f in usable if f.heatmap is not None):
         number = sum(o.name.startswith("pm_") for o in objects) + 1
+        source = sources[finding.sop_instance_uid]
+        series = pm_series.setdefault(frame_of_reference(source), generate_uid())
         try:
-            pm = to_parametric_map(sources[finding.sop_instance_uid], finding, pm_series, number)
+            pm = to_parametric_map(source, finding, series, number)
             objects.append(DicomResult(f"pm_{number}.dcm", pm))
         except InputError as exc:
             skipped.append(f"no Parametric Map: {exc.reason}")

@@ -11,10 +11,19 @@ The Real World Value Mapping says what they mean: stored 0..65535 -> 0..1 (slope
 1/65535), unit UCUM ``1``, quantity "Class activation" (DCM 130402, CID 7180), LUT label
 ``CAM``. So the map is within half a step (1/131070) of the heatmap on the source grid.
 
-The IOD's Frame of Reference module is mandatory, so a source in no frame of reference
-(a CR, DX or ultrasound image) gets no Parametric Map: its heatmap stays in the Secondary
-Capture overlay (``report/sc.py``), which is also the extra for viewers that show no
-Parametric Maps.
+The IOD's Frame of Reference module and its Plane Position (Patient), Plane Orientation
+(Patient) and Pixel Measures functional groups are mandatory (PS3.3 A.75, Table A.75-2).
+A single-frame source in no frame of reference (a CR, DX or ultrasound image) gets a map
+in a frame of reference of its own (:func:`frame_of_reference`): a new Frame of Reference
+UID, the map's first pixel at its origin, Image Orientation (Patient) read from the
+source's Patient Orientation (PS3.3 C.7.6.1.1.1), which must name two orthogonal patient
+axes (``L\\F`` for a PA chest); Pixel Spacing only when the source states a valid one, no
+Slice Thickness (a projection has none). The map stays pixel for pixel on its source
+(Derivation Image: Source Image Sequence, Spatial Locations Preserved ``YES``). A source
+with neither a frame of reference nor such a Patient Orientation (most ultrasound) gets
+no map: its orientation in the patient would have to be invented, and a viewer would
+draw orientation markers from it. Its heatmap stays in the Secondary Capture overlay
+(``report/sc.py``), which is also the extra for viewers that show no Parametric Maps.
 """
 
 from __future__ import annotations
@@ -55,6 +64,18 @@ SERIES_DESCRIPTION = f"radlens heatmap - {SERIES_SUFFIX}"
 SERIES_NUMBER = 9904
 LEVELS = 65535
 LUT_LABEL = "CAM"
+PROJECTION_FRAME = "radlens frame of a projection image"
+"""Entropy of :func:`frame_of_reference` for a source without a frame of reference."""
+
+# Patient-based coordinate system (PS3.3 C.7.6.2.1.1): +x left, +y posterior, +z head.
+_PATIENT_AXES: dict[str, tuple[float, float, float]] = {
+    "L": (1.0, 0.0, 0.0),
+    "R": (-1.0, 0.0, 0.0),
+    "P": (0.0, 1.0, 0.0),
+    "A": (0.0, -1.0, 0.0),
+    "H": (0.0, 0.0, 1.0),
+    "F": (0.0, 0.0, -1.0),
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,8 +96,9 @@ def to_parametric_map(
 
     Raises:
         InputError: the finding has no heatmap, names another image, is not about one 2D
-            frame of ``source`` (a 3D model's slice), or ``source`` has no Frame of
-            Reference (a Parametric Map needs one) or no plane geometry for its frame.
+            frame of ``source`` (a 3D model's slice), or ``source`` has no plane geometry
+            for its frame: no Frame of Reference and no Patient Orientation naming two
+            orthogonal axes, or several frames without a Frame of Reference.
 
     Example:
         >>> ct = pydicom.dcmread("ct.dcm", stop_before_pixels=True)  # doctest: +SKIP
@@ -90,12 +112,7 @@ def to_parametric_map(
         raise InputError(None, f"finding {finding.code!r} is about another image")
     if not is_2d_reference(source, finding.frame):
         raise InputError(None, f"heatmap of {finding.code!r} is not on a 2D frame of its image")
-    if "FrameOfReferenceUID" not in source:
-        raise InputError(
-            None,
-            f"{source.get('Modality', 'the')} image has no Frame of Reference, which a "
-            "Parametric Map needs (PS3.3 A.75); its heatmap is in the overlay",
-        )
+    placed = source if "FrameOfReferenceUID" in source else _in_own_frame(source)
     rows, columns = int(source.Rows), int(source.Columns)
     stored = np.round(resample_heatmap(finding.heatmap, rows, columns) * LEVELS).astype(np.uint16)
     mapping = RealWorldValueMapping(
@@ -107,7 +124,7 @@ def to_parametric_map(
         intercept=0.0,
         quantity_definition=coded(CLASS_ACTIVATION),
     )
-    clean = clean_source(source)
+    clean = clean_source(placed)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # highdicom notes on source attributes it copies
@@ -135,8 +152,111 @@ def to_parametric_map(
             )
     except (AttributeError, TypeError, ValueError) as exc:
         raise InputError(None, f"cannot make a Parametric Map of this heatmap: {exc}") from exc
+    if placed is not source:
+        _projection_measures(pm, source)
     complete_derived_image(pm, clean, laterality=True)
     return pm
+
+
+def frame_of_reference(source: Dataset) -> str:
+    """The Frame of Reference UID of a Parametric Map of ``source``.
+
+    The source's own, else the frame radlens defines for that one image: a UID derived
+    from its SOP Instance UID, so every map of the image is in the same frame (and one
+    series, PS3.3 C.7.4.1.1.1) and no map claims a spatial relation to another image.
+
+    Example:
+        >>> from pydicom import Dataset
+        >>> cr = Dataset()
+        >>> cr.SOPInstanceUID = "1.2.3.4"
+        >>> frame_of_reference(cr) == frame_of_reference(cr)
+        True
+    """
+    if "FrameOfReferenceUID" in source:
+        return str(source.FrameOfReferenceUID)
+    return str(generate_uid(entropy_srcs=[PROJECTION_FRAME, str(source.SOPInstanceUID)]))
+
+
+def _in_own_frame(source: Dataset) -> Dataset:
+    """A copy of a single-frame header in no frame of reference, placed in its own frame.
+
+    highdicom derives a Parametric Map only from a source in a frame of reference (a
+    source without one passes its check in ``Image._init_multiframe_image``, which asks
+    the source's IOD, then fails building the frame index), so the copy is given one:
+    the frame's UID, the first pixel at its origin, the orientation that the Patient
+    Orientation states. Pixel Spacing and Slice Thickness are placeholders highdicom
+    needs; :func:`_projection_measures` keeps only what the source states.
+    """
+    modality = source.get("Modality", "the")
+    if "NumberOfFrames" in source:
+        raise InputError(
+            None,
+            f"{modality} multi-frame image has no Frame of Reference; a Parametric Map is "
+            "made only for a single-frame image without one; its heatmap is in the overlay",
+        )
+    orientation = _orientation(source)
+    copy = Dataset(dict(source.items()))  # a new element dict: the caller's header stays
+    meta = getattr(source, "file_meta", None)
+    if meta is not None:
+        copy.file_meta = meta
+    placed = {
+        "FrameOfReferenceUID": frame_of_reference(source),
+        "ImageOrientationPatient": orientation,
+        "ImagePositionPatient": [0.0, 0.0, 0.0],
+        "PixelSpacing": _pixel_spacing(source) or [1.0, 1.0],
+        "SliceThickness": 1.0,
+    }
+    for keyword, value in placed.items():
+        if keyword in copy:
+            del copy[keyword]  # a new element: setting the shared one would change the source
+        setattr(copy, keyword, value)
+    return copy
+
+
+def _orientation(source: Dataset) -> list[float]:
+    """Image Orientation (Patient) from Patient Orientation: row, then column direction.
+
+    Only two single-letter values naming orthogonal axes of the patient-based coordinate
+    system (PS3.3 C.7.6.1.1.1: L, R, A, P, H, F) say the direction exactly; an oblique
+    value (``LP``) is only the nearest axes, and an empty one says nothing.
+    """
+    values = [str(v).strip().upper() for v in (source.get("PatientOrientation") or [])]
+    if len(values) == 2 and all(v in _PATIENT_AXES for v in values):
+        row, column = (_PATIENT_AXES[v] for v in values)
+        if abs(float(np.dot(row, column))) < 0.5:  # orthogonal: not L\R or L\L
+            return [float(x) for x in (*row, *column)]
+    raise InputError(
+        None,
+        f"{source.get('Modality', 'the')} image has no Frame of Reference and no Patient "
+        "Orientation naming two orthogonal patient axes; a Parametric Map needs its plane "
+        "orientation in the patient (PS3.3 A.75, C.7.6.2.1.1), which radlens does not "
+        "invent; its heatmap is in the overlay",
+    )
+
+
+def _pixel_spacing(source: Dataset) -> list[float] | None:
+    """The source's Pixel Spacing when it states a positive one (RG1's ``0\\0`` does not)."""
+    try:
+        values = [float(v) for v in source.get("PixelSpacing") or []]
+    except (TypeError, ValueError):
+        return None
+    return values if len(values) == 2 and all(v > 0 for v in values) else None
+
+
+def _projection_measures(pm: ParametricMap, source: Dataset) -> None:
+    """Pixel Measures of a map in its own frame: only the spacing the source states.
+
+    Slice Thickness and Spacing Between Slices (which highdicom adds for one plane) are
+    for tomographic images (PS3.3 C.7.6.16.2.1: Slice Thickness is required only when
+    Volumetric Properties is VOLUME or SAMPLED, which a Parametric Map does not carry),
+    and a Pixel Spacing radlens does not know is left out rather than made up.
+    """
+    measures = pm.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    for keyword in ("SliceThickness", "SpacingBetweenSlices"):
+        if keyword in measures:
+            delattr(measures, keyword)
+    if _pixel_spacing(source) is None and "PixelSpacing" in measures:
+        del measures.PixelSpacing
 
 
 def _frame_geometry(source: Dataset, frame: int) -> dict[str, Any]:

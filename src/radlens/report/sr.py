@@ -165,7 +165,7 @@ def to_dicom_sr(
                 ),
             )
         ),
-        procedure_reported=_procedures(sources),
+        procedure_reported=procedures_reported(sources),
         imaging_measurements=groups,
     )
     try:
@@ -218,7 +218,7 @@ def _sources_by_uid(sources: Sequence[Dataset]) -> dict[str, Dataset]:
     return {str(s.SOPInstanceUID): s for s in sources}
 
 
-def _procedures(sources: Sequence[Dataset]) -> list[CodedConcept]:
+def procedures_reported(sources: Sequence[Dataset]) -> list[CodedConcept]:
     """The study's Procedure Code Sequence when it is well formed, else per modality."""
     try:
         listed = [

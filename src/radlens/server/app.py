@@ -20,11 +20,13 @@ from starlette.middleware.base import RequestResponseEndpoint
 
 from radlens import __version__
 from radlens.config import Settings
+from radlens.io.limits import ReadLimits
 from radlens.models.registry import discover
 from radlens.net.dicomweb import DicomWebClient
 from radlens.net.pacs import PacsPoller, results_pusher
 from radlens.net.scp import start_scp
 from radlens.pipeline import onnx_backends
+from radlens.privacy.logs import install_log_filters
 from radlens.server import errors
 from radlens.server.deps import Services
 from radlens.server.routes import auth, dicomweb, fhir, health, worklist
@@ -79,6 +81,7 @@ def create_app(settings: Settings, analyze: Analyze | None = None) -> FastAPI:
                 services.push_client.close()
             services.db.close()
 
+    install_log_filters()  # pydicom quotes invalid values, patient data included
     app = FastAPI(title="radlens", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
     for module in (health, auth, dicomweb, worklist, fhir):
@@ -118,7 +121,12 @@ def start_services(settings: Settings, analyze: Analyze | None) -> tuple[Service
     else:
         models_loaded = 1
     ensure_first_account(db, settings.home, settings.production)
-    intake = Intake(db, storage)
+    intake = Intake(
+        db,
+        storage,
+        limits=ReadLimits(settings.max_pixel_bytes, settings.max_sequence_depth),
+        max_instance_bytes=settings.max_instance_bytes,
+    )
     on_complete = None
     push_client = None
     if settings.pacs_url and settings.pacs_push_results:
@@ -134,7 +142,14 @@ def start_services(settings: Settings, analyze: Analyze | None) -> tuple[Service
     workers.start()
     services = Services(settings, db, intake, models_loaded, rules=rules, push_client=push_client)
     if settings.dicom_enabled:
-        services.scp = start_scp(intake, settings.ae_title, settings.host, settings.dicom_port)
+        services.scp = start_scp(
+            intake,
+            settings.ae_title,
+            settings.host,
+            settings.dicom_port,
+            max_associations=settings.dicom_max_associations,
+            max_pdu_bytes=settings.dicom_max_pdu_bytes,
+        )
     return services, workers
 
 

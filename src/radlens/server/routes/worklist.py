@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Response
 
 from radlens.domain.findings import Priority
+from radlens.net.pacs import signed_report_pusher
+from radlens.privacy.audit import AuditEvent
+from radlens.server.audit import audited
 from radlens.server.deps import ServicesDep, UserDep
 from radlens.server.schemas import (
     NotesIn,
@@ -27,7 +30,7 @@ from radlens.server.schemas import (
     StudyPublic,
     WorklistItemPublic,
 )
-from radlens.store import drafts, review
+from radlens.store import drafts, review, signed
 from radlens.store.drafts import study_draft
 from radlens.store.models import StudyStatus
 from radlens.store.results import heatmap_png
@@ -39,7 +42,11 @@ _NOT_FOUND: _Responses = {404: {"description": "no such study (or finding)"}}
 _SIGNED: _Responses = {409: {"description": "the report is signed"}}
 
 
-@router.get("/worklist", response_model=list[WorklistItemPublic])
+@router.get(
+    "/worklist",
+    response_model=list[WorklistItemPublic],
+    dependencies=[audited(AuditEvent.WORKLIST_VIEWED)],
+)
 def worklist(
     services: ServicesDep,
     _user: UserDep,
@@ -54,14 +61,24 @@ def worklist(
     return [WorklistItemPublic.of(e) for e in entries]
 
 
-@router.get("/studies/{study_uid}", response_model=StudyPublic, responses=_NOT_FOUND)
+@router.get(
+    "/studies/{study_uid}",
+    response_model=StudyPublic,
+    responses=_NOT_FOUND,
+    dependencies=[audited(AuditEvent.STUDY_VIEWED)],
+)
 def study(study_uid: str, services: ServicesDep, _user: UserDep) -> StudyPublic:
     """One study: findings (``radlens.findings/2``), decisions, report, series, notes, the
     AI draft report and the concordance of the notes with each finding."""
     return _study(services, study_uid)
 
 
-@router.post("/studies/{study_uid}/open", response_model=StudyPublic, responses=_NOT_FOUND)
+@router.post(
+    "/studies/{study_uid}/open",
+    response_model=StudyPublic,
+    responses=_NOT_FOUND,
+    dependencies=[audited(AuditEvent.STUDY_OPENED)],
+)
 def open_study(study_uid: str, services: ServicesDep, _user: UserDep) -> StudyPublic:
     """A reader opened the study: first view recorded; ready -> in review."""
     review.open_study(services.db, study_uid)
@@ -72,6 +89,7 @@ def open_study(study_uid: str, services: ServicesDep, _user: UserDep) -> StudyPu
     "/studies/{study_uid}/findings/{finding_id}/review",
     response_model=ReviewPublic,
     responses=_NOT_FOUND | _SIGNED,
+    dependencies=[audited(AuditEvent.FINDING_REVIEWED)],
 )
 def review_finding(
     study_uid: str, finding_id: str, body: ReviewIn, services: ServicesDep, user: UserDep
@@ -84,7 +102,10 @@ def review_finding(
 
 
 @router.put(
-    "/studies/{study_uid}/report", response_model=ReportPublic, responses=_NOT_FOUND | _SIGNED
+    "/studies/{study_uid}/report",
+    response_model=ReportPublic,
+    responses=_NOT_FOUND | _SIGNED,
+    dependencies=[audited(AuditEvent.REPORT_SAVED)],
 )
 def save_report(
     study_uid: str, body: ReportIn, services: ServicesDep, user: UserDep
@@ -94,7 +115,12 @@ def save_report(
     return _study(services, study_uid).report
 
 
-@router.put("/studies/{study_uid}/notes", response_model=StudyPublic, responses=_NOT_FOUND)
+@router.put(
+    "/studies/{study_uid}/notes",
+    response_model=StudyPublic,
+    responses=_NOT_FOUND,
+    dependencies=[audited(AuditEvent.NOTES_SAVED)],
+)
 def save_notes(study_uid: str, body: NotesIn, services: ServicesDep, user: UserDep) -> StudyPublic:
     """Store clinical notes or a prior report (free text or HL7 v2 ORM/ORU); the study
     comes back with its draft and concordance recomputed from them."""
@@ -106,14 +132,46 @@ def save_notes(study_uid: str, body: NotesIn, services: ServicesDep, user: UserD
     "/studies/{study_uid}/sign",
     response_model=StudyPublic,
     responses=_NOT_FOUND | {409: {"description": "signed already, not analyzed, or empty"}},
+    dependencies=[audited(AuditEvent.REPORT_SIGNED)],
 )
-def sign(study_uid: str, services: ServicesDep, user: UserDep) -> StudyPublic:
-    """Sign the report; the study leaves the open worklist."""
+def sign(
+    study_uid: str, services: ServicesDep, user: UserDep, background: BackgroundTasks
+) -> StudyPublic:
+    """Sign the report; the study leaves the open worklist. Once answered, the signed report
+    is made a DICOM SR (``report.dcm``) and, when results go to a PACS, pushed there."""
     review.sign(services.db, study_uid, user)
+    background.add_task(_export_signed_report, services, study_uid)
     return _study(services, study_uid)
 
 
-@router.put("/studies/{study_uid}/priority", response_model=StudyPublic, responses=_NOT_FOUND)
+@router.get(
+    "/studies/{study_uid}/report.dcm",
+    response_class=Response,
+    responses=_NOT_FOUND
+    | {
+        200: {"content": {"application/dicom": {}}},
+        409: {"description": "the report is not signed"},
+    },
+    dependencies=[audited(AuditEvent.EXPORTED)],
+)
+def signed_report(study_uid: str, services: ServicesDep, _user: UserDep) -> Response:
+    """The signed report as a DICOM Enhanced SR (TID 2000, verified) in the study."""
+    data = signed.signed_report_dicom(
+        services.db, services.settings.storage_dir, study_uid, services.settings.site_name
+    )
+    return Response(
+        data,
+        media_type="application/dicom",
+        headers={"Content-Disposition": 'attachment; filename="report.dcm"'},
+    )
+
+
+@router.put(
+    "/studies/{study_uid}/priority",
+    response_model=StudyPublic,
+    responses=_NOT_FOUND,
+    dependencies=[audited(AuditEvent.PRIORITY_CHANGED)],
+)
 def set_priority(
     study_uid: str, body: PriorityIn, services: ServicesDep, _user: UserDep
 ) -> StudyPublic:
@@ -127,12 +185,21 @@ def set_priority(
     "/studies/{study_uid}/findings/{finding_id}/heatmap.png",
     response_class=Response,
     responses=_NOT_FOUND | {200: {"content": {"image/png": {}}}},
+    dependencies=[audited(AuditEvent.HEATMAP_VIEWED)],
 )
 def heatmap(study_uid: str, finding_id: str, services: ServicesDep, _user: UserDep) -> Response:
     """The finding's heatmap as RGBA PNG, to be stretched over its whole image."""
     get_study(services.db, study_uid)  # 404 for an unknown study before touching files
     png = heatmap_png(services.settings.storage_dir, study_uid, finding_id)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+
+
+def _export_signed_report(services: ServicesDep, study_uid: str) -> None:
+    client = services.push_client
+    push = None if client is None else signed_report_pusher(client)
+    signed.export_signed_report(
+        services.db, services.settings.storage_dir, study_uid, services.settings.site_name, push
+    )
 
 
 def _study(services: ServicesDep, study_uid: str) -> StudyPublic:
