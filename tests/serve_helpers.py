@@ -110,11 +110,17 @@ def result_with_finding(
 READER, READER_PASSWORD = "reader", "reader-password-1"
 
 
-def log_in(client: TestClient, username: str = READER, password: str = READER_PASSWORD) -> None:
-    """Make the account on the running app's database (once) and log the client in."""
+def log_in(
+    client: TestClient,
+    username: str = READER,
+    password: str = READER_PASSWORD,
+    role: str = "radiologist",
+) -> None:
+    """Make the account (with ``role``) on the running app's database (once) and log the
+    client in."""
     db = client.app.state.services.db  # type: ignore[attr-defined]
-    if username not in {name for name, _ in list_users(db)}:
-        add_user(db, username, password)
+    if username not in {account.username for account in list_users(db)}:
+        add_user(db, username, password, role)
     response = client.post("/api/auth/login", json={"username": username, "password": password})
     assert response.status_code == 200, response.text
 

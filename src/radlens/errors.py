@@ -26,8 +26,11 @@ matching builtin, so ``except ValueError`` in a caller still works::
     ├── ConfigError(ValueError)                 settings that cannot work
     ├── NotFoundError(LookupError)              no stored study, finding or file by that id (404)
     ├── AuthError(PermissionError)              not logged in, or a wrong name or password (401)
+    ├── ForbiddenError(PermissionError)         logged in, but the role or owner rule says no (403)
+    ├── TooManyRequestsError                    too many failed logins; retry later (429)
     ├── ConflictError                           the request clashes with the state (409)
-    └── DicomWebError(ConnectionError)          a DICOMweb server unreachable or refusing (502)
+    ├── DicomWebError(ConnectionError)          a DICOMweb server unreachable or refusing (502)
+    └── DicomNetworkError(ConnectionError)      a DICOM peer unreachable, refusing, or failing TLS
 
 Input errors carry the offending ``path`` and a one-line ``reason``; ``str(error)`` is
 ``"<path>: <reason>"``, the line the CLI prints. Messages never contain patient data.
@@ -144,6 +147,18 @@ class AuthError(RadlensError, PermissionError):
     """Not logged in, or the name or password is wrong (never says which)."""
 
 
+class ForbiddenError(RadlensError, PermissionError):
+    """Logged in, but the account's role (or the object's owner rule) does not allow it."""
+
+
+class TooManyRequestsError(RadlensError):
+    """Too many failed logins for a name or a client address; ``retry_after_s`` says when."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
 class ConflictError(RadlensError):
     """The request clashes with the current state, e.g. editing a signed report."""
 
@@ -153,6 +168,11 @@ class DicomWebError(RadlensError, ConnectionError):
 
     The message names the server without credentials and the HTTP status, if any.
     """
+
+
+class DicomNetworkError(RadlensError, ConnectionError):
+    """A DICOM peer (C-ECHO, C-STORE SCU) could not be reached, refused the association,
+    or failed the TLS handshake (its certificate or host name did not verify)."""
 
 
 def _snake(name: str) -> str:

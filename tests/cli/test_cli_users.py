@@ -1,4 +1,5 @@
-"""``radlens users add|passwd|disable|enable|list``: accounts from the command line."""
+"""``radlens users add|passwd|disable|enable|list|set-role``: accounts and their roles from the
+command line."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def users(home: Path) -> Users:
 def _accounts(home: Path) -> list[tuple[str, bool]]:
     db = open_database(f"sqlite:///{home / 'radlens.sqlite'}")
     try:
-        return list_users(db)
+        return [(a.username, a.active) for a in list_users(db)]
     finally:
         db.close()
 
@@ -48,7 +49,7 @@ def _accounts(home: Path) -> list[tuple[str, bool]]:
 def _can_log_in(home: Path, name: str, password: str) -> bool:
     db = open_database(f"sqlite:///{home / 'radlens.sqlite'}")
     try:
-        return session_user(db, login(db, name, password, hours=1)) == name
+        return session_user(db, login(db, name, password, hours=1)).username == name
     except AuthError:
         return False
     finally:
@@ -70,14 +71,14 @@ def _one_line_error(result: Result, *words: str) -> None:
 def test_users_help_lists_the_subcommands() -> None:
     result = CliRunner().invoke(app, ["users", "--help"])
     assert result.exit_code == 0
-    for name in ("add", "passwd", "disable", "enable", "list"):
+    for name in ("add", "passwd", "disable", "enable", "list", "set-role"):
         assert name in result.output
 
 
 def test_add_reads_the_password_from_stdin_and_makes_the_account(users: Users, home: Path) -> None:
     result = users("add", "ann", "--password-stdin", stdin=PASSWORD + "\n")
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "account ann made"
+    assert result.stdout.strip() == "account ann made (radiologist)"
     assert PASSWORD not in result.output
     assert _accounts(home) == [("ann", True)]
     assert _can_log_in(home, "ann", PASSWORD)
@@ -195,8 +196,42 @@ def test_list_shows_each_account_and_whether_it_is_active(users: Users) -> None:
     users("disable", "zoe")
     result = users("list")
     assert result.exit_code == 0
-    assert result.stdout.splitlines() == ["ann\tactive", "zoe\tdisabled"]  # cut -f1 works
+    assert result.stdout.splitlines() == [
+        "ann\tradiologist\tactive",
+        "zoe\tradiologist\tdisabled",
+    ]  # cut -f1 works
     assert PASSWORD not in result.output
+
+
+def test_add_with_a_role_and_set_role_change_what_list_shows(users: Users, home: Path) -> None:
+    result = users("add", "boss", "--role", "admin", "--password-stdin", stdin=PASSWORD)
+    assert result.exit_code == 0 and result.stdout.strip() == "account boss made (admin)"
+    users("add", "tom", "--role", "technologist", "--password-stdin", stdin=PASSWORD)
+    assert users("list").stdout.splitlines() == ["boss\tadmin\tactive", "tom\ttechnologist\tactive"]
+    result = users("set-role", "tom", "researcher")
+    assert result.exit_code == 0 and result.stdout.strip() == "account tom is now researcher"
+    assert "tom\tresearcher\tactive" in users("list").stdout.splitlines()
+    db = open_database(f"sqlite:///{home / 'radlens.sqlite'}")
+    try:
+        assert session_user(db, login(db, "tom", PASSWORD, hours=1)).role.value == "researcher"
+    finally:
+        db.close()
+
+
+def test_an_unknown_role_is_a_one_line_error(users: Users, home: Path) -> None:
+    _one_line_error(
+        users("add", "ann", "--role", "superuser", "--password-stdin", stdin=PASSWORD),
+        "unknown role",
+    )
+    users("add", "ann", "--password-stdin", stdin=PASSWORD)
+    _one_line_error(users("set-role", "ann", "superuser"), "unknown role")
+    _one_line_error(users("set-role", "nobody", "admin"), "no account")
+
+
+def test_set_role_keeps_the_last_admin(users: Users) -> None:
+    users("add", "boss", "--role", "admin", "--password-stdin", stdin=PASSWORD)
+    _one_line_error(users("set-role", "boss", "radiologist"), "last active admin")
+    _one_line_error(users("disable", "boss"), "last active admin")
 
 
 def test_commands_use_the_database_given_with_db(
@@ -210,11 +245,11 @@ def test_commands_use_the_database_given_with_db(
     )
     assert result.exit_code == 0, result.output
     listed = runner.invoke(app, ["users", "list", "--home", str(home), "--db", database_url])
-    assert listed.stdout.split() == ["ann", "active"]
+    assert listed.stdout.split() == ["ann", "radiologist", "active"]
     assert not (home / "radlens.sqlite").exists()  # not the default database in home
     db = open_database(database_url)
     try:
-        assert list_users(db) == [("ann", True)]
+        assert [(a.username, a.active) for a in list_users(db)] == [("ann", True)]
     finally:
         db.close()
 
@@ -232,7 +267,7 @@ def test_database_from_a_settings_file(tmp_path: Path, home: Path) -> None:
     assert not (home / "radlens.sqlite").exists()
     db = open_database(f"sqlite:///{other}")
     try:
-        assert list_users(db) == [("ann", True)]
+        assert [(a.username, a.active) for a in list_users(db)] == [("ann", True)]
     finally:
         db.close()
 

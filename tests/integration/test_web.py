@@ -151,7 +151,10 @@ def _stow(url: str, raw: bytes) -> None:
     )
     content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
     response = httpx.post(
-        f"{url}/dicomweb/studies", content=body, headers={"Content-Type": content_type}
+        f"{url}/dicomweb/studies",
+        content=body,
+        headers={"Content-Type": content_type},
+        auth=(READER, PASSWORD),  # a DICOMweb sender: HTTP Basic
     )
     assert response.status_code == 200, response.text
 
@@ -344,6 +347,12 @@ def test_reader_logs_in_opens_the_urgent_study_reviews_it_and_the_work_survives_
             expect(page.get_by_test_id("study-status")).to_have_text("in review")
             _shot(page, "06-after-reload.png")
 
+            # Sign: the report becomes read-only, signed by the reader.
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.get_by_test_id("report-sign").click()
+            expect(page.get_by_test_id("report-status")).to_contain_text(f"Signed by {READER}")
+            _shot(page, "07-signed.png")
+
             # Log out: back to the login page, and the API says 401 again.
             page.get_by_test_id("logout").click()
             expect(page.get_by_test_id("login-form")).to_be_visible()
@@ -352,3 +361,31 @@ def test_reader_logs_in_opens_the_urgent_study_reviews_it_and_the_work_survives_
             browser.close()
     with httpx.Client(base_url=server.url) as anonymous:
         assert anonymous.get("/api/worklist").status_code == 401
+    _assert_audited(server, urgent)
+
+
+def _assert_audited(server: Server, urgent: str) -> None:
+    """Each patient-data view of the reader in the browser left an audit record naming the
+    reader and (where it is about one study) the study, with a success outcome."""
+    from radlens.privacy.audit import list_records
+    from radlens.store.db import open_database
+
+    db = open_database(f"sqlite:///{server.home / 'radlens.sqlite'}", migrate=False)
+    try:
+        records = [r for r in list_records(db) if r.user_id == READER]
+    finally:
+        db.close()
+    succeeded = {(r.event, r.study_uid) for r in records if r.outcome == 0}
+    for event in (
+        "study-opened",
+        "images-viewed",
+        "heatmap-viewed",
+        "finding-reviewed",
+        "report-saved",
+        "report-signed",
+    ):
+        assert (event, urgent) in succeeded, event
+    events = {event for event, _ in succeeded}
+    assert {"login", "worklist-viewed", "logout"} <= events
+    # the wrong password typed first is on record as a failed login of that name
+    assert any(r.event == "login" and r.outcome == 4 for r in records)

@@ -62,12 +62,12 @@ def test_api_and_wado_need_a_login(client: TestClient, study: dict) -> None:  # 
         client.put(f"/api/studies/{study['study_uid']}/report", json={"text": "x"}).status_code
         == 401
     )
-    # Health, readiness and the STOW-RS intake stay open.
+    # Health and readiness stay open (STOW-RS needs a login too: test_authz_matrix.py).
     assert client.get("/healthz").status_code == 200
 
 
 def test_login_logout_and_wrong_password(client: TestClient) -> None:
-    assert client.get("/api/auth/me").json() == {"username": READER}
+    assert client.get("/api/auth/me").json() == {"username": READER, "role": "radiologist"}
     client.post("/api/auth/logout")
     assert client.get("/api/auth/me").status_code == 401
     wrong = client.post("/api/auth/login", json={"username": READER, "password": "nope-nope-nope"})
@@ -77,7 +77,7 @@ def test_login_logout_and_wrong_password(client: TestClient) -> None:
     ok = client.post("/api/auth/login", json={"username": READER, "password": READER_PASSWORD})
     cookie = ok.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
-    assert client.get("/api/auth/me").json() == {"username": READER}
+    assert client.get("/api/auth/me").json() == {"username": READER, "role": "radiologist"}
 
 
 def test_tampered_tokens_and_a_database_copy_open_no_session(client: TestClient) -> None:

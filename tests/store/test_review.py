@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from radlens.domain.findings import Priority
-from radlens.errors import ConflictError, NotFoundError
+from radlens.errors import ConflictError, ForbiddenError, NotFoundError
+from radlens.privacy.roles import Role
 from radlens.store.db import Database
 from radlens.store.intake import Intake
 from radlens.store.jobs import JobQueue
@@ -100,6 +101,28 @@ def test_signing_needs_a_report_and_freezes_it(db: Database, analyzed: str) -> N
         review_finding(db, analyzed, _finding_id(db, analyzed), Decision.REJECTED, "ann")
     with pytest.raises(ConflictError):
         sign(db, analyzed, "ann")
+
+
+def test_a_draft_is_its_authors_and_an_admin_may_take_it_over(db: Database, analyzed: str) -> None:
+    save_report(db, analyzed, "Ann's draft.", "ann")
+    with pytest.raises(ForbiddenError, match="ann's"):
+        save_report(db, analyzed, "Bob's words.", "bob", Role.RADIOLOGIST)
+    assert get_study(db, analyzed).report.text == "Ann's draft."
+    save_report(db, analyzed, "Ann's draft, amended.", "ann")
+    save_report(db, analyzed, "Taken over.", "root", Role.ADMIN)
+    report = get_study(db, analyzed).report
+    assert (report.text, report.updated_by) == ("Taken over.", "root")
+    with pytest.raises(ForbiddenError):
+        save_report(db, analyzed, "Back.", "ann", Role.RADIOLOGIST)  # now root's
+
+
+def test_only_the_author_of_the_saved_draft_signs_it(db: Database, analyzed: str) -> None:
+    save_report(db, analyzed, "No consolidation.", "ann")
+    with pytest.raises(ForbiddenError, match="only its author"):
+        sign(db, analyzed, "bob")
+    assert get_study(db, analyzed).status is not StudyStatus.SIGNED
+    sign(db, analyzed, "ann")
+    assert get_study(db, analyzed).report.signed_by == "ann"
 
 
 def test_a_study_still_analyzing_cannot_be_signed(intake: Intake, db: Database) -> None:

@@ -72,6 +72,11 @@ export const api = {
     ),
   logout: () => request<void>("POST", "/api/auth/logout", undefined, { quiet401: true }),
   me: () => request<{ username: string }>("GET", "/api/auth/me", undefined, { quiet401: true }),
+  providers: () =>
+    request<{ password: boolean; oidc: boolean; oidc_login_url: string | null }>(
+      "GET",
+      "/api/auth/providers",
+    ),
 
   worklist(filters: WorklistFilters): Promise<WorklistItem[]> {
     const query = new URLSearchParams();

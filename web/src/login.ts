@@ -43,12 +43,28 @@ export function loginPage(root: HTMLElement, onLoggedIn: (username: string) => v
       error.textContent =
         exc instanceof ApiError && exc.status === 401
           ? "Wrong username or password."
-          : `Could not log in: ${exc instanceof Error ? exc.message : String(exc)}`;
+          : exc instanceof ApiError && exc.status === 429
+            ? `Too many failed logins: ${exc.message}`
+            : `Could not log in: ${exc instanceof Error ? exc.message : String(exc)}`;
       password.select();
     } finally {
       submit.disabled = false;
     }
   });
+  // A site with an identity provider (OIDC) gets a second way in.
+  api.providers().then(
+    (found) => {
+      if (found.oidc && found.oidc_login_url)
+        form.append(
+          h(
+            "a",
+            { class: "oidc-login", href: found.oidc_login_url, testid: "login-oidc" },
+            "Log in with the hospital account",
+          ),
+        );
+    },
+    () => undefined, // the password form works without it
+  );
   root.replaceChildren(h("main", { class: "login-page", testid: "login-page" }, form));
   username.focus();
   return () => undefined;

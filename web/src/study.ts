@@ -62,19 +62,27 @@ export function studyPage(
     main,
   );
 
-  api.open(studyUid).then(
-    (study) => {
-      if (!stopped) viewer = build(study);
-    },
-    (exc: unknown) => {
-      if (stopped || (exc instanceof ApiError && exc.status === 401)) return;
-      const text =
-        exc instanceof ApiError && exc.status === 404
-          ? "No such study."
-          : `Could not open the study: ${exc instanceof Error ? exc.message : String(exc)}`;
-      fill(main, h("p", { class: "form-error", testid: "study-error" }, text));
-    },
-  );
+  // Opening stamps the first view and starts the review; a role that does not read
+  // (technologist) is refused that (403) and views the study as it is.
+  api
+    .open(studyUid)
+    .catch((exc: unknown) => {
+      if (exc instanceof ApiError && exc.status === 403) return api.study(studyUid);
+      throw exc;
+    })
+    .then(
+      (study) => {
+        if (!stopped) viewer = build(study);
+      },
+      (exc: unknown) => {
+        if (stopped || (exc instanceof ApiError && exc.status === 401)) return;
+        const text =
+          exc instanceof ApiError && exc.status === 404
+            ? "No such study."
+            : `Could not open the study: ${exc instanceof Error ? exc.message : String(exc)}`;
+        fill(main, h("p", { class: "form-error", testid: "study-error" }, text));
+      },
+    );
 
   function build(study: Study): StackViewer {
     let selected: Finding | null = defaultFinding(study);

@@ -1,4 +1,5 @@
-"""``radlens users``: accounts of the reading room (``radlens serve``).
+"""``radlens users``: accounts of the reading room (``radlens serve``) and their roles
+(admin, radiologist, technologist, researcher; see docs/privacy.md).
 
 Passwords are read from a prompt (not echoed) or from standard input with
 ``--password-stdin``; never from a command-line argument, which other users of the
@@ -26,6 +27,7 @@ users_app = typer.Typer(help="Accounts of the reading room.", no_args_is_help=Tr
 HomeOption = Annotated[Path | None, typer.Option(help="data folder (default ~/.radlens)")]
 DbOption = Annotated[str | None, typer.Option(help="database URL (default: SQLite in home)")]
 ConfigOption = Annotated[Path | None, typer.Option(help="TOML settings file")]
+RoleOption = Annotated[str, typer.Option(help="admin, radiologist, technologist or researcher")]
 StdinOption = Annotated[
     bool, typer.Option("--password-stdin", help="read the password from standard input")
 ]
@@ -33,18 +35,37 @@ StdinOption = Annotated[
 
 def add_command(
     name: str,
+    role: RoleOption = "radiologist",
     password_stdin: StdinOption = False,
     home: HomeOption = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Make an account."""
+    """Make an account with a role (radiologist unless --role says otherwise)."""
+    from radlens.privacy.roles import Role
     from radlens.store.accounts import add_user
 
+    if role not in {r.value for r in Role}:
+        raise ConfigError(f"unknown role {role!r}; choose one of {', '.join(Role)}")
     password = _password(password_stdin)
     with _database(home, db, config) as database:
-        add_user(database, name, password)
-    out.print(f"account {name} made", highlight=False)
+        add_user(database, name, password, role)
+    out.print(f"account {name} made ({role})", highlight=False)
+
+
+def set_role_command(
+    name: str,
+    role: Annotated[str, typer.Argument(help="admin, radiologist, technologist or researcher")],
+    home: HomeOption = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Give an account another role (ends its sessions; the last admin keeps the role)."""
+    from radlens.store.accounts import set_role
+
+    with _database(home, db, config) as database:
+        set_role(database, name, role)
+    out.print(f"account {name} is now {role}", highlight=False)
 
 
 def passwd_command(
@@ -86,12 +107,17 @@ def enable_command(
 
 
 def list_command(home: HomeOption = None, db: DbOption = None, config: ConfigOption = None) -> None:
-    """List the accounts."""
+    """List the accounts: name, role, state (and "oidc" for accounts an identity
+    provider made), tab-separated."""
     from radlens.store.accounts import list_users
 
     with _database(home, db, config) as database:
-        for name, active in list_users(database):
-            typer.echo(f"{name}\t{'active' if active else 'disabled'}")  # tab-separated
+        for account in list_users(database):
+            fields = [account.username, account.role.value]
+            fields.append("active" if account.active else "disabled")
+            if account.sso:
+                fields.append("oidc")
+            typer.echo("\t".join(fields))
 
 
 def _password(from_stdin: bool) -> str:

@@ -6,6 +6,7 @@
   Modified Dates, Retain Patient Characteristics, Retain Device Identity and Clean
   Descriptors (``radlens deidentify``).
 * :mod:`radlens.privacy.audit`: who touched which patient's data (PS3.15 A.5, IHE ATNA).
+* :mod:`radlens.privacy.roles`: the roles of accounts and what each may do.
 
 This package imports nothing, so loading one privacy module never loads another's
 dependencies. See ``docs/privacy.md``.

@@ -105,6 +105,9 @@ class AuditEvent(StrEnum):
     PRIORITY_CHANGED = "priority-changed"
     MODEL_PROMOTED = "model-promoted"
     AUDIT_LOG_USED = "audit-log-used"
+    ACCOUNT_CHANGED = "account-changed"
+    DEIDENTIFIED_QUERIED = "deidentified-queried"
+    DEIDENTIFIED_EXPORTED = "deidentified-exported"
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,15 @@ EVENTS: dict[AuditEvent, EventSpec] = {
         Code("110113", "DCM", "Security Alert"), _E, Code("110131", "DCM", "Software Configuration")
     ),
     AuditEvent.AUDIT_LOG_USED: EventSpec(Code("110101", "DCM", "Audit Log Used"), _R),
+    # An account made, its role, password or state changed (PS3.16 CID 403 type code).
+    AuditEvent.ACCOUNT_CHANGED: EventSpec(
+        Code("110113", "DCM", "Security Alert"),
+        _E,
+        Code("110137", "DCM", "User Security Attributes Changed"),
+    ),
+    # De-identified data for researchers (privacy.deid): no patient, but still who and when.
+    AuditEvent.DEIDENTIFIED_QUERIED: EventSpec(_QUERY, _E),
+    AuditEvent.DEIDENTIFIED_EXPORTED: EventSpec(Code("110106", "DCM", "Export"), _R),
 }
 
 

@@ -123,6 +123,6 @@ def _session_user(services: ServicesDep, request: Request) -> str:
     if not token:
         return ""
     try:
-        return session_user(services.db, token)
+        return session_user(services.db, token, services.settings.session_idle_minutes).username
     except AuthError:
         return ""

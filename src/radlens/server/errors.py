@@ -15,11 +15,13 @@ from radlens.errors import (
     ConfigError,
     ConflictError,
     DicomWebError,
+    ForbiddenError,
     InputError,
     ModelError,
     NotFoundError,
     RadlensError,
     TooLargeError,
+    TooManyRequestsError,
     UnsupportedFormatError,
 )
 from radlens.report.fhir import FHIR_JSON, operation_outcome
@@ -30,8 +32,10 @@ _STATUS: tuple[tuple[type[RadlensError], int, str], ...] = (
     (TooLargeError, 413, ""),
     (InputError, 400, ""),
     (NotFoundError, 404, "not_found"),
+    (ForbiddenError, 403, "forbidden"),
     (AuthError, 401, "unauthorized"),
     (ConflictError, 409, "conflict"),
+    (TooManyRequestsError, 429, "too_many_requests"),
     (DicomWebError, 502, "pacs_unavailable"),
     (ModelError, 503, ""),
     (ConfigError, 500, ""),
@@ -41,10 +45,12 @@ _STATUS: tuple[tuple[type[RadlensError], int, str], ...] = (
 _ISSUE = {
     400: "invalid",
     401: "login",
+    403: "forbidden",
     404: "not-found",
     409: "conflict",
     413: "too-costly",
     415: "not-supported",
+    429: "throttled",
     502: "transient",
 }
 
@@ -66,6 +72,8 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RadlensError)
     detail = exc.reason if isinstance(exc, InputError) else str(exc)
     headers = {"WWW-Authenticate": 'Cookie realm="radlens"'} if isinstance(exc, AuthError) else {}
+    if isinstance(exc, TooManyRequestsError):
+        headers["Retry-After"] = str(exc.retry_after_s)
     status = status_for(exc)
     if request.url.path == "/fhir" or request.url.path.startswith("/fhir/"):
         return JSONResponse(

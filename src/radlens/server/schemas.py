@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from radlens.nlp import Alignment
+from radlens.privacy.roles import Role
 from radlens.store.drafts import MAX_NOTES_CHARS, Notes, StudyDraft
 from radlens.store.models import FindingReviewRow
 from radlens.store.review import Decision
@@ -221,6 +222,86 @@ class LoginIn(BaseModel):
 
 class Me(BaseModel):
     username: str
+    role: Role
+
+
+class PasswordChangeIn(BaseModel):
+    """An account holder's own new password, with the current one as proof."""
+
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024)
+
+
+class SessionPublic(BaseModel):
+    id: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    current: bool
+
+
+class Providers(BaseModel):
+    """How one may log in: always a password; OIDC when configured."""
+
+    password: bool = True
+    oidc: bool = False
+    oidc_login_url: str | None = None
+
+
+class AccountPublic(BaseModel):
+    username: str
+    role: Role
+    active: bool
+    sso: bool
+
+
+class AccountCreate(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+    role: Role = Role.RADIOLOGIST
+
+
+class RoleIn(BaseModel):
+    role: Role
+
+
+class ActiveIn(BaseModel):
+    active: bool
+
+
+class PasswordResetIn(BaseModel):
+    password: str = Field(max_length=1024)
+
+
+class ResearchFinding(BaseModel):
+    """An AI finding of a de-identified study: no UID but the pseudonymous instance's."""
+
+    instance_id: str
+    code: str
+    label: str
+    probability: float
+    positive: bool
+    model_name: str
+    model_version: str
+    ood_flag: bool
+
+
+class ResearchSeries(BaseModel):
+    series_id: str
+    modality: str
+    body_part: str
+    instance_ids: list[str]
+
+
+class ResearchStudy(BaseModel):
+    """A study as researchers see it: pseudonymous UIDs (``privacy.deid``, a key of the
+    site's own), no dates, notes, reports or patient facts."""
+
+    study_id: str
+    status: str
+    signed: bool
+    series: list[ResearchSeries]
+    findings: list[ResearchFinding]
 
 
 class Health(BaseModel):

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from radlens.domain.findings import Priority
-from radlens.errors import ConflictError, NotFoundError
+from radlens.errors import ConflictError, ForbiddenError, NotFoundError
+from radlens.privacy.roles import Role, may_edit_draft, may_sign
 from radlens.store.db import Database
 from radlens.store.models import FindingReviewRow, StudyRow, StudyStatus, utcnow
 
@@ -74,18 +75,27 @@ def review_finding(
     return row
 
 
-def save_report(db: Database, study_uid: str, text: str, username: str) -> None:
-    """Store the report text.
+def save_report(
+    db: Database, study_uid: str, text: str, username: str, role: Role = Role.RADIOLOGIST
+) -> None:
+    """Store the report text; its saver becomes the draft's author.
 
     Raises:
         NotFoundError: no such study.
         ConflictError: the report is signed, or the text is too long.
+        ForbiddenError: another reader's draft, and ``role`` is not admin
+            (``privacy.roles.may_edit_draft``).
     """
     if len(text) > MAX_REPORT_CHARS:
         raise ConflictError(f"a report has at most {MAX_REPORT_CHARS} characters")
     with db.sessions.begin() as session:
         study = _study(session, study_uid)
         _not_signed(study)
+        if not may_edit_draft(username, role, study.report_updated_by):
+            raise ForbiddenError(
+                f"the report draft is {study.report_updated_by}'s; only they or an admin "
+                "may change it"
+            )
         study.report_text = text
         study.report_updated_at = utcnow()
         study.report_updated_by = username
@@ -97,6 +107,7 @@ def sign(db: Database, study_uid: str, username: str) -> None:
     Raises:
         NotFoundError: no such study.
         ConflictError: already signed, not analyzed yet, or the report is empty.
+        ForbiddenError: the saved draft is another reader's (``privacy.roles.may_sign``).
     """
     with db.sessions.begin() as session:
         study = _study(session, study_uid)
@@ -105,6 +116,10 @@ def sign(db: Database, study_uid: str, username: str) -> None:
             raise ConflictError(f"the study is {study.status}; sign it once it is analyzed")
         if not study.report_text.strip():
             raise ConflictError("the report is empty")
+        if not may_sign(username, study.report_updated_by):
+            raise ForbiddenError(
+                f"the report draft is {study.report_updated_by}'s; only its author signs it"
+            )
         study.status = StudyStatus.SIGNED
         study.signed_at = utcnow()
         study.signed_by = username

@@ -1,5 +1,7 @@
 """DICOMweb (PS3.18): STOW-RS ``POST /dicomweb/studies`` for senders; QIDO-RS and WADO-RS
-``GET`` routes for the viewer (login needed).
+``GET`` routes for the viewer. Every resource needs a login whose role may read images
+(QIDO, WADO) or store them (STOW); a researcher gets de-identified data under
+``/api/research`` instead (``server/authz.py``).
 
 WADO-RS frames are sent decoded and uncompressed (explicit VR little endian, see
 ``radlens.io.wado``), so the browser needs no codec for any stored transfer syntax.
@@ -8,7 +10,8 @@ WADO-RS frames are sent decoded and uncompressed (explicit VR little endian, see
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -16,13 +19,18 @@ from fastapi.responses import JSONResponse, Response
 
 from radlens.io.wado import FRAME_TRANSFER_SYNTAX, web_frame, web_metadata
 from radlens.privacy.audit import AuditEvent
+from radlens.privacy.roles import Action, Principal
 from radlens.server.audit import audited
-from radlens.server.deps import ServicesDep, UserDep
+from radlens.server.authz import permit
+from radlens.server.deps import Services, ServicesDep
 from radlens.server.stow import DICOM_JSON, read_body, split_multipart, store_parts
+from radlens.store.files import read_stored, reading_stored
 from radlens.store.worklist import get_study, list_series, series_instances
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
+_T = TypeVar("_T")
 _UID = Annotated[str, Path(max_length=64, pattern=r"^[0-9]+(\.[0-9]+)*$")]
+_Reader = Annotated[Principal, permit(Action.IMAGES_READ)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such study, series, instance or frame"}
 }
@@ -39,7 +47,11 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     },
     dependencies=[audited(AuditEvent.IMPORTED)],
 )
-async def stow_studies(request: Request, services: ServicesDep) -> JSONResponse:
+async def stow_studies(
+    request: Request,
+    services: ServicesDep,
+    _user: Annotated[Principal, permit(Action.IMAGES_STORE)],
+) -> JSONResponse:
     """Store instances sent as ``multipart/related; type="application/dicom"``."""
     cap = services.settings.max_upload_bytes
     body = await read_body(request.stream(), request.headers.get("content-length"), cap)
@@ -58,7 +70,7 @@ async def stow_studies(request: Request, services: ServicesDep) -> JSONResponse:
     responses=_NOT_FOUND,
     dependencies=[audited(AuditEvent.INSTANCES_QUERIED)],
 )
-def search_series(study: _UID, services: ServicesDep, _user: UserDep) -> JSONResponse:
+def search_series(study: _UID, services: ServicesDep, _user: _Reader) -> JSONResponse:
     """QIDO-RS: the study's series."""
     get_study(services.db, study)
     found = [
@@ -80,7 +92,7 @@ def search_series(study: _UID, services: ServicesDep, _user: UserDep) -> JSONRes
     dependencies=[audited(AuditEvent.INSTANCES_QUERIED)],
 )
 def search_instances(
-    study: _UID, series: _UID, services: ServicesDep, _user: UserDep
+    study: _UID, series: _UID, services: ServicesDep, _user: _Reader
 ) -> JSONResponse:
     """QIDO-RS: the series' instances, in Instance Number order."""
     storage = services.settings.storage_dir
@@ -103,13 +115,15 @@ def search_instances(
     dependencies=[audited(AuditEvent.IMAGES_VIEWED)],
 )
 async def series_metadata(
-    study: _UID, series: _UID, services: ServicesDep, _user: UserDep
+    study: _UID, series: _UID, services: ServicesDep, _user: _Reader
 ) -> JSONResponse:
     """WADO-RS: DICOM JSON of every instance, without bulk data, describing the frames
     as the frames route sends them."""
     storage = services.settings.storage_dir
     instances = series_instances(services.db, storage, study, series)
-    documents = await run_in_threadpool(lambda: [web_metadata(i.path) for i in instances])
+    documents = await run_in_threadpool(
+        _decrypting, services, lambda: [web_metadata(i.path) for i in instances]
+    )
     return JSONResponse(documents, media_type=DICOM_JSON)
 
 
@@ -125,13 +139,15 @@ async def retrieve_frames(
     instance: _UID,
     frames: Annotated[str, Path(pattern=r"^[1-9][0-9]*(,[1-9][0-9]*)*$", max_length=200)],
     services: ServicesDep,
-    _user: UserDep,
+    _user: _Reader,
 ) -> Response:
     """WADO-RS: frames (comma-separated numbers from 1), uncompressed, one part each."""
     storage = services.settings.storage_dir
     (stored,) = series_instances(services.db, storage, study, series, instance)
     numbers = [int(n) for n in frames.split(",")]
-    data = await run_in_threadpool(lambda: [web_frame(stored.path, n) for n in numbers])
+    data = await run_in_threadpool(
+        _decrypting, services, lambda: [web_frame(stored.path, n) for n in numbers]
+    )
     part_type = f"application/octet-stream; transfer-syntax={FRAME_TRANSFER_SYNTAX}"
     return _multipart(data, part_type, 'type="application/octet-stream"')
 
@@ -143,13 +159,19 @@ async def retrieve_frames(
     dependencies=[audited(AuditEvent.IMAGES_VIEWED)],
 )
 async def retrieve_instance(
-    study: _UID, series: _UID, instance: _UID, services: ServicesDep, _user: UserDep
+    study: _UID, series: _UID, instance: _UID, services: ServicesDep, _user: _Reader
 ) -> Response:
     """WADO-RS: the stored instance as sent, ``multipart/related; type="application/dicom"``."""
     storage = services.settings.storage_dir
     (stored,) = series_instances(services.db, storage, study, series, instance)
-    data = await run_in_threadpool(stored.path.read_bytes)
+    data = await run_in_threadpool(read_stored, storage, stored.path, services.db.keys)
     return _multipart([data], "application/dicom", 'type="application/dicom"')
+
+
+def _decrypting(services: Services, work: Callable[[], _T]) -> _T:
+    """``work()``, reading the (encrypted) stored files through the store."""
+    with reading_stored(services.settings.storage_dir, services.db.keys):
+        return work()
 
 
 def _multipart(parts: list[bytes], part_type: str, type_parameter: str) -> Response:

@@ -3,8 +3,9 @@
 A study comes with its AI draft report and the concordance of its clinical notes with each
 finding, composed on request from what is stored (``store.drafts``).
 
-Every route needs a logged-in account (``UserDep``); missing studies and findings raise
-``NotFoundError``, signed reports ``ConflictError`` (mapped in ``server/errors.py``).
+Every route needs a logged-in account whose role may do what the route does
+(``server.authz.permit``); missing studies and findings raise ``NotFoundError``, signed
+reports ``ConflictError``, another reader's draft ``ForbiddenError`` (``server/errors.py``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from fastapi import APIRouter, BackgroundTasks, Query, Response
 from radlens.domain.findings import Priority
 from radlens.net.pacs import signed_report_pusher
 from radlens.privacy.audit import AuditEvent
+from radlens.privacy.roles import Action, Principal
 from radlens.server.audit import audited
-from radlens.server.deps import ServicesDep, UserDep
+from radlens.server.authz import permit
+from radlens.server.deps import ServicesDep
 from radlens.server.schemas import (
     NotesIn,
     PriorityIn,
@@ -49,7 +52,7 @@ _SIGNED: _Responses = {409: {"description": "the report is signed"}}
 )
 def worklist(
     services: ServicesDep,
-    _user: UserDep,
+    _user: Annotated[Principal, permit(Action.WORKLIST_READ)],
     modality: Annotated[str, Query(max_length=16)] = "",
     status: StudyStatus | None = None,
     priority: PriorityName | None = None,
@@ -67,7 +70,9 @@ def worklist(
     responses=_NOT_FOUND,
     dependencies=[audited(AuditEvent.STUDY_VIEWED)],
 )
-def study(study_uid: str, services: ServicesDep, _user: UserDep) -> StudyPublic:
+def study(
+    study_uid: str, services: ServicesDep, _user: Annotated[Principal, permit(Action.STUDY_READ)]
+) -> StudyPublic:
     """One study: findings (``radlens.findings/2``), decisions, report, series, notes, the
     AI draft report and the concordance of the notes with each finding."""
     return _study(services, study_uid)
@@ -79,7 +84,9 @@ def study(study_uid: str, services: ServicesDep, _user: UserDep) -> StudyPublic:
     responses=_NOT_FOUND,
     dependencies=[audited(AuditEvent.STUDY_OPENED)],
 )
-def open_study(study_uid: str, services: ServicesDep, _user: UserDep) -> StudyPublic:
+def open_study(
+    study_uid: str, services: ServicesDep, _user: Annotated[Principal, permit(Action.STUDY_OPEN)]
+) -> StudyPublic:
     """A reader opened the study: first view recorded; ready -> in review."""
     review.open_study(services.db, study_uid)
     return _study(services, study_uid)
@@ -92,11 +99,22 @@ def open_study(study_uid: str, services: ServicesDep, _user: UserDep) -> StudyPu
     dependencies=[audited(AuditEvent.FINDING_REVIEWED)],
 )
 def review_finding(
-    study_uid: str, finding_id: str, body: ReviewIn, services: ServicesDep, user: UserDep
+    study_uid: str,
+    finding_id: str,
+    body: ReviewIn,
+    services: ServicesDep,
+    user: Annotated[Principal, permit(Action.FINDINGS_REVIEW)],
 ) -> ReviewPublic:
     """Accept, reject or edit one AI finding (kept for the feedback loop)."""
     row = review.review_finding(
-        services.db, study_uid, finding_id, body.decision, user, body.label, body.grade, body.note
+        services.db,
+        study_uid,
+        finding_id,
+        body.decision,
+        user.username,
+        body.label,
+        body.grade,
+        body.note,
     )
     return ReviewPublic.of(row)
 
@@ -108,10 +126,14 @@ def review_finding(
     dependencies=[audited(AuditEvent.REPORT_SAVED)],
 )
 def save_report(
-    study_uid: str, body: ReportIn, services: ServicesDep, user: UserDep
+    study_uid: str,
+    body: ReportIn,
+    services: ServicesDep,
+    user: Annotated[Principal, permit(Action.REPORT_WRITE)],
 ) -> ReportPublic:
-    """Save the report text (a draft until signed)."""
-    review.save_report(services.db, study_uid, body.text, user)
+    """Save the report text (a draft until signed). A draft is its author's: another
+    radiologist gets 403; an admin may take it over."""
+    review.save_report(services.db, study_uid, body.text, user.username, user.role)
     return _study(services, study_uid).report
 
 
@@ -121,10 +143,15 @@ def save_report(
     responses=_NOT_FOUND,
     dependencies=[audited(AuditEvent.NOTES_SAVED)],
 )
-def save_notes(study_uid: str, body: NotesIn, services: ServicesDep, user: UserDep) -> StudyPublic:
+def save_notes(
+    study_uid: str,
+    body: NotesIn,
+    services: ServicesDep,
+    user: Annotated[Principal, permit(Action.NOTES_WRITE)],
+) -> StudyPublic:
     """Store clinical notes or a prior report (free text or HL7 v2 ORM/ORU); the study
     comes back with its draft and concordance recomputed from them."""
-    drafts.save_notes(services.db, study_uid, body.text, user)
+    drafts.save_notes(services.db, study_uid, body.text, user.username)
     return _study(services, study_uid)
 
 
@@ -135,11 +162,15 @@ def save_notes(study_uid: str, body: NotesIn, services: ServicesDep, user: UserD
     dependencies=[audited(AuditEvent.REPORT_SIGNED)],
 )
 def sign(
-    study_uid: str, services: ServicesDep, user: UserDep, background: BackgroundTasks
+    study_uid: str,
+    services: ServicesDep,
+    user: Annotated[Principal, permit(Action.REPORT_SIGN)],
+    background: BackgroundTasks,
 ) -> StudyPublic:
     """Sign the report; the study leaves the open worklist. Once answered, the signed report
-    is made a DICOM SR (``report.dcm``) and, when results go to a PACS, pushed there."""
-    review.sign(services.db, study_uid, user)
+    is made a DICOM SR (``report.dcm``) and, when results go to a PACS, pushed there. Only
+    the author of the saved draft signs it (403 for anyone else)."""
+    review.sign(services.db, study_uid, user.username)
     background.add_task(_export_signed_report, services, study_uid)
     return _study(services, study_uid)
 
@@ -154,7 +185,11 @@ def sign(
     },
     dependencies=[audited(AuditEvent.EXPORTED)],
 )
-def signed_report(study_uid: str, services: ServicesDep, _user: UserDep) -> Response:
+def signed_report(
+    study_uid: str,
+    services: ServicesDep,
+    _user: Annotated[Principal, permit(Action.REPORT_EXPORT)],
+) -> Response:
     """The signed report as a DICOM Enhanced SR (TID 2000, verified) in the study."""
     data = signed.signed_report_dicom(
         services.db, services.settings.storage_dir, study_uid, services.settings.site_name
@@ -173,7 +208,10 @@ def signed_report(study_uid: str, services: ServicesDep, _user: UserDep) -> Resp
     dependencies=[audited(AuditEvent.PRIORITY_CHANGED)],
 )
 def set_priority(
-    study_uid: str, body: PriorityIn, services: ServicesDep, _user: UserDep
+    study_uid: str,
+    body: PriorityIn,
+    services: ServicesDep,
+    _user: Annotated[Principal, permit(Action.PRIORITY_WRITE)],
 ) -> StudyPublic:
     """Set the radiologist's priority (null clears it); the AI never lowers it."""
     level = None if body.priority is None else Priority[body.priority.upper()]
@@ -187,10 +225,15 @@ def set_priority(
     responses=_NOT_FOUND | {200: {"content": {"image/png": {}}}},
     dependencies=[audited(AuditEvent.HEATMAP_VIEWED)],
 )
-def heatmap(study_uid: str, finding_id: str, services: ServicesDep, _user: UserDep) -> Response:
+def heatmap(
+    study_uid: str,
+    finding_id: str,
+    services: ServicesDep,
+    _user: Annotated[Principal, permit(Action.IMAGES_READ)],
+) -> Response:
     """The finding's heatmap as RGBA PNG, to be stretched over its whole image."""
     get_study(services.db, study_uid)  # 404 for an unknown study before touching files
-    png = heatmap_png(services.settings.storage_dir, study_uid, finding_id)
+    png = heatmap_png(services.settings.storage_dir, study_uid, finding_id, services.db.keys)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
 
 
