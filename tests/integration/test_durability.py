@@ -25,7 +25,9 @@ from pynetdicom import AE, Association
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 from sqlalchemy import func, select
 
+from radlens.privacy.crypto import read_key_file
 from radlens.store.db import Database, open_database
+from radlens.store.files import read_stored
 from radlens.store.models import InstanceRow, JobRow, JobState, StudyRow, StudyStatus
 from serve_helpers import free_port, make_instance, stop_server
 
@@ -197,8 +199,9 @@ def test_sigkill_mid_send_loses_no_acknowledged_instance_and_analyzes_once(
     db.close()
     missing = [sop for sop in acked if sop not in rows]
     assert missing == []
+    ring = read_key_file(tmp_path / "keys" / "radlens.keys")  # stored files are sealed
     for sop in acked:
-        data = (tmp_path / "storage" / rows[sop]).read_bytes()
+        data = read_stored(tmp_path / "storage", tmp_path / "storage" / rows[sop], ring)
         assert hashlib.sha256(data).hexdigest() == shas[sop]
     assert studies >= sent_studies
     assert done == {uid: 1 for uid in studies}

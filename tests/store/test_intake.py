@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from radlens.errors import InputError, NotDicomError
 from radlens.store.db import Database
+from radlens.store.files import read_stored
 from radlens.store.intake import Intake
 from radlens.store.models import InstanceRow, SeriesRow, StudyRow, StudyStatus
 from serve_helpers import make_instance
@@ -22,7 +23,9 @@ def test_receive_stores_file_and_rows_before_returning(intake: Intake, db: Datab
     raw = make_instance("1.2.3.4", "1.2.3.4.1.1")
     received = intake.receive(raw, "test")
     assert not received.duplicate
-    assert received.path.read_bytes() == raw
+    stored = received.path.read_bytes()
+    assert stored.startswith(b"RLENC01\n") and raw[132:] not in stored  # sealed on disk
+    assert read_stored(intake.storage_dir, received.path, db.keys) == raw
     assert received.path.name.startswith(received.path.parent.parent.name)
     with db.sessions() as session:
         row = session.get(InstanceRow, "1.2.3.4.1.1")
@@ -41,7 +44,8 @@ def test_receive_recognizes_duplicates_and_stores_once(intake: Intake, db: Datab
     changed = intake.receive(make_instance("1.2.3.4", "1.2.3.4.1.1", "1.2.3.4.9"), "c")
     assert changed.duplicate and changed.conflict
     assert _count(db, InstanceRow) == 1
-    assert intake.receive(raw, "d").path.read_bytes() == raw  # the first copy is kept
+    kept = intake.receive(raw, "d").path
+    assert read_stored(intake.storage_dir, kept, db.keys) == raw  # the first copy is kept
 
 
 def test_receive_from_many_threads_stores_each_instance_once(intake: Intake, db: Database) -> None:

@@ -60,6 +60,7 @@ from radlens.errors import (
     UnsupportedTransferSyntaxError,
 )
 from radlens.io.archive import read_member
+from radlens.io.formats import stored_bytes
 from radlens.io.limits import (
     DEFAULT_LIMITS,
     ReadLimits,
@@ -362,6 +363,8 @@ def _read(
     :mod:`radlens.io.limits`), so pydicom never recurses past the limit.
     """
     try:
+        if data is None:
+            data = stored_bytes(path)
         fp: BinaryIO = io.BytesIO(data) if data is not None else path.open("rb")
     except OSError as exc:
         raise InputError(location, f"cannot open file: {exc.strerror or exc}") from exc

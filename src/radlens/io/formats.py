@@ -7,6 +7,9 @@ forced read can tell, so :func:`sniff_format` answers ``UNKNOWN`` and the caller
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 
@@ -21,6 +24,13 @@ _JPEG_MAGIC = b"\xff\xd8\xff"
 _NIFTI1_MAGICS = (b"n+1\x00", b"ni1\x00")
 _NIFTI2_MAGICS = (b"n+2\x00", b"ni2\x00")
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+StoredReader = Callable[[Path], "bytes | None"]
+"""The plaintext of a file a store keeps encrypted, or None for a file it does not own."""
+
+# Set by the store around work on its files (``store.files.reading_stored``): io cannot
+# know the keys, and the pipeline below it reads instances by path.
+_STORED_READER: ContextVar[StoredReader | None] = ContextVar("radlens_stored_reader", default=None)
 
 
 class SourceFormat(StrEnum):
@@ -50,15 +60,37 @@ def sniff_format(name: str, head: bytes) -> SourceFormat:
     return SourceFormat.UNKNOWN
 
 
+@contextmanager
+def reading_through(reader: StoredReader) -> Iterator[None]:
+    """Within the block (this thread or task), read files through ``reader`` first."""
+    token = _STORED_READER.set(reader)
+    try:
+        yield
+    finally:
+        _STORED_READER.reset(token)
+
+
+def stored_bytes(path: Path) -> bytes | None:
+    """The plaintext of ``path`` from the active :func:`reading_through` reader, or None."""
+    reader = _STORED_READER.get()
+    return None if reader is None else reader(path)
+
+
 def read_head(path: Path) -> bytes:
     """Return the first :data:`HEAD_BYTES` bytes of a file."""
+    data = stored_bytes(path)
+    if data is not None:
+        return data[:HEAD_BYTES]
     with path.open("rb") as fp:
         return fp.read(HEAD_BYTES)
 
 
 def instance_bytes(instance: Instance) -> bytes | None:
-    """Return the bytes of a zip member instance, or None for a plain file."""
-    return read_member(instance.path, instance.member) if instance.member else None
+    """Return the bytes of a zip member instance or of a stored (encrypted) file, or None
+    for a plain file."""
+    if instance.member:
+        return read_member(instance.path, instance.member)
+    return stored_bytes(instance.path)
 
 
 def instance_format(instance: Instance, data: bytes | None = None) -> SourceFormat:

@@ -30,6 +30,7 @@ from radlens.domain.findings import StudyResult
 from radlens.domain.imaging import ImageLayout, Study
 from radlens.errors import DicomWebError, InputError
 from radlens.explain.overlay import render_overlay
+from radlens.io.dicom import read_dataset
 from radlens.io.load import load_images
 from radlens.net.dicomweb import DicomWebClient
 from radlens.report.dicom_results import to_dicom_results
@@ -232,7 +233,7 @@ def push_overlay(client: DicomWebClient, study: Study, result: StudyResult) -> i
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # intake already accepted these files
                 images = load_images(series)
-                source = pydicom.dcmread(series.instances[0].path, stop_before_pixels=True)
+                source = read_dataset(series.instances[0])
         except InputError as exc:
             log.warning("no overlay for a series: %s", exc.reason)
             continue

@@ -23,6 +23,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from radlens.errors import ConfigError
+from radlens.privacy.crypto import KeyRing
+from radlens.store.encrypted import attach_keys
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -30,17 +32,23 @@ _SQLITE_BUSY_TIMEOUT_S = 30.0
 
 @dataclass(frozen=True)
 class Database:
-    """An open, migrated database."""
+    """An open, migrated database.
+
+    ``keys`` seal the encrypted columns (``store.encrypted``) and the stored files
+    (``store.files.write_stored``); None: nothing new is encrypted.
+    """
 
     engine: Engine
     sessions: sessionmaker[Session]
+    keys: KeyRing | None = None
 
     def close(self) -> None:
         self.engine.dispose()
 
 
-def open_database(url: str, migrate: bool = True) -> Database:
-    """Connect to ``url`` and bring its schema to the newest migration.
+def open_database(url: str, migrate: bool = True, keys: KeyRing | None = None) -> Database:
+    """Connect to ``url`` and bring its schema to the newest migration; the encrypted
+    columns use ``keys``.
 
     Raises:
         ConfigError: the URL is not valid or the database cannot be reached.
@@ -49,13 +57,14 @@ def open_database(url: str, migrate: bool = True) -> Database:
         >>> db = open_database("sqlite:///:memory:")  # doctest: +SKIP
     """
     engine = make_engine(url)
+    attach_keys(engine, keys)
     try:
         if migrate:
             upgrade(engine)
     except SQLAlchemyError as exc:
         engine.dispose()
         raise ConfigError(f"database {_safe(url)}: {type(exc).__name__}; check --db") from exc
-    return Database(engine, sessionmaker(engine, expire_on_commit=False))
+    return Database(engine, sessionmaker(engine, expire_on_commit=False), keys)
 
 
 def make_engine(url: str) -> Engine:

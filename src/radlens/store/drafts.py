@@ -38,7 +38,7 @@ from radlens.nlp import Alignment
 from radlens.report.compose import Draft, compose
 from radlens.report.findings_json import from_json
 from radlens.store.db import Database
-from radlens.store.files import write_durably
+from radlens.store.files import reading_stored, write_durably
 from radlens.store.models import InstanceRow, StudyRow, utcnow
 
 MAX_NOTES_CHARS = 100_000
@@ -130,7 +130,7 @@ def latest_prior(db: Database, storage_dir: Path, study_uid: str) -> PriorStudy 
     Raises:
         NotFoundError: no such study.
     """
-    with db.sessions() as session:
+    with db.sessions() as session, reading_stored(storage_dir, db.keys):
         row = _row(session, study_uid)
         return _latest_prior(session, storage_dir, row, _context(session, storage_dir, row))
 
@@ -147,8 +147,9 @@ def study_draft(db: Database, storage_dir: Path, study_uid: str) -> StudyDraft:
         if row.result is None:
             return StudyDraft(notes)
         result = from_json(row.result)
-        study = _context(session, storage_dir, row)
-        prior = _latest_prior(session, storage_dir, row, study)
+        with reading_stored(storage_dir, db.keys):
+            study = _context(session, storage_dir, row)
+            prior = _latest_prior(session, storage_dir, row, study)
     draft = compose(study, result, prior, notes.text)
     ids = [finding_id(s.series_instance_uid, f) for s in result.series for f in s.findings]
     return StudyDraft(notes, draft, dict(zip(ids, draft.alignments, strict=True)))

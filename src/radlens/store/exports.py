@@ -32,6 +32,7 @@ from radlens.report.fhir import fhir_resources, resource_ids, to_fhir
 from radlens.report.findings_json import from_json
 from radlens.store.db import Database
 from radlens.store.drafts import study_draft
+from radlens.store.files import reading_stored
 from radlens.store.models import FhirResourceRow, InstanceRow, StudyRow
 
 READABLE = ("DiagnosticReport", "Observation", "ImagingStudy", "Device")
@@ -156,7 +157,8 @@ def _load(db: Database, storage_dir: Path, study_uid: str) -> _Stored:
         paths = session.scalars(
             select(InstanceRow.path).where(InstanceRow.study_uid == study_uid)
         ).all()
-    study = _stored_study(study_uid, [storage_dir / p for p in paths])
+    with reading_stored(storage_dir, db.keys):
+        study = _stored_study(study_uid, [storage_dir / p for p in paths])
     draft = study_draft(db, storage_dir, study_uid).draft if signed is None else None
     return _Stored(study, result, signed, analyzed_at, draft.text if draft else None)
 

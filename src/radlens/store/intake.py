@@ -1,10 +1,10 @@
 """``Intake.receive``: one DICOM instance in, durably stored and recorded, or refused.
 
 The order is what makes intake lose nothing: parse the header (a malformed object is
-refused with a typed :class:`~radlens.errors.InputError`), write the file durably
-(:func:`radlens.store.files.write_durably`), commit the instance row, and only then
-return. The caller (C-STORE SCP, STOW-RS) acknowledges after ``receive`` returns, so an
-acknowledged instance is on disk and in the database.
+refused with a typed :class:`~radlens.errors.InputError`), write the file durably and
+sealed under ``db.keys`` (:func:`radlens.store.files.write_stored`), commit the instance
+row, and only then return. The caller (C-STORE SCP, STOW-RS) acknowledges after
+``receive`` returns, so an acknowledged instance is on disk and in the database.
 
 An instance whose SOP Instance UID is already stored is a duplicate and is not stored
 again. Same bytes: a resend, acknowledged as such. Different bytes: the first copy is
@@ -28,7 +28,7 @@ from radlens.io.dicom import DicomHeader, read_instance
 from radlens.io.limits import DEFAULT_LIMITS, ReadLimits
 from radlens.store.db import Database
 from radlens.store.drafts import patient_key, patient_secret
-from radlens.store.files import instance_path, validate_uid, write_durably
+from radlens.store.files import instance_path, validate_uid, write_stored
 from radlens.store.models import InstanceRow, SeriesRow, StudyRow, StudyStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class Intake:
             existing = self._existing(sop_uid, digest, header, path)
             if existing is not None:
                 return existing
-            write_durably(path, raw)
+            write_stored(self.storage_dir, path, raw, self.db.keys)
             try:
                 self._record(header, digest, len(raw), path, source)
             except IntegrityError:

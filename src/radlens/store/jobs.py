@@ -36,6 +36,7 @@ from radlens.pipeline import process_study
 from radlens.report.findings_json import to_json
 from radlens.store.db import Database
 from radlens.store.exports import index_result
+from radlens.store.files import reading_stored
 from radlens.store.models import InstanceRow, JobRow, JobState, StudyRow, StudyStatus, utcnow
 from radlens.store.results import annotate, save_heatmaps
 from radlens.triage.priority import TriageRules
@@ -162,7 +163,7 @@ class JobQueue:
         triage = self.rules.triage(result.findings)
         document = annotate(to_json(result, modalities), result)
         document["priority"] = triage.priority.name.lower()
-        save_heatmaps(self.storage_dir, result)
+        save_heatmaps(self.storage_dir, result, self.db.keys)
         with self.db.sessions.begin() as session:
             job = session.get(JobRow, claimed.job_id)
             study = session.get(StudyRow, claimed.study_uid)
@@ -199,6 +200,12 @@ class JobQueue:
         claimed = self.claim()
         if claimed is None:
             return False
+        # The stored files are sealed: the scan, the pipeline and the push read them
+        # through the store.
+        with reading_stored(self.storage_dir, self.db.keys):
+            return self._run(claimed, analyze)
+
+    def _run(self, claimed: Claimed, analyze: Analyze) -> bool:
         try:
             study = self._load_study(claimed)
             result = analyze(study)

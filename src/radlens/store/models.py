@@ -2,6 +2,8 @@
 
 Times are UTC, stored naive (SQLite has no time zones). No patient identifiers are stored
 here: the instance files hold them; rows hold UIDs, facts for the worklist and results.
+Columns that may hold them all the same (free text, the findings document) are encrypted
+(``store.encrypted``: ``EncryptedText``, ``EncryptedJSON``; migration 0007).
 """
 
 from __future__ import annotations
@@ -10,8 +12,21 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from radlens.store.encrypted import EncryptedJSON, EncryptedText
 
 UID_LENGTH = 64  # PS3.5 9.1: a UID has at most 64 characters
 
@@ -60,14 +75,16 @@ class StudyRow(Base):
     analyzed_at: Mapped[datetime | None] = mapped_column(default=None)
     first_viewed_at: Mapped[datetime | None] = mapped_column(default=None)
     n_instances: Mapped[int] = mapped_column(Integer, default=0)
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    report_text: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[dict[str, Any] | None] = mapped_column(
+        EncryptedJSON("studies.result"), default=None
+    )
+    report_text: Mapped[str] = mapped_column(EncryptedText("studies.report_text"), default="")
     report_updated_at: Mapped[datetime | None] = mapped_column(default=None)
     report_updated_by: Mapped[str] = mapped_column(String(USERNAME_LENGTH), default="")
     signed_at: Mapped[datetime | None] = mapped_column(default=None)
     signed_by: Mapped[str] = mapped_column(String(USERNAME_LENGTH), default="")
     # Clinical notes or a prior report (free text or HL7 v2) for the AI draft.
-    notes_text: Mapped[str] = mapped_column(Text, default="")
+    notes_text: Mapped[str] = mapped_column(EncryptedText("studies.notes_text"), default="")
     notes_updated_at: Mapped[datetime | None] = mapped_column(default=None)
     notes_updated_by: Mapped[str] = mapped_column(String(USERNAME_LENGTH), default="")
     # HMAC of the Patient ID (store.drafts.patient_key), never the ID: finds prior studies.
@@ -124,14 +141,19 @@ class JobRow(Base):
 
 
 class UserRow(Base):
-    """An account. Only a scrypt hash of the password is stored."""
+    """An account. Only an argon2id hash of the password is stored (scrypt hashes of
+    accounts made before migration 0006 until their next login); an account made by an
+    OIDC login has no password (``""``) and its identity provider's ``iss|sub``."""
 
     __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("oidc_subject", name="uq_users_oidc_subject"),)
 
     username: Mapped[str] = mapped_column(String(USERNAME_LENGTH), primary_key=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    role: Mapped[str] = mapped_column(String(16), default="radiologist")  # privacy.roles.Role
+    oidc_subject: Mapped[str | None] = mapped_column(String(512), default=None)
 
 
 class SessionRow(Base):
@@ -143,6 +165,34 @@ class SessionRow(Base):
     username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+    # Automatic logoff: a session unused for Settings.session_idle_minutes ends.
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginFailureRow(Base):
+    """Failed logins of one account name or one client address (``store.logins``), keyed by
+    a sha256 of ``kind:value`` so the table holds no address or tried name in clear."""
+
+    __tablename__ = "login_failures"
+
+    key_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class OidcStateRow(Base):
+    """An OIDC login under way (``server/oidc.py``): the state's sha256, the nonce and the
+    PKCE code verifier, kept server-side until the provider redirects back (at most
+    10 minutes), then deleted on first use."""
+
+    __tablename__ = "oidc_states"
+
+    state_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    redirect_uri: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class FindingReviewRow(Base):
@@ -161,7 +211,7 @@ class FindingReviewRow(Base):
     decision: Mapped[str] = mapped_column(String(16))
     label: Mapped[str] = mapped_column(String(128), default="")
     grade: Mapped[int | None] = mapped_column(Integer, default=None)
-    note: Mapped[str] = mapped_column(Text, default="")
+    note: Mapped[str] = mapped_column(EncryptedText("finding_reviews.note"), default="")
     username: Mapped[str] = mapped_column(String(USERNAME_LENGTH))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     finding: Mapped[dict[str, Any]] = mapped_column(JSON)

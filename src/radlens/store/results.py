@@ -21,7 +21,8 @@ from PIL import Image as PILImage
 from radlens.domain.findings import StudyResult, finding_id
 from radlens.errors import NotFoundError
 from radlens.explain.overlay import heatmap_rgba
-from radlens.store.files import validate_uid, write_durably
+from radlens.privacy.crypto import KeyRing
+from radlens.store.files import read_stored, validate_uid, write_stored
 
 _FINDING_ID = re.compile(r"^[0-9a-f]{16}$")
 
@@ -35,8 +36,9 @@ def annotate(document: dict[str, Any], result: StudyResult) -> dict[str, Any]:
     return document
 
 
-def save_heatmaps(storage_dir: Path, result: StudyResult) -> int:
-    """Write the heatmap of every finding that has one; return how many."""
+def save_heatmaps(storage_dir: Path, result: StudyResult, keys: KeyRing | None = None) -> int:
+    """Write the heatmap of every finding that has one (sealed under ``keys``); return how
+    many."""
     written = 0
     for series in result.series:
         for finding in series.findings:
@@ -50,7 +52,7 @@ def save_heatmaps(storage_dir: Path, result: StudyResult) -> int:
             gray = np.clip(np.rint(finding.heatmap * 255), 0, 255).astype(np.uint8)
             buffer = io.BytesIO()
             PILImage.fromarray(gray, mode="L").save(buffer, format="PNG")
-            write_durably(path, buffer.getvalue())
+            write_stored(storage_dir, path, buffer.getvalue(), keys)
             written += 1
     return written
 
@@ -67,7 +69,7 @@ def heatmap_path(storage_dir: Path, study_uid: str, fid: str) -> Path:
     return storage_dir / "results" / digest[:2] / digest / f"{fid}.png"
 
 
-def heatmap_png(storage_dir: Path, study_uid: str, fid: str) -> bytes:
+def heatmap_png(storage_dir: Path, study_uid: str, fid: str, keys: KeyRing | None = None) -> bytes:
     """The stored heatmap as a colour RGBA PNG (transparent where the map is low).
 
     Raises:
@@ -75,10 +77,11 @@ def heatmap_png(storage_dir: Path, study_uid: str, fid: str) -> bytes:
     """
     path = heatmap_path(storage_dir, study_uid, fid)
     try:
-        with PILImage.open(path) as image:
-            gray = np.asarray(image.convert("L"), np.float32) / 255.0
+        stored = read_stored(storage_dir, path, keys)
     except FileNotFoundError:
         raise NotFoundError("no heatmap for this finding") from None
+    with PILImage.open(io.BytesIO(stored)) as image:
+        gray = np.asarray(image.convert("L"), np.float32) / 255.0
     buffer = io.BytesIO()
     PILImage.fromarray(heatmap_rgba(gray), mode="RGBA").save(buffer, format="PNG")
     return buffer.getvalue()

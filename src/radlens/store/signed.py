@@ -15,6 +15,7 @@ the signing time, so a remade file is the same instance.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import warnings
 from collections.abc import Callable
@@ -27,10 +28,11 @@ from sqlalchemy import select
 
 from radlens.domain.reports import SignedReport
 from radlens.errors import ConflictError, InputError, NotFoundError, RadlensError
+from radlens.privacy.crypto import KeyRing
 from radlens.report.equipment import to_bytes
 from radlens.report.signed_sr import to_signed_sr
 from radlens.store.db import Database
-from radlens.store.files import validate_uid, write_durably
+from radlens.store.files import read_stored, validate_uid, write_stored
 from radlens.store.models import InstanceRow, StudyRow, StudyStatus
 
 log = logging.getLogger(__name__)
@@ -52,13 +54,13 @@ def signed_report_dicom(
     report, frozen, paths = _signed(db, storage_dir, study_uid)
     path = signed_report_path(storage_dir, study_uid, report)
     try:
-        return path.read_bytes()
+        return read_stored(storage_dir, path, db.keys)
     except FileNotFoundError:
         pass
     if not frozen:  # reopened by new images: the text may have changed since it was signed
         raise ConflictError("the report is not signed")
-    data = to_bytes(to_signed_sr(_headers(paths), report, organization))
-    write_durably(path, data)
+    data = to_bytes(to_signed_sr(_headers(storage_dir, paths, db.keys), report, organization))
+    write_stored(storage_dir, path, data, db.keys)
     return data
 
 
@@ -107,14 +109,15 @@ def _signed(
     return report, frozen, [storage_dir / p for p in paths]
 
 
-def _headers(paths: list[Path]) -> list[pydicom.Dataset]:
+def _headers(storage_dir: Path, paths: list[Path], keys: KeyRing | None) -> list[pydicom.Dataset]:
     """The headers of the study's stored instances (the SR's evidence)."""
     headers: list[pydicom.Dataset] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # intake already accepted these files
         for path in paths:
             try:
-                headers.append(pydicom.dcmread(path, stop_before_pixels=True))
-            except (OSError, InvalidDicomError) as exc:
+                data = io.BytesIO(read_stored(storage_dir, path, keys))
+                headers.append(pydicom.dcmread(data, stop_before_pixels=True))
+            except (OSError, InvalidDicomError, InputError) as exc:
                 raise InputError(None, "a stored instance of the study cannot be read") from exc
     return headers
