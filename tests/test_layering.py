@@ -156,3 +156,12 @@ def test_lower_layers_do_not_import_privacy_deidentification(layer: str) -> None
     deid = {"radlens.privacy.deid", "radlens.privacy.actions", "radlens.privacy.profile"}
     offenders = {m for m in _importers(*deid) if m.startswith(f"{layer}/") or m == f"{layer}.py"}
     assert offenders == set()
+
+
+def test_only_the_oidc_module_imports_authlib_and_only_accounts_argon2() -> None:
+    assert _importers("authlib", "joserfc") == {"server/oidc.py"}
+    assert _importers("argon2") == {"store/accounts.py"}
+
+
+def test_the_permission_table_imports_nothing_of_radlens() -> None:
+    assert {m for m in MODULES["privacy/roles.py"] if m.startswith("radlens")} == set()

@@ -17,10 +17,11 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from radlens.errors import ConfigError
+from radlens.privacy.roles import Role
 
 CONFIG_FILE_NAME = "radlens.toml"
 # PS3.8 9.3.1: an AE title is 1-16 characters of the Default Character Repertoire, no
@@ -77,6 +78,35 @@ class Settings(BaseSettings):
         default=False, description="production mode: no account is ever created for you"
     )
     session_hours: float = Field(default=12.0, gt=0, description="a login lasts this long")
+    session_idle_minutes: float = Field(
+        default=15.0, gt=0, description="automatic logoff: a session unused this long ends"
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="failed logins of one name before it is locked"
+    )
+    login_max_failures_ip: int = Field(
+        default=20, ge=1, description="failed logins from one client address before it is locked"
+    )
+    login_lockout_s: float = Field(
+        default=30.0, gt=0, description="first lockout; doubles with each further failure"
+    )
+    oidc_issuer: str = Field(default="", description="OIDC issuer URL; '' = no OIDC login")
+    oidc_client_id: str = Field(default="", description="radlens's client id at the provider")
+    oidc_client_secret: SecretStr = Field(default=SecretStr(""), description="never logged")
+    oidc_redirect_url: str = Field(
+        default="", description="callback URL registered at the provider; '' = from the request"
+    )
+    oidc_scope: str = Field(default="openid profile email", description="scopes asked for")
+    oidc_username_claim: str = Field(
+        default="preferred_username", description="ID token claim that names the account"
+    )
+    oidc_role_claim: str = Field(
+        default="roles", description="ID token claim with the user's groups or roles"
+    )
+    oidc_role_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="claim value -> radlens role (admin, radiologist, technologist, researcher)",
+    )
     critical_labels: tuple[str, ...] = Field(
         default=("pneumonia", "pneumothorax", "fracture", "hemorrhage"),
         description="finding codes that make a study urgent at this site",
@@ -102,6 +132,12 @@ class Settings(BaseSettings):
         default=16382, ge=4096, le=2**26, description="largest P-DATA PDU the SCP accepts"
     )
     dicom_max_associations: int = Field(default=16, ge=1, description="concurrent C-STORE peers")
+    # Encryption at rest (docs/privacy.md): the key ring, from key_file, else
+    # encryption_key, else home/keys/radlens.keys (made at the first start unless production).
+    key_file: Path | None = Field(default=None, description="encryption key ring file (0600)")
+    encryption_key: SecretStr = Field(
+        default=SecretStr(""), description="a key (64 hex digits) or a key ring; never logged"
+    )
     audit_site_id: str = Field(
         default="radlens", max_length=64, description="AuditEnterpriseSiteID of audit records"
     )
@@ -111,6 +147,50 @@ class Settings(BaseSettings):
     audit_syslog_protocol: Literal["udp", "tcp"] = Field(
         default="udp", description="syslog transport (TCP frames by octet count, RFC 6587)"
     )
+    # Transport security (docs/serve.md, "HTTPS and DICOM TLS"). Certificate files are PEM.
+    tls_cert_file: Path | None = Field(
+        default=None, description="HTTPS server certificate (chain); setting it turns HTTPS on"
+    )
+    tls_key_file: Path | None = Field(default=None, description="its private key (PEM)")
+    tls_ca_file: Path | None = Field(
+        default=None, description="HTTPS clients must present a certificate from this CA"
+    )
+    http_redirect_port: int | None = Field(
+        default=None, ge=0, le=65535, description="plain HTTP port that only redirects to HTTPS"
+    )
+    allow_plain_http: bool = Field(
+        default=False,
+        description="production: serve plain HTTP on a network address (a TLS proxy in front)",
+    )
+    dicom_tls_enabled: bool = Field(default=False, description="DICOM TLS listener")
+    dicom_tls_port: int = Field(
+        default=2762, ge=0, le=65535, description="DICOM TLS port (2762: IANA dicom-tls)"
+    )
+    dicom_tls_only: bool = Field(default=False, description="no plain DICOM port, TLS only")
+    dicom_tls_cert_file: Path | None = Field(
+        default=None, description="DICOM TLS certificate; default tls_cert_file"
+    )
+    dicom_tls_key_file: Path | None = Field(
+        default=None, description="its private key; default tls_key_file"
+    )
+    dicom_tls_ca_file: Path | None = Field(
+        default=None, description="DICOM TLS peers must present a certificate from this CA"
+    )
+    pacs_ca_file: Path | None = Field(
+        default=None, description="trust the PACS's HTTPS certificate from this CA only"
+    )
+    pacs_client_cert_file: Path | None = Field(
+        default=None, description="client certificate for a PACS that asks for one"
+    )
+    pacs_client_key_file: Path | None = Field(default=None, description="its private key")
+
+    @field_validator("oidc_role_map")
+    @classmethod
+    def _valid_role_map(cls, value: dict[str, str]) -> dict[str, str]:
+        roles = {role.value for role in Role}
+        if unknown := sorted(set(value.values()) - roles):
+            raise ValueError(f"unknown role(s) {unknown}; choose from {sorted(roles)}")
+        return value
 
     @field_validator("ae_title")
     @classmethod
@@ -120,9 +200,40 @@ class Settings(BaseSettings):
             raise ValueError("AE title must be 1-16 printable characters without '\\'")
         return title
 
+    @model_validator(mode="after")
+    def _tls_files_complete(self) -> Settings:
+        if self.tls_cert_file is None and (self.tls_key_file or self.tls_ca_file):
+            raise ValueError("tls_key_file and tls_ca_file need tls_cert_file (HTTPS)")
+        if self.tls_cert_file is None and self.http_redirect_port is not None:
+            raise ValueError("http_redirect_port redirects to HTTPS: set tls_cert_file")
+        if self.dicom_tls_enabled and self.dicom_tls_cert is None:
+            raise ValueError("dicom_tls_enabled needs dicom_tls_cert_file or tls_cert_file")
+        if self.dicom_tls_only and not self.dicom_tls_enabled:
+            raise ValueError("dicom_tls_only needs dicom_tls_enabled")
+        if self.pacs_client_key_file and not self.pacs_client_cert_file:
+            raise ValueError("pacs_client_key_file needs pacs_client_cert_file")
+        return self
+
+    @property
+    def dicom_tls_cert(self) -> Path | None:
+        """The DICOM TLS certificate: its own, or the HTTPS one."""
+        return self.dicom_tls_cert_file or self.tls_cert_file
+
+    @property
+    def dicom_tls_key(self) -> Path | None:
+        """The DICOM TLS key, paired with :attr:`dicom_tls_cert`."""
+        if self.dicom_tls_cert_file is not None:
+            return self.dicom_tls_key_file
+        return self.tls_key_file
+
     @property
     def storage_dir(self) -> Path:
         return (self.storage or self.home / "storage").expanduser()
+
+    @property
+    def default_key_file(self) -> Path:
+        """Where the embedded default keeps its key ring (outside the storage folder)."""
+        return self.home.expanduser() / "keys" / "radlens.keys"
 
     @property
     def database_url(self) -> str:

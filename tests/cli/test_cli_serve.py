@@ -15,8 +15,10 @@ from typer.testing import CliRunner
 
 from radlens.cli.main import app
 from radlens.config import Settings, load_settings
-from radlens.errors import ConfigError
+from radlens.errors import ConfigError, DicomWebError
 from radlens.net.dicomweb import DicomWebClient
+from radlens.privacy.crypto import KeyRing, write_key_file
+from radlens.store.accounts import add_user
 from radlens.store.db import open_database
 from radlens.store.models import JobRow, JobState, StudyRow, StudyStatus
 from serve_helpers import free_port, make_instance, stop_server
@@ -27,6 +29,20 @@ def test_serve_help_lists_the_settings_flags() -> None:
     assert result.exit_code == 0
     for flag in ("--home", "--db", "--host", "--port", "--dicom-port", "--ae-title", "--no-dicom"):
         assert flag in result.output
+
+
+def test_serve_in_production_without_an_admin_refuses_to_start_and_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_file = tmp_path / "radlens.keys"  # production also needs its encryption key
+    write_key_file(key_file, KeyRing.generate())
+    monkeypatch.setenv("RADLENS_KEY_FILE", str(key_file))
+    result = CliRunner().invoke(
+        app, ["serve", "--home", str(tmp_path), "--production", "--no-dicom", "--port", "0"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "radlens users add NAME --role admin" in result.output
+    assert not (tmp_path / "initial-admin-password").exists()
 
 
 def test_serve_refuses_invalid_settings_with_one_line(tmp_path: Path) -> None:
@@ -94,7 +110,15 @@ def test_serve_stores_and_analyzes_into_the_database_named_by_db(
     home.mkdir()
     server = _serve(home, database_url, port)
     try:
-        stow = DicomWebClient(f"http://127.0.0.1:{port}/dicomweb")
+        sender = open_database(database_url, migrate=False)
+        add_user(sender, "modality", "sender-password-1", "technologist")
+        sender.close()
+        # a sender authenticates with HTTP Basic (wrong credentials are refused)
+        wrong = DicomWebClient(f"http://127.0.0.1:{port}/dicomweb", "modality", "not-a-password")
+        with pytest.raises(DicomWebError, match="401"):
+            wrong.store_instances([make_instance(study_uid, f"{study_uid}.1")])
+        wrong.close()
+        stow = DicomWebClient(f"http://127.0.0.1:{port}/dicomweb", "modality", "sender-password-1")
         stow.store_instances([make_instance(study_uid, f"{study_uid}.1")])
         stow.close()
         db = open_database(database_url, migrate=False)

@@ -83,6 +83,7 @@ def _register() -> None:
         deidentify,
         demo,
         evaluate,
+        keys,
         models,
         nlp,
         ood,
@@ -104,6 +105,7 @@ def _register() -> None:
     app.command("deidentify")(guarded(deidentify.deidentify_command))
     for name in ("add", "passwd", "disable", "enable", "list"):
         users.users_app.command(name)(guarded(getattr(users, f"{name}_command")))
+    users.users_app.command("set-role")(guarded(users.set_role_command))
     app.add_typer(users.users_app, name="users")
     nlp.nlp_app.command("extract")(guarded(nlp.extract_command))
     nlp.nlp_app.command("evaluate")(guarded(nlp.evaluate_command))
@@ -111,6 +113,9 @@ def _register() -> None:
     audit.audit_app.command("verify")(guarded(audit.verify_command))
     audit.audit_app.command("list")(guarded(audit.list_command))
     app.add_typer(audit.audit_app, name="audit")
+    for name in ("status", "rotate", "rewrap", "retire"):
+        keys.keys_app.command(name)(guarded(getattr(keys, f"{name}_command")))
+    app.add_typer(keys.keys_app, name="keys")
 
 
 _register()

@@ -28,6 +28,12 @@ def serve_command(
     models_dir: Annotated[
         list[Path] | None, typer.Option("--models", help="extra model folders")
     ] = None,
+    production: Annotated[
+        bool,
+        typer.Option(
+            "--production", help="production mode: needs an admin account, makes none for you"
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
     """Serve the worklist API, STOW-RS and a DICOM C-STORE SCP until interrupted."""
@@ -45,6 +51,7 @@ def serve_command(
         dicom_port=dicom_port,
         ae_title=ae_title,
         dicom_enabled=False if no_dicom else None,
+        production=True if production else None,
         config_file=config,
         quiet_period_s=quiet_period,
         workers=workers,
@@ -52,7 +59,8 @@ def serve_command(
     )
     dicom = f", DICOM {settings.ae_title}@{settings.host}:{settings.dicom_port}"
     out.print(
-        f"radlens serve: http://{settings.host}:{settings.port}"
+        f"radlens serve: {'https' if settings.tls_cert_file else 'http'}://"
+        f"{settings.host}:{settings.port}"
         f"{dicom if settings.dicom_enabled else ''}; data in {settings.home}",
         soft_wrap=True,
         highlight=False,

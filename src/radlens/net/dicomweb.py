@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ class DicomWebClient:
     token: str = field(default="", repr=False)
     timeout_s: float = 30.0
     transport: httpx.BaseTransport | None = field(default=None, repr=False)
+    # How to trust an https PACS (radlens.net.tls.client_context: a CA file, a client
+    # certificate); None: the default CAs. Verification is never off.
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -79,6 +83,7 @@ class DicomWebClient:
             headers=headers,
             timeout=self.timeout_s,
             transport=self.transport,
+            verify=self.ssl_context if self.ssl_context is not None else True,
         )
 
     @property

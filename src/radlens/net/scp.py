@@ -17,22 +17,34 @@ Limits, so that one peer cannot exhaust the service:
   association is aborted, so memory stays bounded. pynetdicom reads one whole PDU before
   any handler sees it, hence the PDU limit above.
 
+DICOM TLS (PS3.15 B.9, BCP 195): with an ``ssl_context`` (:func:`radlens.net.tls.server_context`)
+the same SCP also listens on a second port where every association runs over TLS 1.2 or
+later; the plain port may be left out. Both ports share one AE, so ``max_associations``
+counts the peers of both. The TLS handshake of a connection runs in that connection's own
+thread and must finish within ``handshake_timeout_s``, so a peer that connects and stays
+silent holds no one else up (pynetdicom itself handshakes on the thread that accepts).
+Intake is the same on both ports: nothing is acknowledged before it is durable.
+
 Handlers are plain functions bound to pynetdicom's named events, as pynetdicom does it.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import struct
 import threading
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import cast
 
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from pynetdicom.events import Event, EventHandlerType
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import Verification, register_uid  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom.utils import make_target
 
 from radlens.errors import InputError, TooLargeError
 from radlens.store.intake import Intake
@@ -58,6 +70,7 @@ class StoreStatus(IntEnum):
 
 
 DEFAULT_MAX_PDU_BYTES = 16382  # pynetdicom's default Maximum Length
+DEFAULT_HANDSHAKE_TIMEOUT_S = 30.0
 _P_DATA_TF = 0x04
 _COMMAND, _LAST_FRAGMENT = 0x01, 0x02  # message control header bits (PS3.8 E.2)
 
@@ -125,39 +138,91 @@ def _pdvs(pdu: bytes) -> list[tuple[int, int]]:
     return items
 
 
+class TlsAssociationServer(ThreadedAssociationServer):
+    """An association server whose TLS handshakes run in each connection's thread.
+
+    pynetdicom's own server completes the handshake inside ``get_request``, on the one
+    thread that accepts connections. Here that thread only wraps the socket; the handshake
+    runs where the association will, with a deadline, and a failed one (a plain DICOM
+    peer, TLS older than 1.2, no or a wrong client certificate) costs one log line.
+    """
+
+    handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        listening = cast(socket.socket, self.socket)
+        context = cast(ssl.SSLContext, self.ssl_context)
+        client, address = listening.accept()
+        tls = context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+        return tls, address
+
+    def process_request_thread(
+        self,
+        request: socket.socket | tuple[bytes, socket.socket],
+        client_address: tuple[str, int] | str,
+    ) -> None:
+        tls = cast(ssl.SSLSocket, request)
+        try:
+            tls.settimeout(self.handshake_timeout_s)
+            tls.do_handshake()
+            tls.settimeout(None)
+        except (OSError, ValueError) as exc:  # ssl.SSLError, a timeout, a reset
+            peer = client_address[0] if isinstance(client_address, tuple) else client_address
+            reason = getattr(exc, "reason", None) or type(exc).__name__
+            log.warning("DICOM TLS connection from %s refused: %s", peer, reason)
+            self.shutdown_request(request)
+            return
+        super().process_request_thread(request, client_address)
+
+
 @dataclass
 class StorageSCP:
-    """A running SCP; :meth:`stop` shuts it down."""
+    """A running SCP (a plain and/or a TLS listener); :meth:`stop` shuts it down."""
 
-    server: ThreadedAssociationServer
+    server: ThreadedAssociationServer | None
     ae_title: str
+    tls_server: ThreadedAssociationServer | None = None
 
     @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
+    def port(self) -> int | None:
+        """The plain DICOM port; None when the SCP listens on TLS only."""
+        return int(self.server.server_address[1]) if self.server is not None else None
+
+    @property
+    def tls_port(self) -> int | None:
+        """The DICOM TLS port; None without TLS."""
+        return int(self.tls_server.server_address[1]) if self.tls_server is not None else None
 
     def stop(self) -> None:
-        self.server.shutdown()
+        for server in (self.server, self.tls_server):
+            if server is not None:
+                server.shutdown()
 
 
 def start_scp(
     intake: Intake,
     ae_title: str,
     host: str,
-    port: int,
+    port: int | None,
     max_associations: int = 16,
     max_pdu_bytes: int = DEFAULT_MAX_PDU_BYTES,
+    ssl_context: ssl.SSLContext | None = None,
+    tls_port: int = 0,
+    handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S,
 ) -> StorageSCP:
     """Listen for C-STORE and C-ECHO on ``host:port`` (port 0: any free port).
 
-    Every storage SOP class is accepted in every transfer syntax pynetdicom knows, so an
-    instance is stored exactly as the modality encoded it. See the module docstring for
-    the limits.
+    With ``ssl_context`` (:func:`radlens.net.tls.server_context`) also on ``host:tls_port``
+    over TLS; ``port`` None leaves the plain port closed. Every storage SOP class is
+    accepted in every transfer syntax pynetdicom knows, so an instance is stored exactly
+    as the modality encoded it. See the module docstring for the limits.
 
     Example:
         >>> scp = start_scp(intake, "RADLENS", "127.0.0.1", 11112)  # doctest: +SKIP
         >>> scp.stop()
     """
+    if port is None and ssl_context is None:
+        raise ValueError("start_scp needs a plain port, a TLS context, or both")
     ae = AE(ae_title=ae_title)
     ae.maximum_associations = max_associations
     ae.maximum_pdu_size = max_pdu_bytes
@@ -176,11 +241,46 @@ def start_scp(
         (evt.EVT_DATA_RECV, guard.on_data),
         (evt.EVT_CONN_CLOSE, guard.on_close),
     ]
-    server = ae.start_server((host, port), block=False, evt_handlers=handlers)
-    assert server is not None  # block=False returns the running server
-    scp = StorageSCP(server, ae_title)
-    log.info("DICOM SCP %s listening on %s:%d", ae_title, host, scp.port)
+    scp = StorageSCP(None, ae_title)
+    if port is not None:
+        scp.server = ae.start_server((host, port), block=False, evt_handlers=handlers)
+        log.info("DICOM SCP %s listening on %s:%d", ae_title, host, scp.port)
+    if ssl_context is not None:
+        try:
+            scp.tls_server = _start_tls_server(
+                ae, (host, tls_port), ssl_context, handlers, handshake_timeout_s
+            )
+        except OSError:
+            scp.stop()  # the plain listener must not outlive a failed start
+            raise
+        log.info("DICOM TLS SCP %s listening on %s:%d", ae_title, host, scp.tls_port)
     return scp
+
+
+def _start_tls_server(
+    ae: AE,
+    address: tuple[str, int],
+    ssl_context: ssl.SSLContext,
+    handlers: list[EventHandlerType],
+    handshake_timeout_s: float,
+) -> TlsAssociationServer:
+    """``AE.start_server(block=False)`` with :class:`TlsAssociationServer`."""
+    server = cast(
+        TlsAssociationServer,
+        ae.make_server(
+            address,
+            ssl_context=ssl_context,
+            evt_handlers=handlers,
+            server_class=TlsAssociationServer,
+        ),
+    )
+    server.handshake_timeout_s = handshake_timeout_s
+    thread = threading.Thread(
+        target=make_target(server.serve_forever), name="DicomTlsAcceptor", daemon=True
+    )
+    thread.start()
+    ae._servers.append(server)  # as start_server does: server.shutdown() removes it
+    return server
 
 
 def handle_echo(event: Event) -> int:

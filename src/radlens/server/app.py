@@ -9,9 +9,11 @@ and the database are gone.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
@@ -25,16 +27,20 @@ from radlens.models.registry import discover
 from radlens.net.dicomweb import DicomWebClient
 from radlens.net.pacs import PacsPoller, results_pusher
 from radlens.net.scp import start_scp
+from radlens.net.tls import client_context, server_context
 from radlens.pipeline import onnx_backends
+from radlens.privacy.crypto import KeyRing, load_key_ring
 from radlens.privacy.logs import install_log_filters
 from radlens.server import errors
 from radlens.server.deps import Services
-from radlens.server.routes import auth, dicomweb, fhir, health, worklist
+from radlens.server.https import HSTS, RedirectServer, check_plain_http, https_context
+from radlens.server.routes import auth, dicomweb, fhir, health, research, users, worklist
 from radlens.store.accounts import ensure_first_account
 from radlens.store.db import open_database
 from radlens.store.files import remove_partial_files
 from radlens.store.intake import Intake
 from radlens.store.jobs import Analyze, JobQueue, Workers, pipeline_analyzer
+from radlens.store.keys import seal_plaintext_rows
 from radlens.triage.priority import TriageRules
 
 log = logging.getLogger(__name__)
@@ -84,7 +90,7 @@ def create_app(settings: Settings, analyze: Analyze | None = None) -> FastAPI:
     install_log_filters()  # pydicom quotes invalid values, patient data included
     app = FastAPI(title="radlens", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
-    for module in (health, auth, dicomweb, worklist, fhir):
+    for module in (health, auth, users, dicomweb, worklist, research, fhir):
         app.include_router(module.router)
 
     @app.middleware("http")
@@ -92,6 +98,8 @@ def create_app(settings: Settings, analyze: Analyze | None = None) -> FastAPI:
         response = await call_next(request)
         for name, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.url.scheme == "https":  # direct, or X-Forwarded-Proto from a trusted proxy
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         if request.url.path.startswith(("/api/", "/dicomweb/", "/fhir/")):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
@@ -109,7 +117,10 @@ def create_app(settings: Settings, analyze: Analyze | None = None) -> FastAPI:
 
 def start_services(settings: Settings, analyze: Analyze | None) -> tuple[Services, Workers]:
     """Open storage, start the workers and the SCP."""
-    db = open_database(settings.database_url)
+    keys = encryption_keys(settings)
+    db = open_database(settings.database_url, keys=keys)
+    if sealed := seal_plaintext_rows(db, keys):
+        log.info("encrypted %d database value(s) stored before encryption at rest", sealed)
     storage = settings.storage_dir
     storage.mkdir(parents=True, exist_ok=True)
     if removed := remove_partial_files(storage):
@@ -146,17 +157,54 @@ def start_services(settings: Settings, analyze: Analyze | None) -> tuple[Service
             intake,
             settings.ae_title,
             settings.host,
-            settings.dicom_port,
+            None if settings.dicom_tls_only else settings.dicom_port,
             max_associations=settings.dicom_max_associations,
             max_pdu_bytes=settings.dicom_max_pdu_bytes,
+            ssl_context=dicom_tls_context(settings),
+            tls_port=settings.dicom_tls_port,
         )
     return services, workers
+
+
+def dicom_tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The DICOM TLS listener's context; None when ``dicom_tls_enabled`` is off."""
+    if not settings.dicom_enabled or not settings.dicom_tls_enabled:
+        return None
+    assert settings.dicom_tls_cert is not None  # Settings validates it
+    return server_context(
+        settings.dicom_tls_cert, settings.dicom_tls_key, settings.dicom_tls_ca_file
+    )
+
+
+def pacs_tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """How radlens trusts the PACS over HTTPS; None: the default (system CAs, no client
+    certificate)."""
+    if settings.pacs_ca_file is None and settings.pacs_client_cert_file is None:
+        return None
+    return client_context(
+        settings.pacs_ca_file, settings.pacs_client_cert_file, settings.pacs_client_key_file
+    )
+
+
+def encryption_keys(settings: Settings) -> KeyRing:
+    """The key ring of encryption at rest: ``key_file``, else ``encryption_key``, else the
+    embedded default's ``home/keys/radlens.keys``, made at the first start unless
+    ``production`` (which then refuses to start)."""
+    return load_key_ring(
+        settings.key_file,
+        settings.encryption_key.get_secret_value(),
+        settings.default_key_file,
+        create=not settings.production,
+    )
 
 
 def pacs_client(settings: Settings) -> DicomWebClient:
     """The DICOMweb client of the configured PACS."""
     return DicomWebClient(
-        settings.pacs_url, settings.pacs_username, settings.pacs_password.get_secret_value()
+        settings.pacs_url,
+        settings.pacs_username,
+        settings.pacs_password.get_secret_value(),
+        ssl_context=pacs_tls_context(settings),
     )
 
 
@@ -175,8 +223,40 @@ def start_pacs_poller(settings: Settings, intake: Intake) -> PacsPoller | None:
     return poller
 
 
+def check_accounts(settings: Settings) -> None:
+    """Production mode starts only with an active admin account (none is ever made for
+    you): a ``ConfigError`` naming ``radlens users add NAME --role admin`` otherwise."""
+    if settings.production:
+        db = open_database(settings.database_url, keys=encryption_keys(settings))
+        try:
+            ensure_first_account(db, settings.home, production=True)
+        finally:
+            db.close()
+
+
 def serve(settings: Settings) -> None:
     """Run the service until interrupted (SIGINT/SIGTERM shut it down cleanly)."""
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    check_plain_http(settings)  # production: no logins in clear on a network address
+    check_accounts(settings)  # before anything listens
+    # Every certificate and key is loaded here, so a bad file stops the start with one line.
+    context = https_context(settings)
+    dicom_tls_context(settings)
+    pacs_tls_context(settings)
+    tls: dict[str, Any] = {}
+    if context is not None:
+        # uvicorn >= 0.47 takes a ready context; radlens.net.tls sets its rules.
+        tls["ssl_context_factory"] = lambda config, default: context
+    redirect = None
+    if context is not None and settings.http_redirect_port is not None:
+        redirect = RedirectServer(settings.host, settings.http_redirect_port, settings.port)
+        redirect.start()
+        log.info("HTTP port %d redirects to HTTPS", redirect.port)
+    try:
+        uvicorn.run(
+            create_app(settings), host=settings.host, port=settings.port, log_level="info", **tls
+        )
+    finally:
+        if redirect is not None:
+            redirect.stop()
