@@ -1,0 +1,178 @@
+"""The box detector: targets, augmentation, a short training run, ONNX / torch parity."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+pytestmark = pytest.mark.train
+torch = pytest.importorskip("torch")
+
+from radlens.training.detection import (  # noqa: E402
+    BoxNet,
+    augment_item,
+    export_detector,
+    make_targets,
+)
+from radlens.training.recipe import recipe_from_dict  # noqa: E402
+
+SQUARE = 255
+
+
+def recipe_dict(data: Path, **schedule: object) -> dict[str, object]:
+    return {
+        "name": "tiny_boxes",
+        "version": "0.0.1",
+        "task": "detection",
+        "data": str(data),
+        "labels": ["blob", "bar"],
+        "finding_code": "object",
+        "finding_label": "Object",
+        "licence": "CC0",
+        "commercial_use": True,
+        "citation": "",
+        "intended_use": "tests",
+        "input": {"size": [32, 48], "channels": 1, "resize": "pad", "use_window": False},
+        "applies_to": {"modalities": ["OT"]},
+        "net": {"arch": "boxnet", "widths": [4, 8, 8, 8], "layers": [1, 1, 1, 0]},
+        "detection": {"stride": 4, "min_score": 0.01},
+        "schedule": {"epochs": 2, "batch_size": 4, "threads": 1, "lr": 5e-3, **schedule},
+        "augment": {"scale": [0.9, 1.1], "flip_axes": ["x", "y"], "contrast": 0.1},
+    }
+
+
+def synthetic_set(root: Path, n: int = 6) -> Path:
+    """Grey images with bright squares ("blob") and bars ("bar"), in ``boxes.csv`` form."""
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    rows = []
+    for split in ("train", "val"):
+        for k in range(n):
+            image = np.full((64, 96), 40, np.uint8)
+            name = f"{split}{k}.png"
+            for label, (h, w) in (("blob", (12, 12)), ("bar", (8, 24))):
+                y, x = int(rng.integers(0, 64 - h)), int(rng.integers(0, 96 - w))
+                image[y : y + h, x : x + w] = SQUARE if label == "blob" else 160
+                rows.append([split, name, label, x, y, x + w, y + h])
+            PILImage.fromarray(image).save(root / "images" / name)
+    with (root / "boxes.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["split", "image", "label", "xmin", "ymin", "xmax", "ymax"])
+        writer.writerows(rows)
+    return root
+
+
+def test_targets_put_a_peak_of_one_on_the_centre_cell_of_the_box_class() -> None:
+    boxes = np.array([[8, 8, 24, 24], [30, 4, 38, 12]], np.float32)
+    t = make_targets(boxes, np.array([1, 0]), 2, (32, 48), stride=4)
+    assert t.heat.shape == (2, 8, 12)
+    assert t.heat[1, 4, 4] == 1.0 and t.heat[0, 2, 8] == 1.0
+    assert t.heat[0, 4, 4] < 1e-6  # classes apart
+    assert t.weight[4, 4] > 0 and t.weight[0, 0] == 0
+    assert t.ltrb[:, 4, 4].tolist() == [8, 8, 24, 24]  # the box, in input pixels
+    assert t.ltrb[:, 2, 8].tolist() == [30, 4, 38, 12]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_augmented_boxes_follow_the_pixels(seed: int) -> None:
+    recipe = recipe_from_dict(recipe_dict(Path("unused")), "test")
+    x = np.full((1, 32, 48), -2.0, np.float32)
+    x[:, 8:20, 10:30] = 2.0  # the object
+    boxes = np.array([[10, 8, 30, 20]], np.float32)
+    out, moved, classes = augment_item(x, boxes, np.array([0]), recipe, np.random.default_rng(seed))
+    assert out.shape == (1, 32, 48) and classes.tolist() == [0]
+    x0, y0, x1, y1 = np.round(moved[0]).astype(int)
+    inside = out[0, y0 + 1 : y1 - 1, x0 + 1 : x1 - 1]
+    assert inside.size and inside.min() > 0.5  # still on the object after scale and flips
+
+
+def test_boxnet_output_sizes_follow_any_input_size() -> None:
+    net = BoxNet(3, 4, (4, 8, 8, 8), (1, 1, 1, 1)).eval()
+    for rows, cols in ((32, 48), (40, 56), (64, 64)):
+        with torch.no_grad():
+            heat, ltrb = net(torch.zeros(1, 3, rows, cols))
+        assert heat.shape == (1, 4, rows // 4, cols // 4) and ltrb.shape == (
+            1,
+            4,
+            rows // 4,
+            cols // 4,
+        )
+        assert float(heat.min()) >= 0 and float(heat.max()) <= 1 and float(ltrb.min()) > 0
+
+
+def test_onnx_export_matches_torch_at_other_sizes_too(tmp_path: Path) -> None:
+    from radlens.inference.backends import OnnxBackend
+
+    torch.manual_seed(0)
+    net = BoxNet(1, 2, (4, 8, 8, 8), (1, 1, 1, 1)).eval()
+    example = torch.randn(2, 1, 32, 48)
+    diff = export_detector(net, example, tmp_path / "m.onnx")
+    assert diff < 1e-4
+    other = torch.randn(1, 1, 48, 64)  # rows and columns are dynamic axes
+    out = OnnxBackend(tmp_path / "m.onnx").run(other.numpy())
+    with torch.no_grad():
+        heat, ltrb = net(other)
+    np.testing.assert_allclose(out["heatmap"], heat.numpy(), atol=1e-5)
+    np.testing.assert_allclose(out["ltrb"], ltrb.numpy(), rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_train_detection_writes_a_verified_model_that_detects(tmp_path: Path) -> None:
+    from radlens.inference.backends import OnnxBackend
+    from radlens.inference.detection import detect
+    from radlens.models.card import Task
+    from radlens.models.registry import load_model
+    from radlens.training.train import train
+
+    data = synthetic_set(tmp_path / "data")
+    recipe = recipe_from_dict(recipe_dict(data, epochs=3), "test")
+    card, scores = train(recipe, tmp_path / "model", data, "radlens train test")
+    model = load_model(tmp_path / "model")  # the hash in the card matches the weights
+    assert model.card == card and card.task is Task.DETECTION
+    assert card.outputs == ("heatmap", "ltrb") and card.labels == ("blob", "bar")
+    assert set(card.metrics["val"]) >= {"map50", "map50_95", "ap50:blob", "ap50:bar"}
+    assert card.metrics["val"]["map50"] == pytest.approx(scores.map_50, abs=1e-4)
+    assert "onnx parity" in (tmp_path / "model" / "train.log").read_text()
+    image = np.asarray(PILImage.open(data / "images" / "val0.png"))
+    found = detect(image, card, OnnxBackend(model.weights))
+    assert found.boxes.shape[1] == 4 and len(found) <= card.detection.max_detections  # type: ignore[union-attr]
+
+
+def test_a_box_set_without_a_recipe_gets_an_inferred_detection_recipe(tmp_path: Path) -> None:
+    from radlens.training.detection import infer_detection_recipe
+
+    data = synthetic_set(tmp_path / "data")
+    inferred = infer_detection_recipe(data, "tiny")
+    recipe = recipe_from_dict(inferred, "inferred")
+    assert recipe.task.value == "detection" and recipe.labels == ("bar", "blob")
+    assert recipe.input.size == (64, 96) and recipe.input.channels == 1  # grey kept
+    assert recipe.net.arch == "boxnet" and recipe.schedule.crop == (48, 64)
+    assert not recipe.commercial_use and recipe.augment.flip_axes == ()
+
+
+def test_cli_train_task_detection_infers_the_recipe_and_records_the_flag(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from radlens.cli.main import app
+
+    data = synthetic_set(tmp_path / "data")
+    out = tmp_path / "model"
+    args = ["train", "--dataset", "tiny", "--data", str(data), "--task", "detection"]
+    args += ["--epochs", "1", "--set", "net.widths=[4,8,8,8]", "--set", "schedule.crop=[32,48]"]
+    args += ["--recipes", str(tmp_path / "none"), "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    card = (out / "card.json").read_text()
+    assert '"task": "detection"' in card and "--task detection" in card
+    evaluated = CliRunner().invoke(
+        app, ["evaluate", "--model", str(out), "--data", str(data), "--json"]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    doc = json.loads(evaluated.output)
+    assert doc["n"] == 6 and set(doc["per_class"]) == {"bar", "blob"}
+    assert doc["metrics"]["map50"] == pytest.approx(doc["card_metrics"]["map50"], abs=1e-4)
