@@ -551,10 +551,12 @@ def job_timeline(database_url: str) -> dict[str, dict[str, Any]]:
     studies: dict[str, dict[str, Any]] = {}
     try:
         with db.sessions() as session:
-            for row in session.scalars(select(StudyRow)):
-                studies[row.study_uid] = {
-                    "received": epoch_s(row.received_at),
-                    "last_instance": epoch_s(row.last_instance_at),
+            # Only the timestamps: the encrypted columns stay sealed (no key needed here).
+            times = select(StudyRow.study_uid, StudyRow.received_at, StudyRow.last_instance_at)
+            for uid, received, last_instance in session.execute(times):
+                studies[uid] = {
+                    "received": epoch_s(received),
+                    "last_instance": epoch_s(last_instance),
                     "jobs": [],
                 }
             for job in session.scalars(select(JobRow).order_by(JobRow.id)):

@@ -84,6 +84,8 @@ def test_intake_and_analysis_of_files_with_phi_log_none_of_it(
     broken.write_bytes(cut)
     caplog.clear()  # building the files above logged their invalid values
     caplog.set_level(logging.DEBUG)
+    # A CLI test earlier in the run may have quietened pydicom (cli/main.py): let it speak.
+    caplog.set_level(logging.DEBUG, logger="pydicom")
     with TestClient(create_app(settings)) as client:
         log_in(client)
         response = client.post(

@@ -49,7 +49,8 @@ MODEL_CODES = (
     "intracranial_aneurysm",
     "adrenal_hyperplasia",
 )
-"""Finding codes of the shipped models (``zoo/*/card.json``)."""
+"""Finding codes of the shipped classifiers (``zoo/*/card.json``); the segmentation and
+detection models measure and count, and state nothing notes could contradict."""
 
 LABELS: dict[str, str] = {
     "normal": "normal",
