@@ -63,6 +63,8 @@ bench-models: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/bench_models.py
 	$(BIN)/python benchmarks/bench_calibration.py
 	$(BIN)/python benchmarks/bench_trust.py
+	$(BIN)/python benchmarks/bench_seg_det.py
+	$(BIN)/python benchmarks/bench_det.py
 
 # Coverage-guided fuzzing of the intake path (atheris/libFuzzer), FUZZ_SECONDS long; the
 # totals go to benchmarks/fuzz.json (see benchmarks/fuzz.md). make test runs a bounded

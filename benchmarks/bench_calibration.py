@@ -139,6 +139,8 @@ def main() -> int:
     rows = []
     for model in discover(include_disabled=True):
         card = model.card
+        if card.task in (Task.SEGMENTATION, Task.DETECTION):
+            continue  # no class probabilities to calibrate; see bench_seg_det.py, bench_det.py
         started = time.perf_counter()
         val = read_labelled(
             card.training.data_path(root), "val", card.labels, card.task is Task.MULTILABEL

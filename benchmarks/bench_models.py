@@ -579,8 +579,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--warmups", type=int, default=WARMUPS)
     args = parser.parse_args(argv)
+    # Segmentation models and detectors have no AUC to compare: benchmarks/bench_seg_det.py
+    # and benchmarks/bench_det.py measure them.
+    classifiers = [
+        m
+        for m in discover(include_disabled=True)
+        if m.card.task not in (Task.SEGMENTATION, Task.DETECTION)
+    ]
     result = run(
-        discover(include_disabled=True),
+        classifiers,
         read_references(args.references),
         args.data_root or default_data_root(),
         args.out_dir,

@@ -91,6 +91,7 @@ def analyze(
     fhir: bool = False,
     dicom_results: bool = False,
     clinical_notes: str = "",
+    pixel_size_mm: float | None = None,
 ) -> AnalyzeRun:
     """Scan ``inputs``, analyze every study and write its outputs under ``out_dir``.
 
@@ -98,6 +99,7 @@ def analyze(
     text; the same for every study of the run) beside each study's DICOM reason for study,
     and compares each study with the latest earlier study of the same patient (same
     Patient ID, earlier Study Date and Time) among the studies of this run.
+    ``pixel_size_mm`` is the pixel side of PNG/JPEG inputs, for measuring models.
 
     Raises:
         InputError: the inputs as a whole cannot be used (missing path, empty folder).
@@ -113,7 +115,7 @@ def analyze(
     done: dict[str, PriorStudy] = {}
     waiting: list[tuple[Study, StudyResult, Path]] = []  # their prior comes later in the run
     for study in found.studies:
-        analysis = process_study(study, models, backend_for)
+        analysis = process_study(study, models, backend_for, pixel_size_mm=pixel_size_mm)
         folder = out_dir / _folder_name(study)
         folder.mkdir(parents=True, exist_ok=True)
         for overlay in analysis.overlays:

@@ -21,9 +21,12 @@ from radlens.domain.imaging import Image, ImageLayout, Series, Study
 from radlens.errors import InputError
 from radlens.explain.overlay import render_overlay
 from radlens.inference.backends import Backend, OnnxBackend
+from radlens.inference.detection import detect_findings
 from radlens.inference.ood import stats_for
 from radlens.inference.predict import ood_score, predict
+from radlens.inference.segment import input_stats_for, segment
 from radlens.io.load import load_images
+from radlens.models.card import Task
 from radlens.models.registry import InstalledModel, applies, route, series_shape
 from radlens.triage.priority import study_priority
 
@@ -64,11 +67,13 @@ def process_study(
     models: list[InstalledModel],
     backend_for: Callable[[InstalledModel], Backend] | None = None,
     render: bool = True,
+    pixel_size_mm: float | None = None,
 ) -> Analysis:
     """Analyze every series of ``study`` with the models that apply to it.
 
     A series that cannot be decoded is reported in ``rejected`` with its typed reason;
-    the rest of the study is still analyzed.
+    the rest of the study is still analyzed. ``pixel_size_mm`` is the pixel side for
+    images whose files do not state it (PNG, JPEG), used by measuring models.
     """
     backend_for = backend_for or onnx_backends()
     timings: dict[str, float] = {"decode": 0.0, "preprocess": 0.0, "inference": 0.0, "explain": 0.0}
@@ -107,14 +112,7 @@ def process_study(
             image_findings = [
                 f
                 for model in chosen.models
-                for f in predict(
-                    image,
-                    model.card,
-                    backend_for(model),
-                    study.patient,
-                    timings,
-                    stats_for(model.folder, model.card.ood),
-                )
+                for f in _run_model(model, image, study, backend_for, timings, pixel_size_mm)
             ]
             findings.extend(image_findings)
             if render:
@@ -139,6 +137,38 @@ def process_study(
         rejected=tuple(rejected),
     )
     return Analysis(result, tuple(overlays))
+
+
+def _run_model(
+    model: InstalledModel,
+    image: Image,
+    study: Study,
+    backend_for: Callable[[InstalledModel], Backend],
+    timings: dict[str, float],
+    pixel_size_mm: float | None,
+) -> list[Finding]:
+    """The findings of one model on one image: ``segment`` for segmentation models,
+    ``detect_findings`` (one finding per box) for detectors."""
+    if model.card.task is Task.SEGMENTATION:
+        return segment(
+            image,
+            model.card,
+            backend_for(model),
+            study.patient,
+            timings,
+            pixel_size_mm,
+            input_stats_for(model.folder, model.card),
+        )
+    if model.card.task is Task.DETECTION:
+        return detect_findings(image, model.card, backend_for(model), study.patient, timings)
+    return predict(
+        image,
+        model.card,
+        backend_for(model),
+        study.patient,
+        timings,
+        stats_for(model.folder, model.card.ood),
+    )
 
 
 def _content_unlike_tags(

@@ -128,3 +128,80 @@ def test_train_an_absent_dataset_says_where_it_looked(
     result = radlens("train", "--dataset", "nosuchmnist", "--recipes", tmp_path, "-o", tmp_path)
     assert result.exit_code == 1
     assert "no dataset 'nosuchmnist'" in result.stderr
+
+
+def ellipse_set(root: Path, n_subjects: int = 12) -> Path:
+    """A tiny mask set: bright ellipses of different sizes, with their HC in labels.csv."""
+    import math
+
+    from PIL import Image as PILImage
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    lines = ["filename,subject_id,mask,pixel_size_mm,head_circumference_mm"]
+    yy, xx = np.mgrid[:64, :96]
+    for i in range(n_subjects):
+        a, b = 20 + i % 6, 12 + i % 4
+        inside = ((xx - 48) / a) ** 2 + ((yy - 32) / b) ** 2 <= 1
+        image = (rng.integers(0, 60, (64, 96)) + 150 * inside).astype(np.uint8)
+        PILImage.fromarray(image).save(root / "images" / f"{i:03d}_HC.png")
+        PILImage.fromarray((inside * 255).astype(np.uint8)).save(root / "masks" / f"{i:03d}_m.png")
+        hc = 0.5 * math.pi * (3 * (a + b) - math.sqrt((3 * a + b) * (a + 3 * b)))
+        lines.append(f"{i:03d}_HC.png,{i},{i:03d}_m.png,0.5,{hc:.2f}")
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_train_task_segmentation_on_data_without_masks_says_what_it_needs(
+    radlens: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("monai")
+    monkeypatch.setenv("RADLENS_DATA", str(tmp_path / "data"))
+    (tmp_path / "data" / "notmasks" / "images").mkdir(parents=True)
+    result = radlens(
+        "train", "--dataset", "notmasks", "--task", "segmentation", "--recipes", tmp_path, "-o",
+        tmp_path / "m",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "--task segmentation needs a folder with images/, masks/ and labels.csv" in (
+        result.stderr
+    )
+
+
+def test_infer_segmentation_recipe_keeps_the_aspect_and_measures_hc(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("monai")
+    from radlens.training.recipe import recipe_from_dict
+    from radlens.training.segment import infer_segmentation_recipe
+
+    inferred = infer_segmentation_recipe(ellipse_set(tmp_path / "blobs"), "blobs")
+    assert inferred["input"]["size"] == [64, 96]
+    assert inferred["measure"] == "head_circumference" and inferred["commercial_use"] is False
+    recipe = recipe_from_dict(inferred, "inferred")
+    assert recipe.task.value == "segmentation" and recipe.net.arch == "basicunet"
+    assert infer_segmentation_recipe(tmp_path / "blobs", "blobs", 48)["input"]["size"] == [32, 48]
+
+
+@pytest.mark.train
+@pytest.mark.slow
+def test_train_task_segmentation_infers_a_recipe_from_a_mask_set(
+    radlens: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("monai")
+    monkeypatch.setenv("RADLENS_DATA", str(tmp_path / "data"))
+    ellipse_set(tmp_path / "data" / "seg" / "blobs")
+    out = tmp_path / "model"
+    trained = radlens(
+        "train", "--dataset", "blobs", "--task", "segmentation", "--size", "48", "--recipes",
+        tmp_path, "--set", "schedule.epochs=2", "-o", out,
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.stderr
+    card = json.loads((out / "card.json").read_text())
+    assert card["task"] == "segmentation" and card["input"]["size"] == [32, 48]
+    assert card["segmentation"]["measure"] == "head_circumference"
+    assert card["enabled_by_default"] is False and (out / "model.onnx").exists()
+    assert "--task segmentation" in card["training"]["command"]
+    assert {"dice", "hd95_mm"} <= set(card["metrics"]["val"])

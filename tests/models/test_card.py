@@ -297,3 +297,25 @@ def test_training_data_path_is_the_card_data_as_written_or_under_a_root() -> Non
     assert t.data_path() == Path("../shared/data/cxr_pneumonia")
     assert t.data_path(Path("/data")) == Path("/data/cxr_pneumonia")
     assert Training("", "/abs/x.npz", "", True).data_path(Path("/data")) == Path("/abs/x.npz")
+
+
+def test_detection_card_round_trips_and_may_have_a_single_class(tmp_path: Path) -> None:
+    from det_helpers import detector_card
+    from radlens.models.card import DetectionSpec, read_card, write_card
+
+    card = detector_card(labels=("fracture",), detection=DetectionSpec(stride=8, nms_iou=0.4))
+    write_card(card, tmp_path / "card.json")
+    assert read_card(tmp_path / "card.json") == card
+    data = json.loads((tmp_path / "card.json").read_text())
+    assert data["detection"] == {
+        "max_detections": 100,
+        "min_score": 0.01,
+        "nms_iou": 0.4,
+        "stride": 8,
+    }
+    with pytest.raises(ValueError, match="detection section"):
+        detector_card(detection=None)
+    with pytest.raises(ValueError, match="heatmap and ltrb"):
+        detector_card(outputs=("logits", "cam"))
+    with pytest.raises(ValueError, match="stride"):
+        DetectionSpec(stride=3)

@@ -172,3 +172,14 @@ def test_route_gives_a_reason_for_a_series_without_pixels(model: InstalledModel)
 
 def test_route_says_when_no_models_are_installed() -> None:
     assert "no models installed" in route(series(), []).reason
+
+
+def test_blood_smear_detector_needs_colour_microscopy_of_blood() -> None:
+    from det_helpers import detector_card
+
+    cells = InstalledModel(detector_card(), Path("unused"))
+    assert route(series("SM", "BLOOD", "", samples=3), [cells]).models == (cells,)
+    assert route(series("OT", "PERIPHERAL_BLOOD", "", samples=3), [cells]).models == (cells,)
+    assert "body part not stated" in route(series("OT", "", "", samples=3), [cells]).reason
+    assert "grayscale" in route(series("SM", "BLOOD", "", samples=1), [cells]).reason
+    assert not route(series("CR", "CHEST", "PA", samples=3), [cells]).models

@@ -343,3 +343,26 @@ def test_an_ai_positive_the_notes_do_not_mention_is_new() -> None:
     draft = compose(study(), result(finding(0.9)), notes="Cough for three days.")
     assert "- New (not in the notes) (Pneumonia): notes: not mentioned" in draft.text
     assert not draft.discordant
+
+
+def test_hc_and_ga_are_listed_under_their_finding_and_in_the_impression() -> None:
+    from radlens.domain.findings import Measurement
+
+    hc = Measurement("head_circumference", "Head circumference", 176.54, "mm", method="ellipse")
+    ga = Measurement("gestational_age", "Gestational age", 20.2, "wk", 18.3, 22.1, "Hadlock 1984")
+    text = compose_markdown(study(), result(finding(0.98, "fetal_head", measurements=(hc, ga))))
+    findings = section(text, "Findings")
+    assert "  - Head circumference 176.5 mm; ellipse." in findings
+    assert "  - Gestational age 20.2 weeks (range 18.3-22.1 weeks); Hadlock 1984." in findings
+    assert (
+        "Head circumference 176.5 mm; Gestational age 20.2 weeks (range 18.3-22.1 weeks)."
+        in section(text, "Impression")
+    )
+
+
+def test_a_measurement_without_a_value_says_why() -> None:
+    from radlens.domain.findings import Measurement
+
+    ga = Measurement("gestational_age", "Gestational age", None, "wk", note="HC 60.0 mm gives 12")
+    text = compose_markdown(study(), result(finding(0.98, "fetal_head", measurements=(ga,))))
+    assert "Gestational age not given: HC 60.0 mm gives 12" in section(text, "Findings")

@@ -37,6 +37,7 @@ from radlens.report.fhir import (
     search_bundle,
     to_fhir,
 )
+from radlens.report.findings_json import DISCLAIMER
 
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
@@ -403,3 +404,61 @@ def test_searchset_and_operation_outcome_validate() -> None:
     outcome = OperationOutcome.model_validate(operation_outcome("not-found", "no such thing"))
     assert outcome.issue[0].code == "not-found"
     assert FHIR_JSON == "application/fhir+json"
+
+
+def head_finding(ga_weeks: float | None = 20.2) -> Finding:
+    """A fetal head finding with its HC and GA (or a GA outside the formula's range)."""
+    from radlens.domain.findings import Measurement
+
+    hc = Measurement("head_circumference", "Head circumference", 176.5, "mm", method="ellipse")
+    ga = (
+        Measurement("gestational_age", "Gestational age", ga_weeks, "wk", 18.3, 22.1, "Hadlock")
+        if ga_weeks is not None
+        else Measurement("gestational_age", "Gestational age", None, "wk", note="HC too small")
+    )
+    return finding(
+        code="fetal_head",
+        label="Fetal head",
+        probability=0.98,
+        model_name="fetal_head_hc18",
+        measurements=(hc, ga),
+    )
+
+
+def test_hc_and_ga_are_observations_with_loinc_and_ucum_units() -> None:
+    f = head_finding()
+    bundle = to_fhir(study(body_part="FETAL_HEAD"), result(f, body_part="FETAL_HEAD"))
+    Bundle.model_validate(bundle)
+    by_code = {o["code"]["coding"][0]["code"]: o for o in resources(bundle, "Observation")}
+    hc, ga = by_code["11984-2"], by_code["18185-9"]
+    assert hc["code"]["coding"][0]["system"] == "http://loinc.org"
+    assert hc["valueQuantity"] == {
+        "value": 176.5,
+        "unit": "mm",
+        "system": "http://unitsofmeasure.org",
+        "code": "mm",
+    }
+    assert ga["valueQuantity"]["value"] == 20.2 and ga["valueQuantity"]["code"] == "wk"
+    assert "Range 18.3-22.1 wk." in notes(ga) and "Hadlock" in ga["method"]["text"]
+    assert hc["status"] == "preliminary" and DISCLAIMER in hc["method"]["text"]
+    finding_url = f"urn:uuid:{observation_id('1.2.3', '1.2.3.1', f)}"
+    assert {"reference": finding_url} in hc["derivedFrom"]
+    [report] = resources(bundle, "DiagnosticReport")
+    results = {r["display"] for r in report["result"]}
+    assert {"Head circumference", "Gestational age", "Fetal head"} <= results
+    text = decoded(report)
+    assert "Head circumference 176.5 mm" in text
+    assert "Gestational age 20.2 weeks (range 18.3-22.1 weeks)" in text
+    ids = [(e["resource"]["resourceType"], e["resource"]["id"]) for e in bundle["entry"]]
+    assert resource_ids(result(f, body_part="FETAL_HEAD")) == ids
+
+
+def test_a_ga_that_cannot_be_given_is_absent_with_its_reason() -> None:
+    bundle = to_fhir(study(), result(head_finding(None)))
+    Bundle.model_validate(bundle)
+    [ga] = [
+        o for o in resources(bundle, "Observation") if o["code"]["coding"][0]["code"] == "18185-9"
+    ]
+    assert "valueQuantity" not in ga
+    assert ga["dataAbsentReason"]["coding"][0]["code"] == "not-applicable"
+    assert notes(ga) == ["HC too small"]

@@ -146,3 +146,28 @@ def test_from_json_ignores_store_keys_and_refuses_another_schema() -> None:
     assert from_json(document).series[0].findings[0].code == "pneumonia"
     with pytest.raises(ValueError, match="radlens.findings/2"):
         from_json(document | {"schema": "radlens.findings/1"})
+
+
+def test_measurements_are_written_with_units_and_read_back() -> None:
+    from radlens.domain.findings import Measurement
+
+    hc = Measurement("head_circumference", "Head circumference", 181.2, "mm", method="ellipse")
+    ga = Measurement("gestational_age", "Gestational age", None, "wk", note="out of range")
+    doc = finding_to_dict(finding(measurements=(hc, ga)))
+    assert doc["measurements"][0] == {
+        "code": "head_circumference",
+        "label": "Head circumference",
+        "value": 181.2,
+        "unit": "mm",
+        "low": None,
+        "high": None,
+        "method": "ellipse",
+        "note": "",
+    }
+    assert doc["measurements"][1]["value"] is None
+    assert doc["measurements"][1]["note"] == "out of range"
+    result = StudyResult(
+        "1.2.3", (SeriesResult("1.2.3.1", "US", "", 1, findings=(finding(measurements=(hc, ga)),)),)
+    )
+    back = from_json(json.loads(json.dumps(to_json(result))))
+    assert back.findings[0].measurements == (hc, ga)

@@ -245,3 +245,31 @@ def test_sr_refuses_what_it_cannot_place(cr_chest: Dataset, ct_slice: Dataset) -
 def test_reader_refuses_a_document_that_is_not_a_measurement_report(cr_chest: Dataset) -> None:
     with pytest.raises(InputError, match="TID 1500"):
         read_dicom_sr(cr_chest)
+
+
+def test_head_circumference_and_gestational_age_are_numeric_measurements_with_ucum(
+    us_image: Dataset, tmp_path: Path
+) -> None:
+    from radlens.domain.findings import Measurement
+
+    head = finding_on(
+        us_image,
+        code="fetal_head",
+        label="Fetal head",
+        probability=0.97,
+        model_name="fetal_head_hc18",
+        model_version="1.0.0",
+        box=Box(100.0, 80.0, 400.0, 300.0),
+        measurements=(
+            Measurement("head_circumference", "Head circumference", 181.25, "mm"),
+            Measurement("gestational_age", "Gestational age", 20.5, "wk", low=19.3, high=21.7),
+            Measurement("other", "Not given", None, "wk", note="out of range"),
+        ),
+    )
+    [read] = round_trip(to_dicom_sr([us_image], [head]))
+    assert [(c.value, c.scheme, v, u) for c, v, u in read.measurements] == [
+        ("11984-2", "LN", pytest.approx(181.25), "mm"),
+        ("18185-9", "LN", pytest.approx(20.5), "wk"),
+    ]
+    assert read.probability == pytest.approx(0.97) and read.present
+    dciodvfy(to_dicom_sr([us_image], [head]), tmp_path)

@@ -105,6 +105,9 @@ def series(
         ("raw CT volume", series("CT", "ABDOMEN", volume=True), set()),
         ("raw MR volume", series("MR", "HEAD", volume=True), set()),
         ("CR hand", series("CR", "HAND"), set()),
+        ("blood smear", series("SM", "BLOOD", color=True), {"bccd_cells"}),
+        ("smear picture as secondary capture", series("OT", "BLOOD", color=True), {"bccd_cells"}),
+        ("colour secondary capture, no body part", series("OT", color=True), set()),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )

@@ -59,6 +59,7 @@ def run_analysis(
     fhir: bool = False,
     dicom_results: bool = False,
     notes: Path | None = None,
+    pixel_size_mm: float | None = None,
 ) -> AnalyzeRun:
     models = discover(models_dir)
     clinical_notes = "" if notes is None else notes.read_bytes().decode("utf-8", "replace")
@@ -80,6 +81,7 @@ def run_analysis(
             fhir=fhir,
             dicom_results=dicom_results,
             clinical_notes=clinical_notes,
+            pixel_size_mm=pixel_size_mm,
         )
     if as_json:
         doc = {
@@ -109,6 +111,15 @@ def analyze_command(
     fhir: Fhir = False,
     dicom_results: DicomResults = False,
     notes: Notes = None,
+    pixel_size_mm: Annotated[
+        float | None,
+        typer.Option(
+            "--pixel-size-mm",
+            min=1e-6,
+            help="pixel side in mm of PNG/JPEG input, for measurements such as the fetal "
+            "head circumference (DICOM input states its own)",
+        ),
+    ] = None,
 ) -> None:
     """Analyze studies; write findings.json, overlays and a draft report per study."""
     configure_logging(verbose, quiet)
@@ -124,5 +135,6 @@ def analyze_command(
         fhir=fhir,
         dicom_results=dicom_results,
         notes=notes,
+        pixel_size_mm=pixel_size_mm,
     )
     raise typer.Exit(run.exit_code)

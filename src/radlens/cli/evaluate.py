@@ -14,9 +14,13 @@ from rich.table import Table
 from radlens.cli.analyze import Json, ModelsDir
 from radlens.cli.render import out
 from radlens.errors import ConfigError
-from radlens.evaluation.evaluate import evaluate
+from radlens.evaluation.detection import DetectionScores, evaluate_detector
+from radlens.evaluation.evaluate import Evaluation, evaluate
+from radlens.evaluation.segmentation import evaluate_segmentation
 from radlens.inference.backends import OnnxBackend
+from radlens.io.box_sets import read_boxes
 from radlens.io.datasets import read_labelled
+from radlens.io.segmentation_sets import read_segmentation
 from radlens.models.card import Task
 from radlens.models.registry import discover, get_model, load_model
 
@@ -32,7 +36,9 @@ def evaluate_command(
         bool, typer.Option("--int8", help="run the INT8 variant (see radlens quantize)")
     ] = False,
 ) -> None:
-    """Measure a model on labelled data: AUC, ACC, ECE and per-class figures."""
+    """Measure a model on labelled data: AUC, ACC, ECE and per-class figures; for a
+    segmentation model Dice, Hausdorff distance (mm) and the head circumference error; for a
+    detector VOC AP at IoU 0.5 and 0.5:0.95 per class and their means (mAP)."""
     folder = Path(model)
     installed = (
         load_model(folder)
@@ -43,8 +49,14 @@ def evaluate_command(
     if int8 and card.int8 is None:
         raise ConfigError(f"{card.name} has no INT8 variant; make one with radlens quantize")
     weights = installed.runtime_weights(prefer_int8=int8)
-    labelled = read_labelled(data, split, card.labels)
-    result = evaluate(card, OnnxBackend(weights, threads=threads), labelled)
+    backend = OnnxBackend(weights, threads=threads)
+    result: Evaluation | DetectionScores
+    if card.task is Task.SEGMENTATION:
+        result, _ = evaluate_segmentation(card, backend, read_segmentation(data, split))
+    elif card.task is Task.DETECTION:
+        result = evaluate_detector(card, backend, read_boxes(data, split, card.labels))
+    else:
+        result = evaluate(card, backend, read_labelled(data, split, card.labels))
     if as_json:
         out.print_json(
             json.dumps(

@@ -34,6 +34,8 @@ def models_command(
     for m in models:
         a, val = m.card.applies_to, m.card.metrics.get("val", {})
         figures = " / ".join(f"{val[k]:.3f}" if k in val else "-" for k in ("auc", "acc", "ece"))
+        if "map50" in val:  # a detector: VOC mAP instead
+            figures = f"mAP@0.5 {val['map50']:.3f}"
         table.add_row(
             m.card.name,
             m.card.version,

@@ -4,7 +4,9 @@ Two ways to say what to train:
 
 * ``radlens train recipes/NAME.toml -o OUT`` — a recipe file;
 * ``radlens train --dataset NAME [--size N] [--arch A] [--seed S] -o OUT`` — the recipe in
-  ``recipes/`` made for that dataset, or one inferred from the data when there is none.
+  ``recipes/`` made for that dataset, or one inferred from the data when there is none
+  (``--task detection``: a box detector inferred from a box set; ``--task segmentation``:
+  a BasicUNet inferred from a mask set, ``images/`` + ``masks/`` + ``labels.csv``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def _command_words(
     seed: int | None,
     sets: list[str],
     output: Path,
+    task: str | None = None,
 ) -> list[str]:
     """The command line that reproduces this run, for the card."""
     words = ["radlens", "train"]
@@ -55,6 +58,7 @@ def _command_words(
         ("--data", data),
         ("--epochs", epochs),
         ("--seed", seed),
+        ("--task", task),
     ):
         if value is not None:
             words += [flag, str(value)]
@@ -80,6 +84,14 @@ def train_command(
     data: Annotated[Path | None, typer.Option(help="MedMNIST .npz or labelled folder")] = None,
     epochs: Annotated[int | None, typer.Option(help="override schedule.epochs")] = None,
     seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="override the task; with --dataset and no recipe, 'detection' infers a "
+            "detector recipe from a box set (Pascal VOC or boxes.csv), 'segmentation' a "
+            "segmentation recipe from a mask set (images/, masks/, labels.csv)"
+        ),
+    ] = None,
     recipes: Annotated[Path, typer.Option(help="where --dataset looks for recipes")] = Path(
         "recipes"
     ),
@@ -116,16 +128,27 @@ def train_command(
         overrides["schedule.epochs"] = epochs
     if seed is not None:
         overrides["seed"] = seed
+    if task is not None:
+        overrides["task"] = task
     overrides.update(parse_sets(sets or []))
     if path is not None:
         chosen = read_recipe(path, overrides)
     else:
         assert dataset is not None
         source = data or find_dataset(dataset, size)
-        inferred = infer_recipe(source, dataset, size)
+        if task == "detection":
+            from radlens.training.detection import infer_detection_recipe
+
+            inferred = infer_detection_recipe(source, dataset, size)
+        elif task == "segmentation":
+            from radlens.training.segment import infer_segmentation_recipe
+
+            inferred = infer_segmentation_recipe(source, dataset, size)
+        else:
+            inferred = infer_recipe(source, dataset, size)
         chosen = recipe_from_dict(inferred, f"inferred from {source}", overrides)
     command = shlex.join(
-        _command_words(recipe, dataset, size, arch, data, epochs, seed, sets or [], output)
+        _command_words(recipe, dataset, size, arch, data, epochs, seed, sets or [], output, task)
     )
     card, evaluation = train(chosen, output, Path(chosen.data), command)
     out.print(

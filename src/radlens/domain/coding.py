@@ -104,6 +104,30 @@ GRADE_UNITS = Concept("{grade}", UCUM, "grade")
 """UCUM units: ``1`` for probabilities, scores and activations; ``{grade}`` (an annotation
 of the dimensionless unit) for ordinal grades."""
 
+MEASUREMENTS: dict[str, Concept] = {
+    # LOINC as used for fetal biometry in DICOM TID 5000 (OB-GYN ultrasound) and the HL7
+    # International Birth and Child Model ("Fetal Head Circumference US").
+    "head_circumference": Concept("11984-2", LOINC, "Fetal Head Circumference US"),
+    "gestational_age": Concept("18185-9", LOINC, "Gestational age"),
+}
+"""A finding measurement's ``code`` -> its concept (others get the local scheme)."""
+
+UNITS: dict[str, Concept] = {
+    "mm": Concept("mm", UCUM, "millimeter"),
+    "wk": Concept("wk", UCUM, "week"),
+}
+
+
+def measurement_concept(code: str, label: str) -> Concept:
+    """The concept of a measurement code (``head_circumference`` -> LOINC 11984-2)."""
+    return MEASUREMENTS.get(code) or Concept(code, LOCAL, label)
+
+
+def unit_concept(unit: str) -> Concept:
+    """The UCUM concept of a unit code."""
+    return UNITS.get(unit) or Concept(unit, UCUM, unit)
+
+
 IMAGING_PROCEDURE = Concept("363679005", SNOMED, "Imaging procedure")
 PROCEDURES: dict[str, Concept] = {
     "CT": Concept("25045-6", LOINC, "CT unspecified body region"),

@@ -37,6 +37,35 @@ class Box:
         return inter / (self.area_px + other.area_px - inter)
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """A number a model measured, with its UCUM unit (a head circumference, an age).
+
+    Attributes:
+        code, label: what was measured (``"head_circumference"``, "Head circumference").
+        value: the value in ``unit``, or None when it cannot be given (then ``note`` says
+            why, e.g. an age outside the range its formula was fitted on).
+        unit: UCUM code (``mm``, ``wk``).
+        low, high: the range the value is known to within (e.g. +/- 2 SD), if stated.
+        method: how it was obtained, with the published source of any formula.
+    """
+
+    code: str
+    label: str
+    value: float | None
+    unit: str
+    low: float | None = None
+    high: float | None = None
+    method: str = ""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.value is not None and not math.isfinite(self.value):
+            raise ValueError(f"measurement {self.code} must be finite, got {self.value}")
+        if self.value is None and not self.note:
+            raise ValueError(f"measurement {self.code} without a value needs a note saying why")
+
+
 class Priority(IntEnum):
     """Worklist priority of a study; higher is more urgent."""
 
@@ -69,6 +98,11 @@ class Finding:
         warnings: reasons to trust this finding less (population, uncalibrated, ...).
         mask: where the finding is, on the grid of the image it was made on (bool, or
             float in [0, 1]), for models that segment; None otherwise.
+        measurements: what was measured on it (segmentation models), with units.
+        outline_px: a closed outline ``(n, 2)`` of (x, y) source pixels that the
+            measurements were made on (the fitted head ellipse), for overlays; or None.
+        detected: one box of a detector (``radlens.inference.detection``): ``box`` is the
+            finding and ``probability`` the detector's score; many per image and class.
     """
 
     code: str
@@ -89,6 +123,9 @@ class Finding:
     ood_input_score: float | None = None
     warnings: tuple[str, ...] = ()
     mask: np.ndarray | None = field(default=None, repr=False)
+    measurements: tuple[Measurement, ...] = ()
+    outline_px: np.ndarray | None = field(default=None, repr=False)
+    detected: bool = False
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.probability <= 1.0) or math.isnan(self.probability):
@@ -101,17 +138,34 @@ class Finding:
         return self.probability >= self.threshold
 
 
+def is_detected_box(finding: Finding) -> bool:
+    """Whether ``finding`` is one box of a detector (``Finding.detected`` with a box).
+    Overlays draw such boxes with class and score, the draft report counts them per class
+    instead of listing each, and their ids include the box.
+
+    Example:
+        >>> box = Box(0, 0, 9, 9)
+        >>> is_detected_box(Finding("rbc", "RBC", 0.8, 0.3, "c", "1", box=box, detected=True))
+        True
+    """
+    return finding.detected and finding.box is not None
+
+
 def finding_id(series_uid: str, finding: Finding) -> str:
-    """Stable id of a finding: its series, image, frame, model and label.
+    """Stable id of a finding: its series, image, frame, model and label; for a detector's
+    box (:func:`is_detected_box`: many of one class per image) also the box, rounded to
+    0.1 px as findings.json writes it.
 
     Example:
         >>> finding_id("1.2", Finding("pneumonia", "Pneumonia", 0.9, 0.5, "cxr", "1.0.0"))
         'c55e877dd2b4fb2b'
     """
-    key = "|".join(
-        (series_uid, finding.sop_instance_uid, str(finding.frame), finding.model_name, finding.code)
-    )
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    parts = [series_uid, finding.sop_instance_uid, str(finding.frame), finding.model_name]
+    parts.append(finding.code)
+    if finding.box is not None and is_detected_box(finding):
+        b = finding.box
+        parts.append(",".join(f"{round(v, 1):.1f}" for v in (b.x0, b.y0, b.x1, b.y1)))
+    return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""Overlay rendering: the image, the heatmap, the box, the label and "AI draft".
+"""Overlay rendering: the image, the heatmap, the box, the label and "AI draft"; for a
+segmentation finding its mask (tinted), the outline it was measured on and the measurements;
+for a detector every box with its class and score, and a count per class.
 
 Produces an RGB uint8 array for a PNG; the secondary-capture and DICOM forms come from
 ``radlens.report``.
@@ -6,11 +8,13 @@ Produces an RGB uint8 array for a PNG; the secondary-capture and DICOM forms com
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 
-from radlens.domain.findings import Finding
+from radlens.domain.findings import Finding, Measurement, is_detected_box
 from radlens.domain.imaging import Window
 
 AI_DRAFT = "AI draft - requires physician review"
@@ -103,11 +107,19 @@ def render_overlay(
         )
         weight = (alpha * heat)[..., None]
         base = base * (1 - weight) + colormap(heat) * weight
+    for f in findings:
+        if f.mask is not None:
+            base = _tint(base, f.mask, size)
     canvas = PILImage.fromarray(np.clip(base, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=max(12, size[1] // 40))
     for f in findings:
-        if f.positive and f.box is not None:
+        if f.outline_px is not None:
+            points = [(float(x) * scale, float(y) * scale) for x, y in f.outline_px]
+            draw.line([*points, points[0]], fill=(60, 255, 60), width=max(2, size[0] // 400))
+        elif is_detected_box(f):
+            _draw_detection(draw, f, scale, size, font)
+        elif f.positive and f.box is not None:
             b = f.box
             draw.rectangle(
                 [b.x0 * scale, b.y0 * scale, b.x1 * scale, b.y1 * scale],
@@ -119,7 +131,11 @@ def render_overlay(
         f" at {f.threshold:.2f}) {f.model_name} {f.model_version}"
         + (" - LOW TRUST" if f.ood_flag else "")
         for f in findings
-    ] + [AI_DRAFT]
+        if not is_detected_box(f)
+    ]
+    lines += _detection_summary([f for f in findings if is_detected_box(f)])
+    lines += [f"  {_measurement_text(m)}" for f in findings for m in f.measurements]
+    lines += [AI_DRAFT]
     y = 4.0
     for line in lines:
         box = draw.textbbox((4, y), line, font=font)
@@ -127,3 +143,72 @@ def render_overlay(
         draw.text((4, y), line, fill=(255, 255, 0), font=font)
         y = float(box[3] + 6)
     return np.asarray(canvas, dtype=np.uint8)
+
+
+def _tint(base: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``base`` with a translucent green over the (resized) mask."""
+    small = PILImage.fromarray(mask.astype(np.uint8) * 255).resize(
+        size, PILImage.Resampling.NEAREST
+    )
+    inside = (np.asarray(small) > 127)[..., None]
+    green = np.array([60.0, 255.0, 60.0], np.float32)
+    tinted: np.ndarray = np.where(inside, base * 0.75 + green * 0.25, base)
+    return tinted
+
+
+def _measurement_text(m: Measurement) -> str:
+    """``Head circumference 181.2 mm`` / ``Gestational age 20.5 wk (19.0-22.0)``."""
+    if m.value is None:
+        return f"{m.label}: not given ({m.note})"
+    text = f"{m.label} {m.value:.1f} {m.unit}"
+    if m.low is not None and m.high is not None:
+        text += f" ({m.low:.1f}-{m.high:.1f}, +/- 2 SD)"
+    return text
+
+
+# Box colours of a detector's classes, chosen by a checksum of the class name (the same
+# colour for a class in every overlay); BCCD's three classes fall on three colours.
+_BOX_COLOURS = (
+    (255, 60, 60),
+    (60, 160, 255),
+    (255, 220, 40),
+    (60, 220, 90),
+    (230, 90, 255),
+    (255, 140, 0),
+)
+
+
+def _box_colour(f: Finding) -> tuple[int, int, int]:
+    return _BOX_COLOURS[zlib.crc32(f.label.encode("utf-8")) % len(_BOX_COLOURS)]
+
+
+def _draw_detection(
+    draw: ImageDraw.ImageDraw,
+    f: Finding,
+    scale: float,
+    size: tuple[int, int],
+    font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+) -> None:
+    assert f.box is not None
+    b, colour = f.box, _box_colour(f)
+    corners = [b.x0 * scale, b.y0 * scale, b.x1 * scale, b.y1 * scale]
+    draw.rectangle(corners, outline=colour, width=max(1, size[0] // 400))
+    text = f"{f.label} {f.probability:.2f}"
+    top = draw.textbbox((corners[0], corners[1]), text, font=font)
+    lift = top[3] - top[1] + 2
+    y = corners[1] - lift if corners[1] >= lift else corners[1]
+    box = draw.textbbox((corners[0], y), text, font=font)
+    draw.rectangle(box, fill=colour)
+    draw.text((corners[0], y), text, fill=(0, 0, 0), font=font)
+
+
+def _detection_summary(boxes: list[Finding]) -> list[str]:
+    """One line per model and class: ``RBC: 14 boxes (score >= 0.30) bccd_cells 1.0.0``."""
+    counts: dict[tuple[str, str, str, float], int] = {}
+    for f in boxes:
+        key = (f.label, f.model_name, f.model_version, f.threshold)
+        counts[key] = counts.get(key, 0) + 1
+    return [
+        f"{label}: {n} box{'es' if n != 1 else ''} (score >= {threshold:.2f}) {model} {version}"
+        for (label, model, version, threshold), n in counts.items()
+    ]

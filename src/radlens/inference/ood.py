@@ -285,6 +285,16 @@ def stats_for(folder: Path, spec: OodSpec | None) -> OodStats | None:
     return OodStats(features.means, features.precision, inputs)
 
 
+def verified_input_stats(path: Path, sha256: str) -> InputStats:
+    """``ood_inputs.npz`` at ``path``, hash-verified and cached (models whose score is the
+    input statistics alone: segmentation).
+
+    Raises:
+        ModelIntegrityError: the file is missing or differs from the card.
+    """
+    return _verified(path, sha256, load_input_stats)
+
+
 def _verified(path: Path, sha256: str, load: Callable[[Path], T]) -> T:
     key = (str(path.resolve()), sha256)
     if key not in _CACHE:

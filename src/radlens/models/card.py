@@ -34,6 +34,12 @@ class Task(StrEnum):
     ORDINAL = "ordinal"
     # Independent yes/no per label (ChestMNIST): sigmoid per logit, one finding per label.
     MULTILABEL = "multilabel"
+    # A mask per image (one ``mask_logits`` output on the input grid), measured after
+    # (see ``SegmentationSpec`` and ``radlens.inference.segment``).
+    SEGMENTATION = "segmentation"
+    # Boxes with a class and a score (``heatmap`` + ``ltrb`` outputs, see ``DetectionSpec``
+    # and ``radlens.inference.detection``).
+    DETECTION = "detection"
 
 
 class Resize(StrEnum):
@@ -367,6 +373,110 @@ class OodSpec:
             raise ValueError("ood.inputs.stats_file must differ from ood.stats_file")
 
 
+class Measure(StrEnum):
+    """What is measured on a segmentation mask (``radlens.inference.segment``)."""
+
+    NONE = "none"
+    # Ellipse of the fetal skull, head circumference and Hadlock 1984 gestational age.
+    HEAD_CIRCUMFERENCE = "head_circumference"
+
+
+@dataclass(frozen=True)
+class InputOodSpec:
+    """The out-of-distribution score of a model without a features output (segmentation):
+    the Mahalanobis distance of the input image's statistics (``image2d/1``, the same
+    statistics as :class:`InputStatsSpec`) to the training images', alone.
+
+    Attributes:
+        statistics: the statistic set, versioned (``image2d/1``).
+        stats_file, sha256: ``ood_inputs.npz`` beside the card and its hash.
+        threshold: flag at or above this distance (the ``1 - val_flag_rate`` quantile of
+            the validation images' distances).
+        median: the median distance of the validation images.
+        val_flag_rate: the share of validation images flagged.
+    """
+
+    statistics: str
+    stats_file: str
+    sha256: str
+    threshold: float
+    median: float
+    val_flag_rate: float
+
+    def __post_init__(self) -> None:
+        if not self.stats_file.endswith(".npz") or "/" in self.stats_file:
+            raise ValueError(
+                f"ood_inputs.stats_file must be an .npz beside the card: {self.stats_file}"
+            )
+        if len(self.sha256) != 64:
+            raise ValueError("ood_inputs.sha256 must be 64 hex characters")
+        if not (self.threshold > 0 and self.median > 0 and 0 <= self.val_flag_rate <= 1):
+            raise ValueError("ood_inputs: threshold and median positive, flag rate in [0, 1]")
+
+
+@dataclass(frozen=True)
+class SegmentationSpec:
+    """How a segmentation model's mask becomes a finding and its measurements.
+
+    The ``mask_logits`` output (``(B, 1, rows, cols)`` on the input grid) becomes a
+    probability by the sigmoid, is resized to the source image (bilinear, the inverse of
+    the input placement) and thresholded at the card's ``operating`` threshold.
+
+    Attributes:
+        measure: what to measure on the mask.
+        edge_offset_px: source pixels between the edge of the training masks and the line
+            the reference measurement follows (the HC18 masks are filled ellipses whose
+            edge lies half an annotation line outside the annotated ellipse); subtracted
+            from both semi-axes before the perimeter is taken. Fitted on the train split.
+        min_area_fraction: a mask smaller than this share of the image is "not found".
+        ood_inputs: the input-statistics out-of-distribution score, when fitted.
+    """
+
+    measure: Measure = Measure.NONE
+    edge_offset_px: float = 0.0
+    min_area_fraction: float = 0.005
+    ood_inputs: InputOodSpec | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "measure", Measure(self.measure))
+        if isinstance(self.ood_inputs, dict):
+            object.__setattr__(self, "ood_inputs", InputOodSpec(**self.ood_inputs))
+        if not 0 <= self.min_area_fraction < 1:
+            raise ValueError("segmentation.min_area_fraction must lie in [0, 1)")
+        if abs(self.edge_offset_px) > 20:
+            raise ValueError("segmentation.edge_offset_px must lie within 20 px")
+
+
+@dataclass(frozen=True)
+class DetectionSpec:
+    """How a detector's two output maps become boxes (``radlens.inference.detection``).
+
+    ``heatmap`` ``(B, K, h, w)`` holds per class the probability of a box centre in each
+    cell and ``ltrb`` ``(B, 4, h, w)`` the distances in input pixels from the cell centre to
+    the box edges, at ``stride`` input pixels per cell. A box is a 3 x 3 peak of the heatmap
+    at or above ``min_score``, among the ``max_detections`` best, after non-maximum
+    suppression per class at ``nms_iou``. The card's ``operating`` threshold is the score a
+    box needs to be reported as a finding; ``min_score`` is the lower cut used to measure AP.
+
+    Attributes:
+        stride: input pixels per output cell.
+        nms_iou: boxes of one class overlapping a better one by more than this are dropped.
+        max_detections: at most this many boxes per image.
+        min_score: boxes below this score are never decoded.
+    """
+
+    stride: int = 4
+    nms_iou: float = 0.5
+    max_detections: int = 100
+    min_score: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.stride not in (1, 2, 4, 8, 16, 32):
+            raise ValueError("detection.stride must be a power of 2 up to 32")
+        if not (0 < self.nms_iou <= 1 and 0 <= self.min_score < 1 and self.max_detections > 0):
+            raise ValueError("detection: need 0 < nms_iou <= 1, 0 <= min_score < 1, max > 0")
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """Everything radlens knows about one model.
@@ -385,6 +495,10 @@ class ModelCard:
         outputs: ONNX output names, ``logits`` and ``cam`` (class activation map).
         int8: the INT8 variant of the weights, when one was kept (``radlens quantize``).
         ood: the out-of-distribution score's statistics and threshold (``radlens ood``).
+        segmentation: for ``task = "segmentation"``: how the mask is read and measured;
+            ``outputs`` is then ``("mask_logits",)``.
+        detection: for ``task = "detection"``: how boxes are decoded; ``outputs`` is then
+            ``("heatmap", "ltrb")`` and ``labels`` may hold a single class.
     """
 
     name: str
@@ -403,11 +517,13 @@ class ModelCard:
     limitations: tuple[str, ...]
     sha256: str
     weights_file: str = "model.onnx"
-    outputs: tuple[str, str] = ("logits", "cam")
+    outputs: tuple[str, ...] = ("logits", "cam")
     enabled_by_default: bool = True
     positive_index: int = 1
     int8: Int8Variant | None = None
     ood: OodSpec | None = None
+    segmentation: SegmentationSpec | None = None
+    detection: DetectionSpec | None = None
     schema_version: int = CARD_SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -415,8 +531,8 @@ class ModelCard:
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "limitations", tuple(self.limitations))
         object.__setattr__(self, "outputs", tuple(self.outputs))
-        if len(self.labels) < 2:
-            raise ValueError("a model needs at least two labels")
+        if len(self.labels) < (1 if self.task is Task.DETECTION else 2):
+            raise ValueError("a model needs at least two labels (a detector one)")
         if "operating" not in self.thresholds:
             raise ValueError("thresholds must include 'operating'")
         if any(not 0.0 <= t <= 1.0 for t in self.thresholds.values()):
@@ -425,13 +541,24 @@ class ModelCard:
             raise ValueError("sha256 must be 64 hex characters")
         if self.applies_to.dims != self.input.dims:
             raise ValueError("applies_to.dims and the input size disagree")
-        if not 0 <= self.positive_index < len(self.labels):
+        if self.task is not Task.DETECTION and not 0 <= self.positive_index < len(self.labels):
             raise ValueError(f"positive_index {self.positive_index} is not a label index")
         if not self.training.commercial_use and self.enabled_by_default:
             raise ValueError("a model trained on non-commercial data cannot be enabled by default")
         if self.int8 is not None and self.int8.file == self.weights_file:
             raise ValueError("int8.file must differ from weights_file")
+        self._check_segmentation()
+        if (self.task is Task.DETECTION) != (self.detection is not None):
+            raise ValueError("a detection card needs a detection section, and only it")
+        if self.task is Task.DETECTION and self.outputs[:2] != ("heatmap", "ltrb"):
+            raise ValueError("a detector's outputs must be heatmap and ltrb")
         self._check_calibration()
+
+    def _check_segmentation(self) -> None:
+        if (self.task is Task.SEGMENTATION) != (self.segmentation is not None):
+            raise ValueError("a segmentation card needs a segmentation section, and only it")
+        if self.task is Task.SEGMENTATION and self.outputs[:1] != ("mask_logits",):
+            raise ValueError("a segmentation model's first output must be mask_logits")
 
     def _check_calibration(self) -> None:
         method, k = self.calibration.method, len(self.labels)
@@ -464,6 +591,8 @@ def card_from_dict(data: dict[str, Any], source: str = "card") -> ModelCard:
         population = Population(**applies.pop("population", {}))
         int8 = fields.pop("int8", None)
         ood = fields.pop("ood", None)
+        segmentation = fields.pop("segmentation", None)
+        detection = fields.pop("detection", None)
         if ood is not None:
             ood = dict(ood)
             inputs = ood.pop("inputs", None)
@@ -475,6 +604,8 @@ def card_from_dict(data: dict[str, Any], source: str = "card") -> ModelCard:
             training=Training(**fields.pop("training")),
             int8=None if int8 is None else Int8Variant(**int8),
             ood=None if ood is None else OodSpec(**ood),
+            segmentation=None if segmentation is None else SegmentationSpec(**segmentation),
+            detection=None if detection is None else DetectionSpec(**detection),
             **fields,
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -495,6 +626,14 @@ def card_to_dict(card: ModelCard) -> dict[str, Any]:
             del data["calibration"][key]
     if card.int8 is None:
         del data["int8"]  # cards without a variant read exactly as before it existed
+    if card.segmentation is None:
+        del data["segmentation"]  # classification cards read exactly as before it existed
+    else:
+        data["segmentation"]["measure"] = card.segmentation.measure.value
+        if card.segmentation.ood_inputs is None:
+            del data["segmentation"]["ood_inputs"]
+    if card.detection is None:
+        del data["detection"]  # cards of other tasks read exactly as before it existed
     if card.ood is None:
         del data["ood"]
     elif card.ood.inputs is None:

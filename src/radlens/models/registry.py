@@ -28,6 +28,10 @@ BODY_PART_SYNONYMS: dict[str, tuple[str, ...]] = {
     "HEAD": ("HEAD", "BRAIN", "SKULL", "HEADNECK", "HEAD_NECK"),
     "BRAIN": ("BRAIN", "HEAD"),
     "EYE": ("EYE", "RETINA", "FUNDUS"),
+    # Obstetric ultrasound of the fetal head; "FETUS" is what many OB presets send.
+    "FETAL_HEAD": ("FETAL_HEAD", "FETUS", "FETAL_SKULL", "HEAD_FETAL"),
+    # Peripheral blood smears (microscopy); "BLOOD" is the CID 4031 / SNOMED 87612001 term.
+    "BLOOD": ("BLOOD", "PERIPHERAL_BLOOD", "BLOOD_SMEAR", "SMEAR"),
 }
 
 MODALITY_NAMES: dict[str, str] = {
@@ -43,6 +47,7 @@ MODALITY_NAMES: dict[str, str] = {
     "SR": "structured report",
     "OP": "ophthalmic photography",
     "XC": "external-camera photography",
+    "SM": "slide microscopy",
 }
 
 

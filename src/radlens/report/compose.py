@@ -14,6 +14,9 @@ Impression, from the AI findings, the DICOM context, an earlier study and clinic
 * **Clinical correlation** (within Findings): per finding, ``nlp.align`` of the notes with
   the AI (concordant / discordant / new / known); a discordance is called out at the top and
   in the Impression, because the radiologist must settle it.
+* **Measurements** of a finding (a fetal head circumference in mm, a gestational age in
+  weeks with its +/- 2 SD range) are listed under it in Findings and repeated in the
+  Impression (:func:`measurement_words`); one that cannot be given says why.
 * Every draft says ``DISCLAIMER``: an AI-generated draft that requires physician review.
 
 Example:
@@ -32,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from radlens.domain.findings import Finding, StudyResult
+from radlens.domain.findings import Finding, Measurement, StudyResult, is_detected_box
 from radlens.domain.imaging import Patient, Study
 from radlens.domain.reports import PriorStudy
 from radlens.nlp import Alignment, Concordance, Extraction, align, extract
@@ -340,6 +343,34 @@ def _comparison(prior: PriorStudy | None, comparisons: Sequence[Comparison]) -> 
     return [*lines, ""]
 
 
+_UNIT_WORDS = {"mm": "mm", "wk": "weeks"}
+
+
+def measurement_words(m: Measurement) -> str:
+    """A measurement as said in the draft: value, unit and range, or why there is none.
+
+    Example:
+        >>> print(measurement_words(Measurement("gestational_age", "Gestational age", 20.2,
+        ...     "wk", low=18.3, high=22.1)))
+        Gestational age 20.2 weeks (range 18.3-22.1 weeks)
+    """
+    unit = _UNIT_WORDS.get(m.unit, m.unit)
+    if m.value is None:
+        return f"{m.label} not given: {m.note}"
+    words = f"{m.label} {m.value:.1f} {unit}"
+    if m.low is not None and m.high is not None:
+        words += f" (range {m.low:.1f}-{m.high:.1f} {unit})"
+    return words
+
+
+def _measurement_lines(f: Finding) -> list[str]:
+    """Sub-items of a finding's line: each measurement, with how it was obtained."""
+    return [
+        f"  - {measurement_words(m)}" + (f"; {m.method}." if m.method else ".")
+        for m in f.measurements
+    ]
+
+
 def _finding_line(f: Finding) -> str:
     if is_indeterminate(f):
         said = (
@@ -361,6 +392,28 @@ def _finding_line(f: Finding) -> str:
     return line
 
 
+def box_lines(boxes: Sequence[Finding]) -> list[str]:
+    """A detector's boxes counted per model and class, one line each (they are drawn one by
+    one in the overlay and listed in findings.json and the SR).
+
+    Example:
+        >>> from radlens.domain.findings import Box
+        >>> b = Finding("rbc", "RBC", 0.8, 0.3, "cells", "1", box=Box(0, 0, 9, 9), detected=True)
+        >>> print(box_lines([b, b])[0])
+        - RBC: 2 boxes (detector scores 0.80-0.80, each at least 0.30; cells 1); see the overlay.
+    """
+    groups: dict[tuple[str, str, str, float], list[float]] = {}
+    for f in boxes:
+        key = (f.label, f.model_name, f.model_version, f.threshold)
+        groups.setdefault(key, []).append(f.probability)
+    return [
+        f"- {label}: {len(scores)} box{'es' if len(scores) != 1 else ''} (detector scores "
+        f"{min(scores):.2f}-{max(scores):.2f}, each at least {threshold:.2f}; {model} "
+        f"{version}); see the overlay."
+        for (label, model, version, threshold), scores in groups.items()
+    ]
+
+
 _CONCORDANCE_WORDS = {
     Concordance.CONCORDANT: "Concordant",
     Concordance.DISCORDANT: "Discordant",
@@ -373,7 +426,10 @@ def _findings(result: StudyResult, alignments: Sequence[Alignment]) -> list[str]
     lines = ["## Findings", ""]
     analyzed = [s for s in result.series if s.models]
     for series in analyzed:
-        lines.extend(_finding_line(f) for f in series.findings)
+        for f in series.findings:
+            if not is_detected_box(f):
+                lines += [_finding_line(f), *_measurement_lines(f)]
+        lines.extend(box_lines([f for f in series.findings if is_detected_box(f)]))
     if not analyzed:
         lines.append("- No AI model applies to the images of this study.")
     skipped = [r for r in result.series if r.skipped_reason]
@@ -398,19 +454,23 @@ def _impression(
 ) -> list[str]:
     lines = ["## Impression", ""]
     changes = {c.code: c for c in comparisons}
-    listed = [f for f in result.findings if f.positive or is_indeterminate(f)]
+    boxes = [f for f in result.findings if is_detected_box(f)]
+    listed = [f for f in result.findings if (f.positive or is_indeterminate(f)) and f not in boxes]
     for f in listed:
         line = f"- {f.label} {finding_words(f)}."
+        if f.measurements:
+            line += " " + "; ".join(measurement_words(m) for m in f.measurements) + "."
         if f.ood_flag:
             line += f" Low trust: {LOW_TRUST.split(' — ')[0]}."
         change = changes.get(f.code)
         if change is not None and change.change is not Change.NOT_COMPARED:
             line += f" {change.change.value.capitalize()} compared with the prior study."
         lines.append(line)
+    lines += box_lines(boxes)
     for c in comparisons:
         if c.change is Change.RESOLVED:
             lines.append(f"- {c.label}: resolved compared with the prior study.")
-    if not listed:
+    if not listed and not boxes:
         analyzed = any(s.models for s in result.series)
         lines.append(
             "- No AI finding above its operating threshold." if analyzed else "- No AI assessment."

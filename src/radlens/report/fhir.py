@@ -20,6 +20,12 @@ What is written (docs/fhir.md has the full map):
   components for the severity grade and the out-of-distribution score and flag, and a note
   when the input is unlike the model's training data. Observations stay ``preliminary``:
   they are the AI's output, kept apart from the physician's signed text.
+- ``Observation`` per measurement of a finding (a fetal head circumference, a gestational
+  age): its LOINC concept as the SR uses it (``domain.coding.MEASUREMENTS``: 11984-2,
+  18185-9), the value as ``valueQuantity`` in its UCUM unit (``mm``, ``wk``), the stated
+  range (GA +/- 2 SD) and method as notes, ``derivedFrom`` the finding's Observation; a
+  measurement that cannot be given (GA outside the formula's range) has
+  ``dataAbsentReason`` ``not-applicable`` and a note saying why.
 - ``Device`` per model version: name, type (DCM 123110 "Artificial Intelligence"), versions.
 
 Ids are UUID v5 of the Study Instance UID (and the finding id, or the model name and
@@ -73,8 +79,10 @@ from radlens.domain.coding import (
     Concept,
     body_site,
     finding_concept,
+    measurement_concept,
+    unit_concept,
 )
-from radlens.domain.findings import Finding, SeriesResult, StudyResult, finding_id
+from radlens.domain.findings import Finding, Measurement, SeriesResult, StudyResult, finding_id
 from radlens.domain.imaging import Patient, Series, Study
 from radlens.domain.reports import SignedReport
 from radlens.report.compose import compose_markdown, in_words
@@ -92,6 +100,12 @@ V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+NOT_APPLICABLE = {
+    "coding": [
+        {"system": DATA_ABSENT_REASON, "code": "not-applicable", "display": "Not Applicable"}
+    ]
+}
 
 RADIOLOGY = {"coding": [{"system": V2_0074, "code": "RAD", "display": "Radiology"}]}
 IMAGING = {"coding": [{"system": OBSERVATION_CATEGORY, "code": "imaging", "display": "Imaging"}]}
@@ -138,6 +152,11 @@ def observation_id(study_uid: str, series_uid: str, finding: Finding) -> str:
     return _uuid(f"{study_uid}/Observation/{finding_id(series_uid, finding)}")
 
 
+def measurement_id(study_uid: str, series_uid: str, finding: Finding, code: str) -> str:
+    """Id of the ``Observation`` of one measurement (``code``) of a finding."""
+    return _uuid(f"{study_uid}/Observation/{finding_id(series_uid, finding)}/{code}")
+
+
 def device_id(model_name: str, model_version: str) -> str:
     """Id of a model version's ``Device`` (the same for every study it read)."""
     return _uuid(f"Device/{model_name}/{model_version}")
@@ -156,6 +175,10 @@ def resource_ids(result: StudyResult) -> list[tuple[str, str]]:
     for series in result.series:
         for f in series.findings:
             ids.append(("Observation", observation_id(uid, series.series_instance_uid, f)))
+            ids.extend(
+                ("Observation", measurement_id(uid, series.series_instance_uid, f, m.code))
+                for m in f.measurements
+            )
             devices[f.model_name, f.model_version] = None
     ids.extend(("Device", device_id(*model)) for model in devices)
     return ids
@@ -352,6 +375,46 @@ def _observation(
     return Observation.model_validate(doc)
 
 
+def _measurement_observation(
+    study_uid: str,
+    series: SeriesResult,
+    f: Finding,
+    m: Measurement,
+    context: dict[str, Any],
+    ref: Ref,
+) -> Observation:
+    """The Observation of one measurement of a finding (HC in mm, GA in weeks)."""
+    unit = unit_concept(m.unit)
+    finding_ref = ref("Observation", observation_id(study_uid, series.series_instance_uid, f))
+    doc: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": measurement_id(study_uid, series.series_instance_uid, f, m.code),
+        "status": "preliminary",
+        "category": [IMAGING],
+        "code": _concept(measurement_concept(m.code, m.label), m.label),
+        "subject": context["subject"],
+        "method": {"text": f"AI model {f.model_name} {f.model_version}: {m.method}. {DISCLAIMER}"},
+        "device": {"reference": ref("Device", device_id(f.model_name, f.model_version))},
+        "derivedFrom": [context["imaging_study"], {"reference": finding_ref}],
+    }
+    notes = []
+    if m.value is None:
+        doc["dataAbsentReason"] = NOT_APPLICABLE
+    else:
+        doc["valueQuantity"] = _quantity(m.value, unit, m.unit)
+    if m.low is not None and m.high is not None:
+        notes.append(f"Range {m.low:g}-{m.high:g} {m.unit}.")
+    if m.note:
+        notes.append(m.note)
+    if f.ood_flag:
+        notes.append(f"{LOW_TRUST}.")
+    if notes:
+        doc["note"] = [{"text": n} for n in notes]
+    if context["effective"]:
+        doc["effectiveDateTime"] = context["effective"]
+    return Observation.model_validate(doc)
+
+
 def _ai_conclusion(result: StudyResult) -> str:
     positives = [f for f in result.findings if f.positive]
     if positives:
@@ -440,11 +503,13 @@ def _resources(
         "effective": effective,
         "imaging_study": {"reference": ref("ImagingStudy", imaging_study_id(uid))},
     }
-    observations = [
-        _observation(uid, series, f, context, ref)
-        for series in result.series
-        for f in series.findings
-    ]
+    observations = []
+    for series in result.series:
+        for f in series.findings:
+            observations.append(_observation(uid, series, f, context, ref))
+            observations.extend(
+                _measurement_observation(uid, series, f, m, context, ref) for m in f.measurements
+            )
     devices = {
         (f.model_name, f.model_version): _device(f.model_name, f.model_version)
         for f in result.findings

@@ -8,7 +8,9 @@ Schema (``schema`` = ``radlens.findings/2``), documented in ``docs/findings-json
                findings: [{code, label, probability, threshold, positive, model_name,
                            model_version, sop_instance_uid, frame, box_px, grade,
                            grade_label, ood_score, ood_flag, ood_feature_score,
-                           ood_input_score, trust, warnings}]}],
+                           ood_input_score, trust, warnings,
+                           measurements: [{code, label, value, unit, low, high,
+                                           method, note}]}]}],
      rejected: [{location, kind, reason}], warnings, timings_s, disclaimer}
 
 No patient identifiers are written. Box coordinates are source-image pixels
@@ -23,6 +25,7 @@ from radlens import __version__
 from radlens.domain.findings import (
     Box,
     Finding,
+    Measurement,
     Priority,
     RejectedInput,
     SeriesResult,
@@ -55,6 +58,20 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
         "ood_input_score": f.ood_input_score,
         "trust": "low: input unlike training data" if f.ood_flag else "normal",
         "warnings": list(f.warnings),
+        "detected": f.detected,
+        "measurements": [
+            {
+                "code": m.code,
+                "label": m.label,
+                "value": m.value,
+                "unit": m.unit,
+                "low": m.low,
+                "high": m.high,
+                "method": m.method,
+                "note": m.note,
+            }
+            for m in f.measurements
+        ],
     }
 
 
@@ -108,6 +125,20 @@ def finding_from_dict(doc: dict[str, Any]) -> Finding:
         ood_feature_score=doc.get("ood_feature_score"),
         ood_input_score=doc.get("ood_input_score"),
         warnings=tuple(doc.get("warnings", ())),
+        detected=bool(doc.get("detected", False)),
+        measurements=tuple(
+            Measurement(
+                code=m["code"],
+                label=m["label"],
+                value=None if m.get("value") is None else float(m["value"]),
+                unit=m["unit"],
+                low=None if m.get("low") is None else float(m["low"]),
+                high=None if m.get("high") is None else float(m["high"]),
+                method=m.get("method", ""),
+                note=m.get("note", ""),
+            )
+            for m in doc.get("measurements", ())
+        ),
     )
 
 

@@ -7,9 +7,9 @@ structure", CID 7150), Segment Algorithm Type AUTOMATIC with an Algorithm Identi
 Sequence (model name and version, family "Artificial Intelligence"). A boolean mask makes
 a BINARY segmentation, a float mask in [0, 1] a FRACTIONAL one of type PROBABILITY.
 
-No shipped model outputs masks yet; the functions take any mask on the source grid:
-``(rows, columns)`` for one single-frame image, ``(n, rows, columns)`` for ``n``
-single-frame images of one series or the ``n`` frames of one multi-frame image.
+The fetal head model (``fetal_head_hc18``) outputs such masks; the functions take any mask
+on the source grid: ``(rows, columns)`` for one single-frame image, ``(n, rows, columns)``
+for ``n`` single-frame images of one series or the ``n`` frames of one multi-frame image.
 """
 
 from __future__ import annotations

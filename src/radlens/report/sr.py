@@ -7,7 +7,10 @@ version. The content tree (PS3.16 TID 1500) holds:
 
 - observation context (TID 1001): a Device observer (TID 1004) named after radlens;
 - procedure reported: the study's Procedure Code Sequence, else one per modality (CID 100);
-- one measurement group per finding (TID 1501, or TID 1410 when the finding has a box):
+- one measurement group per finding (TID 1501, or TID 1410 when the finding has a box;
+  a finding with measurements, such as a head circumference in ``mm`` and a gestational
+  age in ``wk``, carries them as numeric measurements with their LOINC concept and UCUM
+  unit, :data:`radlens.domain.coding.MEASUREMENTS`):
   tracking identifier and UID; ``Finding`` = the finding's concept
   (:mod:`radlens.domain.coding`); finding site from Body Part Examined when mapped;
   algorithm identification (TID 4019: model name, version, operating threshold);
@@ -70,7 +73,9 @@ from radlens.domain.coding import (
     Concept,
     body_site,
     finding_concept,
+    measurement_concept,
     procedure_concept,
+    unit_concept,
 )
 from radlens.domain.findings import Box, Finding
 from radlens.errors import InputError
@@ -116,6 +121,8 @@ class SrFinding:
     ood_flag: bool = False
     ood_score: float | None = None
     tracking_uid: str = ""
+    measurements: tuple[tuple[Concept, float, str], ...] = ()
+    """Other numeric measurements: (concept, value, UCUM unit code)."""
 
 
 def to_dicom_sr(
@@ -265,6 +272,15 @@ def _group(
         measurements.append(Measurement(coded(OOD_SCORE), finding.ood_score, coded(NO_UNITS)))
     if finding.grade is not None:
         measurements.append(Measurement(coded(SEVERITY), finding.grade, coded(GRADE_UNITS)))
+    for measured in finding.measurements:
+        if measured.value is not None:  # one without a value says why in findings.json
+            measurements.append(
+                Measurement(
+                    coded(measurement_concept(measured.code, measured.label)),
+                    measured.value,
+                    coded(unit_concept(measured.unit)),
+                )
+            )
     site = body_site(str(source.get("BodyPartExamined", "")))
     tracking = TrackingIdentifier(
         uid=generate_uid(), identifier=f"{finding.model_name} {finding.code} #{number}"
@@ -330,6 +346,12 @@ def _read_group(
     if presence is None or probability is None:
         raise InputError(None, "SR measurement group without presence or probability")
     grade = numbers.get((SEVERITY.value, SEVERITY.scheme))
+    known = {(c.value, c.scheme) for c in (CERTAINTY_OF_FINDING, SEVERITY, OOD_SCORE)}
+    others = tuple(
+        (concept_of(m.name), float(m.value), str(m.unit.value))
+        for m in group.get_measurements()
+        if (str(m.name.value), str(m.name.scheme_designator)) not in known
+    )
     texts = _algorithm_texts(group)
     sop_uid, frame, box = _reference(group)
     identifier = group.tracking_identifier or ""
@@ -348,6 +370,7 @@ def _read_group(
         ood_flag=ood == YES.value,
         ood_score=numbers.get((OOD_SCORE.value, OOD_SCORE.scheme)),
         tracking_uid=str(group.tracking_uid or ""),
+        measurements=others,
     )
     return (int(order.group(1)) if order else 0), record
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from radlens.errors import ConfigError
 from radlens.evaluation.corruptions import CORRUPTIONS
-from radlens.models.card import AppliesTo, InputSpec, Population, Task
+from radlens.models.card import AppliesTo, DetectionSpec, InputSpec, Measure, Population, Task
 
 # ``--arch`` presets: (blocks per stage, channels per stage) of a MONAI ResNet trunk.
 ARCH_PRESETS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
@@ -31,7 +31,9 @@ class NetSpec:
     """A MONAI ResNet trunk with a class-activation head (see ``training.nets``).
 
     ``arch`` is ``resnet`` (``layers`` and ``widths`` as given) or a name in
-    ``ARCH_PRESETS``, which then sets ``layers`` and ``widths``.
+    ``ARCH_PRESETS``, which then sets ``layers`` and ``widths``. Segmentation recipes use
+    ``basicunet``: MONAI's ``BasicUNet`` with ``features`` (six channel counts: four
+    down-sampling levels, the bottom, and the last up-sampling level).
     """
 
     arch: str = "resnet"
@@ -41,14 +43,23 @@ class NetSpec:
     stem_stride: int = 2
     max_pool: bool = True
     dropout: float = 0.2
+    features: tuple[int, ...] = (16, 16, 32, 64, 128, 16)
 
     def __post_init__(self) -> None:
+        if self.arch == "boxnet":  # training.detection.BoxNet: 4 stages of ``widths``
+            if len(self.widths) != 4:
+                raise ValueError("net.widths needs 4 stages for boxnet")
+            return
+        if self.arch == "basicunet":
+            if len(self.features) != 6:
+                raise ValueError("net.features needs 6 channel counts for basicunet")
+            return
         if self.arch in ARCH_PRESETS:
             layers, widths = ARCH_PRESETS[self.arch]
             object.__setattr__(self, "layers", layers)
             object.__setattr__(self, "widths", widths)
         elif self.arch != "resnet":
-            known = ", ".join(["resnet", *ARCH_PRESETS])
+            known = ", ".join(["resnet", "basicunet", "boxnet", *ARCH_PRESETS])
             raise ValueError(f"unknown arch {self.arch!r}; known: {known}")
         if len(self.layers) != 4 or len(self.widths) != 4:
             raise ValueError("net.layers and net.widths need 4 stages each")
@@ -78,6 +89,8 @@ class Schedule:
     ensemble: int = 1
     threads: int = 2
     max_train_items: int | None = None
+    # Detection: train on random crops of (rows, cols) input pixels; () = the whole input.
+    crop: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,6 +154,10 @@ class Recipe:
     # None: enabled when the data allow commercial use. False: shipped for comparison
     # only (e.g. a lower-resolution twin of an enabled model); `radlens models` shows it.
     enabled_by_default: bool | None = None
+    # task = "segmentation": what is measured on the mask (see models.card.Measure).
+    measure: Measure = Measure.NONE
+    # task = "detection": how boxes are decoded (see models.card.DetectionSpec).
+    detection: DetectionSpec | None = None
     source: str = ""
 
 
@@ -173,9 +190,10 @@ def recipe_from_dict(
             input=InputSpec(**data.pop("input")),
             applies_to=AppliesTo(population=population, **applies),
             net=NetSpec(**_tuples(data.pop("net", {}))),
-            schedule=Schedule(**data.pop("schedule", {})),
+            schedule=Schedule(**_tuples(data.pop("schedule", {}))),
             augment=Augment(**_tuples(data.pop("augment", {}))),
             task=Task(data.pop("task")),
+            detection=DetectionSpec(**data.pop("detection")) if "detection" in data else None,
             labels=tuple(data.pop("labels")),
             limitations=tuple(data.pop("limitations", ())),
             source=source,

@@ -96,6 +96,14 @@ def _train(
     command: str | None,
     log: logging.Logger,
 ) -> tuple[ModelCard, Evaluation]:
+    if recipe.task is Task.SEGMENTATION:
+        from radlens.training.segment import train_segmentation
+
+        return train_segmentation(recipe, out_dir, data_path, command, log)
+    if recipe.task is Task.DETECTION:
+        from radlens.training.detection import train_detection
+
+        return train_detection(recipe, out_dir, data_path, command, log)  # type: ignore[return-value]
     started = time.perf_counter()
     torch.manual_seed(recipe.seed)
     torch.set_num_threads(recipe.schedule.threads)
