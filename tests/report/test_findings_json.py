@@ -139,6 +139,13 @@ def test_from_json_gives_back_the_result_that_was_written() -> None:
     assert back.priority is Priority.URGENT and back.rejected == result.rejected
 
 
+def test_a_counted_detector_box_is_written_and_read_back_as_counted() -> None:
+    box = finding(box=Box(1.0, 2.0, 3.0, 4.0), detected=True, counted=True)
+    d = finding_to_dict(box)
+    assert (d["detected"], d["counted"]) == (True, True)
+    assert finding_to_dict(finding())["counted"] is False
+
+
 def test_from_json_ignores_store_keys_and_refuses_another_schema() -> None:
     _, result = study_and_result()
     document = to_json(result)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from radlens.domain.findings import Finding, Priority
+from radlens.domain.findings import Box, Finding, Priority
 from radlens.triage.priority import TriageRules, effective_priority, study_priority
 
 
@@ -32,6 +32,16 @@ def test_positive_critical_finding_is_urgent_whatever_the_order() -> None:
 
 def test_out_of_distribution_positive_still_raises_priority() -> None:
     assert study_priority([finding("pneumonia", 0.9, ood=True)]) is Priority.URGENT
+
+
+def test_counted_detector_boxes_set_no_level_but_a_triaged_class_does() -> None:
+    box = Box(0, 0, 9, 9)
+    cell = Finding("rbc", "RBC", 0.9, 0.3, "cells", "1", box=box, detected=True, counted=True)
+    fracture = Finding("fracture", "Fracture", 0.8, 0.3, "frac", "1", box=box, detected=True)
+    assert study_priority([cell, cell]) is Priority.ROUTINE
+    assert TriageRules().triage([cell]).score == 0.0
+    assert study_priority([cell, fracture]) is Priority.URGENT
+    assert TriageRules().triage([cell, fracture]).score == pytest.approx(2.8)
 
 
 def test_site_can_choose_critical_codes() -> None:

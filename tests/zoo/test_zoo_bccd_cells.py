@@ -27,6 +27,7 @@ def test_shipped_detector_card_is_complete_and_its_weights_small(model) -> None:
     card = model.card
     assert card.task is Task.DETECTION and card.labels == ("Platelets", "RBC", "WBC")
     assert card.outputs == ("heatmap", "ltrb") and card.detection is not None
+    assert card.detection.triage_classes == ()  # no cell type raises a study's priority
     assert card.applies_to.modalities == ("SM", "OT", "XC") and card.applies_to.color
     assert card.applies_to.body_parts == ("BLOOD",)
     assert "radlens train recipes/bccd_cells.toml" in card.training.command
@@ -79,5 +80,7 @@ def test_analyze_a_smear_jpeg_tagged_as_microscopy_writes_boxes(
         x0, y0, x1, y1 = f["box_px"]
         assert 0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 480 and f["positive"]
     assert list(output.folder.glob("overlay_*.png"))
+    # The cells of a smear are counted, not abnormalities: the study is not pushed up.
+    assert all(f["counted"] for f in series["findings"]) and doc["priority"] == "routine"
     untagged = analyze([jpeg], tmp_path / "b", discover())
     assert not untagged.outputs[0].result.findings  # a colour JPEG alone is not a smear

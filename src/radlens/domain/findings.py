@@ -103,6 +103,8 @@ class Finding:
             measurements were made on (the fitted head ellipse), for overlays; or None.
         detected: one box of a detector (``radlens.inference.detection``): ``box`` is the
             finding and ``probability`` the detector's score; many per image and class.
+        counted: a detected box of a class the card does not triage
+            (``DetectionSpec.triage_classes``): reported and drawn, never raising priority.
     """
 
     code: str
@@ -126,6 +128,7 @@ class Finding:
     measurements: tuple[Measurement, ...] = ()
     outline_px: np.ndarray | None = field(default=None, repr=False)
     detected: bool = False
+    counted: bool = False
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.probability <= 1.0) or math.isnan(self.probability):

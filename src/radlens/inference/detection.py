@@ -212,6 +212,7 @@ def detect_findings(
         timings_s["inference"] = timings_s.get("inference", 0.0) + time.perf_counter() - clock
     population, _ = population_warning(card, patient or Patient())
     warnings = (population,) if population else ()
+    triaged = card.detection.triage_classes
     findings = []
     for box, score, k in zip(found.boxes, found.scores, found.classes, strict=True):
         if score < card.threshold:
@@ -230,6 +231,7 @@ def detect_findings(
                 box=Box(*(float(v) for v in box)),
                 warnings=warnings,
                 detected=True,
+                counted=triaged is not None and name not in triaged,
             )
         )
     return findings

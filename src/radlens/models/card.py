@@ -463,14 +463,20 @@ class DetectionSpec:
         nms_iou: boxes of one class overlapping a better one by more than this are dropped.
         max_detections: at most this many boxes per image.
         min_score: boxes below this score are never decoded.
+        triage_classes: the classes whose boxes are findings that raise a study's priority;
+            None (the default) for every class. The others are counted and shown but
+            never make a study urgent: the cell types of a normal blood smear, say.
     """
 
     stride: int = 4
     nms_iou: float = 0.5
     max_detections: int = 100
     min_score: float = 0.01
+    triage_classes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.triage_classes is not None:  # a list when read from JSON or TOML
+            object.__setattr__(self, "triage_classes", tuple(self.triage_classes))
         if self.stride not in (1, 2, 4, 8, 16, 32):
             raise ValueError("detection.stride must be a power of 2 up to 32")
         if not (0 < self.nms_iou <= 1 and 0 <= self.min_score < 1 and self.max_detections > 0):
@@ -634,6 +640,8 @@ def card_to_dict(card: ModelCard) -> dict[str, Any]:
             del data["segmentation"]["ood_inputs"]
     if card.detection is None:
         del data["detection"]  # cards of other tasks read exactly as before it existed
+    elif card.detection.triage_classes is None:
+        del data["detection"]["triage_classes"]  # every class triaged: as before the field
     if card.ood is None:
         del data["ood"]
     elif card.ood.inputs is None:

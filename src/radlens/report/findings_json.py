@@ -59,6 +59,7 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
         "trust": "low: input unlike training data" if f.ood_flag else "normal",
         "warnings": list(f.warnings),
         "detected": f.detected,
+        "counted": f.counted,
         "measurements": [
             {
                 "code": m.code,
@@ -126,6 +127,7 @@ def finding_from_dict(doc: dict[str, Any]) -> Finding:
         ood_input_score=doc.get("ood_input_score"),
         warnings=tuple(doc.get("warnings", ())),
         detected=bool(doc.get("detected", False)),
+        counted=bool(doc.get("counted", False)),
         measurements=tuple(
             Measurement(
                 code=m["code"],

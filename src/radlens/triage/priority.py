@@ -6,6 +6,8 @@ Two parts, both data the site can change (``Settings.critical_labels``,
 - **Priority level.** A positive finding whose code the site lists as critical makes a
   study URGENT; any other positive finding makes it PRIORITY. A finding on an input unlike
   the training data still raises the level: uncertainty never lowers priority silently.
+  A detector's box of a class its card does not triage (``Finding.counted``: the cells of
+  a blood smear) is reported but sets no level.
 - **Score.** The worklist sorts by ``level + fraction + waited / aging``. The fraction in
   [0, 1) orders studies within a level by the calibrated probability of the finding that
   set the level, less ``ood_penalty`` when that finding is low-trust, so a trusted finding
@@ -36,7 +38,7 @@ def study_priority(
     """
     level = Priority.ROUTINE
     for f in findings:
-        if f.positive:
+        if f.positive and not f.counted:
             level = max(level, Priority.URGENT if f.code in critical else Priority.PRIORITY)
     return level
 
@@ -69,7 +71,7 @@ class TriageRules:
         level = study_priority(findings, self.critical)
         fraction = 0.0
         for f in findings:
-            if f.positive and self._level_of(f) == level:
+            if f.positive and not f.counted and self._level_of(f) == level:
                 trusted = f.probability - (self.ood_penalty if f.ood_flag else 0.0)
                 fraction = max(fraction, min(max(trusted, 0.0), _BELOW_ONE))
         return Triage(level, int(level) + fraction)
