@@ -62,6 +62,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from radlens import __version__
 from radlens.analyze import demo_inputs
+from radlens.config import Settings
 from radlens.models.registry import discover
 
 HERE = Path(__file__).parent
@@ -71,7 +72,7 @@ GOAL_LATENCY_P95_S = 2.0
 GOAL_RSS_MIB = 1024.0
 POLL_EVERY_S = 0.02
 RSS_EVERY_S = 0.05
-SERVER_POLL_INTERVAL_S = 0.5  # the server's default poll_interval_s; not changed here
+SERVER_POLL_INTERVAL_S = float(Settings.model_fields["poll_interval_s"].default)  # not changed here
 BUSY = ("received", "analyzing")
 MIB = 1024 * 1024
 

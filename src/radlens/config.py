@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     quiet_period_s: float = Field(default=10.0, ge=0, description="study complete after")
     workers: int = Field(default=1, ge=0, description="analysis worker threads; 0 = none")
-    poll_interval_s: float = Field(default=0.5, gt=0)
+    poll_interval_s: float = Field(default=0.2, gt=0)
     max_attempts: int = Field(default=3, ge=1)
     models: tuple[Path, ...] = Field(default=(), description="extra model folders")
     threads: int = Field(default=1, ge=1, description="ONNX Runtime threads per worker")
