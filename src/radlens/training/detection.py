@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import shlex
 import time
 import warnings
 from dataclasses import dataclass
@@ -52,7 +51,6 @@ from radlens.models.card import (
     Calibration,
     DetectionSpec,
     ModelCard,
-    Training,
     read_card,
     write_card,
 )
@@ -492,7 +490,7 @@ def train_detection(
     Runtime with the ``radlens evaluate`` code, and write the card."""
     from radlens.evaluation.detection import evaluate_detector
     from radlens.inference.backends import OnnxBackend
-    from radlens.training.train import machine
+    from radlens.training.train import training_record
 
     started = time.perf_counter()
     torch.set_num_threads(recipe.schedule.threads)
@@ -529,18 +527,7 @@ def train_detection(
         calibration=Calibration(),
         thresholds={"operating": OPERATING_SCORE},
         metrics={},
-        training=Training(
-            command=command or shlex.join(["radlens", "train", recipe.source]),
-            data=f"{recipe.data} (train split {len(train_set)}, val split {len(val_set)})",
-            licence=recipe.licence,
-            commercial_use=recipe.commercial_use,
-            citation=recipe.citation,
-            recipe=recipe.source,
-            seed=recipe.seed,
-            duration_min=round(minutes, 1),
-            machine=machine(),
-            log="train.log",
-        ),
+        training=training_record(recipe, command, len(train_set), len(val_set), minutes),
         intended_use=recipe.intended_use,
         limitations=recipe.limitations,
         sha256=sha256_of(onnx_path),

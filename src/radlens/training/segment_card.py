@@ -8,7 +8,6 @@ Kept apart from the training loop so it can be rerun on an exported ``model.onnx
 from __future__ import annotations
 
 import logging
-import shlex
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +28,6 @@ from radlens.models.card import (
     ModelCard,
     SegmentationSpec,
     Task,
-    Training,
     read_card,
     write_card,
 )
@@ -105,7 +103,7 @@ def finish_card(
     log: logging.Logger,
 ) -> tuple[ModelCard, Evaluation]:
     """Fit the edge offset on train, measure val, write ``card.json``."""
-    from radlens.training.train import machine
+    from radlens.training.train import training_record
 
     measure = Measure(recipe.measure)
     train_set = read_segmentation(source, "train", seed=recipe.seed)
@@ -125,18 +123,7 @@ def finish_card(
         calibration=Calibration(),
         thresholds={"operating": 0.5},
         metrics={},
-        training=Training(
-            command=command or shlex.join(["radlens", "train", recipe.source]),
-            data=f"{recipe.data} (train split {len(train_set)}, val split {len(val_set)})",
-            licence=recipe.licence,
-            commercial_use=recipe.commercial_use,
-            citation=recipe.citation,
-            recipe=recipe.source,
-            seed=recipe.seed,
-            duration_min=round(minutes, 1),
-            machine=machine(),
-            log="train.log",
-        ),
+        training=training_record(recipe, command, len(train_set), len(val_set), minutes),
         intended_use=recipe.intended_use,
         limitations=recipe.limitations,
         sha256=sha256_of(onnx_path),

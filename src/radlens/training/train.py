@@ -49,6 +49,24 @@ def to_tensor(data: LabelledImages, recipe: Recipe) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays).astype(np.float32))
 
 
+def training_record(
+    recipe: Recipe, command: str | None, n_train: int, n_val: int, minutes: float
+) -> Training:
+    """The card's ``training`` section: how, on what and where the weights were made."""
+    return Training(
+        command=command or shlex.join(["radlens", "train", recipe.source]),
+        data=f"{recipe.data} (train split {n_train}, val split {n_val})",
+        licence=recipe.licence,
+        commercial_use=recipe.commercial_use,
+        citation=recipe.citation,
+        recipe=recipe.source,
+        seed=recipe.seed,
+        duration_min=round(minutes, 1),
+        machine=machine(),
+        log="train.log",
+    )
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -175,18 +193,7 @@ def _train(
         calibration=Calibration(),
         thresholds={"operating": 0.5},
         metrics={},
-        training=Training(
-            command=command or shlex.join(["radlens", "train", recipe.source]),
-            data=f"{recipe.data} (train split {len(train_set)}, val split {len(val_set)})",
-            licence=recipe.licence,
-            commercial_use=recipe.commercial_use,
-            citation=recipe.citation,
-            recipe=recipe.source,
-            seed=recipe.seed,
-            duration_min=round(minutes, 1),
-            machine=machine(),
-            log="train.log",
-        ),
+        training=training_record(recipe, command, len(train_set), len(val_set), minutes),
         intended_use=recipe.intended_use,
         limitations=recipe.limitations,
         sha256=sha256_of(onnx_path),
