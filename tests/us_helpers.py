@@ -62,7 +62,11 @@ US_REGION_CM = 3  # Physical Units X/Y Direction: cm (PS3.3 C.8.5.5.1.1)
 
 
 def write_us_dicom(
-    path: Path, pixels: np.ndarray, pixel_size_mm: float, body_part: str = "FETAL_HEAD"
+    path: Path,
+    pixels: np.ndarray,
+    pixel_size_mm: float,
+    body_part: str = "FETAL_HEAD",
+    series_description: str = "",
 ) -> Dataset:
     """Write ``pixels`` (uint8, rows x columns) as a US image calibrated by one ultrasound
     region of ``pixel_size_mm`` square pixels; return the data set."""
@@ -76,7 +80,10 @@ def write_us_dicom(
     ds.StudyInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     ds.Modality = "US"
-    ds.BodyPartExamined = body_part
+    if body_part:
+        ds.BodyPartExamined = body_part
+    if series_description:
+        ds.SeriesDescription = series_description
     ds.PatientName = "Test^Fetal"
     ds.PatientID = "US-TEST-1"
     ds.PatientBirthDate = ""

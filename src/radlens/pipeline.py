@@ -119,7 +119,7 @@ def process_study(
                 clock = time.perf_counter()
                 overlays.append(_overlay(series.series_instance_uid, index, image, image_findings))
                 timings["explain"] += time.perf_counter() - clock
-        series_warnings = tuple(sorted({w for f in findings for w in f.warnings}))
+        series_warnings = chosen.notes + tuple(sorted({w for f in findings for w in f.warnings}))
         series_results.append(
             _series_result(
                 series,

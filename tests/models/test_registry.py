@@ -12,6 +12,7 @@ from radlens.errors import InvalidModelCardError, ModelIntegrityError, ModelNotF
 from radlens.models.card import Training
 from radlens.models.registry import (
     InstalledModel,
+    body_part_hints,
     body_part_matches,
     discover,
     get_model,
@@ -30,6 +31,7 @@ def series(
     *,
     has_pixels: bool = True,
     samples: int = 1,
+    description: str = "",
 ) -> Series:
     instance = Instance(
         "1.2.3.4.1",
@@ -41,7 +43,14 @@ def series(
         samples_per_pixel=samples,
         has_pixels=has_pixels,
     )
-    return Series("1.2.3.4", modality, (instance,), body_part=body_part, view_position=view)
+    return Series(
+        "1.2.3.4",
+        modality,
+        (instance,),
+        body_part=body_part,
+        view_position=view,
+        description=description,
+    )
 
 
 @pytest.fixture
@@ -183,3 +192,47 @@ def test_blood_smear_detector_needs_colour_microscopy_of_blood() -> None:
     assert "body part not stated" in route(series("OT", "", "", samples=3), [cells]).reason
     assert "grayscale" in route(series("SM", "BLOOD", "", samples=1), [cells]).reason
     assert not route(series("CR", "CHEST", "PA", samples=3), [cells]).models
+
+
+@pytest.mark.parametrize(
+    ("description", "expected"),
+    [
+        ("PA CHEST", ("CHEST",)),
+        ("Thorax p.a.", ("CHEST",)),
+        ("OB US fetal biometry (BPD/HC)", ("FETAL_HEAD",)),
+        ("Foetal head - transthalamic plane", ("FETAL_HEAD",)),
+        ("Peripheral blood smear x100", ("BLOOD",)),
+        ("KNEE AP STANDING", ("KNEE",)),
+        ("Abdomen", ()),
+        ("Chestnut", ()),  # whole words only
+        ("Chest and knee", ("CHEST", "KNEE")),
+    ],
+)
+def test_body_part_hints_read_whole_words_of_a_description(
+    description: str, expected: tuple[str, ...]
+) -> None:
+    assert body_part_hints(description) == expected
+
+
+def test_an_untagged_series_is_routed_by_its_description_and_the_result_says_so(
+    model: InstalledModel,
+) -> None:
+    chosen = route(series("CR", "", "PA", description="CHEST PA ERECT"), [model])
+    assert chosen.models == (model,)
+    assert chosen.reason == ""
+    assert len(chosen.notes) == 1
+    assert "BodyPartExamined empty" in chosen.notes[0] and "CHEST PA ERECT" in chosen.notes[0]
+    # Tagged series route by their tags alone, without a note.
+    assert route(series("CR", "CHEST", "PA", description="CHEST"), [model]).notes == ()
+
+
+def test_a_description_never_overrides_a_stated_body_part_nor_routes_when_ambiguous(
+    model: InstalledModel,
+) -> None:
+    refused = route(series("CR", "KNEE", "PA", description="chest"), [model])
+    assert refused.models == () and "body part KNEE" in refused.reason
+    ambiguous = route(series("CR", "", "PA", description="chest and knee"), [model])
+    assert ambiguous.models == ()
+    assert "does not name CHEST" in ambiguous.reason
+    unrelated = route(series("CR", "", "PA", description="ABDOMEN"), [model])
+    assert unrelated.models == () and "'ABDOMEN'" in unrelated.reason

@@ -109,6 +109,25 @@ def test_a_dicom_us_yields_a_seg_that_reads_back_to_the_same_mask(
 
 
 @pytest.mark.shared_data
+def test_an_untagged_us_named_fetal_biometry_is_measured_and_says_why(
+    tmp_path: Path, shared_data_dir: Path
+) -> None:
+    image, pixel_mm, _ = _first_val(shared_data_dir)
+    (tmp_path / "in").mkdir()
+    write_us_dicom(tmp_path / "in" / "a.dcm", image, pixel_mm, "", "OB fetal biometry HC")
+    run = analyze([tmp_path / "in"], tmp_path / "out", discover())
+    [series] = [s for o in run.outputs for s in o.result.series]
+    assert series.models == (NAME,)
+    assert any("taken from the series description" in w for w in series.warnings)
+    # Without BodyPartExamined and without a telling description nothing is measured.
+    (tmp_path / "in2").mkdir()
+    write_us_dicom(tmp_path / "in2" / "b.dcm", image, pixel_mm, "", "ABDOMEN")
+    run = analyze([tmp_path / "in2"], tmp_path / "out2", discover())
+    [series] = [s for o in run.outputs for s in o.result.series]
+    assert not series.findings and "'ABDOMEN'" in series.skipped_reason
+
+
+@pytest.mark.shared_data
 @pytest.mark.slow
 def test_evaluate_reproduces_the_card(model, shared_data_dir: Path) -> None:  # type: ignore[no-untyped-def]
     val = read_segmentation(shared_data_dir / DATA, "val")

@@ -9,6 +9,7 @@ series got no model.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -32,6 +33,28 @@ BODY_PART_SYNONYMS: dict[str, tuple[str, ...]] = {
     "FETAL_HEAD": ("FETAL_HEAD", "FETUS", "FETAL_SKULL", "HEAD_FETAL"),
     # Peripheral blood smears (microscopy); "BLOOD" is the CID 4031 / SNOMED 87612001 term.
     "BLOOD": ("BLOOD", "PERIPHERAL_BLOOD", "BLOOD_SMEAR", "SMEAR"),
+}
+
+# Words of a Series (or Study) Description that name a region when BodyPartExamined is
+# empty, as many ultrasound presets and secondary-capture writers leave it. Matched as
+# whole words (case-insensitive); a hint never overrides a stated body part.
+DESCRIPTION_HINTS: dict[str, tuple[str, ...]] = {
+    "CHEST": ("chest", "thorax", "thoracic", "cxr", "lung", "lungs"),
+    "KNEE": ("knee", "knees"),
+    "BREAST": ("breast", "mammary"),
+    "ADRENAL": ("adrenal", "adrenals"),
+    "EYE": ("fundus", "retina", "retinal"),
+    "FETAL_HEAD": (
+        "fetal head",
+        "foetal head",
+        "head circumference",
+        "fetal biometry",
+        "foetal biometry",
+        "biparietal",
+        "bpd",
+        "transthalamic",
+    ),
+    "BLOOD": ("blood smear", "peripheral blood", "blood film", "smear"),
 }
 
 MODALITY_NAMES: dict[str, str] = {
@@ -159,16 +182,56 @@ def body_part_matches(series_part: str, wanted: tuple[str, ...]) -> bool:
     return any(part in BODY_PART_SYNONYMS.get(w, (w,)) for w in wanted)
 
 
+def body_part_hints(description: str) -> tuple[str, ...]:
+    """The regions a free-text description names (keys of ``DESCRIPTION_HINTS``).
+
+    Example:
+        >>> body_part_hints("OB US fetal biometry (BPD/HC)")
+        ('FETAL_HEAD',)
+        >>> body_part_hints("Abdomen")
+        ()
+    """
+    text = " " + re.sub(r"[^a-z0-9]+", " ", description.lower()) + " "
+    return tuple(
+        part
+        for part, words in DESCRIPTION_HINTS.items()
+        if any(f" {word} " in text for word in words)
+    )
+
+
+def hinted_body_part(series: Series, wanted: tuple[str, ...]) -> str:
+    """The region of ``wanted`` that an untagged series' description names, or ""."""
+    if series.body_part or not series.description:
+        return ""
+    hints = body_part_hints(series.description)
+    # Only an unambiguous description routes: "chest and knee" names two regions.
+    if len(hints) != 1:
+        return ""
+    return hints[0] if hints[0] in wanted else ""
+
+
 def applies(card: ModelCard, series: Series, dims: int, color: bool) -> str:
-    """Empty string when ``card`` applies to the series, else the reason it does not."""
+    """Empty string when ``card`` applies to the series, else the reason it does not.
+
+    A series without BodyPartExamined applies when its Series Description names the
+    card's region (``DESCRIPTION_HINTS``, see :func:`route_notes`).
+    """
     rule = card.applies_to
     modality = series.modality.upper()
     if modality not in rule.modalities:
         return f"modality {modality or 'unknown'} not in {'/'.join(rule.modalities)}"
     if rule.body_parts:
         if not series.body_part:
-            return f"body part not stated (needs {'/'.join(rule.body_parts)})"
-        if not body_part_matches(series.body_part, rule.body_parts):
+            if hinted_body_part(series, rule.body_parts):
+                pass
+            elif series.description:
+                return (
+                    f"body part not stated and the series description "
+                    f"{series.description!r} does not name {'/'.join(rule.body_parts)}"
+                )
+            else:
+                return f"body part not stated (needs {'/'.join(rule.body_parts)})"
+        elif not body_part_matches(series.body_part, rule.body_parts):
             return f"body part {series.body_part} is not {'/'.join(rule.body_parts)}"
     if rule.views and series.view_position and series.view_position.upper() not in rule.views:
         return f"view {series.view_position} is not {'/'.join(rule.views)}"
@@ -187,6 +250,20 @@ class Route:
 
     models: tuple[InstalledModel, ...]
     reason: str
+    notes: tuple[str, ...] = ()
+
+
+def route_notes(series: Series, models: tuple[InstalledModel, ...]) -> tuple[str, ...]:
+    """Say where a chosen model's region came from when the tags did not state it."""
+    notes = []
+    for model in models:
+        part = hinted_body_part(series, model.card.applies_to.body_parts)
+        if part:
+            notes.append(
+                f"{model.card.name}: BodyPartExamined empty; region {part} taken from the "
+                f"series description {series.description!r}: check the DICOM tags"
+            )
+    return tuple(notes)
 
 
 def series_shape(series: Series) -> tuple[int, bool]:
@@ -215,7 +292,7 @@ def route(series: Series, models: list[InstalledModel]) -> Route:
             # Only models that read this modality explain themselves; the rest are noise.
             near_misses.append(f"{model.card.name}: {why}")
     if chosen:
-        return Route(tuple(chosen), "")
+        return Route(tuple(chosen), "", route_notes(series, tuple(chosen)))
     modality = series.modality or "unknown modality"
     what = MODALITY_NAMES.get(series.modality, series.modality)
     part = series.body_part.lower() if series.body_part else "body part not stated"
