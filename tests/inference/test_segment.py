@@ -118,3 +118,21 @@ def test_the_input_statistics_score_flags_an_image_unlike_training() -> None:
     assert odd.ood_flag and LOW_TRUST in odd.warnings and odd.ood_score is not None
     assert odd.ood_score >= 1.0
     assert card_from_dict(card_to_dict(card)) == card
+
+
+def test_a_measured_structure_is_counted_and_raises_no_priority_unless_the_card_triages() -> None:
+    from radlens.domain.findings import Priority
+    from radlens.triage.priority import study_priority
+
+    [head] = segment(us_image(0.5), seg_card(), FakeBackend(ellipse_logits))
+    assert head.positive and head.counted
+    assert study_priority([head]) is Priority.ROUTINE
+    assert seg_card().segmentation is not None
+    lesion_card = dataclasses.replace(
+        seg_card(),
+        segmentation=dataclasses.replace(seg_card().segmentation, triage=True),  # type: ignore[arg-type]
+    )
+    [lesion] = segment(us_image(0.5), lesion_card, FakeBackend(ellipse_logits))
+    assert lesion.positive and not lesion.counted
+    assert study_priority([lesion]) is Priority.PRIORITY
+    assert card_from_dict(card_to_dict(lesion_card)).segmentation.triage  # type: ignore[union-attr]

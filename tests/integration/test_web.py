@@ -364,6 +364,75 @@ def test_reader_logs_in_opens_the_urgent_study_reviews_it_and_the_work_survives_
     _assert_audited(server, urgent)
 
 
+@pytest.mark.shared_data
+def test_a_fetal_head_study_shows_its_hc_and_ga_and_the_measured_ellipse(
+    server: Server, shared_data_dir: Path, tmp_path: Path
+) -> None:
+    from radlens.io.segmentation_sets import read_segmentation
+    from us_helpers import write_us_dicom
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    val = read_segmentation(shared_data_dir / "seg" / "hc18_fetal_head_us", "val")
+    ds = write_us_dicom(tmp_path / "head.dcm", val.images[0], float(val.pixel_size_mm[0]))
+    _stow(server.url, (tmp_path / "head.dcm").read_bytes())
+    study_uid = str(ds.StudyInstanceUID)
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        login = api.post("/api/auth/login", json={"username": READER, "password": PASSWORD})
+        assert login.status_code == 200
+        _analyzed(api, {study_uid})
+        study = api.get(f"/api/studies/{study_uid}").json()
+    [finding] = [f for s in study["findings"]["series"] for f in s["findings"]]
+    hc, ga = finding["measurements"]
+    assert hc["code"] == "head_circumference" and finding["outline_px"]
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(TIMEOUT_MS)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            expect = sync_api.expect
+            page.goto(server.url)
+            page.get_by_test_id("login-username").fill(READER)
+            page.get_by_test_id("login-password").fill(PASSWORD)
+            page.get_by_test_id("login-submit").click()
+            page.locator(f"[data-testid=worklist-row][data-study-uid='{study_uid}']").click()
+            expect(page.locator("[data-testid=viewport][data-rendered=true]")).to_have_count(1)
+            card = page.locator(f"[data-testid=finding][data-finding-id='{finding['id']}']")
+            expect(card.get_by_test_id("measurement-head_circumference")).to_have_text(
+                f"{hc['value']:.1f} mm"
+            )
+            expected_ga = (
+                f"{ga['value']:.1f} wk ({ga['low']:.1f}–{ga['high']:.1f})"
+                if ga["value"] is not None
+                else f"not given: {ga['note']}"
+            )
+            expect(card.get_by_test_id("measurement-gestational_age")).to_have_text(expected_ga)
+            # The ellipse the HC was measured on lies over the image, labelled with the HC.
+            outline = page.get_by_test_id("finding-outline")
+            expect(outline).to_have_count(1)
+            expect(page.locator("text.outline-label")).to_contain_text(f"HC {hc['value']:.1f} mm")
+            frame = _box(page.get_by_test_id("viewport-frame"))
+            drawn = _box(outline)
+            assert _inside(drawn, frame)
+            # Its size on screen matches the outline in image pixels at the viewport's scale.
+            xs = [p[0] for p in finding["outline_px"]]
+            image_w = int(ds.Columns)
+            scale = (
+                frame.width / image_w
+                if frame.width / image_w < frame.height / int(ds.Rows)
+                else frame.height / int(ds.Rows)
+            )
+            assert drawn.width == pytest.approx((max(xs) - min(xs)) * scale, rel=0.1)
+            _shot(page, "10-fetal-head.png")
+            page.get_by_test_id("toggle-boxes").click()
+            expect(outline).to_have_count(0)
+            assert errors == []
+        finally:
+            browser.close()
+
+
 def _assert_audited(server: Server, urgent: str) -> None:
     """Each patient-data view of the reader in the browser left an audit record naming the
     reader and (where it is about one study) the study, with a success outcome."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from radlens import __version__
@@ -178,3 +179,18 @@ def test_measurements_are_written_with_units_and_read_back() -> None:
     )
     back = from_json(json.loads(json.dumps(to_json(result))))
     assert back.findings[0].measurements == (hc, ga)
+
+
+def test_an_outline_is_written_as_at_most_64_points_and_read_back() -> None:
+    t = np.linspace(0, 2 * np.pi, 256, endpoint=False)
+    outline = np.stack([100 + 40 * np.cos(t), 80 + 30 * np.sin(t)], 1)
+    doc = finding_to_dict(finding(outline_px=outline))
+    assert len(doc["outline_px"]) == 64
+    assert doc["outline_px"][0] == [140.0, 80.0]
+    result = StudyResult(
+        "1.2.3", (SeriesResult("1.2.3.1", "US", "", 1, findings=(finding(outline_px=outline),)),)
+    )
+    back = from_json(to_json(result)).findings[0].outline_px
+    assert back is not None and back.shape == (64, 2)
+    np.testing.assert_allclose(back, outline[::4], atol=0.05)
+    assert finding_to_dict(finding())["outline_px"] is None

@@ -3,7 +3,25 @@
 import { ApiError, api } from "./api";
 import { fill, h } from "./dom";
 import { AI_DRAFT, LOW_TRUST, dateTime, percent } from "./format";
-import type { Decision, Finding, Review, ReviewIn, Study } from "./types";
+import type { Decision, Finding, Measurement, Review, ReviewIn, Study } from "./types";
+
+/** "176.4 mm" or "20.1 wk (18.9–21.3)"; "not given" with its reason when there is no value. */
+export function measurementText(m: Measurement): string {
+  if (m.value === null) return `not given: ${m.note}`;
+  const value = `${m.value.toFixed(1)} ${m.unit}`;
+  return m.low !== null && m.high !== null
+    ? `${value} (${m.low.toFixed(1)}–${m.high.toFixed(1)})`
+    : value;
+}
+
+/** One line for the image overlay: "HC 176.4 mm · GA 20.1 wk". */
+export function measurementSummary(f: Finding): string {
+  const short: Record<string, string> = { head_circumference: "HC", gestational_age: "GA" };
+  const parts = f.measurements
+    .filter((m) => m.value !== null)
+    .map((m) => `${short[m.code] ?? m.label} ${m.value!.toFixed(1)} ${m.unit}`);
+  return parts.length ? parts.join(" · ") : f.label;
+}
 
 export function allFindings(study: Study): Finding[] {
   return study.findings?.series.flatMap((series) => series.findings) ?? [];
@@ -169,9 +187,27 @@ export class FindingsPanel {
         finding.grade_label
           ? h("span", { class: "grade", testid: "finding-grade" }, `grade: ${finding.grade_label}`)
           : null,
-        finding.box_px ? h("span", { class: "muted" }, "box") : null,
+        finding.box_px ? h("span", { class: "muted" }, finding.detected && finding.counted ? "counted box" : "box") : null,
+        finding.outline_px ? h("span", { class: "muted" }, "outline") : null,
         finding.has_heatmap ? h("span", { class: "muted" }, "heatmap") : null,
       ),
+      finding.measurements.length
+        ? h(
+            "dl",
+            { class: "measurements", testid: "finding-measurements" },
+            ...finding.measurements.flatMap((m) => [
+              h("dt", {}, m.label),
+              h(
+                "dd",
+                {
+                  testid: `measurement-${m.code}`,
+                  title: m.method + (m.note ? ` (${m.note})` : ""),
+                },
+                measurementText(m),
+              ),
+            ]),
+          )
+        : null,
       h(
         "div",
         { class: "model muted", testid: "finding-model" },

@@ -16,6 +16,13 @@ export interface OverlayContent {
   height: number;
   heatmapUrl: string | null;
   boxes: OverlayBox[];
+  /** Outlines a measurement was made on (the fetal head ellipse), in image pixels. */
+  outlines: OverlayOutline[];
+}
+
+export interface OverlayOutline {
+  points: [number, number][];
+  label: string;
 }
 
 type Point = [number, number];
@@ -104,6 +111,23 @@ export class FindingOverlay {
       const top = corners.reduce((best, p) => (p[1] < best[1] ? p : best));
       text.setAttribute("x", String(top[0] + 4));
       text.setAttribute("y", String(Math.max(top[1] - 6, 12)));
+      text.textContent = label;
+      this.svg.append(polygon, text);
+    }
+    const outlines = map && content ? content.outlines : [];
+    this.root.dataset.outlines = String(outlines.length);
+    for (const { points, label } of outlines) {
+      // Outline points are pixel centres; map() takes pixel edges (centre of (i, j) = i + 0.5).
+      const canvas = points.map(([x, y]) => map!([x + 0.5, y + 0.5]));
+      const polygon = document.createElementNS(SVG, "polygon");
+      polygon.setAttribute("points", canvas.map((p) => p.join(",")).join(" "));
+      polygon.setAttribute("class", "outline");
+      polygon.dataset.testid = "finding-outline";
+      const text = document.createElementNS(SVG, "text");
+      const top = canvas.reduce((best, p) => (p[1] < best[1] ? p : best));
+      text.setAttribute("x", String(top[0] + 4));
+      text.setAttribute("y", String(Math.max(top[1] - 6, 12)));
+      text.setAttribute("class", "outline-label");
       text.textContent = label;
       this.svg.append(polygon, text);
     }

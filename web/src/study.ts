@@ -2,7 +2,7 @@
 import { metaData } from "@cornerstonejs/core";
 import { ApiError, api } from "./api";
 import { fill, h } from "./dom";
-import { FindingsPanel, allFindings, defaultFinding } from "./findings";
+import { FindingsPanel, allFindings, defaultFinding, measurementSummary } from "./findings";
 import { STATUS_LABELS, shortUid } from "./format";
 import type { OverlayContent } from "./overlay";
 import { ReportBox } from "./report";
@@ -180,6 +180,11 @@ export function studyPage(
                     label: `${f.label} ${Math.round(f.probability * 100)}%`,
                     positive: f.positive,
                   }))
+              : [],
+            outlines: boxesOn
+              ? here
+                  .filter((f) => f.outline_px && f.outline_px.length > 2)
+                  .map((f) => ({ points: f.outline_px!, label: measurementSummary(f) }))
               : [],
           };
         }

@@ -65,6 +65,26 @@ export interface Finding {
   trust: string;
   warnings: string[];
   has_heatmap: boolean;
+  /** What a measuring model measured (fetal head: head circumference, gestational age). */
+  measurements: Measurement[];
+  /** Closed outline `[x, y]` (source pixels) the measurements were made on, or null. */
+  outline_px: [number, number][] | null;
+  /** One box of a detector. */
+  detected: boolean;
+  /** A detector box of a class the card does not triage (counted, not a finding to act on). */
+  counted: boolean;
+}
+
+/** A measurement of a finding (docs/findings-json.md, "Measurements of a finding"). */
+export interface Measurement {
+  code: string;
+  label: string;
+  value: number | null;
+  unit: string;
+  low: number | null;
+  high: number | null;
+  method: string;
+  note: string;
 }
 
 export interface SeriesResult {

@@ -103,8 +103,10 @@ class Finding:
             measurements were made on (the fitted head ellipse), for overlays; or None.
         detected: one box of a detector (``radlens.inference.detection``): ``box`` is the
             finding and ``probability`` the detector's score; many per image and class.
-        counted: a detected box of a class the card does not triage
-            (``DetectionSpec.triage_classes``): reported and drawn, never raising priority.
+        counted: a finding the card does not triage: a detected box of a class outside
+            ``DetectionSpec.triage_classes``, or the normal structure a segmentation model
+            measures (``SegmentationSpec.triage`` false). Reported, drawn and measured,
+            never raising priority.
     """
 
     code: str

@@ -230,5 +230,6 @@ def segment(
             mask=mask if found else None,
             measurements=measurements,
             outline_px=outline,
+            counted=not card.segmentation.triage,
         )
     ]

@@ -430,12 +430,16 @@ class SegmentationSpec:
             from both semi-axes before the perimeter is taken. Fitted on the train split.
         min_area_fraction: a mask smaller than this share of the image is "not found".
         ood_inputs: the input-statistics out-of-distribution score, when fitted.
+        triage: whether a found mask raises the study's priority. A lesion would; a normal
+            structure segmented to be measured (the fetal head) does not: its finding is
+            ``counted`` (reported, drawn and measured, never an alert).
     """
 
     measure: Measure = Measure.NONE
     edge_offset_px: float = 0.0
     min_area_fraction: float = 0.005
     ood_inputs: InputOodSpec | None = None
+    triage: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "measure", Measure(self.measure))

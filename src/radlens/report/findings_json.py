@@ -8,18 +8,22 @@ Schema (``schema`` = ``radlens.findings/2``), documented in ``docs/findings-json
                findings: [{code, label, probability, threshold, positive, model_name,
                            model_version, sop_instance_uid, frame, box_px, grade,
                            grade_label, ood_score, ood_flag, ood_feature_score,
-                           ood_input_score, trust, warnings,
+                           ood_input_score, trust, warnings, detected, counted,
                            measurements: [{code, label, value, unit, low, high,
-                                           method, note}]}]}],
+                                           method, note}],
+                           outline_px}]}],
      rejected: [{location, kind, reason}], warnings, timings_s, disclaimer}
 
 No patient identifiers are written. Box coordinates are source-image pixels
-(``[x0, y0, x1, y1]``, column then row).
+(``[x0, y0, x1, y1]``, column then row); ``outline_px`` is the closed outline a measurement
+was made on (the fitted head ellipse: ``OUTLINE_POINTS`` ``[x, y]`` points), or null.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from radlens import __version__
 from radlens.domain.findings import (
@@ -34,6 +38,17 @@ from radlens.domain.findings import (
 
 SCHEMA = "radlens.findings/2"
 DISCLAIMER = "AI-generated draft - requires physician review; not for primary diagnosis."
+# An ellipse drawn through 64 points differs from the true curve by under 0.2% of its
+# radius: invisible at any zoom a reader uses, and a small document.
+OUTLINE_POINTS = 64
+
+
+def outline_to_list(outline: np.ndarray | None) -> list[list[float]] | None:
+    """At most ``OUTLINE_POINTS`` evenly taken points of an outline, rounded to 0.1 px."""
+    if outline is None or len(outline) == 0:
+        return None
+    step = max(1, -(-len(outline) // OUTLINE_POINTS))
+    return [[round(float(x), 1), round(float(y), 1)] for x, y in outline[::step]]
 
 
 def finding_to_dict(f: Finding) -> dict[str, Any]:
@@ -73,6 +88,7 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
             }
             for m in f.measurements
         ],
+        "outline_px": outline_to_list(f.outline_px),
     }
 
 
@@ -109,6 +125,7 @@ def to_json(result: StudyResult, modalities: tuple[str, ...] = ()) -> dict[str, 
 def finding_from_dict(doc: dict[str, Any]) -> Finding:
     """A finding back from its ``findings.json`` entry (without its heatmap)."""
     box = doc.get("box_px")
+    outline = doc.get("outline_px")
     return Finding(
         code=doc["code"],
         label=doc["label"],
@@ -141,6 +158,7 @@ def finding_from_dict(doc: dict[str, Any]) -> Finding:
             )
             for m in doc.get("measurements", ())
         ),
+        outline_px=None if not outline else np.asarray(outline, np.float64).reshape(-1, 2),
     )
 
 
