@@ -21,7 +21,8 @@ matching builtin, so ``except ValueError`` in a caller still works::
     ├── ModelError
     │   ├── ModelNotFoundError(LookupError)     no model with that name is installed
     │   ├── ModelIntegrityError                 weights whose sha256 differs from the card
-    │   └── InvalidModelCardError(ValueError)   a card.json that does not follow the schema
+    │   ├── InvalidModelCardError(ValueError)   a card.json that does not follow the schema
+    │   └── UnsupportedTaskError(ValueError)    an operation that does not apply to the model's task
     ├── InferenceError(RuntimeError)            the backend failed on a valid input
     ├── ConfigError(ValueError)                 settings that cannot work
     ├── NotFoundError(LookupError)              no stored study, finding or file by that id (404)
@@ -30,7 +31,8 @@ matching builtin, so ``except ValueError`` in a caller still works::
     ├── TooManyRequestsError                    too many failed logins; retry later (429)
     ├── ConflictError                           the request clashes with the state (409)
     ├── DicomWebError(ConnectionError)          a DICOMweb server unreachable or refusing (502)
-    └── DicomNetworkError(ConnectionError)      a DICOM peer unreachable, refusing, or failing TLS
+    ├── DicomNetworkError(ConnectionError)      a DICOM peer unreachable, refusing, or failing TLS
+    └── BundleError(RuntimeError)               an offline bundle that cannot be built or verified
 
 Input errors carry the offending ``path`` and a one-line ``reason``; ``str(error)`` is
 ``"<path>: <reason>"``, the line the CLI prints. Messages never contain patient data.
@@ -131,6 +133,10 @@ class InvalidModelCardError(ModelError, ValueError):
     """A card that does not follow the schema."""
 
 
+class UnsupportedTaskError(ModelError, ValueError):
+    """An operation that does not apply to the model's task (calibrating a segmenter)."""
+
+
 class InferenceError(RadlensError, RuntimeError):
     """The inference backend failed on an input it accepted."""
 
@@ -173,6 +179,11 @@ class DicomWebError(RadlensError, ConnectionError):
 class DicomNetworkError(RadlensError, ConnectionError):
     """A DICOM peer (C-ECHO, C-STORE SCU) could not be reached, refused the association,
     or failed the TLS handshake (its certificate or host name did not verify)."""
+
+
+class BundleError(RadlensError, RuntimeError):
+    """An offline bundle (``radlens bundle``) that cannot be built, or whose files do not
+    match its manifest. The message names the step or the file and says what to do."""
 
 
 def _snake(name: str) -> str:

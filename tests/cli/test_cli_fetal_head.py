@@ -40,3 +40,22 @@ def test_analyze_measures_a_png_with_the_given_pixel_size(
     assert hc["unit"] == "mm" and hc["value"] == pytest.approx(78.08, abs=6.0)
     bad = radlens(*args, "--pixel-size-mm", "0")
     assert bad.exit_code != 0
+
+
+@pytest.mark.parametrize("model", ["fetal_head_hc18", "bccd_cells"])
+@pytest.mark.parametrize("command", ["calibrate", "ood", "quantize"])
+def test_classifier_only_commands_refuse_segmenters_and_detectors_and_say_why(
+    radlens: Radlens, tmp_path: Path, model: str, command: str
+) -> None:
+    import shutil
+
+    from radlens.models.registry import zoo_folder
+
+    folder = Path(shutil.copytree(zoo_folder() / model, tmp_path / model))
+    before = (folder / "card.json").read_bytes()
+    args = [] if command == "calibrate" else ["--data", tmp_path]
+    result = radlens(command, folder, *args)
+    assert result.exit_code == 1, result.output
+    assert f"{model} is a" in result.output and "applies to classifiers only" in result.output
+    assert "Traceback" not in result.output
+    assert (folder / "card.json").read_bytes() == before

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from radlens.errors import InvalidModelCardError
+from radlens.errors import InvalidModelCardError, UnsupportedTaskError
 from radlens.evaluation.metrics import sigmoid, softmax
 
 CARD_SCHEMA_VERSION = 1
@@ -669,3 +669,37 @@ def read_card(path: Path) -> ModelCard:
 def write_card(card: ModelCard, path: Path) -> None:
     """Write ``card.json`` (sorted keys, so diffs of retrained cards stay readable)."""
     path.write_text(json.dumps(card_to_dict(card), indent=2, sort_keys=True) + "\n", "utf-8")
+
+
+# What each classifier-only operation does instead for the other tasks: the refusal says
+# where a segmenter's or detector's corresponding figures come from.
+CLASSIFIER_ONLY: dict[str, str] = {
+    "calibrate": (
+        "calibration refits a classifier's class probabilities on val; a {task} model's "
+        "threshold is fitted by `radlens train` and its figures are measured by "
+        "`radlens evaluate`"
+    ),
+    "ood": (
+        "the feature OOD score needs a classifier's penultimate features; a {task} model's "
+        "input-statistics OOD score (if its card has one) is fitted by `radlens train`"
+    ),
+    "quantize": ("the INT8 gate compares a classifier's val AUC; {task} models run in fp32"),
+}
+
+
+def require_classifier(card: ModelCard, operation: str) -> None:
+    """Refuse a classifier-only ``operation`` (a key of ``CLASSIFIER_ONLY``) on another task.
+
+    Example:
+        >>> require_classifier(card, "calibrate")  # doctest: +SKIP
+
+    Raises:
+        UnsupportedTaskError: the card is a segmentation or detection model.
+    """
+    if card.task not in (Task.SEGMENTATION, Task.DETECTION):
+        return
+    why = CLASSIFIER_ONLY[operation].format(task=card.task.value)
+    raise UnsupportedTaskError(
+        f"{card.name} is a {card.task.value} model: radlens {operation} applies to "
+        f"classifiers only ({why})"
+    )

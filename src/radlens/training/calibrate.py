@@ -37,7 +37,7 @@ from radlens.evaluation.calibration import FOLDS, SEED, calibrate_card, describe
 from radlens.evaluation.evaluate import check_labels, predict_logits
 from radlens.inference.backends import OnnxBackend
 from radlens.io.datasets import read_labelled
-from radlens.models.card import Calibration, ModelCard, Task, write_card
+from radlens.models.card import Calibration, ModelCard, Task, require_classifier, write_card
 from radlens.models.registry import load_model
 from radlens.training.recipe import read_recipe
 
@@ -98,6 +98,7 @@ def recalibrate_model(
     """
     model = load_model(folder)
     card = model.card
+    require_classifier(card, "calibrate")
     source = data if data is not None else card.training.data_path()
     if not source.exists():
         raise ConfigError(

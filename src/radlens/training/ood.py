@@ -46,7 +46,14 @@ from radlens.inference.ood import (
     save_stats,
 )
 from radlens.io.datasets import LabelledImages, read_labelled
-from radlens.models.card import InputStatsSpec, Int8Variant, ModelCard, OodSpec, write_card
+from radlens.models.card import (
+    InputStatsSpec,
+    Int8Variant,
+    ModelCard,
+    OodSpec,
+    require_classifier,
+    write_card,
+)
 from radlens.models.registry import load_model, sha256_of
 
 log = logging.getLogger(__name__)
@@ -186,6 +193,7 @@ def fit_ood(
     """
     installed = load_model(model_dir)
     card = installed.card
+    require_classifier(card, "ood")
     before = OnnxBackend(installed.weights, threads=threads)
     val = read_labelled(data, "val", card.labels)
     probe = prepare_batch(card, val.images[:2])

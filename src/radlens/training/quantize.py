@@ -54,7 +54,7 @@ from radlens.evaluation.evaluate import evaluate
 from radlens.inference.backends import OnnxBackend
 from radlens.inference.preprocess import prepare
 from radlens.io.datasets import LabelledImages, read_labelled
-from radlens.models.card import InputSpec, Int8Variant, write_card
+from radlens.models.card import InputSpec, Int8Variant, require_classifier, write_card
 from radlens.models.registry import load_model, sha256_of
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,7 @@ def quantize_model(
         raise ConfigError(f"threads must be 0 (ORT decides) or more, got {threads}")
     model = load_model(model_dir)
     card = model.card
+    require_classifier(card, "quantize")
     file = f"{Path(card.weights_file).stem}.int8.onnx"
     calibration = read_labelled(data, calibration_split, card.labels)
     gate = read_labelled(data, gate_split, card.labels)
