@@ -253,3 +253,28 @@ def test_sample_keeps_order_is_reproducible_and_leaves_small_sets_alone() -> Non
     assert [int(im[0, 0]) for im in part.images] == [int(i) for i in part.ids]
     assert part.ids == data.sample(4, seed=3).ids
     assert data.sample(20) is data
+
+
+def test_split_and_class_folders_read_one_split_with_numeric_classes_as_indices(
+    tmp_path: Path,
+) -> None:
+    from PIL import Image as PILImage
+
+    for split, grade, name in [("train", 0, "a"), ("train", 3, "b"), ("val", 4, "c")]:
+        (tmp_path / split / str(grade)).mkdir(parents=True, exist_ok=True)
+        PILImage.fromarray(np.full((8, 8), grade * 10, np.uint8)).save(
+            tmp_path / split / str(grade) / f"{name}.png"
+        )
+    # A labels.csv without a label column (the knee set's own table) does not get in the way.
+    (tmp_path / "labels.csv").write_text("file,kl_grade,split\ntrain/0/a.png,0,train\n")
+    names = ("KL 0", "KL 1", "KL 2", "KL 3", "KL 4")
+    train = read_labelled(tmp_path, "train", names)
+    assert train.labels.tolist() == [0, 3] and train.label_names == names
+    assert train.ids == ("train/0/a.png", "train/3/b.png")
+    val = read_labelled(tmp_path, "val", names)
+    assert val.labels.tolist() == [4] and int(val.images[0][0, 0]) == 40
+    with pytest.raises(InputError, match="neither one of"):
+        read_labelled(tmp_path, "train", ("KL 0", "KL 1"))
+    with pytest.raises(EmptyInputError):
+        (tmp_path / "test").mkdir()
+        read_labelled(tmp_path, "test", names)

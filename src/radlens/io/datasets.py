@@ -4,8 +4,11 @@
   Labels ``(N,)`` or ``(N, 1)`` are class indices; labels ``(N, K)`` with ``K > 1`` are
   multi-label (ChestMNIST): entry ``[i, k]`` is 1 when item ``i`` has label ``k``, else 0.
 * A folder of images: either ``labels.csv`` with columns ``file,label[,split]`` (paths
-  relative to the folder), or one subfolder per class (``DIR/NORMAL/*.jpeg``) when there is
-  no ``labels.csv``; then every image belongs to every split asked for.
+  relative to the folder), or one subfolder per split and class
+  (``DIR/train/3/9003175L.png``, the layout of torchvision's ImageFolder per split, as the
+  knee KL-grade set is published) when there is no such table, or one subfolder per class
+  (``DIR/NORMAL/*.jpeg``); then every image belongs to every split asked for. A class folder
+  named by an integer (``0`` .. ``K-1``) that is not itself a label name is that index.
   The table is multi-label when any cell of its ``label`` column (in any split) joins several
   labels with ``|`` (``Effusion|Nodule``) or is empty (none of the labels); the label names
   are then every name in the column, across all splits, sorted.
@@ -179,6 +182,8 @@ def _multilabel_npz(
 
 def _read_folder(path: Path, split: str, names: tuple[str, ...] | None) -> LabelledImages:
     table = path / "labels.csv"
+    if (path / split).is_dir() and not (table.exists() and _has_label_column(table)):
+        return _read_split_folders(path, split, names)
     if table.exists():
         all_rows = _read_table(table)
         if any(not label.strip() or LABEL_SEPARATOR in label for _, label, _ in all_rows):
@@ -201,6 +206,33 @@ def _read_folder(path: Path, split: str, names: tuple[str, ...] | None) -> Label
     images = [read_image_file(path / rel) for rel, _ in rows]
     labels = np.array([index[label] for _, label in rows], dtype=np.int64)
     return LabelledImages(images, labels, names, tuple(r for r, _ in rows), str(path), split)
+
+
+def _has_label_column(table: Path) -> bool:
+    with table.open(newline="", encoding="utf-8") as fh:
+        return {"file", "label"} <= set(csv.DictReader(fh).fieldnames or [])
+
+
+def _read_split_folders(path: Path, split: str, names: tuple[str, ...] | None) -> LabelledImages:
+    """``DIR/<split>/<class>/<image>``: class folders named by label or by index."""
+    files = [f for f in sorted((path / split).glob("*/*")) if f.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise EmptyInputError(path / split, f"no images in class folders of split {split!r}")
+    found = sorted({f.parent.name for f in files})
+    names = names or tuple(found)
+    index = {name: i for i, name in enumerate(names)}
+    for folder in found:
+        if folder not in index:
+            if not (folder.isdigit() and int(folder) < len(names)):
+                raise InputError(
+                    path / split / folder,
+                    f"class folder is neither one of {list(names)} nor an index below {len(names)}",
+                )
+            index[folder] = int(folder)
+    images = [read_image_file(f) for f in files]
+    labels = np.array([index[f.parent.name] for f in files], dtype=np.int64)
+    ids = tuple(str(f.relative_to(path)) for f in files)
+    return LabelledImages(images, labels, names, ids, str(path), split)
 
 
 def _read_table(table: Path) -> list[tuple[str, str, str | None]]:
