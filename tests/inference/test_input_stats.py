@@ -4,7 +4,6 @@ images in the one-sided ones."""
 from __future__ import annotations
 
 import io
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -108,17 +107,14 @@ def test_colour_shows_in_chroma_and_saturation_but_not_for_grey() -> None:
     assert values["colour_chroma"] > 0.2 and values["saturation"] > 0.2
 
 
-def test_a_large_radiograph_takes_a_few_milliseconds() -> None:
+def test_a_large_radiograph_gives_finite_repeatable_statistics() -> None:
+    # Its cost (about 2 ms on the 2-core dev box) is measured by benchmarks/bench_analyze.py.
     raw = (np.random.default_rng(3).random((2000, 2000)) * 4095).astype(np.uint16)
     spec = InputSpec(size=(224, 224))
     x = prepare_2d(raw, spec)[0]
-    statistics_of(IMAGE, raw, x, spec)
-    times = []
-    for _ in range(5):
-        clock = time.perf_counter()
-        statistics_of(IMAGE, raw, x, spec)
-        times.append(time.perf_counter() - clock)
-    assert np.median(times) < 0.05  # about 2 ms on the 2-core dev box
+    first = statistics_of(IMAGE, raw, x, spec)
+    assert first.shape == (len(IMAGE.names),) and np.isfinite(first).all()
+    np.testing.assert_array_equal(statistics_of(IMAGE, raw, x, spec), first)
 
 
 def test_statistics_are_finite_for_a_blank_image() -> None:
@@ -273,16 +269,12 @@ def test_closed_form_eigenvalues_match_lapack() -> None:
     np.testing.assert_allclose(_symmetric_eigenvalues(cov), expected, atol=1e-9)
 
 
-def test_a_64_voxel_mask_takes_a_few_milliseconds() -> None:
+def test_a_64_voxel_mask_gives_finite_repeatable_statistics() -> None:
     spec64 = replace(MASK_SPEC, size=(64, 64, 64))
     x = prepare_3d(sheet(64), spec64)
-    statistics_of(SHAPE, None, x, spec64)  # type: ignore[arg-type]
-    times = []
-    for _ in range(5):
-        clock = time.perf_counter()
-        statistics_of(SHAPE, None, x, spec64)  # type: ignore[arg-type]
-        times.append(time.perf_counter() - clock)
-    assert np.median(times) < 0.05  # about 5 ms on the 2-core dev box (3 ms at 28³)
+    first = statistics_of(SHAPE, None, x, spec64)  # type: ignore[arg-type]
+    assert first.shape == (len(SHAPE.names),) and np.isfinite(first).all()
+    np.testing.assert_array_equal(statistics_of(SHAPE, None, x, spec64), first)  # type: ignore[arg-type]
 
 
 def test_each_set_describes_every_statistic_once() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from pathlib import Path
 
@@ -266,9 +265,8 @@ def test_decode_warnings_come_out_as_one_dicom_read_warning(dicom_dir: Path) -> 
     assert load_image.units == "HU"
 
 
-def test_jpeg2000_chest_decodes_well_under_a_second(pydicom_data_dir: Path) -> None:
+def test_a_jpeg2000_chest_decodes_to_its_full_size(pydicom_data_dir: Path) -> None:
+    # Decode time is measured by benchmarks/bench_analyze.py, not asserted here.
     instance = read_instance(pydicom_data_dir / "RG1_J2KR.dcm").instance  # 1955 x 1841
-    start = time.perf_counter()
     image = decode_instance(instance)
-    assert time.perf_counter() - start < 1.0
     assert image.shape == (1955, 1841)
