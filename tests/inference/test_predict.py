@@ -160,6 +160,43 @@ def test_ordinal_reports_grade(make_card) -> None:  # type: ignore[no-untyped-de
 
     [finding] = predict(image(), card, FakeBackend(run))
     assert (finding.grade, finding.grade_label) == (1, "mild")
+    expected = np.exp([0.0, 4.0, 1.0]) / np.exp([0.0, 4.0, 1.0]).sum()
+    np.testing.assert_allclose(finding.grade_probabilities, expected, atol=1e-6)
+    assert finding.probability == pytest.approx(max(finding.grade_probabilities), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("triage_min_grade", "logits", "counted"),
+    [
+        (None, [0.0, 0.0, 9.0], True),  # never triaged (knee osteoarthritis)
+        (2, [0.0, 9.0, 0.0], True),  # below the triage grade
+        (2, [0.0, 0.0, 9.0], False),  # at it: raises priority
+    ],
+)
+def test_an_ordinal_grade_raises_priority_only_from_the_cards_triage_grade(  # type: ignore[no-untyped-def]
+    make_card, triage_min_grade: int | None, logits: list[float], counted: bool
+) -> None:
+    from radlens.domain.findings import Priority
+    from radlens.triage.priority import study_priority
+
+    card = make_card(
+        task="ordinal", labels=("none", "mild", "severe"), triage_min_grade=triage_min_grade
+    )
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        return {"logits": np.array([logits], np.float32)}
+
+    [finding] = predict(image(), card, FakeBackend(run))
+    assert finding.counted is counted
+    expected = Priority.ROUTINE if counted else Priority.PRIORITY
+    assert study_priority([finding]) is expected
+
+
+def test_triage_min_grade_is_only_for_ordinal_models(make_card) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="triage_min_grade"):
+        make_card(triage_min_grade=1)
+    with pytest.raises(ValueError, match="triage_min_grade"):
+        make_card(task="ordinal", labels=("a", "b"), triage_min_grade=2)
 
 
 def test_timings_are_accumulated(make_card) -> None:  # type: ignore[no-untyped-def]

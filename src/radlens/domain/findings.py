@@ -104,9 +104,11 @@ class Finding:
         detected: one box of a detector (``radlens.inference.detection``): ``box`` is the
             finding and ``probability`` the detector's score; many per image and class.
         counted: a finding the card does not triage: a detected box of a class outside
-            ``DetectionSpec.triage_classes``, or the normal structure a segmentation model
-            measures (``SegmentationSpec.triage`` false). Reported, drawn and measured,
-            never raising priority.
+            ``DetectionSpec.triage_classes``, the normal structure a segmentation model
+            measures (``SegmentationSpec.triage`` false), or a grade below the card's
+            ``triage_min_grade``. Reported, drawn and measured, never raising priority.
+        grade_probabilities: for an ordinal model, the calibrated probability of every
+            grade in label order (the finding's ``grade`` is the most probable).
     """
 
     code: str
@@ -131,6 +133,7 @@ class Finding:
     outline_px: np.ndarray | None = field(default=None, repr=False)
     detected: bool = False
     counted: bool = False
+    grade_probabilities: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.probability <= 1.0) or math.isnan(self.probability):

@@ -163,6 +163,13 @@ def predict(
                     box=box if probability >= threshold else None,
                     grade=k if card.task is Task.ORDINAL else None,
                     grade_label=card.labels[k] if card.task is Task.ORDINAL else "",
+                    grade_probabilities=(
+                        tuple(round(float(p), 6) for p in probs[i])
+                        if card.task is Task.ORDINAL
+                        else ()
+                    ),
+                    counted=card.task is Task.ORDINAL
+                    and (card.triage_min_grade is None or k < card.triage_min_grade),
                     ood_score=ood[i].score,
                     ood_flag=outside or ood[i].flagged or bool(quality[i]),
                     ood_feature_score=ood[i].feature,

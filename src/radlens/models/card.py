@@ -509,6 +509,10 @@ class ModelCard:
             ``outputs`` is then ``("mask_logits",)``.
         detection: for ``task = "detection"``: how boxes are decoded; ``outputs`` is then
             ``("heatmap", "ltrb")`` and ``labels`` may hold a single class.
+        triage_min_grade: for ordinal models, the lowest grade (label index) whose finding
+            raises the study's priority (diabetic retinopathy: 3, severe); findings of lower
+            grades, and every finding when None (knee osteoarthritis), are ``counted``:
+            reported and graded, never an alert.
     """
 
     name: str
@@ -534,6 +538,7 @@ class ModelCard:
     ood: OodSpec | None = None
     segmentation: SegmentationSpec | None = None
     detection: DetectionSpec | None = None
+    triage_min_grade: int | None = None
     schema_version: int = CARD_SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -557,6 +562,10 @@ class ModelCard:
             raise ValueError("a model trained on non-commercial data cannot be enabled by default")
         if self.int8 is not None and self.int8.file == self.weights_file:
             raise ValueError("int8.file must differ from weights_file")
+        if self.triage_min_grade is not None and (
+            self.task is not Task.ORDINAL or not 0 <= self.triage_min_grade < len(self.labels)
+        ):
+            raise ValueError("triage_min_grade must be a label index of an ordinal model")
         self._check_segmentation()
         if (self.task is Task.DETECTION) != (self.detection is not None):
             raise ValueError("a detection card needs a detection section, and only it")

@@ -11,7 +11,7 @@ Schema (``schema`` = ``radlens.findings/2``), documented in ``docs/findings-json
                            ood_input_score, trust, warnings, detected, counted,
                            measurements: [{code, label, value, unit, low, high,
                                            method, note}],
-                           outline_px}]}],
+                           outline_px, grade_probabilities}]}],
      rejected: [{location, kind, reason}], warnings, timings_s, disclaimer}
 
 No patient identifiers are written. Box coordinates are source-image pixels
@@ -89,6 +89,7 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
             for m in f.measurements
         ],
         "outline_px": outline_to_list(f.outline_px),
+        "grade_probabilities": list(f.grade_probabilities) or None,
     }
 
 
@@ -159,6 +160,7 @@ def finding_from_dict(doc: dict[str, Any]) -> Finding:
             for m in doc.get("measurements", ())
         ),
         outline_px=None if not outline else np.asarray(outline, np.float64).reshape(-1, 2),
+        grade_probabilities=tuple(float(p) for p in doc.get("grade_probabilities") or ()),
     )
 
 

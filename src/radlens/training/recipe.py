@@ -158,6 +158,8 @@ class Recipe:
     measure: Measure = Measure.NONE
     # task = "detection": how boxes are decoded (see models.card.DetectionSpec).
     detection: DetectionSpec | None = None
+    # task = "ordinal": the lowest grade that raises priority (see ModelCard).
+    triage_min_grade: int | None = None
     source: str = ""
 
 

@@ -199,6 +199,7 @@ def _train(
         sha256=sha256_of(onnx_path),
         enabled_by_default=recipe.commercial_use and recipe.enabled_by_default is not False,
         positive_index=recipe.positive_index,
+        triage_min_grade=recipe.triage_min_grade,
     )
     backend = OnnxBackend(onnx_path, threads=recipe.schedule.threads)
     logits = predict_logits(card, backend, val_set)
