@@ -52,6 +52,7 @@ bench: $(VENV)/.dev-installed
 # Retrain every shipped model from its recipe (needs ../shared/data; about an hour on 2 cores).
 ZOO_RECIPES ?= $(wildcard recipes/*.toml)
 zoo: $(VENV)/.dev-installed
+	$(BIN)/radlens data prepare fracatlas ../shared/data/det/fracatlas_fracture -o build/data/fracatlas
 	for r in $(ZOO_RECIPES); do \
 		n=$$(basename $$r .toml); \
 		$(BIN)/radlens train $$r -o src/radlens/zoo/$$n || exit 1; \

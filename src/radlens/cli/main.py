@@ -80,6 +80,7 @@ def _register() -> None:
         analyze,
         audit,
         calibrate,
+        data,
         deidentify,
         demo,
         evaluate,
@@ -110,6 +111,8 @@ def _register() -> None:
     nlp.nlp_app.command("extract")(guarded(nlp.extract_command))
     nlp.nlp_app.command("evaluate")(guarded(nlp.evaluate_command))
     app.add_typer(nlp.nlp_app, name="nlp")
+    data.data_app.command("prepare")(guarded(data.prepare_command))
+    app.add_typer(data.data_app, name="data")
     audit.audit_app.command("verify")(guarded(audit.verify_command))
     audit.audit_app.command("list")(guarded(audit.list_command))
     app.add_typer(audit.audit_app, name="audit")

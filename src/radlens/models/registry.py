@@ -33,6 +33,39 @@ BODY_PART_SYNONYMS: dict[str, tuple[str, ...]] = {
     "FETAL_HEAD": ("FETAL_HEAD", "FETUS", "FETAL_SKULL", "HEAD_FETAL"),
     # Peripheral blood smears (microscopy); "BLOOD" is the CID 4031 / SNOMED 87612001 term.
     "BLOOD": ("BLOOD", "PERIPHERAL_BLOOD", "BLOOD_SMEAR", "SMEAR"),
+    # Limbs, as CID 4031 names their parts (and the EXTREMITY catch-all vendors send).
+    "EXTREMITY": (
+        "EXTREMITY",
+        "UPPER_EXTREMITY",
+        "LOWER_EXTREMITY",
+        "HAND",
+        "FINGER",
+        "THUMB",
+        "WRIST",
+        "FOREARM",
+        "ELBOW",
+        "ARM",
+        "UPPER_ARM",
+        "HUMERUS",
+        "RADIUS",
+        "ULNA",
+        "LEG",
+        "LOWER_LEG",
+        "UPPER_LEG",
+        "THIGH",
+        "FEMUR",
+        "KNEE",
+        "PATELLA",
+        "TIBIA",
+        "FIBULA",
+        "ANKLE",
+        "FOOT",
+        "TOE",
+        "HEEL",
+        "CALCANEUS",
+    ),
+    "HIP": ("HIP", "PELVIS", "FEMUR", "ACETABULUM"),
+    "SHOULDER": ("SHOULDER", "CLAVICLE", "SCAPULA", "HUMERUS", "ACROMIOCLAVICULAR_JOINT"),
 }
 
 # Words of a Series (or Study) Description that name a region when BodyPartExamined is
@@ -55,6 +88,23 @@ DESCRIPTION_HINTS: dict[str, tuple[str, ...]] = {
         "transthalamic",
     ),
     "BLOOD": ("blood smear", "peripheral blood", "blood film", "smear"),
+    "EXTREMITY": (
+        "hand",
+        "finger",
+        "wrist",
+        "forearm",
+        "elbow",
+        "humerus",
+        "femur",
+        "tibia",
+        "fibula",
+        "ankle",
+        "foot",
+        "toe",
+        "calcaneus",
+    ),
+    "HIP": ("hip", "pelvis"),
+    "SHOULDER": ("shoulder", "clavicle", "scapula"),
 }
 
 MODALITY_NAMES: dict[str, str] = {
@@ -207,7 +257,7 @@ def hinted_body_part(series: Series, wanted: tuple[str, ...]) -> str:
     # Only an unambiguous description routes: "chest and knee" names two regions.
     if len(hints) != 1:
         return ""
-    return hints[0] if hints[0] in wanted else ""
+    return hints[0] if body_part_matches(hints[0], wanted) else ""
 
 
 def applies(card: ModelCard, series: Series, dims: int, color: bool) -> str:
