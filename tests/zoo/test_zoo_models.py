@@ -23,9 +23,9 @@ SHIPPED = {
     "cxr_pneumonia_128": ("cxr_pneumonia", 522),
     "breast_us_malignancy": ("medmnist/breastmnist.npz", 78),
     "retina_dr_grade": ("medmnist/retinamnist.npz", 120),
-    "adrenal_ct_3d": ("medmnist/adrenalmnist3d.npz", 98),
     "adrenal_ct_3d_64": ("medmnist/adrenalmnist3d_64.npz", 98),
     "vessel_mra_3d": ("medmnist/vesselmnist3d.npz", 191),
+    "knee_oa_kl": ("cls/knee_oa_kl_grade", 128),
 }
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 

@@ -21,9 +21,9 @@ SHIPPED = {  # name -> its data under ../shared/data
     "cxr_pneumonia_128": "cxr_pneumonia",
     "breast_us_malignancy": "medmnist/breastmnist.npz",
     "retina_dr_grade": "medmnist/retinamnist.npz",
-    "adrenal_ct_3d": "medmnist/adrenalmnist3d.npz",
     "adrenal_ct_3d_64": "medmnist/adrenalmnist3d_64.npz",
     "vessel_mra_3d": "medmnist/vesselmnist3d.npz",
+    "knee_oa_kl": "cls/knee_oa_kl_grade",
 }
 
 
