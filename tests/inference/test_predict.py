@@ -161,8 +161,9 @@ def test_ordinal_reports_grade(make_card) -> None:  # type: ignore[no-untyped-de
     [finding] = predict(image(), card, FakeBackend(run))
     assert (finding.grade, finding.grade_label) == (1, "mild")
     expected = np.exp([0.0, 4.0, 1.0]) / np.exp([0.0, 4.0, 1.0]).sum()
-    np.testing.assert_allclose(finding.grade_probabilities, expected, atol=1e-6)
-    assert finding.probability == pytest.approx(max(finding.grade_probabilities), abs=1e-6)
+    assert [label for label, _ in finding.grade_probabilities] == ["none", "mild", "severe"]
+    np.testing.assert_allclose([p for _, p in finding.grade_probabilities], expected, atol=1e-6)
+    assert finding.probability == pytest.approx(expected.max(), abs=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -194,3 +194,13 @@ def test_an_outline_is_written_as_at_most_64_points_and_read_back() -> None:
     assert back is not None and back.shape == (64, 2)
     np.testing.assert_allclose(back, outline[::4], atol=0.05)
     assert finding_to_dict(finding())["outline_px"] is None
+
+
+def test_an_ordinal_grade_distribution_is_written_with_labels_and_read_back() -> None:
+    grades = (("KL 0", 0.1), ("KL 1", 0.2), ("KL 2", 0.7))
+    graded = finding(grade=2, grade_label="KL 2", grade_probabilities=grades)
+    doc = finding_to_dict(graded)
+    assert doc["grade_probabilities"][2] == {"label": "KL 2", "probability": 0.7}
+    result = StudyResult("1.2.3", (SeriesResult("1.2.3.1", "DX", "KNEE", 1, findings=(graded,)),))
+    assert from_json(to_json(result)).findings[0].grade_probabilities == grades
+    assert finding_to_dict(finding())["grade_probabilities"] is None

@@ -14,6 +14,31 @@ export function measurementText(m: Measurement): string {
     : value;
 }
 
+/** The probability of every grade as a row of bars, the reported grade marked. */
+function gradeDistribution(f: Finding): HTMLElement {
+  return h(
+    "div",
+    { class: "grades", testid: "grade-distribution", title: "Calibrated probability of each grade" },
+    ...(f.grade_probabilities ?? []).map(({ label, probability }) =>
+      h(
+        "div",
+        {
+          class: `grade-row${label === f.grade_label ? " top" : ""}`,
+          testid: "grade-probability",
+          "data-grade": label,
+        },
+        h("span", { class: "grade-name" }, label),
+        h(
+          "span",
+          { class: "grade-bar" },
+          h("span", { class: "grade-fill", style: `width: ${(probability * 100).toFixed(1)}%` }),
+        ),
+        h("span", { class: "grade-value" }, percent(probability)),
+      ),
+    ),
+  );
+}
+
 /** One line for the image overlay: "HC 176.4 mm · GA 20.1 wk". */
 export function measurementSummary(f: Finding): string {
   const short: Record<string, string> = { head_circumference: "HC", gestational_age: "GA" };
@@ -191,6 +216,7 @@ export class FindingsPanel {
         finding.outline_px ? h("span", { class: "muted" }, "outline") : null,
         finding.has_heatmap ? h("span", { class: "muted" }, "heatmap") : null,
       ),
+      finding.grade_probabilities ? gradeDistribution(finding) : null,
       finding.measurements.length
         ? h(
             "dl",

@@ -71,8 +71,10 @@ export interface Finding {
   outline_px: [number, number][] | null;
   /** One box of a detector. */
   detected: boolean;
-  /** A detector box of a class the card does not triage (counted, not a finding to act on). */
+  /** A finding that never raises priority (a counted box, a measured structure, a low grade). */
   counted: boolean;
+  /** Ordinal models: the calibrated probability of every grade, in order; else null. */
+  grade_probabilities: { label: string; probability: number }[] | null;
 }
 
 /** A measurement of a finding (docs/findings-json.md, "Measurements of a finding"). */

@@ -107,8 +107,8 @@ class Finding:
             ``DetectionSpec.triage_classes``, the normal structure a segmentation model
             measures (``SegmentationSpec.triage`` false), or a grade below the card's
             ``triage_min_grade``. Reported, drawn and measured, never raising priority.
-        grade_probabilities: for an ordinal model, the calibrated probability of every
-            grade in label order (the finding's ``grade`` is the most probable).
+        grade_probabilities: for an ordinal model, ``(grade label, calibrated
+            probability)`` of every grade in order (``grade`` is the most probable).
     """
 
     code: str
@@ -133,7 +133,7 @@ class Finding:
     outline_px: np.ndarray | None = field(default=None, repr=False)
     detected: bool = False
     counted: bool = False
-    grade_probabilities: tuple[float, ...] = ()
+    grade_probabilities: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.probability <= 1.0) or math.isnan(self.probability):

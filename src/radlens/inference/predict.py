@@ -164,7 +164,10 @@ def predict(
                     grade=k if card.task is Task.ORDINAL else None,
                     grade_label=card.labels[k] if card.task is Task.ORDINAL else "",
                     grade_probabilities=(
-                        tuple(round(float(p), 6) for p in probs[i])
+                        tuple(
+                            (name, round(float(p), 6))
+                            for name, p in zip(card.labels, probs[i], strict=True)
+                        )
                         if card.task is Task.ORDINAL
                         else ()
                     ),

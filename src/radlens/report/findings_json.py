@@ -89,7 +89,10 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
             for m in f.measurements
         ],
         "outline_px": outline_to_list(f.outline_px),
-        "grade_probabilities": list(f.grade_probabilities) or None,
+        "grade_probabilities": [
+            {"label": label, "probability": p} for label, p in f.grade_probabilities
+        ]
+        or None,
     }
 
 
@@ -160,7 +163,9 @@ def finding_from_dict(doc: dict[str, Any]) -> Finding:
             for m in doc.get("measurements", ())
         ),
         outline_px=None if not outline else np.asarray(outline, np.float64).reshape(-1, 2),
-        grade_probabilities=tuple(float(p) for p in doc.get("grade_probabilities") or ()),
+        grade_probabilities=tuple(
+            (g["label"], float(g["probability"])) for g in doc.get("grade_probabilities") or ()
+        ),
     )
 
 
