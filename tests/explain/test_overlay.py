@@ -73,3 +73,14 @@ def test_box_is_drawn_only_for_a_positive_finding(probability: float, drawn: boo
     edge = out[230, 120:180]
     red = (edge[:, 0] > 200) & (edge[:, 1] < 100)
     assert bool(red.any()) is drawn
+
+
+def test_a_grade_is_labelled_as_the_most_probable_not_as_positive_at_zero() -> None:
+    from radlens.domain.findings import Finding
+    from radlens.explain.overlay import _verdict
+
+    graded = Finding("kl_2", "KL 2", 0.6, 0.0, "knee", "1", grade=2, grade_label="KL 2")
+    assert _verdict(graded) == "most probable grade"
+    assert _verdict(Finding("c", "C", 0.6, 0.0, "m", "1")) == "most probable class"
+    assert _verdict(Finding("p", "P", 0.6, 0.5, "m", "1")) == "positive at 0.50"
+    assert _verdict(Finding("p", "P", 0.4, 0.5, "m", "1")) == "negative at 0.50"

@@ -127,8 +127,7 @@ def render_overlay(
                 width=max(2, size[0] // 300),
             )
     lines = [
-        f"{f.label}: {f.probability:.0%} ({'positive' if f.positive else 'negative'}"
-        f" at {f.threshold:.2f}) {f.model_name} {f.model_version}"
+        f"{f.label}: {f.probability:.0%} ({_verdict(f)}) {f.model_name} {f.model_version}"
         + (" - LOW TRUST" if f.ood_flag else "")
         for f in findings
         if not is_detected_box(f)
@@ -143,6 +142,14 @@ def render_overlay(
         draw.text((4, y), line, fill=(255, 255, 0), font=font)
         y = float(box[3] + 6)
     return np.asarray(canvas, dtype=np.uint8)
+
+
+def _verdict(f: Finding) -> str:
+    """"positive at 0.50" for a thresholded finding; "most probable grade" for a grade (a
+    multi-class or ordinal top class has no threshold to be positive at)."""
+    if f.grade is not None or f.threshold <= 0.0:
+        return "most probable grade" if f.grade is not None else "most probable class"
+    return f"{'positive' if f.positive else 'negative'} at {f.threshold:.2f}"
 
 
 def _tint(base: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
