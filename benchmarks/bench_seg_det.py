@@ -92,8 +92,15 @@ NOTES = [
     "--set schedule.epochs=15 -o /tmp/hc18_320` (15 epochs, all the shared 2-core machine "
     "allowed before the deadline: about 150 s an epoch) gave val Dice 0.974, HD95 2.26 mm, "
     "HC MAD 2.94 mm (mean +1.34, SD 3.64): worse than the shipped model on both, so it was "
-    "not shipped. A full 40-epoch run at that size (about 1.5-2 h on this machine) is "
-    "untried.",
+    "not shipped.",
+    "A full-length run at a higher input resolution, 2026-11-29: `radlens train "
+    "recipes/fetal_head_hc18.toml --set 'input.size=[192,288]' --set schedule.epochs=50 "
+    "--set schedule.patience=50 -o /tmp/hc18_288` (50 epochs, 41 min on the shared machine) "
+    "gave val Dice 0.9765 (best so far), HD95 1.91 mm, HC MAD 2.55 mm (mean +0.20, SD 3.28): "
+    "a better overlap but a worse head circumference than the shipped model, so it was not "
+    "shipped either. More input pixels do not bring the HC error down here; what would is "
+    "untried (a loss on the boundary or on the fitted ellipse itself, or more training "
+    "heads than HC18's 155).",
     "Goal HC MAD <= 2.0 mm: NOT met (2.42 mm on val).",
 ]
 
