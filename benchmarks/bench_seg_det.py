@@ -100,7 +100,7 @@ NOTES = [
     "a better overlap but a worse head circumference than the shipped model, so it was not "
     "shipped either. More input pixels do not bring the HC error down here; what would is "
     "untried (a loss on the boundary or on the fitted ellipse itself, or more training "
-    "heads than HC18's 155).",
+    "heads than the 154 HC18 train images).",
     "Goal HC MAD <= 2.0 mm: NOT met (2.42 mm on val).",
 ]
 
