@@ -84,3 +84,10 @@ def test_a_grade_is_labelled_as_the_most_probable_not_as_positive_at_zero() -> N
     assert _verdict(Finding("c", "C", 0.6, 0.0, "m", "1")) == "most probable class"
     assert _verdict(Finding("p", "P", 0.6, 0.5, "m", "1")) == "positive at 0.50"
     assert _verdict(Finding("p", "P", 0.4, 0.5, "m", "1")) == "negative at 0.50"
+
+
+def test_the_colormap_table_follows_the_exact_ramp_within_a_quarter_level() -> None:
+    from radlens.explain.overlay import _interpolate
+
+    values = np.random.default_rng(0).random(10_000).astype(np.float32)
+    np.testing.assert_allclose(colormap(values), _interpolate(values), atol=0.25)

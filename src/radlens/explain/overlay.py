@@ -34,13 +34,26 @@ _RAMP = np.array(
 )
 
 
-def colormap(values01: np.ndarray) -> np.ndarray:
-    """Map [0, 1] to RGB float32 by linear interpolation along the ramp."""
+def _interpolate(values01: np.ndarray) -> np.ndarray:
     pos = np.clip(values01, 0, 1) * (len(_RAMP) - 1)
     lo = np.floor(pos).astype(int)
     hi = np.minimum(lo + 1, len(_RAMP) - 1)
     frac = (pos - lo)[..., None]
     rgb: np.ndarray = _RAMP[lo] * (1 - frac) + _RAMP[hi] * frac
+    return rgb
+
+
+# The ramp sampled at 4096 levels: a table lookup instead of interpolating every pixel of a
+# full-size heatmap (about 200 ms of a 2 s cold start on a radiograph); the table differs
+# from exact interpolation by under a quarter of an 8-bit step.
+_LEVELS = 4096
+_TABLE = _interpolate(np.linspace(0.0, 1.0, _LEVELS, dtype=np.float32)).astype(np.float32)
+
+
+def colormap(values01: np.ndarray) -> np.ndarray:
+    """Map [0, 1] to RGB float32 along the ramp (linear between its anchors)."""
+    index = np.rint(np.clip(values01, 0, 1) * (_LEVELS - 1)).astype(np.intp)
+    rgb: np.ndarray = _TABLE[index]
     return rgb
 
 
@@ -145,7 +158,7 @@ def render_overlay(
 
 
 def _verdict(f: Finding) -> str:
-    """"positive at 0.50" for a thresholded finding; "most probable grade" for a grade (a
+    """ "positive at 0.50" for a thresholded finding; "most probable grade" for a grade (a
     multi-class or ordinal top class has no threshold to be positive at)."""
     if f.grade is not None or f.threshold <= 0.0:
         return "most probable grade" if f.grade is not None else "most probable class"

@@ -113,7 +113,9 @@ def write_png(path: Path, rgb_uint8: np.ndarray) -> None:
         raise IncompatibleInputError(
             path, f"write_png needs uint8 (H, W, 3) or (H, W), got {array.dtype} {array.shape}"
         )
-    PILImage.fromarray(np.ascontiguousarray(array)).save(path, format="PNG")
+    # zlib level 1: a quarter of the time of the default 6 for about 20% larger files,
+    # which matters more for a reader waiting on an overlay than the bytes do.
+    PILImage.fromarray(np.ascontiguousarray(array)).save(path, format="PNG", compress_level=1)
 
 
 def _open(path: Path, data: bytes | None) -> PILImage.Image:
