@@ -12,7 +12,7 @@ from rich.progress import Progress
 from radlens.analyze import AnalyzeRun, StudyOutput, analyze
 from radlens.cli.main import configure_logging
 from radlens.cli.render import out, print_run
-from radlens.models.registry import discover
+from radlens.models.registry import discover, get_model
 from radlens.pipeline import onnx_backends
 from radlens.report.findings_json import to_json
 
@@ -60,8 +60,13 @@ def run_analysis(
     dicom_results: bool = False,
     notes: Path | None = None,
     pixel_size_mm: float | None = None,
+    enable: list[str] | None = None,
 ) -> AnalyzeRun:
     models = discover(models_dir)
+    if enable:
+        every = discover(models_dir, include_disabled=True)
+        running = {m.card.name for m in models}
+        models += [get_model(n, every) for n in dict.fromkeys(enable) if n not in running]
     clinical_notes = "" if notes is None else notes.read_bytes().decode("utf-8", "replace")
     show_progress = not (quiet or as_json)
     with Progress(transient=True, disable=not show_progress) as progress:
@@ -120,6 +125,13 @@ def analyze_command(
             "head circumference (DICOM input states its own)",
         ),
     ] = None,
+    enable: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--enable",
+            help="also run this model, disabled by default (see `radlens models`); repeatable",
+        ),
+    ] = None,
 ) -> None:
     """Analyze studies; write findings.json, overlays and a draft report per study."""
     configure_logging(verbose, quiet)
@@ -136,5 +148,6 @@ def analyze_command(
         dicom_results=dicom_results,
         notes=notes,
         pixel_size_mm=pixel_size_mm,
+        enable=enable,
     )
     raise typer.Exit(run.exit_code)

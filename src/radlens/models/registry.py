@@ -33,7 +33,10 @@ BODY_PART_SYNONYMS: dict[str, tuple[str, ...]] = {
     "FETAL_HEAD": ("FETAL_HEAD", "FETUS", "FETAL_SKULL", "HEAD_FETAL"),
     # Peripheral blood smears (microscopy); "BLOOD" is the CID 4031 / SNOMED 87612001 term.
     "BLOOD": ("BLOOD", "PERIPHERAL_BLOOD", "BLOOD_SMEAR", "SMEAR"),
-    # Limbs, as CID 4031 names their parts (and the EXTREMITY catch-all vendors send).
+    # Limbs, as CID 4031 names their parts (and the EXTREMITY catch-all vendors send). The
+    # knee is left out: knee films go to the knee model, and the fracture model, trained on
+    # FracAtlas, flags knee radiographs like those as unlike its training data (all 128
+    # kneeKL224 val knees) while calling 121 of them fractured.
     "EXTREMITY": (
         "EXTREMITY",
         "UPPER_EXTREMITY",
@@ -54,8 +57,6 @@ BODY_PART_SYNONYMS: dict[str, tuple[str, ...]] = {
         "UPPER_LEG",
         "THIGH",
         "FEMUR",
-        "KNEE",
-        "PATELLA",
         "TIBIA",
         "FIBULA",
         "ANKLE",
