@@ -19,7 +19,7 @@ $(VENV)/.run-installed: pyproject.toml constraints.txt | $(BIN)/python
 
 # Tests, training and the service: torch 2.13.0 CPU pinned by constraints.txt (never torchvision).
 $(VENV)/.dev-installed: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,dev,serve,postgres]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,dev,serve,postgres,cluster]'
 	touch $@ $(VENV)/.run-installed
 
 setup: $(VENV)/.run-installed

@@ -165,3 +165,90 @@ def test_only_the_oidc_module_imports_authlib_and_only_accounts_argon2() -> None
 
 def test_the_permission_table_imports_nothing_of_radlens() -> None:
     assert {m for m in MODULES["privacy/roles.py"] if m.startswith("radlens")} == set()
+
+
+def test_only_the_bundle_command_imports_edge_and_edge_sits_on_models_and_errors() -> None:
+    assert {m for m in _importers("radlens.edge") if not m.startswith("edge/")} == {"cli/bundle.py"}
+    found = False
+    for rel, imported in MODULES.items():
+        if not rel.startswith("edge/"):
+            continue
+        found = True
+        for module in imported:
+            top = module.split(".")[0]
+            if top == "radlens":
+                assert module == "radlens" or module.startswith(
+                    ("radlens.edge", "radlens.models", "radlens.errors")
+                ), (rel, module)
+            else:
+                assert top in sys.stdlib_module_names, (rel, module)
+    assert found
+
+
+def test_the_cli_and_analyze_load_without_service_or_result_libraries() -> None:
+    # What makes `radlens analyze` start fast on an edge box (docs/edge.md): these load
+    # only when a command or an option needs them (serve, --fhir, --dicom-results, ...).
+    heavy = (
+        "fastapi",
+        "uvicorn",
+        "sqlalchemy",
+        "pynetdicom",
+        "highdicom",
+        "fhir",
+        "skimage",
+        "httpx",
+        "onnxruntime",
+        "torch",
+    )
+    code = (
+        "import sys, radlens.cli.main, radlens.analyze, radlens.pipeline; "
+        f"print(','.join(sorted(m for m in {heavy!r} if m in sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == ""
+
+
+def test_only_the_executors_import_dask_and_only_results_pyarrow() -> None:
+    assert _importers("dask", "distributed") == {"cluster/executors.py"}
+    assert _importers("pyarrow") == {"cluster/results.py"}
+
+
+@pytest.mark.parametrize(
+    "layer", ["domain", "io", "models", "inference", "pipeline", "report", "store", "net"]
+)
+def test_lower_layers_do_not_import_the_cluster(layer: str) -> None:
+    offenders = {
+        m for m in _importers("radlens.cluster") if m.startswith(f"{layer}/") or m == f"{layer}.py"
+    }
+    assert offenders == set()
+
+
+FEEDBACK_PURE = (
+    "feedback/records.py",
+    "feedback/adjudication.py",
+    "feedback/equipment.py",
+    "feedback/queue.py",
+    "feedback/drift.py",
+    "feedback/monitor.py",
+)
+
+
+def test_feedback_reads_the_store_in_one_module_and_its_logic_is_pure() -> None:
+    assert {m for m in _importers("sqlalchemy") if m.startswith("feedback/")} == {
+        "feedback/stored.py"
+    }
+    for rel in FEEDBACK_PURE:
+        impure = {m for m in MODULES[rel] if m.startswith(("radlens.store", "sqlalchemy"))}
+        assert impure == set(), rel
+
+
+@pytest.mark.parametrize(
+    "layer",
+    ["domain", "io", "models", "inference", "explain", "evaluation", "triage", "report", "nlp"]
+    + ["store", "privacy", "training"],
+)
+def test_lower_layers_do_not_import_feedback(layer: str) -> None:
+    offenders = {m for m in _importers("radlens.feedback") if m.startswith(f"{layer}/")}
+    assert offenders == set()

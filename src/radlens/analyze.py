@@ -25,7 +25,6 @@ from radlens.io.scan import scan
 from radlens.models.registry import InstalledModel
 from radlens.pipeline import onnx_backends, process_study
 from radlens.report.compose import compose_markdown
-from radlens.report.fhir import to_fhir
 from radlens.report.findings_json import to_json
 
 # Real pydicom-data samples the demo reads: CR chest, CR extremity, CT, MR (single and
@@ -196,6 +195,10 @@ def _write_report(
     text = compose_markdown(study, result, prior, notes)
     (folder / "report.md").write_text(text, "utf-8")
     if fhir:
+        # Imported here: fhir.resources (pydantic models) takes about a third of a second
+        # to import, paid only with --fhir (radlens analyze cold start, docs/edge.md).
+        from radlens.report.fhir import to_fhir
+
         bundle = to_fhir(study, result, draft=text)
         (folder / "fhir.json").write_text(json.dumps(bundle, indent=2) + "\n", "utf-8")
 

@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     models: tuple[Path, ...] = Field(default=(), description="extra model folders")
     threads: int = Field(default=1, ge=1, description="ONNX Runtime threads per worker")
+    # Scale-out (docs/scaling.md): the job workers run each analysis on a Dask cluster.
+    engine: Literal["local", "dask"] = Field(
+        default="local", description="where analyses run: local worker threads, or dask"
+    )
+    dask_address: str = Field(
+        default="",
+        description="Dask scheduler, tcp://HOST:8786; '' with engine dask: a local cluster",
+    )
     pacs_url: str = Field(default="", description="PACS DICOMweb base URL; '' = no PACS")
     pacs_username: str = Field(default="", description="PACS HTTP basic auth user")
     pacs_password: SecretStr = Field(default=SecretStr(""), description="never logged")
@@ -116,6 +124,34 @@ class Settings(BaseSettings):
     )
     aging_minutes: float = Field(
         default=60.0, gt=0, description="waiting this long adds one priority level to the score"
+    )
+    # Feedback (docs/feedback.md): adjudication of several readers, drift alerts.
+    adjudication_rule: Literal["majority", "senior"] = Field(
+        default="majority",
+        description="readers' votes -> the label: majority (a tie is unresolved) or senior",
+    )
+    senior_readers: tuple[str, ...] = Field(
+        default=(), description="account names whose votes decide under the senior rule"
+    )
+    drift_psi_alert: float = Field(
+        default=0.2, gt=0, description="OOD drift alert at this PSI (with a significant G-test)"
+    )
+    drift_min_images: int = Field(
+        default=30, ge=5, description="images a model version or scanner needs to be judged"
+    )
+    # Model change control (docs/learning.md): versions, the evaluation gate, promotion.
+    model_store: Path | None = Field(
+        default=None, description="site model versions (radlens learn); default home/models"
+    )
+    auto_promote: bool = Field(
+        default=False,
+        description="site policy: promote a learned version that passed the gate at once",
+    )
+    gate_auc_margin: float = Field(
+        default=0.005, ge=0, le=0.1, description="locked-set AUC a candidate may lose"
+    )
+    gate_ece_margin: float = Field(
+        default=0.01, ge=0, le=0.1, description="locked-set ECE a candidate may gain"
     )
 
     max_upload_bytes: int = Field(
@@ -229,6 +265,11 @@ class Settings(BaseSettings):
     @property
     def storage_dir(self) -> Path:
         return (self.storage or self.home / "storage").expanduser()
+
+    @property
+    def model_store_dir(self) -> Path:
+        """Where the site keeps every version of its models (``radlens.models.versions``)."""
+        return (self.model_store or self.home / "models").expanduser()
 
     @property
     def default_key_file(self) -> Path:

@@ -92,7 +92,8 @@ def test_analyze_json_is_machine_readable(
     assert doc["exit_code"] == 0 and doc["rejected"] == []
     [study] = doc["studies"]
     assert study["schema"] == "radlens.findings/2"
-    assert "body part EXTREMITY" in study["series"][0]["skipped_reason"]
+    # The CR extremity goes to the fracture model (not to the tiny chest model).
+    assert study["series"][0]["models"] == ["fracture_xray"]
     assert Path(study["output"]).is_dir()
 
 
@@ -307,3 +308,35 @@ def test_analyze_notes_file_must_exist(
     result = radlens("analyze", source, "-o", tmp_path, "--notes", tmp_path / "missing.txt")
     assert result.exit_code == 2
     assert "missing.txt" in flat(result)
+
+
+def test_analyze_with_a_model_store_runs_the_promoted_version_and_rollback_restores(
+    radlens: Radlens, tiny_onnx_model_dir: Path, pydicom_data_dir: Path, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from radlens.models.card import read_card, write_card
+    from radlens.models.registry import load_model
+    from radlens.models.versions import add_installed, add_version, promote, rollback, write_gate
+
+    store = tmp_path / "models"
+    add_installed(store, load_model(tiny_onnx_model_dir))
+    candidate = Path(shutil.copytree(tiny_onnx_model_dir, tmp_path / "candidate"))
+    card = read_card(candidate / "card.json")
+    write_card(replace(card, version="0.0.1+site.2"), candidate / "card.json")
+    write_gate(candidate, {"passed": True})
+    add_version(store, candidate, {"number": 2, "parent": 1})
+
+    def versions_run() -> set[str]:
+        out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}"
+        args = ["analyze", pydicom_data_dir / "RG1_J2KR.dcm", "-o", out, "--json"]
+        result = radlens(*args, "--models", tiny_onnx_model_dir, "--model-store", store)
+        assert result.exit_code == 0, result.output
+        series = json.loads(result.stdout)["studies"][0]["series"][0]
+        return {f["model_version"] for f in series["findings"] if f["model_name"] == "tiny_cxr"}
+
+    assert versions_run() == {"0.0.1"}
+    promote(store, "tiny_cxr", 2, by="ana")
+    assert versions_run() == {"0.0.1+site.2"}
+    rollback(store, "tiny_cxr", by="ana")
+    assert versions_run() == {"0.0.1"}

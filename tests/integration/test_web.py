@@ -428,9 +428,48 @@ def test_a_fetal_head_study_shows_its_hc_and_ga_and_the_measured_ellipse(
             _shot(page, "10-fetal-head.png")
             page.get_by_test_id("toggle-boxes").click()
             expect(outline).to_have_count(0)
+
+            # The reader edits the finding with a confidence and a tighter box.
+            x0, y0, x1, y1 = (round(v) for v in finding["box_px"])
+            card.get_by_test_id("review-edit").click()
+            card.get_by_test_id("edit-confidence").select_option("4")
+            card.get_by_test_id("edit-box").fill(f"{x0 + 5}, {y0 + 5}, {x1 - 5}, {y1 - 5}")
+            card.get_by_test_id("edit-save").click()
+            expect(card.get_by_test_id("review-confidence")).to_have_text("confidence 4 / 5")
+            expect(card.get_by_test_id("review-box")).to_have_text(
+                f"box {x0 + 5}, {y0 + 5}, {x1 - 5}, {y1 - 5}"
+            )
+            # A second reader rejects it: the card shows that the readers disagree.
+            _second_reader_rejects(server, study_uid, finding["id"])
+            page.reload()
+            readers = card.get_by_test_id("readers")
+            expect(readers).to_have_attribute("data-disagreement", "true")
+            _shot(page, "11-two-readers.png")
             assert errors == []
         finally:
             browser.close()
+
+
+def _second_reader_rejects(server: Server, study_uid: str, finding_id: str) -> None:
+    name, password = "reader2", "reader2-password-1"
+    added = subprocess.run(
+        [str(RADLENS), "users", "add", name, "--home", str(server.home), "--password-stdin"],
+        input=f"{password}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        assert (
+            api.post("/api/auth/login", json={"username": name, "password": password}).status_code
+            == 200
+        )
+        decided = api.put(
+            f"/api/studies/{study_uid}/findings/{finding_id}/review",
+            json={"decision": "rejected", "confidence": 2},
+        )
+        assert decided.status_code == 200, decided.text
 
 
 def _assert_audited(server: Server, urgent: str) -> None:

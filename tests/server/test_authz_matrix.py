@@ -104,6 +104,8 @@ MATRIX: dict[tuple[str, str], dict[str, dict[str, int]]] = {
     ("GET", "/api/studies/{study_uid}/report.dcm"): {"": EXPORT},
     ("PUT", "/api/studies/{study_uid}/priority"): {"": READING},
     ("GET", "/api/studies/{study_uid}/findings/{finding_id}/heatmap.png"): {"": CLINICAL_READ},
+    ("GET", "/api/learning/queue"): {"": READING},
+    ("GET", "/api/monitoring"): {"": CLINICAL_READ},  # aggregates; no researcher access
     ("GET", "/api/research/studies"): {"": _row(200, 403, 403, 200)},
     ("GET", "/api/research/instances/{instance_id}"): {"": _row(200, 403, 403, 200)},
     ("GET", "/fhir/DiagnosticReport"): {"": EXPORT},

@@ -104,7 +104,7 @@ def series(
         ("adrenal mask, one slice", series("SEG", "ADRENAL"), set()),
         ("raw CT volume", series("CT", "ABDOMEN", volume=True), set()),
         ("raw MR volume", series("MR", "HEAD", volume=True), set()),
-        ("CR hand", series("CR", "HAND"), set()),
+        ("CR hand", series("CR", "HAND"), {"fracture_xray"}),
         ("blood smear", series("SM", "BLOOD", color=True), {"bccd_cells"}),
         ("smear picture as secondary capture", series("OT", "BLOOD", color=True), {"bccd_cells"}),
         ("colour secondary capture, no body part", series("OT", color=True), set()),

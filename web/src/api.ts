@@ -2,7 +2,9 @@
 // the handler main.ts installs, which sends the reader back to the login page.
 import type {
   DicomJson,
+  Monitoring,
   PriorityName,
+  QueueItem,
   Report,
   Review,
   ReviewIn,
@@ -105,4 +107,20 @@ export const api = {
 
   seriesMetadata: (study: string, series: string) =>
     request<DicomJson[]>("GET", `/dicomweb/studies/${study}/series/${series}/metadata`),
+};
+
+/** Feedback: the active-learning queue and the monitoring document (docs/feedback.md). */
+export const feedbackApi = {
+  learningQueue(model = "", limit = 50): Promise<QueueItem[]> {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (model) query.set("model", model);
+    return request<QueueItem[]>("GET", `/api/learning/queue?${query.toString()}`);
+  },
+  monitoring(model = "", since = ""): Promise<Monitoring> {
+    const query = new URLSearchParams();
+    if (model) query.set("model", model);
+    if (since) query.set("since", since);
+    const text = query.toString();
+    return request<Monitoring>("GET", `/api/monitoring${text ? `?${text}` : ""}`);
+  },
 };

@@ -254,6 +254,7 @@ export class FindingsPanel {
             )
           : null,
       this.concordanceLine(finding.id),
+      this.readersLine(finding.id),
       finding.warnings.length
         ? h(
             "ul",
@@ -318,6 +319,16 @@ export class FindingsPanel {
         ? h("div", { testid: "review-label" }, `label: ${review.label}`)
         : null,
       review.grade !== null ? h("div", {}, `grade: ${review.grade}`) : null,
+      review.confidence !== null && review.confidence !== undefined
+        ? h("div", { testid: "review-confidence" }, `confidence ${review.confidence} / 5`)
+        : null,
+      review.box_px
+        ? h(
+            "div",
+            { testid: "review-box" },
+            `box ${review.box_px.map((v) => Math.round(v)).join(", ")}`,
+          )
+        : null,
       review.note ? h("div", { class: "note", testid: "review-note" }, review.note) : null,
     );
   }
@@ -336,6 +347,24 @@ export class FindingsPanel {
       value: review?.grade ?? finding.grade ?? "",
       testid: "edit-grade",
     });
+    const confidence = h(
+      "select",
+      { testid: "edit-confidence" },
+      h("option", { value: "" }, "not stated"),
+      ...[1, 2, 3, 4, 5].map((c) =>
+        h("option", { value: String(c) }, `${c}${c === 1 ? " (guess)" : c === 5 ? " (certain)" : ""}`),
+      ),
+    );
+    confidence.value = review?.confidence ? String(review.confidence) : "";
+    const start = review?.box_px ?? finding.box_px;
+    const box = start
+      ? h("input", {
+          value: start.map((v) => Math.round(v)).join(", "),
+          pattern: "\\s*\\d+(\\.\\d+)?\\s*(,\\s*\\d+(\\.\\d+)?\\s*){3}",
+          title: "x0, y0, x1, y1 in image pixels",
+          testid: "edit-box",
+        })
+      : null;
     const note = h("textarea", { rows: 3, maxLength: 10000, testid: "edit-note" });
     note.value = review?.note ?? "";
     const form = h(
@@ -343,6 +372,8 @@ export class FindingsPanel {
       { class: "edit-form", testid: "edit-form" },
       h("label", {}, "Label", label),
       finding.grade !== null || finding.grade_label ? h("label", {}, "Grade", grade) : null,
+      h("label", {}, "Confidence", confidence),
+      box ? h("label", {}, "Box (x0, y0, x1, y1)", box) : null,
       h("label", {}, "Note", note),
       h(
         "div",
@@ -366,9 +397,31 @@ export class FindingsPanel {
       event.preventDefault();
       const body: ReviewIn = { decision: "edited", label: label.value.trim(), note: note.value };
       if (grade.isConnected && grade.value !== "") body.grade = Number(grade.value);
+      if (confidence.value) body.confidence = Number(confidence.value);
+      const corners = box?.value.split(",").map((v) => Number(v.trim()));
+      const edited = corners?.join(",") !== start?.map((v) => Math.round(v)).join(",");
+      if (box && corners && corners.length === 4 && edited) {
+        body.box_px = corners as [number, number, number, number];
+      }
       void this.save(finding, body);
     });
     return form;
+  }
+
+  /** How the readers' decisions combine, when more than one reader decided. */
+  private readersLine(id: string): HTMLElement | null {
+    const a = this.study.adjudications?.[id];
+    if (!a || a.n_readers < 2) return null;
+    return h(
+      "div",
+      {
+        class: a.disagreement ? "readers disagreement" : "readers muted",
+        testid: "readers",
+        "data-disagreement": String(a.disagreement),
+        title: a.votes.map((v) => `${v.reader}: ${v.call}`).join(", "),
+      },
+      a.summary,
+    );
   }
 
   /** What the clinical notes say about this finding, when they say something. */

@@ -1,8 +1,11 @@
-// The radlens reading room: hash routes #/login, #/ (worklist) and #/study/<uid>.
+// The radlens reading room: hash routes #/login, #/ (worklist), #/study/<uid>,
+// #/learning (the active-learning queue) and #/monitoring (model monitoring).
 import "./style.css";
 import { ApiError, api, setUnauthorizedHandler } from "./api";
 import { h } from "./dom";
 import { topBar } from "./header";
+import { learningPage } from "./learning";
+import { dashboardPage } from "./dashboard";
 import { loginPage } from "./login";
 import { worklistPage } from "./worklist";
 
@@ -24,8 +27,23 @@ function toLogin(next = location.hash || "#/"): void {
   go("#/login");
 }
 
+function nav(): HTMLElement {
+  const here = location.hash || "#/";
+  const link = (hash: string, text: string, testid: string): HTMLElement =>
+    h("a", { href: hash, class: `nav-link${here === hash ? " current" : ""}`, testid }, text);
+  return h(
+    "nav",
+    { class: "top-nav" },
+    link("#/", "Worklist", "nav-worklist"),
+    " ",
+    link("#/learning", "Learning queue", "nav-learning"),
+    " ",
+    link("#/monitoring", "Monitoring", "nav-monitoring"),
+  );
+}
+
 function header(...middle: Node[]): HTMLElement {
-  return topBar(username ?? "", () => toLogin("#/"), ...middle);
+  return topBar(username ?? "", () => toLogin("#/"), nav(), ...middle);
 }
 
 function route(): void {
@@ -66,6 +84,10 @@ function route(): void {
         );
       },
     );
+  } else if (hash.startsWith("#/learning")) {
+    leave = learningPage(root, header(), (uid) => go(`#/study/${encodeURIComponent(uid)}`));
+  } else if (hash.startsWith("#/monitoring")) {
+    leave = dashboardPage(root, header());
   } else {
     leave = worklistPage(root, header(), (uid) => go(`#/study/${encodeURIComponent(uid)}`));
   }

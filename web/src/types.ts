@@ -123,6 +123,10 @@ export interface Review {
   note: string;
   username: string;
   at: string;
+  /** The reader's confidence, 1 (a guess) .. 5 (certain), when given. */
+  confidence: number | null;
+  /** The reader's edited box [x0, y0, x1, y1] in source pixels, when edited. */
+  box_px: [number, number, number, number] | null;
 }
 
 export interface ReviewIn {
@@ -130,6 +134,8 @@ export interface ReviewIn {
   label?: string;
   grade?: number;
   note?: string;
+  confidence?: number;
+  box_px?: [number, number, number, number];
 }
 
 export interface Report {
@@ -163,6 +169,8 @@ export interface Study extends WorklistItem {
   /** The AI draft report (Markdown), null until analyzed: the editor starts from it. */
   draft: string | null;
   concordance: Record<string, Concordance>;
+  /** Per finding id: the readers' votes and the label they give (several readers). */
+  adjudications: Record<string, Adjudication>;
 }
 
 export interface WorklistFilters {
@@ -173,3 +181,122 @@ export interface WorklistFilters {
 
 /** DICOM JSON (PS3.18 F.2) of one instance, as `.../metadata` answers it. */
 export type DicomJson = Record<string, { vr: string; Value?: unknown[] }>;
+
+// --- feedback: several readers, the learning queue, monitoring (docs/feedback.md) ---------
+
+/** One reader's newest decision on a finding, as a vote (`Study.adjudications`). */
+export interface Vote {
+  reader: string;
+  call: string;
+  present: boolean;
+  grade: number | null;
+  label: string;
+  confidence: number | null;
+  senior: boolean;
+  decision: Decision;
+  at: string;
+}
+
+/** The readers' votes on one finding and the label they give (null `call`: unresolved). */
+export interface Adjudication {
+  n_readers: number;
+  rule: "majority" | "senior";
+  call: string | null;
+  present: boolean | null;
+  grade: number | null;
+  decided_by: string;
+  agreement: number;
+  disagreement: boolean;
+  ai_agrees: boolean | null;
+  summary: string;
+  votes: Vote[];
+}
+
+/** One case of the active-learning queue (`GET /api/learning/queue`). */
+export interface QueueItem {
+  rank: number;
+  study_uid: string;
+  finding_id: string;
+  score: number;
+  reasons: string[];
+  code: string;
+  label: string;
+  probability: number;
+  threshold: number;
+  positive: boolean;
+  ood_score: number | null;
+  ood_flag: boolean;
+  model_name: string;
+  model_version: string;
+  scanner: string;
+  site: string;
+  stratum: string;
+  received_at: string;
+  n_findings: number;
+  adjudication: Adjudication | null;
+}
+
+export interface Equipment {
+  manufacturer: string;
+  manufacturer_model: string;
+  station_name: string;
+  scanner: string;
+  site: string;
+  stratum: string;
+}
+
+export interface BinTest {
+  statistic: "feature" | "input" | "decision";
+  edges: number[];
+  expected: number[];
+  observed: number[];
+  psi: number;
+  p_value: number;
+}
+
+export interface Drift {
+  n: number;
+  alert: boolean;
+  reason: string;
+  psi: number | null;
+  tests: BinTest[];
+}
+
+export interface GroupStats {
+  n_studies: number;
+  n_images: number;
+  n_findings: number;
+  n_positive: number;
+  positive_rate: number | null;
+  n_reviewed: number;
+  n_resolved: number;
+  ai_agreement: number | null;
+  n_multi_read: number;
+  reader_agreement: number | null;
+  n_calibration: number;
+  ece: number | null;
+  ood: {
+    n: number;
+    flag_rate: number | null;
+    expected_flag_rate: number | null;
+    histogram: number[];
+    drift: Drift;
+  };
+}
+
+export interface ModelMonitor {
+  model_name: string;
+  model_version: string;
+  card_found: boolean;
+  stats: GroupStats;
+  strata: { equipment: Equipment; stats: GroupStats }[];
+  days: { day: string; n_images: number; n_positive: number; n_flagged: number }[];
+}
+
+/** `GET /api/monitoring`: per model version and site/scanner. */
+export interface Monitoring {
+  since: string | null;
+  histogram_edges: number[];
+  alerts: string[];
+  models: ModelMonitor[];
+}

@@ -61,10 +61,11 @@ def run_analysis(
     notes: Path | None = None,
     pixel_size_mm: float | None = None,
     enable: list[str] | None = None,
+    model_store: Path | None = None,
 ) -> AnalyzeRun:
-    models = discover(models_dir)
+    models = discover(models_dir, store=model_store)
     if enable:
-        every = discover(models_dir, include_disabled=True)
+        every = discover(models_dir, include_disabled=True, store=model_store)
         running = {m.card.name for m in models}
         models += [get_model(n, every) for n in dict.fromkeys(enable) if n not in running]
     clinical_notes = "" if notes is None else notes.read_bytes().decode("utf-8", "replace")
@@ -132,6 +133,14 @@ def analyze_command(
             help="also run this model, disabled by default (see `radlens models`); repeatable",
         ),
     ] = None,
+    model_store: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-store",
+            help="a site model store (~/.radlens/models): run its promoted versions "
+            "(radlens models promote / rollback) instead of the installed ones",
+        ),
+    ] = None,
 ) -> None:
     """Analyze studies; write findings.json, overlays and a draft report per study."""
     configure_logging(verbose, quiet)
@@ -149,5 +158,6 @@ def analyze_command(
         notes=notes,
         pixel_size_mm=pixel_size_mm,
         enable=enable,
+        model_store=model_store,
     )
     raise typer.Exit(run.exit_code)

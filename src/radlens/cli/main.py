@@ -79,13 +79,18 @@ def _register() -> None:
     from radlens.cli import (
         analyze,
         audit,
+        batch,
+        bundle,
         calibrate,
         data,
         deidentify,
         demo,
         evaluate,
+        feedback,
         keys,
+        learn,
         models,
+        monitor,
         nlp,
         ood,
         quantize,
@@ -96,12 +101,18 @@ def _register() -> None:
 
     app.command("analyze")(guarded(analyze.analyze_command))
     app.command("demo")(guarded(demo.demo_command))
-    app.command("models")(guarded(models.models_command))
+    models.models_app.callback(invoke_without_command=True)(guarded(models.models_command))
+    for name in ("versions", "promote", "rollback", "lock"):
+        models.models_app.command(name)(guarded(getattr(models, f"{name}_command")))
+    app.add_typer(models.models_app, name="models")
+    app.command("learn")(guarded(learn.learn_command))
     app.command("train")(guarded(train.train_command))
     app.command("evaluate")(guarded(evaluate.evaluate_command))
     app.command("quantize")(guarded(quantize.quantize_command))
     app.command("calibrate")(guarded(calibrate.calibrate_command))
     app.command("serve")(guarded(serve.serve_command))
+    app.command("batch")(guarded(batch.batch_command))
+    app.command("bundle")(guarded(bundle.bundle_command))
     app.command("ood")(guarded(ood.ood_command))
     app.command("deidentify")(guarded(deidentify.deidentify_command))
     for name in ("add", "passwd", "disable", "enable", "list"):
@@ -119,6 +130,9 @@ def _register() -> None:
     for name in ("status", "rotate", "rewrap", "retire"):
         keys.keys_app.command(name)(guarded(getattr(keys, f"{name}_command")))
     app.add_typer(keys.keys_app, name="keys")
+    feedback.feedback_app.command("export")(guarded(feedback.export_command))
+    app.add_typer(feedback.feedback_app, name="feedback")
+    app.command("monitor")(guarded(monitor.monitor_command))
 
 
 _register()

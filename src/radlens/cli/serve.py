@@ -25,6 +25,13 @@ def serve_command(
         float | None, typer.Option(help="seconds without new instances before analysis")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="analysis worker threads")] = None,
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="local (threads) or dask: run analyses on Dask")
+    ] = None,
+    dask_address: Annotated[
+        str | None,
+        typer.Option("--dask-address", help="Dask scheduler tcp://HOST:PORT (default: local)"),
+    ] = None,
     models_dir: Annotated[
         list[Path] | None, typer.Option("--models", help="extra model folders")
     ] = None,
@@ -55,6 +62,8 @@ def serve_command(
         config_file=config,
         quiet_period_s=quiet_period,
         workers=workers,
+        engine=engine,
+        dask_address=dask_address,
         models=tuple(models_dir) if models_dir else None,
     )
     dicom = f", DICOM {settings.ae_title}@{settings.host}:{settings.dicom_port}"

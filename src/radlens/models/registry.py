@@ -202,21 +202,35 @@ def load_model(folder: Path) -> InstalledModel:
 
 
 def discover(
-    folders: list[Path] | None = None, include_disabled: bool = False
+    folders: list[Path] | None = None, include_disabled: bool = False, store: Path | None = None
 ) -> list[InstalledModel]:
     """All verified models in the zoo and in ``folders`` (each a model or a parent of models).
 
     Models disabled by default (for example trained on non-commercial data) are skipped
-    unless ``include_disabled``.
+    unless ``include_disabled``. With a site model ``store`` (``Settings.model_store_dir``,
+    see :mod:`radlens.models.versions`), a model that has an active version there is served
+    from that version instead of its installed folder.
     """
-    found: list[InstalledModel] = []
+    # Imported here: versions builds on load_model from this module.
+    from radlens.models.versions import active_folders
+
+    active = active_folders(store)
+    folders_found: list[Path] = []
     for root in [zoo_folder(), *(folders or [])]:
         candidates = [root] if (root / "card.json").exists() else sorted(root.glob("*/"))
         for folder in candidates:
             if (folder / "card.json").exists():
-                model = load_model(folder)
-                if include_disabled or model.card.enabled_by_default:
-                    found.append(model)
+                name = read_card(folder / "card.json").name
+                # The site's active version takes the installed folder's place, once.
+                chosen = active.get(name, folder)
+                if chosen not in folders_found:
+                    folders_found.append(chosen)
+    leftover = [f for f in active.values() if f not in folders_found]  # no longer installed
+    found: list[InstalledModel] = []
+    for folder in [*folders_found, *leftover]:
+        model = load_model(folder)
+        if include_disabled or model.card.enabled_by_default:
+            found.append(model)
     return found
 
 

@@ -48,6 +48,8 @@ MODEL_CODES = (
     "diabetic_retinopathy",
     "intracranial_aneurysm",
     "adrenal_hyperplasia",
+    "knee_osteoarthritis",
+    "fracture",
 )
 """Finding codes of the shipped classifiers (``zoo/*/card.json``); the segmentation and
 detection models measure and count, and state nothing notes could contradict."""
@@ -68,6 +70,7 @@ LABELS: dict[str, str] = {
     "diabetic_retinopathy": "diabetic retinopathy",
     "intracranial_aneurysm": "intracranial aneurysm",
     "adrenal_hyperplasia": "adrenal hyperplasia",
+    "knee_osteoarthritis": "knee osteoarthritis",
     "mass": "mass",
     "density": "focal density",
     "granuloma": "granuloma",
@@ -327,6 +330,18 @@ TERMS: dict[str, tuple[str, ...]] = {
     ),
     "lymphadenopathy": (r"(?:lymph)?adenopathy", r"enlarged (?:lymph )?nodes?"),
     "fracture": (r"fractures?", r"fx", r"fractured"),
+    # Knee only: chest reports' "degenerative changes" and "arthritis" stay under "bone"
+    # and "spine"; a knee film's report names the joint.
+    "knee_osteoarthritis": (
+        r"(?:knee|tibiofemoral|femorotibial|patellofemoral)s?(?: joints?)?:? (?:\w+,? ){0,3}"
+        r"(?:osteoarthritis|osteoarthrosis|gonarthrosis|degenerative (?:joint )?"
+        r"(?:disease|changes?)|joint space narrowing|osteophytes?)",
+        r"(?:osteoarthritis|osteoarthrosis|degenerative (?:joint )?(?:disease|changes?)|"
+        r"joint space narrowing|osteophytes?) (?:\w+ ){0,3}(?:of |in |at )?(?:the )?"
+        r"(?:\w+ )?(?:knees?|tibiofemoral|patellofemoral)",
+        r"gonarthrosis",
+        r"kellgren[- ]lawrence (?:grade )?[1-4]",
+    ),
     "bone": (
         r"(?:osteopenia|osteopenic|osteoporosis|demineraliz(?:ed|ation))",
         r"(?:lytic|sclerotic|blastic) (?:lesions?|foci|metastas[ie]s)",

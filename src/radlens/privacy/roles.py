@@ -13,6 +13,8 @@ that depend on the object (whose draft a report is). ``docs/privacy.md`` prints 
 | save and sign reports, export (SR, FHIR) | yes | yes | no | no |
 | de-identified studies and instances | yes | no | no | yes |
 | manage accounts | yes | no | no | no |
+| model monitoring (aggregates per model, site, scanner) | yes | yes | yes | no |
+| the active-learning queue | yes | yes | no | no |
 
 Example:
     >>> allowed(Role.TECHNOLOGIST, Action.REPORT_WRITE)
@@ -50,10 +52,18 @@ class Action(StrEnum):
     REPORT_EXPORT = "export reports (DICOM SR, FHIR)"
     DEIDENTIFIED_READ = "read de-identified data"
     ACCOUNTS_MANAGE = "manage accounts"
+    MONITORING_READ = "read model monitoring"
+    LEARNING_QUEUE_READ = "read the learning queue"
 
 
 _CLINICAL_READ = frozenset(
-    {Action.WORKLIST_READ, Action.STUDY_READ, Action.IMAGES_READ, Action.IMAGES_STORE}
+    {
+        Action.WORKLIST_READ,
+        Action.STUDY_READ,
+        Action.IMAGES_READ,
+        Action.IMAGES_STORE,
+        Action.MONITORING_READ,
+    }
 )
 _READING = frozenset(
     {
@@ -64,6 +74,7 @@ _READING = frozenset(
         Action.REPORT_WRITE,
         Action.REPORT_SIGN,
         Action.REPORT_EXPORT,
+        Action.LEARNING_QUEUE_READ,
     }
 )
 

@@ -21,9 +21,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import RequestResponseEndpoint
 
 from radlens import __version__
+from radlens.cluster.remote import ClusterAnalyzer, cluster_analyzer
 from radlens.config import Settings
 from radlens.io.limits import ReadLimits
-from radlens.models.registry import discover
+from radlens.models.registry import InstalledModel, discover
 from radlens.net.dicomweb import DicomWebClient
 from radlens.net.pacs import PacsPoller, results_pusher
 from radlens.net.scp import start_scp
@@ -34,7 +35,16 @@ from radlens.privacy.logs import install_log_filters
 from radlens.server import errors
 from radlens.server.deps import Services
 from radlens.server.https import HSTS, RedirectServer, check_plain_http, https_context
-from radlens.server.routes import auth, dicomweb, fhir, health, research, users, worklist
+from radlens.server.routes import (
+    auth,
+    dicomweb,
+    feedback,
+    fhir,
+    health,
+    research,
+    users,
+    worklist,
+)
 from radlens.store.accounts import ensure_first_account
 from radlens.store.db import open_database
 from radlens.store.files import remove_partial_files
@@ -54,7 +64,8 @@ DESCRIPTION = (
 STATIC_DIR = Path(__file__).parent / "static"  # the built web/ front end (make web)
 _NOT_BUILT = (
     "<!doctype html><title>radlens</title><h1>radlens</h1><p>The web UI is not built: run "
-    "<code>make web</code> (npm + Vite) and restart. The API is at <a href=/docs>/docs</a>.</p>"
+    "<code>make web</code> (npm + Vite) and restart. The API is described at "
+    "<a href=/openapi.json>/openapi.json</a>.</p>"
 )
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -82,15 +93,25 @@ def create_app(settings: Settings, analyze: Analyze | None = None) -> FastAPI:
                 poller.stop()
             if services.scp is not None:
                 services.scp.stop()
-            workers.stop()
+            stop_workers(workers)
             if services.push_client is not None:
                 services.push_client.close()
             services.db.close()
 
     install_log_filters()  # pydicom quotes invalid values, patient data included
-    app = FastAPI(title="radlens", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # No /docs or /redoc: FastAPI's Swagger UI and ReDoc pages load their scripts, styles
+    # and favicon from CDNs, and radlens serves nothing that reaches outside the site
+    # (docs/edge.md). The OpenAPI document stays at /openapi.json.
+    app = FastAPI(
+        title="radlens",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     errors.install(app)
-    for module in (health, auth, users, dicomweb, worklist, research, fhir):
+    for module in (health, auth, users, dicomweb, worklist, feedback, research, fhir):
         app.include_router(module.router)
 
     @app.middleware("http")
@@ -126,8 +147,10 @@ def start_services(settings: Settings, analyze: Analyze | None) -> tuple[Service
     if removed := remove_partial_files(storage):
         log.info("removed %d partial file(s) left by an interrupted write", removed)
     if analyze is None:
-        models = discover(list(settings.models))
-        analyze = pipeline_analyzer(models, onnx_backends(settings.threads))
+        # The site's promoted model versions (radlens models promote / rollback) take the
+        # place of the installed ones.
+        models = discover(list(settings.models), store=settings.model_store_dir)
+        analyze = analysis_engine(settings, models)
         models_loaded = len(models)
     else:
         models_loaded = 1
@@ -164,6 +187,23 @@ def start_services(settings: Settings, analyze: Analyze | None) -> tuple[Service
             tls_port=settings.dicom_tls_port,
         )
     return services, workers
+
+
+def stop_workers(workers: Workers) -> None:
+    """Stop the job workers, then the Dask client they analyzed on (engine dask)."""
+    workers.stop()
+    if isinstance(workers.analyze, ClusterAnalyzer):
+        workers.analyze.close()
+
+
+def analysis_engine(settings: Settings, models: list[InstalledModel]) -> Analyze:
+    """Where the job workers analyze: in their own threads (``engine = "local"``), or on
+    a Dask cluster (``"dask"``, ``dask_address``; see docs/scaling.md)."""
+    if settings.engine == "dask":
+        return cluster_analyzer(
+            "dask", settings.dask_address, settings.workers, settings.models, settings.threads
+        )
+    return pipeline_analyzer(models, onnx_backends(settings.threads))
 
 
 def dicom_tls_context(settings: Settings) -> ssl.SSLContext | None:

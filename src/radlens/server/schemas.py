@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from radlens.feedback.adjudication import Adjudication
+from radlens.feedback.monitor import MonitoringReport
+from radlens.feedback.queue import QueueItem
 from radlens.nlp import Alignment
 from radlens.privacy.roles import Role
 from radlens.store.drafts import MAX_NOTES_CHARS, Notes, StudyDraft
@@ -85,6 +88,12 @@ class ReviewIn(BaseModel):
     label: str = Field(default="", max_length=128)
     grade: int | None = Field(default=None, ge=0, le=20)
     note: str = Field(default="", max_length=10_000)
+    confidence: int | None = Field(
+        default=None, ge=1, le=5, description="the reader's confidence: 1 (guess) .. 5 (certain)"
+    )
+    box_px: tuple[float, float, float, float] | None = Field(
+        default=None, description="an edited box [x0, y0, x1, y1] in source pixels"
+    )
 
 
 class ReviewPublic(BaseModel):
@@ -94,6 +103,8 @@ class ReviewPublic(BaseModel):
     note: str
     username: str
     at: datetime
+    confidence: int | None = None
+    box_px: list[float] | None = None
 
     @classmethod
     def of(cls, row: FindingReviewRow) -> ReviewPublic:
@@ -104,6 +115,67 @@ class ReviewPublic(BaseModel):
             note=row.note,
             username=row.username,
             at=row.at,
+            confidence=row.confidence,
+            box_px=row.box_px,
+        )
+
+
+class VotePublic(BaseModel):
+    """One reader's newest decision on a finding, as a vote."""
+
+    reader: str
+    call: str = Field(description="present, absent, grade N, or absent (another class)")
+    present: bool
+    grade: int | None
+    label: str
+    confidence: int | None
+    senior: bool
+    decision: str
+    at: datetime
+
+
+class AdjudicationPublic(BaseModel):
+    """The readers' votes on one finding and the label they give (``radlens.feedback``)."""
+
+    n_readers: int
+    rule: str
+    call: str | None = Field(description="the adjudicated label; null when unresolved")
+    present: bool | None
+    grade: int | None
+    decided_by: str = Field(description="single reader, majority, senior or unresolved")
+    agreement: float = Field(description="share of readers who voted the adjudicated label")
+    disagreement: bool = Field(description="two readers voted differently")
+    ai_agrees: bool | None = Field(description="the label is the AI's call (null: unresolved)")
+    summary: str = Field(description="one line for people, e.g. '2 readers disagree: ...'")
+    votes: list[VotePublic]
+
+    @classmethod
+    def of(cls, a: Adjudication) -> AdjudicationPublic:
+        return cls(
+            n_readers=a.n_readers,
+            rule=a.rule.value,
+            call=None if a.call is None else a.call.describe(),
+            present=None if a.call is None else a.call.present,
+            grade=None if a.call is None else a.call.grade,
+            decided_by=a.decided_by,
+            agreement=round(a.agreement, 3),
+            disagreement=a.disagreement,
+            ai_agrees=a.ai_agrees,
+            summary=a.summary(),
+            votes=[
+                VotePublic(
+                    reader=v.reader,
+                    call=v.call.describe(),
+                    present=v.call.present,
+                    grade=v.call.grade,
+                    label=v.call.label,
+                    confidence=v.confidence,
+                    senior=v.senior,
+                    decision=v.decision,
+                    at=v.at,
+                )
+                for v in a.votes
+            ],
         )
 
 
@@ -196,6 +268,11 @@ class StudyPublic(WorklistItemPublic):
         description="finding id -> the clinical notes versus that AI finding"
     )
     prior: PriorPublic | None = Field(description="the prior study the draft compares with")
+    adjudications: dict[str, AdjudicationPublic] = Field(
+        default_factory=dict,
+        description="finding id -> the readers' votes and the adjudicated label "
+        "(Settings.adjudication_rule); disagreements are flagged",
+    )
 
     @staticmethod
     def drafted(draft: StudyDraft) -> dict[str, Any]:
@@ -314,3 +391,149 @@ class Readiness(BaseModel):
     migrations_at_head: bool
     models_loaded: int
     dicom_port: int | None
+
+
+class QueueItemPublic(BaseModel):
+    """One case of the active-learning queue: a study, by its most informative finding."""
+
+    rank: int
+    study_uid: str
+    finding_id: str
+    score: float = Field(description="informativeness (radlens.feedback.queue)")
+    reasons: list[str] = Field(description="why: uncertain, out of distribution, disagreement")
+    code: str
+    label: str
+    probability: float
+    threshold: float
+    positive: bool
+    ood_score: float | None
+    ood_flag: bool
+    model_name: str
+    model_version: str
+    scanner: str
+    site: str
+    stratum: str = Field(description="scanner @ station: the unit sampled round-robin")
+    received_at: datetime
+    n_findings: int = Field(description="findings of the study in the queue")
+    adjudication: AdjudicationPublic | None
+
+    @classmethod
+    def of(cls, item: QueueItem) -> QueueItemPublic:
+        s = item.shown
+        return cls(
+            rank=item.rank,
+            study_uid=item.study_uid,
+            finding_id=item.finding_id,
+            score=round(item.score, 4),
+            reasons=list(item.reasons),
+            code=s.code,
+            label=s.label,
+            probability=s.probability,
+            threshold=s.threshold,
+            positive=s.positive,
+            ood_score=s.ood_score,
+            ood_flag=s.ood_flag,
+            model_name=s.model_name,
+            model_version=s.model_version,
+            scanner=item.equipment.scanner,
+            site=item.equipment.site,
+            stratum=item.stratum,
+            received_at=item.received_at,
+            n_findings=item.n_findings,
+            adjudication=None
+            if item.adjudication is None
+            else AdjudicationPublic.of(item.adjudication),
+        )
+
+
+class _Attributes(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class EquipmentPublic(_Attributes):
+    manufacturer: str
+    manufacturer_model: str
+    station_name: str
+    scanner: str
+    site: str
+    stratum: str
+
+
+class BinTestPublic(_Attributes):
+    statistic: str = Field(description="feature, input or decision (OOD score)")
+    edges: list[float] = Field(description="inner bin edges from the card's quantiles")
+    expected: list[float] = Field(description="training-set share of each bin")
+    observed: list[int] = Field(description="images of the stream in each bin")
+    psi: float
+    p_value: float = Field(description="G-test against the expected shares")
+
+
+class DriftPublic(_Attributes):
+    n: int
+    alert: bool
+    reason: str
+    psi: float | None
+    tests: list[BinTestPublic]
+
+
+class OodPublic(_Attributes):
+    n: int = Field(description="images with an OOD score")
+    flag_rate: float | None
+    expected_flag_rate: float | None = Field(description="the card's share flagged")
+    histogram: list[int] = Field(description="images per bin of histogram_edges")
+    drift: DriftPublic
+
+
+class GroupStatsPublic(_Attributes):
+    n_studies: int
+    n_images: int
+    n_findings: int
+    n_positive: int
+    positive_rate: float | None
+    n_reviewed: int
+    n_resolved: int
+    ai_agreement: float | None = Field(description="adjudicated label = the AI's call")
+    n_multi_read: int
+    reader_agreement: float | None = Field(description="all readers agreed (2+ readers)")
+    n_calibration: int
+    ece: float | None = Field(description="ECE of the AI probability vs reader labels")
+    ood: OodPublic
+
+
+class StratumPublic(_Attributes):
+    equipment: EquipmentPublic
+    stats: GroupStatsPublic
+
+
+class DayPublic(_Attributes):
+    day: date
+    n_images: int
+    n_positive: int
+    n_flagged: int
+
+
+class ModelMonitorPublic(_Attributes):
+    model_name: str
+    model_version: str
+    card_found: bool
+    stats: GroupStatsPublic
+    strata: list[StratumPublic]
+    days: list[DayPublic]
+
+
+class MonitoringPublic(_Attributes):
+    """``radlens.feedback.monitor``: per model version and site/scanner."""
+
+    since: datetime | None
+    histogram_edges: list[float] = Field(description="inner edges of the OOD histograms")
+    alerts: list[str]
+    models: list[ModelMonitorPublic]
+
+    @classmethod
+    def of(cls, report: MonitoringReport, edges: tuple[float, ...]) -> MonitoringPublic:
+        return cls(
+            since=report.since,
+            histogram_edges=list(edges),
+            alerts=list(report.alerts),
+            models=[ModelMonitorPublic.model_validate(m) for m in report.models],
+        )

@@ -98,6 +98,11 @@ class SeriesRow(Base):
     study_uid: Mapped[str] = mapped_column(ForeignKey("studies.study_uid"), index=True)
     modality: Mapped[str] = mapped_column(String(16), default="", index=True)
     body_part: Mapped[str] = mapped_column(String(64), default="")
+    # Equipment (migration 0008; None = not read yet): Manufacturer, ManufacturerModelName,
+    # StationName, kept by radlens.feedback at first need for monitoring per site/scanner.
+    manufacturer: Mapped[str | None] = mapped_column(String(64), default=None)
+    manufacturer_model: Mapped[str | None] = mapped_column(String(64), default=None)
+    station_name: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class InstanceRow(Base):
@@ -203,7 +208,10 @@ class FindingReviewRow(Base):
     """
 
     __tablename__ = "finding_reviews"
-    __table_args__ = (Index("ix_finding_reviews_study", "study_uid", "finding_id"),)
+    __table_args__ = (
+        Index("ix_finding_reviews_study", "study_uid", "finding_id"),
+        Index("ix_finding_reviews_model", "model_name", "model_version"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     study_uid: Mapped[str] = mapped_column(ForeignKey("studies.study_uid"))
@@ -215,6 +223,12 @@ class FindingReviewRow(Base):
     username: Mapped[str] = mapped_column(String(USERNAME_LENGTH))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     finding: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Feedback (migration 0008): the reader's confidence 1-5 (None: not given), the box a
+    # box edit drew ([x0, y0, x1, y1] source pixels), and the finding's model, indexed.
+    confidence: Mapped[int | None] = mapped_column(Integer, default=None)
+    box_px: Mapped[list[float] | None] = mapped_column(JSON, default=None)
+    model_name: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    model_version: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class FhirResourceRow(Base):
@@ -261,3 +275,29 @@ class AuditChainRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_number: Mapped[int] = mapped_column(Integer, default=0)
     last_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class BatchResultRow(Base):
+    """One study of a ``radlens batch`` run (``radlens.cluster``), keyed by the study and
+    the set of models that analyzed it (migration 0009): a rerun with the same models
+    skips a ``done`` row; new model versions make a new row. No patient data: the
+    findings are in the run's output folder and Parquet tables.
+    """
+
+    __tablename__ = "batch_results"
+
+    study_uid: Mapped[str] = mapped_column(String(UID_LENGTH), primary_key=True)
+    models_key: Mapped[str] = mapped_column(String(16), primary_key=True)
+    models: Mapped[str] = mapped_column(Text, default="")  # "name@version" joined by ","
+    status: Mapped[str] = mapped_column(String(16), default="done", index=True)
+    n_series: Mapped[int] = mapped_column(Integer, default=0)
+    n_findings: Mapped[int] = mapped_column(Integer, default=0)
+    n_positive: Mapped[int] = mapped_column(Integer, default=0)
+    priority: Mapped[str] = mapped_column(String(16), default="")
+    output: Mapped[str] = mapped_column(String(1024), default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    engine: Mapped[str] = mapped_column(String(16), default="")
+    worker: Mapped[str] = mapped_column(String(128), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    duration_s: Mapped[float] = mapped_column(Float, default=0.0)
+    finished_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -14,12 +14,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from radlens.domain.findings import Priority
-from radlens.errors import ConflictError, ForbiddenError, NotFoundError
+from radlens.errors import ConflictError, ForbiddenError, InputError, NotFoundError
 from radlens.privacy.roles import Role, may_edit_draft, may_sign
 from radlens.store.db import Database
 from radlens.store.models import FindingReviewRow, StudyRow, StudyStatus, utcnow
 
 MAX_REPORT_CHARS = 100_000
+CONFIDENCE_LEVELS = range(1, 6)
+"""A reader's confidence in a decision: 1 (guess) .. 5 (certain); None when not given."""
 
 
 class Decision(StrEnum):
@@ -47,13 +49,27 @@ def review_finding(
     label: str = "",
     grade: int | None = None,
     note: str = "",
+    confidence: int | None = None,
+    box_px: tuple[float, float, float, float] | list[float] | None = None,
 ) -> FindingReviewRow:
     """Record a decision on one finding of the study's current result.
+
+    Several readers may review the same finding (``radlens.feedback`` adjudicates); each
+    decision is a new row, a reader's newest one counts for them.
+
+    Args:
+        confidence: the reader's confidence, 1 (guess) .. 5 (certain), or None.
+        box_px: on an edit that moves the box, the reader's box ``[x0, y0, x1, y1]`` in
+            source pixels (column, row).
 
     Raises:
         NotFoundError: no such study, or no finding with this id in its result.
         ConflictError: the report is signed.
+        InputError: a confidence outside 1-5, or a box that is not ``x0 < x1, y0 < y1``.
     """
+    if confidence is not None and confidence not in CONFIDENCE_LEVELS:
+        raise InputError(None, f"confidence must be 1-5, got {confidence}")
+    box = None if box_px is None else _box(box_px)
     with db.sessions.begin() as session:
         study = _study(session, study_uid)
         _not_signed(study)
@@ -68,6 +84,10 @@ def review_finding(
             username=username,
             at=utcnow(),
             finding={k: v for k, v in finding.items() if k != "warnings"},
+            confidence=confidence,
+            box_px=box,
+            model_name=str(finding.get("model_name", ""))[:128],
+            model_version=str(finding.get("model_version", ""))[:64],
         )
         session.add(row)
         if study.status == StudyStatus.READY:
@@ -146,6 +166,16 @@ def _study(session: Session, study_uid: str) -> StudyRow:
 def _not_signed(study: StudyRow) -> None:
     if study.status == StudyStatus.SIGNED:
         raise ConflictError("the report is signed")
+
+
+def _box(box_px: tuple[float, float, float, float] | list[float]) -> list[float]:
+    values = [float(v) for v in box_px]
+    if len(values) != 4 or not all(v == v and abs(v) < 1e7 for v in values):
+        raise InputError(None, "box_px must be four finite numbers [x0, y0, x1, y1]")
+    x0, y0, x1, y1 = values
+    if not (0 <= x0 < x1 and 0 <= y0 < y1):
+        raise InputError(None, "box_px must have 0 <= x0 < x1 and 0 <= y0 < y1")
+    return [round(v, 2) for v in values]
 
 
 def _finding(study: StudyRow, finding_id: str) -> dict[str, Any]:

@@ -133,6 +133,28 @@ def _train(
     if recipe.schedule.max_train_items:
         train_set = train_set.sample(recipe.schedule.max_train_items, recipe.seed)
     log.info("train %s, val %s", train_set.class_counts(), val_set.class_counts())
+    model, x_val = fit_model(recipe, train_set, val_set, log)
+    onnx_path = export_checked(model, recipe, x_val, out_dir, log)
+    minutes = (time.perf_counter() - started) / 60
+    training = training_record(recipe, command, len(train_set), len(val_set), minutes)
+    card = draft_card(recipe, onnx_path, training)
+    card, evaluation = finish_card(card, out_dir, val_set, recipe, source, log)
+    log.info("done in %.1f min", minutes)
+    return card, evaluation
+
+
+def fit_model(
+    recipe: Recipe,
+    train_set: LabelledImages,
+    val_set: LabelledImages,
+    log: logging.Logger,
+    initial_state: dict[str, torch.Tensor] | None = None,
+) -> tuple[torch.nn.Module, torch.Tensor]:
+    """Fit the recipe's network (every ensemble member) and return it with the val tensor.
+
+    ``initial_state`` starts each member from those weights instead of the seed's random
+    ones (``radlens learn`` fine-tunes a model this way).
+    """
     x_train, x_val = to_tensor(train_set, recipe), to_tensor(val_set, recipe)
     x_corrupted = None
     if recipe.augment.corruption_prob > 0 and recipe.input.dims == 2:
@@ -149,15 +171,18 @@ def _train(
         member_recipe = replace(recipe, seed=recipe.seed + member)
         torch.manual_seed(member_recipe.seed)
         net = build_net(recipe.net, recipe.input.channels, len(recipe.labels), recipe.input.dims)
+        if initial_state is not None:
+            net.load_state_dict(initial_state)
         n_params = sum(p.numel() for p in net.parameters())
         log.info(
-            "member %d/%d: net %s, %d parameters, input %s, seed %d",
+            "member %d/%d: net %s, %d parameters, input %s, seed %d%s",
             member + 1,
             recipe.schedule.ensemble,
             recipe.net,
             n_params,
             tuple(x_train.shape[1:]),
             member_recipe.seed,
+            "" if initial_state is None else ", warm start",
         )
         net, history = fit(
             net, member_recipe, x_train, train_set.labels, x_val, val_set.labels, log, x_corrupted
@@ -166,22 +191,42 @@ def _train(
         log.info("best epoch %d (val_auc %.4f)", best.epoch, best.val_auc)
         members.append(net)
     model: torch.nn.Module = members[0] if len(members) == 1 else MeanEnsemble(members).eval()
+    return model, x_val
 
+
+def exported_module(model: torch.nn.Module, recipe: Recipe) -> torch.nn.Module:
+    """What goes into the ONNX graph: the model, or its mirror-image average (``tta``)."""
+    if not recipe.schedule.tta:
+        return model
+    flips = tta_flips(recipe.augment.hflip, recipe.augment.flip_axes, recipe.input.dims)
+    return FlipAverage(model, flips).eval()
+
+
+def export_checked(
+    model: torch.nn.Module, recipe: Recipe, x_val: torch.Tensor, out_dir: Path, log: logging.Logger
+) -> Path:
+    """Export ``model`` to ``out_dir/model.onnx`` and check ONNX Runtime agrees with torch.
+
+    Raises:
+        RuntimeError: the exported graph differs from torch by more than the tolerance.
+    """
     onnx_path = out_dir / "model.onnx"
     example = (x_val[:4] - recipe.input.mean) / recipe.input.std
-    exported: torch.nn.Module = model
+    exported = exported_module(model, recipe)
     if recipe.schedule.tta:
         flips = tta_flips(recipe.augment.hflip, recipe.augment.flip_axes, recipe.input.dims)
-        exported = FlipAverage(model, flips).eval()
         log.info("test-time augmentation in the graph: mean over identity and flips %s", flips)
     export_onnx(exported, example, onnx_path)
     diff = parity(exported, onnx_path, example)
     log.info("onnx parity: max |torch - onnxruntime| = %.2e", diff)
     if diff > PARITY_TOLERANCE:
         raise RuntimeError(f"ONNX export differs from torch by {diff:.2e}")
+    return onnx_path
 
-    minutes = (time.perf_counter() - started) / 60
-    card = ModelCard(
+
+def draft_card(recipe: Recipe, onnx_path: Path, training: Training) -> ModelCard:
+    """The card of freshly exported weights, before calibration and validation metrics."""
+    return ModelCard(
         name=recipe.name,
         version=recipe.version,
         task=recipe.task,
@@ -193,7 +238,7 @@ def _train(
         calibration=Calibration(),
         thresholds={"operating": 0.5},
         metrics={},
-        training=training_record(recipe, command, len(train_set), len(val_set), minutes),
+        training=training,
         intended_use=recipe.intended_use,
         limitations=recipe.limitations,
         sha256=sha256_of(onnx_path),
@@ -201,7 +246,19 @@ def _train(
         positive_index=recipe.positive_index,
         triage_min_grade=recipe.triage_min_grade,
     )
-    backend = OnnxBackend(onnx_path, threads=recipe.schedule.threads)
+
+
+def finish_card(
+    card: ModelCard,
+    out_dir: Path,
+    val_set: LabelledImages,
+    recipe: Recipe,
+    source: Path,
+    log: logging.Logger,
+) -> tuple[ModelCard, Evaluation]:
+    """Calibrate on ``val_set`` through ONNX Runtime, write ``card.json``, fit the OOD score
+    on ``source`` and return the card as written and the ``val_set`` evaluation."""
+    backend = OnnxBackend(out_dir / card.weights_file, threads=recipe.schedule.threads)
     logits = predict_logits(card, backend, val_set)
     card, evaluation = calibrate_card(card, logits, val_set.labels, recipe.high_sensitivity)
     write_card(card, out_dir / "card.json")
@@ -214,5 +271,4 @@ def _train(
         ood.threshold,
         100 * ood.val_flag_rate,
     )
-    log.info("done in %.1f min", minutes)
     return read_card(out_dir / "card.json"), evaluation

@@ -15,13 +15,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Query, Response
 
 from radlens.domain.findings import Priority
+from radlens.feedback.views import study_adjudications
 from radlens.net.pacs import signed_report_pusher
 from radlens.privacy.audit import AuditEvent
 from radlens.privacy.roles import Action, Principal
 from radlens.server.audit import audited
 from radlens.server.authz import permit
 from radlens.server.deps import ServicesDep
+from radlens.server.routes.feedback import feedback_policy
 from radlens.server.schemas import (
+    AdjudicationPublic,
     NotesIn,
     PriorityIn,
     PriorityName,
@@ -115,6 +118,8 @@ def review_finding(
         body.label,
         body.grade,
         body.note,
+        confidence=body.confidence,
+        box_px=body.box_px,
     )
     return ReviewPublic.of(row)
 
@@ -264,4 +269,10 @@ def _study(services: ServicesDep, study_uid: str) -> StudyPublic:
             signed_by=report.signed_by,
         ),
         series=[SeriesPublic.of(s) for s in list_series(services.db, study_uid)],
+        adjudications={
+            fid: AdjudicationPublic.of(a)
+            for fid, a in study_adjudications(
+                services.db, study_uid, feedback_policy(services)
+            ).items()
+        },
     )
