@@ -59,3 +59,36 @@ def test_shards_together_do_the_whole_batch(two_studies: Path, tmp_path: Path) -
         ]
     assert sum(p.done for p in parts) == 2
     assert pq.read_table(out / "studies.parquet").num_rows == 2
+
+
+def test_a_batch_with_a_model_store_runs_the_promoted_version_and_redoes_after_rollback(
+    two_studies: Path, tmp_path: Path
+) -> None:
+    import shutil
+    from dataclasses import replace
+
+    from radlens.models.card import read_card, write_card
+    from radlens.models.registry import discover, get_model
+    from radlens.models.versions import add_installed, add_version, promote, rollback, write_gate
+
+    store = tmp_path / "models"
+    installed = get_model("cxr_pneumonia", discover())
+    add_installed(store, installed)
+    candidate = Path(shutil.copytree(installed.folder, tmp_path / "candidate"))
+    card = read_card(candidate / "card.json")
+    write_card(replace(card, version=f"{card.version}+site.2"), candidate / "card.json")
+    write_gate(candidate, {"passed": True})
+    add_version(store, candidate, {"number": 2, "parent": 1})
+    promote(store, "cxr_pneumonia", 2, by="ana")
+    setup = AnalysisSetup(model_store=store)
+    out = tmp_path / "out"
+    with LocalExecutor(workers=0) as pool:
+        first = run_batch(str(two_studies), out, pool, setup)
+        [finding] = pq.read_table(out / "findings.parquet").to_pylist()
+        assert finding["model_version"] == f"{card.version}+site.2"
+        rollback(store, "cxr_pneumonia", by="ana")
+        again = run_batch(str(two_studies), out, pool, setup)
+    assert first.done == 2
+    assert again.done == 2 and again.skipped == 0  # other model versions: done again
+    versions = {f["model_version"] for f in pq.read_table(out / "findings.parquet").to_pylist()}
+    assert card.version in versions

@@ -87,6 +87,14 @@ def batch_command(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+    model_store: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-store",
+            help="a site model store: run its promoted versions (every worker must see it "
+            "at this path)",
+        ),
+    ] = None,
 ) -> None:
     """Analyze many studies in parallel, locally or on a Dask cluster; resumable."""
     # Imported here: the [cluster] extra (dask, pyarrow) is needed only by this command.
@@ -103,6 +111,7 @@ def batch_command(
         fhir=fhir,
         dicom_results=dicom_results,
         notes="" if notes is None else notes.read_bytes().decode("utf-8", "replace"),
+        model_store=model_store,
     )
     show = not (quiet or as_json)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())

@@ -124,7 +124,7 @@ def run_batch(
         (12, 0)
     """
     clock = time.perf_counter()
-    models = model_set(discover(list(setup.model_dirs)))
+    models = model_set(discover(list(setup.model_dirs), store=setup.model_store))
     listing = list_source(source, username, password, modality, body_part)
     jobs = shard(listing.jobs, part, parts)
     engine = executor.describe().split(" ", 1)[0]

@@ -35,6 +35,7 @@ from radlens.inference.backends import Backend
 from radlens.io.raster import write_png
 from radlens.io.scan import scan
 from radlens.models.registry import InstalledModel, discover
+from radlens.models.versions import active_folders
 from radlens.pipeline import onnx_backends, process_study
 from radlens.report.compose import compose_markdown
 from radlens.report.findings_json import to_json
@@ -78,6 +79,9 @@ class AnalysisSetup:
         fhir: also ``fhir.json``; ``dicom_results``: also ``sr.dcm``, ``pm_*``, ``seg_*``.
         notes: clinical notes read for every study's ``report.md``.
         pixel_size_mm: pixel side of PNG/JPEG inputs, for measuring models.
+        model_store: the site model store: its promoted versions run in place of the
+            installed ones (``radlens models promote``); a worker must see it at the same
+            path.
     """
 
     model_dirs: tuple[Path, ...] = ()
@@ -88,6 +92,7 @@ class AnalysisSetup:
     dicom_results: bool = False
     notes: str = field(default="", repr=False)
     pixel_size_mm: float | None = None
+    model_store: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -165,7 +170,9 @@ def run_study(job: StudyJob, setup: AnalysisSetup) -> StudyDone | StudyFailed:
     """
     clock = time.perf_counter()
     try:
-        models, backend_for, models_used = _engine(setup.model_dirs, setup.threads)
+        models, backend_for, models_used = _engine(
+            setup.model_dirs, setup.threads, setup.model_store
+        )
         with tempfile.TemporaryDirectory(prefix="radlens-task-") as scratch:
             folder = Path(scratch)
             with _study_of(job, folder / "in") as (study, extra_rejected, origin):
@@ -214,12 +221,24 @@ def _since(clock: float) -> float:
     return time.perf_counter() - clock
 
 
-@functools.cache
 def _engine(
-    model_dirs: tuple[Path, ...], threads: int
+    model_dirs: tuple[Path, ...], threads: int, model_store: Path | None = None
 ) -> tuple[list[InstalledModel], Callable[[InstalledModel], Backend], ModelSet]:
-    """The models (weights verified once per process) and their backends."""
-    models = discover(list(model_dirs))
+    """The models (weights verified once per process and active versions) and their
+    backends: a promotion or rollback in the store reaches a long-lived worker at its next
+    study, since the store's active versions are part of the cache key."""
+    active = tuple(sorted((n, str(f)) for n, f in active_folders(model_store).items()))
+    return _engine_for(model_dirs, threads, model_store, active)
+
+
+@functools.cache
+def _engine_for(
+    model_dirs: tuple[Path, ...],
+    threads: int,
+    model_store: Path | None,
+    active: tuple[tuple[str, str], ...],
+) -> tuple[list[InstalledModel], Callable[[InstalledModel], Backend], ModelSet]:
+    models = discover(list(model_dirs), store=model_store)
     return models, onnx_backends(threads), model_set(models)
 
 

@@ -33,7 +33,7 @@ class ClusterAnalyzer:
     def __init__(self, executor: Executor, setup: AnalysisSetup) -> None:
         self.executor = executor
         self.setup = setup
-        self.models = model_set(discover(list(setup.model_dirs)))
+        self.models = model_set(discover(list(setup.model_dirs), store=setup.model_store))
 
     def __call__(self, study: Study) -> StudyResult:
         files = tuple(
@@ -68,6 +68,7 @@ def cluster_analyzer(
     workers: int = 1,
     model_dirs: tuple[Path, ...] = (),
     threads: int = 1,
+    model_store: Path | None = None,
 ) -> ClusterAnalyzer:
     """The analyzer of ``radlens serve --engine ENGINE`` (``local`` runs a process pool).
 
@@ -75,7 +76,13 @@ def cluster_analyzer(
         ConfigError: an unknown engine, or a scheduler that cannot be reached.
     """
     executor: LocalExecutor | DaskExecutor = make_executor(engine, workers, address)
-    setup = AnalysisSetup(model_dirs=model_dirs, threads=threads, outputs=False, render=False)
+    setup = AnalysisSetup(
+        model_dirs=model_dirs,
+        threads=threads,
+        outputs=False,
+        render=False,
+        model_store=model_store,
+    )
     try:
         return ClusterAnalyzer(executor, setup)
     except BaseException:

@@ -201,7 +201,12 @@ def analysis_engine(settings: Settings, models: list[InstalledModel]) -> Analyze
     a Dask cluster (``"dask"``, ``dask_address``; see docs/scaling.md)."""
     if settings.engine == "dask":
         return cluster_analyzer(
-            "dask", settings.dask_address, settings.workers, settings.models, settings.threads
+            "dask",
+            settings.dask_address,
+            settings.workers,
+            settings.models,
+            settings.threads,
+            settings.model_store_dir,
         )
     return pipeline_analyzer(models, onnx_backends(settings.threads))
 
