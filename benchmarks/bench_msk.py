@@ -144,13 +144,6 @@ def heatmaps(model: InstalledModel, root: Path, out_dir: Path) -> dict[str, Any]
     }
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def fracture(root: Path) -> dict[str, Any] | None:
     installed = discover(include_disabled=True)
     names = {mo.card.name for mo in installed}
@@ -177,7 +170,7 @@ def fracture(root: Path) -> dict[str, Any] | None:
     }
     if BOXES in names:
         from radlens.evaluation.detection import evaluate_detector
-        from radlens.inference.detection import detect
+        from radlens.inference.detection import box_iou, detect
         from radlens.io.box_sets import read_boxes
 
         boxes = get_model(BOXES, installed)
@@ -189,7 +182,7 @@ def fracture(root: Path) -> dict[str, Any] | None:
             found = detect(image, boxes.card, backend, min_score=boxes.card.threshold).boxes
             if len(truth):
                 fractured += 1
-                hits += any(_iou(f, t) > 0.1 for f in found for t in truth)
+                hits += bool(len(found)) and bool((box_iou(found, truth) > 0.1).any())
             else:
                 clean += 1
                 alarms += len(found) > 0

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import numpy as np
 import pytest
+from browser_helpers import ARTIFACTS, CHROMIUM, RADLENS, TIMEOUT_MS, require_browser
 from PIL import Image
 from pydicom import dcmread
 from pynetdicom import AE
 
-import radlens.server.app
 from serve_helpers import free_port, make_instance, stop_server
 
 if TYPE_CHECKING:
@@ -40,31 +38,12 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-WEB_INDEX = radlens.server.app.STATIC_DIR / "index.html"
-ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "web"
-RADLENS = Path(sys.executable).with_name("radlens")
 READER, PASSWORD = "reader", "reader-password-1"
 REPORT_TEXT = "Right lower zone opacity, AI pneumonia flag reviewed.\nFollow-up film advised."
-TIMEOUT_MS = 30_000
 ROUTINE_STUDY = "1.2.826.0.1.3680043.9.7777.9001"  # each test has its own server home
 
 
-def _missing(reason: str) -> None:
-    """Skip for a developer without the browser set-up; fail in CI (.ci/run sets the variable)."""
-    if os.environ.get("RADLENS_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"browser test cannot run: {reason}", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-
-if not CHROMIUM.is_file():
-    _missing(f"{CHROMIUM} is missing (apt-get install chromium)")
-try:
-    from playwright import sync_api
-except ImportError:
-    _missing("playwright is missing (pip install -e '.[dev]')")
-if not WEB_INDEX.is_file():
-    _missing(f"the web UI is not built ({WEB_INDEX}): run `make web`")
+sync_api = require_browser()
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,15 @@ queue alternates the two scanners and spells out the readers' disagreement. Scre
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_helpers import ARTIFACTS, CHROMIUM, RADLENS, TIMEOUT_MS, require_browser
 
-import radlens.server.app
 from radlens.config import Settings
 from radlens.domain.findings import Finding, SeriesResult, StudyResult
 from radlens.domain.imaging import Study
@@ -41,31 +39,12 @@ from serve_helpers import free_port, stop_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-WEB_INDEX = radlens.server.app.STATIC_DIR / "index.html"
-ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "web"
-RADLENS = Path(sys.executable).with_name("radlens")
 PASSWORD = "reader-password-1"
-TIMEOUT_MS = 30_000
 CARD = read_card(zoo_folder() / "cxr_pneumonia" / "card.json")
 STATIONS = {"CT01": ("ACME", "Scan 1"), "WARD7": ("Other", "Portable 2")}
 
 
-def _missing(reason: str) -> None:
-    """Skip for a developer without the browser set-up; fail in CI (.ci/run sets the variable)."""
-    if os.environ.get("RADLENS_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"browser test cannot run: {reason}", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-
-if not CHROMIUM.is_file():
-    _missing(f"{CHROMIUM} is missing (apt-get install chromium)")
-try:
-    from playwright import sync_api
-except ImportError:
-    _missing("playwright is missing (pip install -e '.[dev]')")
-if not WEB_INDEX.is_file():
-    _missing(f"the web UI is not built ({WEB_INDEX}): run `make web`")
+sync_api = require_browser()
 
 
 @dataclass(frozen=True)

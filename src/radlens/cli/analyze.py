@@ -63,11 +63,10 @@ def run_analysis(
     enable: list[str] | None = None,
     model_store: Path | None = None,
 ) -> AnalyzeRun:
-    models = discover(models_dir, store=model_store)
-    if enable:
-        every = discover(models_dir, include_disabled=True, store=model_store)
-        running = {m.card.name for m in models}
-        models += [get_model(n, every) for n in dict.fromkeys(enable) if n not in running]
+    # One discovery (every weight hashed once); --enable adds models disabled by default.
+    every = discover(models_dir, include_disabled=bool(enable), store=model_store)
+    wanted = {get_model(n, every).card.name for n in enable or ()}
+    models = [m for m in every if m.card.enabled_by_default or m.card.name in wanted]
     clinical_notes = "" if notes is None else notes.read_bytes().decode("utf-8", "replace")
     show_progress = not (quiet or as_json)
     with Progress(transient=True, disable=not show_progress) as progress:

@@ -27,7 +27,7 @@ from radlens.cli.analyze import Json, ModelsDir
 from radlens.cli.render import out
 from radlens.errors import ForbiddenError
 from radlens.models.card import card_to_dict
-from radlens.models.registry import discover, get_model
+from radlens.models.registry import InstalledModel, discover, get_model
 from radlens.models.versions import (
     OnChange,
     Promotion,
@@ -96,6 +96,15 @@ def models_command(
     out.print(table)
 
 
+def _site_model(
+    settings: Settings, name: str, models_dir: list[Path] | None
+) -> tuple[Path, InstalledModel]:
+    """The site's model store and the active version of ``name`` in it (adding the
+    installed model as version 1 the first time)."""
+    store = settings.model_store_dir
+    return store, active_model(store, get_model(name, discover(models_dir, include_disabled=True)))
+
+
 def versions_command(
     name: Annotated[str, typer.Argument(help="model name")],
     as_json: Json = False,
@@ -105,8 +114,7 @@ def versions_command(
 ) -> None:
     """List the stored versions of a model and its promotions."""
     settings = _settings(home, None, config)
-    store = settings.model_store_dir
-    active_model(store, get_model(name, discover(models_dir, include_disabled=True)))
+    store, _ = _site_model(settings, name, models_dir)
     versions = list_versions(store, name)
     changes = history(store, name)
     if as_json:
@@ -150,9 +158,8 @@ def promote_command(
 ) -> None:
     """Make a stored version the active one (an admin's act; audited)."""
     settings = _settings(home, db, config)
-    store = settings.model_store_dir
     who = _admin(settings, by)
-    active_model(store, get_model(name, discover(models_dir, include_disabled=True)))
+    store, _ = _site_model(settings, name, models_dir)
     change = promote(
         store,
         name,
@@ -176,9 +183,8 @@ def rollback_command(
 ) -> None:
     """Restore the version that was active before the current one (audited)."""
     settings = _settings(home, db, config)
-    store = settings.model_store_dir
     who = _admin(settings, by)
-    active_model(store, get_model(name, discover(models_dir, include_disabled=True)))
+    store, _ = _site_model(settings, name, models_dir)
     change = rollback(store, name, by=who, reason=reason, on_change=audit_hook(settings))
     out.print(change.describe(), highlight=False, soft_wrap=True)
 
@@ -201,8 +207,7 @@ def lock_command(
     from radlens.evaluation.gate import ensure_locked
 
     settings = _settings(home, None, config)
-    store = settings.model_store_dir
-    model = active_model(store, get_model(name, discover(models_dir, include_disabled=True)))
+    store, model = _site_model(settings, name, models_dir)
     source = data or model.card.training.data_path()
     locked, items = ensure_locked(
         store, model.card, source, str(source), site_key_of(settings), fraction, seed
