@@ -256,18 +256,18 @@ def markdown(report: dict[str, Any]) -> str:
         ]
     edge = HERE / "scale_edge.json"
     if edge.is_file():
-        lines += ["", "## Edge (from `scale_edge.json`)", "", "| figure | value |", "|---|---|"]
-        for key, value in _flat(json.loads(edge.read_text())):
-            lines.append(f"| {key} | {value} |")
+        from bench_edge import markdown as edge_markdown  # benchmarks/ is sys.path[0]
+
+        figures = json.loads(edge.read_text())
+        lines += [
+            "",
+            "## Edge (`benchmarks/bench_edge.py`, raw figures in `scale_edge.json`)",
+            "",
+            f"Install method: {figures['install_mb']['method']}.",
+            "",
+            edge_markdown(figures),
+        ]
     return "\n".join(lines) + "\n"
-
-
-def _flat(doc: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    if isinstance(doc, dict):
-        return [item for k, v in doc.items() for item in _flat(v, f"{prefix}{k}.")]
-    if isinstance(doc, list):
-        return [(prefix.rstrip("."), ", ".join(map(str, doc)))]
-    return [(prefix.rstrip("."), doc)]
 
 
 if __name__ == "__main__":

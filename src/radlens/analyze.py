@@ -24,6 +24,7 @@ from radlens.io.raster import write_png
 from radlens.io.scan import scan
 from radlens.models.registry import InstalledModel
 from radlens.pipeline import onnx_backends, process_study
+from radlens.report import require_result_libraries
 from radlens.report.compose import compose_markdown
 from radlens.report.findings_json import to_json
 
@@ -102,7 +103,9 @@ def analyze(
 
     Raises:
         InputError: the inputs as a whole cannot be used (missing path, empty folder).
+        ConfigError: FHIR or DICOM results asked for without ``radlens[reports]``.
     """
+    require_result_libraries(fhir=fhir, dicom_results=dicom_results)
     found = scan(list(inputs), modality=modality, body_part=body_part)
     rejected = [RejectedInput(e.path or "", e.kind, e.reason) for e in found.rejected]
     backend_for = backend_for or onnx_backends()

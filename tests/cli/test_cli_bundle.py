@@ -45,7 +45,7 @@ def test_bundle_verify_checks_every_file_against_the_manifest(tmp_path: Path) ->
         ["tiny_cxr 0.0.1"],
         ["serve", "demo"],
     )
-    assert "--no-index --find-links" in doc["install"]
+    assert "--no-compile --no-index --find-links" in doc["install"]
     (folder / WHEEL).write_bytes(b"changed")
     result = CliRunner().invoke(app, ["bundle", "--verify", "-o", str(folder)])
     assert result.exit_code == 1

@@ -116,7 +116,8 @@ def test_build_bundle_writes_the_wheels_a_readme_a_manifest_and_sums(
     assert set(sums) == {*listed, "manifest.json"}
     assert all(sums[name] == _sha256(folder / name) for name in sums)
     readme = (folder / "README.txt").read_text()
-    assert "--no-index --find-links" in readme and "'radlens[serve,demo]'" in readme
+    assert "--no-compile --no-index" in readme and "--find-links" in readme
+    assert "'radlens[serve,demo]'" in readme
     assert bundle.platform in readme and "No torch" in readme
     assert verify_bundle(folder).files == bundle.files
 

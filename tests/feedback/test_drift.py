@@ -17,6 +17,7 @@ from radlens.feedback.drift import (
     bin_test,
     drift,
     reference_bins,
+    upper_regularized_gamma,
 )
 from radlens.inference.backends import OnnxBackend
 from radlens.inference.ood import read_ood, stats_for
@@ -142,3 +143,18 @@ def test_a_real_model_sees_corrupted_images_drift_and_clean_ones_not(
     ]
     shifted = drift(_samples(model, corrupted), model.card.ood)
     assert shifted.alert, shifted.reason
+
+
+def test_upper_regularized_gamma_matches_scipy_and_closed_forms() -> None:
+    from scipy.special import gammaincc
+
+    for a in (0.5, 1.0, 1.5, 4.5, 7.0, 12.5, 50.0):
+        for x in (1e-9, 0.1, 0.5 * a, a, a + 1, 2 * a + 3, 80.0, 400.0):
+            expected = float(gammaincc(a, x))
+            assert upper_regularized_gamma(a, x) == pytest.approx(expected, rel=1e-12, abs=1e-300)
+    # Closed form for a = 1: Q(1, x) = exp(-x); the chi-square(2) 5% point is 5.991.
+    assert upper_regularized_gamma(1.0, 3.0) == pytest.approx(np.exp(-3.0), rel=1e-14)
+    assert upper_regularized_gamma(1.0, 5.991464547107979 / 2) == pytest.approx(0.05, rel=1e-9)
+    assert upper_regularized_gamma(2.0, 0.0) == 1.0
+    with pytest.raises(ValueError):
+        upper_regularized_gamma(0.0, 1.0)

@@ -11,9 +11,12 @@ from radlens.errors import InferenceError
 from radlens.inference.biometry import (
     Ellipse,
     ellipse_perimeter,
+    fill_holes,
+    fit_conic_ellipse,
     fit_ellipse,
     gestational_age,
     head_biometry,
+    label_components,
     largest_component,
 )
 
@@ -80,3 +83,81 @@ def test_an_ellipse_shrinks_by_an_offset_on_both_semi_axes() -> None:
     e = Ellipse(0.0, 0.0, 10.0, 5.0, 0.0).shrunk(1.0)
     assert (e.semi_major_px, e.semi_minor_px) == (9.0, 4.0)
     assert e.points(8).shape == (8, 2)
+
+
+# --- the numpy implementations against scikit-image's (a dev dependency) -----------------
+
+
+def test_label_components_partitions_like_scikit_image_for_both_connectivities() -> None:
+    from skimage.measure import label
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        mask = rng.random((30, 45)) < rng.uniform(0.1, 0.7)
+        for connectivity, skimage_connectivity in ((8, 2), (4, 1)):
+            ours, n = label_components(mask, connectivity)
+            theirs = label(mask, connectivity=skimage_connectivity)
+            assert n == theirs.max()
+            assert np.array_equal(ours > 0, mask)
+            # The same partition: each of our labels meets exactly one of theirs.
+            pairs = zip(ours.ravel().tolist(), theirs.ravel().tolist(), strict=True)
+            assert len(set(pairs)) == n + 1
+
+
+def test_label_components_refuses_what_it_cannot_label() -> None:
+    with pytest.raises(ValueError, match="2D"):
+        label_components(np.zeros((2, 2, 2), bool))
+    with pytest.raises(ValueError, match="connectivity"):
+        label_components(np.zeros((2, 2), bool), connectivity=6)
+    assert label_components(np.zeros((3, 3), bool))[1] == 0
+
+
+def test_fill_holes_fills_enclosed_background_only() -> None:
+    mask = np.zeros((9, 9), bool)
+    mask[1:8, 1:8] = True
+    mask[3:6, 3:6] = False  # a hole
+    mask[0:2, 4] = False  # a notch open to the edge is not a hole
+    filled = fill_holes(mask)
+    assert filled[4, 4] and not filled[1, 4] and not filled[0, 4]
+    assert np.array_equal(filled & ~mask, np.pad(np.ones((3, 3), bool), 3))
+    mask[2, 4] = False  # now the notch opens the hole to the edge
+    assert not fill_holes(mask)[4, 4]
+    # A ring of diagonal steps (8-connected) encloses its middle: background is 4-connected.
+    ring = np.zeros((5, 5), bool)
+    ring[[1, 2, 3, 2], [2, 1, 2, 3]] = True
+    assert fill_holes(ring)[2, 2] and fill_holes(ring).sum() == 5
+
+
+def test_fit_ellipse_agrees_with_scikit_image_contour_and_ellipse_model() -> None:
+    from skimage.measure import EllipseModel, find_contours
+
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        a = rng.uniform(60, 200)
+        b = a * rng.uniform(0.6, 0.95)
+        angle = rng.uniform(-3, 3)
+        mask = ellipse_mask((540, 800), rng.uniform(300, 500), rng.uniform(220, 320), a, b, angle)
+        ours = fit_ellipse(mask)
+        boundary = max(find_contours(np.pad(mask, 1).astype(float), 0.5), key=len) - 1.0
+        model = EllipseModel.from_estimate(boundary[:, ::-1])
+        major, minor = sorted((float(v) for v in model.axis_lengths), reverse=True)
+        assert ours.center_x_px == pytest.approx(model.center[0], abs=0.01)
+        assert ours.center_y_px == pytest.approx(model.center[1], abs=0.01)
+        assert ours.semi_major_px == pytest.approx(major, abs=0.01)
+        assert ours.semi_minor_px == pytest.approx(minor, abs=0.01)
+        assert ours.semi_major_px == pytest.approx(a, abs=0.1)
+        assert ours.semi_minor_px == pytest.approx(b, abs=0.1)
+
+
+def test_fit_ellipse_uses_the_outer_boundary_of_a_head_with_holes() -> None:
+    mask = ellipse_mask((300, 400), 200.0, 150.0, 120.0, 80.0)
+    holed = mask & ~ellipse_mask((300, 400), 200.0, 150.0, 40.0, 30.0)
+    assert fit_ellipse(holed) == fit_ellipse(mask)
+
+
+def test_fit_conic_ellipse_refuses_points_that_fit_no_ellipse() -> None:
+    with pytest.raises(InferenceError, match="5 points|4 points"):
+        fit_conic_ellipse(np.zeros((4, 2)))
+    line = np.stack([np.arange(20.0), 2 * np.arange(20.0)], 1)
+    with pytest.raises(InferenceError):
+        fit_conic_ellipse(line)

@@ -1,8 +1,10 @@
 """The offline bundle for real: ``build_bundle`` runs pip against the package index (network
 allowed while building; pip's cache makes a rebuild quick), then a fresh virtual environment
-installs ``radlens[serve,demo]`` from it with ``--no-index`` and no pip configuration,
-inside a network namespace with only loopback where ``unshare`` is allowed, and
-``radlens demo`` runs from that environment. One bundle serves the module.
+installs ``radlens[serve,demo]`` from it as its README says (``--no-compile --no-index``,
+no pip configuration), inside a network namespace with only loopback where ``unshare`` is
+allowed, and ``radlens demo`` runs from that environment; so does an edge install of plain
+``radlens`` (with only the demo samples added), which carries no result, NIfTI or service
+library. One bundle serves the module.
 """
 
 from __future__ import annotations
@@ -38,6 +40,25 @@ def _isolated_env() -> dict[str, str]:
     return env
 
 
+def _install(bundle: Bundle, venv: Path, spec: str) -> tuple[Path, list[str], dict[str, str]]:
+    """A fresh venv with ``spec`` installed from the bundle as its README says, offline where
+    ``unshare`` is allowed (``--no-index`` alone otherwise); (venv, offline prefix, env)."""
+    prefix = offline_prefix()
+    offline = prefix if isinstance(prefix, list) else []
+    env = _isolated_env()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env, timeout=300)
+    install = subprocess.run(
+        [*offline, str(venv / "bin" / "pip"), "install", "--no-compile", "--no-index"]
+        + ["--find-links", str(bundle.folder), spec],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+    return venv, offline, env
+
+
 def test_the_bundle_holds_radlens_with_its_models_and_ui_and_no_training_stack(
     bundle: Bundle,
 ) -> None:
@@ -58,20 +79,7 @@ def test_the_bundle_holds_radlens_with_its_models_and_ui_and_no_training_stack(
 def test_the_bundle_installs_offline_in_a_fresh_venv_and_the_demo_runs(
     bundle: Bundle, tmp_path: Path
 ) -> None:
-    prefix = offline_prefix()
-    offline = prefix if isinstance(prefix, list) else []  # --no-index alone where not allowed
-    venv = tmp_path / "venv"
-    env = _isolated_env()
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env, timeout=300)
-    install = subprocess.run(
-        [*offline, str(venv / "bin" / "pip"), "install", "--no-index"]
-        + ["--find-links", str(bundle.folder), "radlens[serve,demo]"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+    venv, offline, env = _install(bundle, tmp_path / "venv", "radlens[serve,demo]")
     probe = subprocess.run(
         [
             str(venv / "bin" / "python"),
@@ -102,3 +110,53 @@ def test_the_bundle_installs_offline_in_a_fresh_venv_and_the_demo_runs(
     assert "cxr_pneumonia" in models
     findings = json.loads((Path(studies[0]["output"]) / "findings.json").read_text())
     assert findings["schema"].startswith("radlens.findings/")
+
+
+def test_the_edge_install_has_no_result_or_service_libraries_and_still_analyzes(
+    bundle: Bundle, tmp_path: Path
+) -> None:
+    venv, offline, env = _install(bundle, tmp_path / "edge", "radlens[demo]")
+    absent = ("highdicom", "fhir", "nibabel", "scipy", "skimage", "fastapi", "sqlalchemy")
+    probe = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import importlib.util as u; "
+            f"print([m for m in {absent!r} if u.find_spec(m) is not None])",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
+    assert probe.stdout.strip() == "[]"
+    out = tmp_path / "demo"
+    demo = subprocess.run(
+        [*offline, str(venv / "bin" / "radlens"), "demo", "-o", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    studies = json.loads(demo.stdout)["studies"]
+    assert len(studies) >= 5
+    assert all((Path(s["output"]) / "findings.json").is_file() for s in studies)
+    fhir = subprocess.run(
+        [
+            *offline,
+            str(venv / "bin" / "radlens"),
+            "analyze",
+            str(out),
+            "-o",
+            str(tmp_path / "x"),
+            "--fhir",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert fhir.returncode != 0 and "radlens[reports]" in fhir.stderr
+    assert "Traceback" not in fhir.stderr

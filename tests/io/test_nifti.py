@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -108,3 +109,17 @@ def test_colour_image_cannot_be_written(tmp_path: Path) -> None:
     image = Image(np.zeros((2, 2, 3), np.uint8), ImageLayout.YXC, Geometry((1.0, 1.0)))
     with pytest.raises(IncompatibleInputError, match="grayscale"):
         write_nifti(image, tmp_path / "rgb.nii")
+
+
+def test_without_nibabel_a_nifti_input_is_refused_with_the_extra_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.float32), np.eye(4)), path)
+    monkeypatch.setitem(sys.modules, "nibabel", None)  # what a base install sees
+    for read in (read_nifti, read_nifti_shape):
+        with pytest.raises(UnsupportedFormatError, match=r"nibabel.*radlens\[nifti\]") as err:
+            read(path)
+        assert str(path) in str(err.value)
+    monkeypatch.undo()
+    assert read_nifti_shape(path) == (6, 5, 4)

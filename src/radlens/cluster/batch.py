@@ -25,6 +25,7 @@ from radlens.cluster.results import ResultStore, write_atomic
 from radlens.cluster.sources import list_source, shard
 from radlens.domain.findings import RejectedInput
 from radlens.models.registry import discover
+from radlens.report import require_result_libraries
 from radlens.store.batch import BatchRecord
 from radlens.store.db import open_database
 
@@ -123,6 +124,7 @@ def run_batch(
         >>> summary.done, summary.failed  # doctest: +SKIP
         (12, 0)
     """
+    require_result_libraries(fhir=setup.fhir, dicom_results=setup.dicom_results)
     clock = time.perf_counter()
     models = model_set(discover(list(setup.model_dirs), store=setup.model_store))
     listing = list_source(source, username, password, modality, body_part)

@@ -8,7 +8,11 @@ for which Python and platform, and the sha256 of every file) and ``SHA256SUMS`` 
 hashes for ``sha256sum -c``). On the target::
 
     python3.11 -m venv /opt/radlens
-    /opt/radlens/bin/pip install --no-index --find-links DIR 'radlens[serve,demo]'
+    /opt/radlens/bin/pip install --no-compile --no-index --find-links DIR 'radlens[serve,demo]'
+
+``--no-compile`` leaves Python to write the ``.pyc`` of each module when radlens first imports
+it, instead of compiling every module of every dependency at install (numpy's tests, ONNX
+Runtime's transformer tools): about 40 MB less on an edge box (``benchmarks/bench_edge.py``).
 
 The wheels are made by pip itself (``sys.executable -m pip wheel``) with the repository's
 ``constraints.txt``, for the Python and platform that run the build: a bundle built on
@@ -100,7 +104,7 @@ class Bundle:
     @property
     def install_command(self) -> str:
         extras = f"[{','.join(self.extras)}]" if self.extras else ""
-        return f"pip install --no-index --find-links {self.folder} 'radlens{extras}'"
+        return f"pip install --no-compile --no-index --find-links {self.folder} 'radlens{extras}'"
 
 
 def run_pip(args: Sequence[str]) -> None:
@@ -303,7 +307,8 @@ def write_manifest(
         "pinned_to_installed_versions": pinned,
         "models": list(models),
         "web_ui": web_ui,
-        "install": f"pip install --no-index --find-links DIR 'radlens[{','.join(extras)}]'",
+        "install": "pip install --no-compile --no-index --find-links DIR "
+        f"'radlens[{','.join(extras)}]'",
         "files": [{"name": f.name, "size_bytes": f.size_bytes, "sha256": f.sha256} for f in files],
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
@@ -457,7 +462,14 @@ radlens[train] extra, installed where the package index is reachable.
        sha256sum -c SHA256SUMS
 2. Install into a new virtual environment, with no package index:
        python3 -m venv /opt/radlens
-       /opt/radlens/bin/pip install --no-index --find-links /path/to/this/folder '{spec}'
+       /opt/radlens/bin/pip install --no-compile --no-index \\
+           --find-links /path/to/this/folder '{spec}'
+   --no-compile: Python writes the .pyc of each module radlens imports the first time it
+   runs (as a user who can write to /opt/radlens, so run step 3 as the installing user),
+   instead of compiling every module of every dependency now; about 40 MB less on disk.
+   The edge install is plain 'radlens' (findings.json, report.md, overlays); the extras
+   add: reports (DICOM SR/SEG/PM/SC and FHIR results), nifti (NIfTI input), serve (the
+   server, with reports and nifti), demo (the pydicom-data samples).
 3. Try it:
        /opt/radlens/bin/radlens demo -o radlens-demo       (needs the demo extra)
        /opt/radlens/bin/radlens analyze STUDY_FOLDER -o out

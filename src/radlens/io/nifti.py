@@ -9,6 +9,10 @@ geometry convention is the one of :mod:`radlens.io.volume`: ``spacing_mm`` and
 ``origin_lps_mm`` is the centre of voxel ``[0, 0, 0]``.
 
 A 2D file reads as layout YX; 3D as ZYX; 4D and more (time series) are refused.
+
+nibabel comes with ``radlens[nifti]`` (and with the serve and cluster extras), not with
+the base install: hospitals send DICOM, and an edge install stays small (docs/edge.md).
+Without it a NIfTI file is refused like any unreadable input, with the command to install.
 """
 
 from __future__ import annotations
@@ -17,11 +21,10 @@ import gzip
 import io
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nibabel as nib
 import numpy as np
 import numpy.typing as npt
-from nibabel.filebasedimages import ImageFileError
 
 from radlens.domain.imaging import Geometry, Image, ImageLayout
 from radlens.errors import (
@@ -33,7 +36,21 @@ from radlens.errors import (
 
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 _NIFTI2_HEADER_BYTES = 540
-_READ_ERRORS = (ImageFileError, ValueError, OSError, EOFError, zlib.error, gzip.BadGzipFile)
+_READ_ERRORS = (ValueError, OSError, EOFError, zlib.error, gzip.BadGzipFile)
+NIFTI_EXTRA = "pip install 'radlens[nifti]'"
+
+if TYPE_CHECKING:
+    import nibabel as nib
+
+
+def _require_nibabel(path: Path) -> None:
+    """Import nibabel on first use (about 0.1 s), or say why NIfTI cannot be read."""
+    try:
+        import nibabel  # noqa: F401
+    except ModuleNotFoundError as exc:
+        raise UnsupportedFormatError(
+            path, f"NIfTI input needs nibabel, not installed: {NIFTI_EXTRA}"
+        ) from exc
 
 
 def read_nifti_shape(path: Path, data: bytes | None = None) -> tuple[int, ...]:
@@ -107,6 +124,9 @@ def write_nifti(image: Image, path: Path) -> None:
         affine[:3, 2] /= np.linalg.norm(affine[:3, 2])
     origin = geometry.origin_lps_mm or (0.0, 0.0, 0.0)
     affine[:3, 3] = _RAS_TO_LPS @ np.asarray(origin, dtype=np.float64)
+    _require_nibabel(path)
+    import nibabel as nib
+
     # nibabel is not fully annotated; these four calls are its documented API.
     voxels = np.asarray(image.array, dtype=np.float32).T  # (k, j, i) -> (i, j, k)
     nifti = nib.Nifti1Image(voxels, affine)  # type: ignore[no-untyped-call]
@@ -117,6 +137,10 @@ def write_nifti(image: Image, path: Path) -> None:
 
 
 def _load(path: Path, data: bytes | None) -> nib.Nifti1Image:
+    _require_nibabel(path)
+    import nibabel as nib
+    from nibabel.filebasedimages import ImageFileError
+
     try:
         if data is None:
             image = nib.load(path)
@@ -127,7 +151,7 @@ def _load(path: Path, data: bytes | None) -> nib.Nifti1Image:
             image = klass.from_stream(io.BytesIO(raw))
     except EOFError as exc:
         raise TruncatedFileError(path, f"NIfTI file cut short: {exc}") from exc
-    except _READ_ERRORS as exc:
+    except (ImageFileError, *_READ_ERRORS) as exc:
         raise UnsupportedFormatError(path, f"not a readable NIfTI file: {exc}") from exc
     if not isinstance(image, nib.Nifti1Image):  # Nifti2Image is a subclass
         raise UnsupportedFormatError(path, f"not a NIfTI file ({type(image).__name__})")
