@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 
+from bench_helpers import BENCHMARKS, load_benchmark
 from radlens.models.card import InputSpec
 from radlens.models.registry import load_model
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load("bench_models")
-sweep = _load("sweep")
+bench = load_benchmark("bench_models")
+sweep = load_benchmark("sweep")
 
 
 def _ref(model: str | None, dataset: str = "Tiny", resolution: str = "224") -> dict[str, Any]:

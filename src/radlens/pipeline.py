@@ -22,9 +22,9 @@ from radlens.errors import InputError
 from radlens.explain.overlay import render_overlay
 from radlens.inference.backends import Backend, OnnxBackend
 from radlens.inference.detection import detect_findings
-from radlens.inference.ood import stats_for
+from radlens.inference.ood import card_input_stats, stats_for
 from radlens.inference.predict import ood_score, predict
-from radlens.inference.segment import input_stats_for, segment
+from radlens.inference.segment import segment
 from radlens.io.load import load_images
 from radlens.models.card import Task
 from radlens.models.registry import InstalledModel, applies, route, series_shape
@@ -157,10 +157,17 @@ def _run_model(
             study.patient,
             timings,
             pixel_size_mm,
-            input_stats_for(model.folder, model.card),
+            card_input_stats(model.folder, model.card),
         )
     if model.card.task is Task.DETECTION:
-        return detect_findings(image, model.card, backend_for(model), study.patient, timings)
+        return detect_findings(
+            image,
+            model.card,
+            backend_for(model),
+            study.patient,
+            timings,
+            card_input_stats(model.folder, model.card),
+        )
     return predict(
         image,
         model.card,

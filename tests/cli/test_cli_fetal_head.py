@@ -42,8 +42,17 @@ def test_analyze_measures_a_png_with_the_given_pixel_size(
     assert bad.exit_code != 0
 
 
-@pytest.mark.parametrize("model", ["fetal_head_hc18", "bccd_cells"])
-@pytest.mark.parametrize("command", ["calibrate", "ood", "quantize"])
+@pytest.mark.parametrize(
+    ("model", "command"),
+    [
+        ("fetal_head_hc18", "calibrate"),
+        ("fetal_head_hc18", "ood"),
+        ("fetal_head_hc18", "quantize"),
+        ("bccd_cells", "calibrate"),
+        ("bccd_cells", "quantize"),
+        # radlens ood fits a detector's input-statistics score (tests/cli/test_cli_ood.py)
+    ],
+)
 def test_classifier_only_commands_refuse_segmenters_and_detectors_and_say_why(
     radlens: Radlens, tmp_path: Path, model: str, command: str
 ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from radlens.domain.findings import Box, Finding, is_detected_box
@@ -42,3 +44,22 @@ def test_summary_counts_boxes_per_class_and_model() -> None:
         "RBC: 3 boxes (score >= 0.30) bccd_cells 1.0.0",
         "WBC: 1 box (score >= 0.30) bccd_cells 1.0.0",
     ]
+
+
+def test_summary_marks_the_classes_of_low_trust_boxes() -> None:
+    flagged = replace(box_finding("RBC", Box(0, 0, 4, 4)), ood_flag=True)
+    boxes = [flagged, flagged, box_finding("WBC", Box(0, 0, 9, 9))]
+    assert _detection_summary(boxes) == [
+        "RBC: 2 boxes (score >= 0.30) bccd_cells 1.0.0 - LOW TRUST",
+        "WBC: 1 box (score >= 0.30) bccd_cells 1.0.0",
+    ]
+
+
+def test_a_low_trust_image_without_boxes_is_written_on_the_overlay() -> None:
+    nothing = Finding(
+        "blood_cells", "Blood cells", 0.12, 0.3, "bccd_cells", "1.0.0", ood_flag=True, detected=True
+    )
+    plain = render_overlay(np.full((200, 300, 3), 128, np.uint8), None, [])
+    marked = render_overlay(np.full((200, 300, 3), 128, np.uint8), None, [nothing])
+    # One more caption line (the finding's) above the AI-draft line.
+    assert (marked != plain).any(axis=2).sum() > (plain != 128).any(axis=2).sum()

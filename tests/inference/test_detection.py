@@ -73,17 +73,22 @@ def test_detect_runs_preprocessing_backend_and_decoding_in_source_pixels() -> No
     assert found.boxes[0].tolist() == pytest.approx([20.0, 36.0, 52.0, 68.0])
 
 
+def smear_like(rows: int = 64, cols: int = 64) -> np.ndarray:
+    """A colour image that passes the quality checks (neither blank, saturated nor noisy)."""
+    ramp = np.add.outer(np.arange(rows), np.arange(cols)) * (200 / (rows + cols))
+    return np.stack([ramp, ramp * 0.8, ramp * 0.9], axis=-1).astype(np.uint8)
+
+
 def test_detect_findings_gives_one_finding_per_box_above_the_operating_score() -> None:
     card = detector_card()
-    image = Image(
-        np.zeros((64, 64, 3), np.uint8), ImageLayout.YXC, Geometry((1.0, 1.0)), source_uids=("1.2",)
-    )
+    image = Image(smear_like(), ImageLayout.YXC, Geometry((1.0, 1.0)), source_uids=("1.2",))
     [finding] = detect_findings(image, card, one_box_backend(label=2, score=0.9))
     assert (finding.code, finding.label, finding.model_name) == ("wbc", "WBC", "tiny_cells")
     assert finding.probability == pytest.approx(0.9) and finding.positive
     assert finding.box is not None and finding.heatmap is None
     assert (finding.box.x0, finding.box.y1) == (18.0, 34.0)
     assert finding.sop_instance_uid == "1.2"
+    assert not finding.ood_flag and finding.ood_score is None  # the card has no OOD score
     assert detect_findings(image, card, one_box_backend(score=0.2)) == []  # below 0.3
 
 

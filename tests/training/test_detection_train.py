@@ -138,6 +138,12 @@ def test_train_detection_writes_a_verified_model_that_detects(tmp_path: Path) ->
     assert set(card.metrics["val"]) >= {"map50", "map50_95", "ap50:blob", "ap50:bar"}
     assert card.metrics["val"]["map50"] == pytest.approx(scores.map_50, abs=1e-4)
     assert "onnx parity" in (tmp_path / "model" / "train.log").read_text()
+    # The input-statistics OOD score is fitted with the card, its file hash-checked.
+    from radlens.inference.ood import card_input_stats
+
+    assert card.detection is not None and card.detection.ood_inputs is not None
+    assert card_input_stats(model.folder, card) is not None
+    assert "input-statistics OOD score" in (tmp_path / "model" / "train.log").read_text()
     image = np.asarray(PILImage.open(data / "images" / "val0.png"))
     found = detect(image, card, OnnxBackend(model.weights))
     assert found.boxes.shape[1] == 4 and len(found) <= card.detection.max_detections  # type: ignore[union-attr]

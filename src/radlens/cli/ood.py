@@ -1,4 +1,9 @@
-"""``radlens ood MODEL --data PATH``: add the out-of-distribution score to a model folder."""
+"""``radlens ood MODEL --data PATH``: add the out-of-distribution score to a model folder.
+
+A classifier gets both scores (its features and its input statistics); a detector, whose
+graph has no features output, the input-statistics score alone. Segmentation models get
+theirs from ``radlens train`` and are refused.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import typer
 from radlens.cli.analyze import ModelsDir
 from radlens.cli.render import out
 from radlens.errors import ConfigError
+from radlens.models.card import Task, read_card
 from radlens.models.registry import discover, get_model
 
 
@@ -29,16 +35,31 @@ def ood_command(
     models_dir: ModelsDir = None,
 ) -> None:
     """Fit the OOD scores (Mahalanobis on the model's features and on statistics of its
-    input images) and the decision threshold on val."""
+    input images) and the decision threshold on val; for a detector, the input-statistics
+    score alone (data: its box set)."""
+    folder = Path(model)
+    if not (folder / "card.json").exists():
+        folder = get_model(model, discover(models_dir, include_disabled=True)).folder
+    if read_card(folder / "card.json").task is Task.DETECTION:
+        if not input_stats:
+            raise ConfigError(
+                "a detector's only OOD score is its input statistics: drop --no-input-stats"
+            )
+        from radlens.training.detection_card import fit_detector_ood
+
+        found = fit_detector_ood(folder, data, flag_rate=flag_rate)
+        out.print(
+            f"{found.model}: input statistics ({found.statistics}) from {found.n_train} train "
+            f"images; threshold {found.threshold:.3f} flags {found.val_flag_rate:.1%} of "
+            f"{found.n_val} val images"
+        )
+        return
     try:
         from radlens.training.ood import fit_ood
     except ModuleNotFoundError as exc:
         raise ConfigError(
             f"radlens ood needs the onnx package: pip install 'radlens[train]' ({exc.name})"
         ) from exc
-    folder = Path(model)
-    if not (folder / "card.json").exists():
-        folder = get_model(model, discover(models_dir, include_disabled=True)).folder
     report = fit_ood(folder, data, flag_rate=flag_rate, input_statistics=input_stats)
     inputs = (
         f", {report.n_statistics} input statistics ({report.input_statistics})"

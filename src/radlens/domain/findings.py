@@ -101,8 +101,10 @@ class Finding:
         measurements: what was measured on it (segmentation models), with units.
         outline_px: a closed outline ``(n, 2)`` of (x, y) source pixels that the
             measurements were made on (the fitted head ellipse), for overlays; or None.
-        detected: one box of a detector (``radlens.inference.detection``): ``box`` is the
-            finding and ``probability`` the detector's score; many per image and class.
+        detected: made by a detector (``radlens.inference.detection``): ``probability``
+            is the detector's score, not a calibrated probability. With a ``box``, one box
+            (the finding; many per image and class); without one, the low-trust image on
+            which no box reached the operating score.
         counted: a finding the card does not triage: a detected box of a class outside
             ``DetectionSpec.triage_classes``, the normal structure a segmentation model
             measures (``SegmentationSpec.triage`` false), or a grade below the card's

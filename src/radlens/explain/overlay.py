@@ -140,7 +140,12 @@ def render_overlay(
                 width=max(2, size[0] // 300),
             )
     lines = [
-        f"{f.label}: {f.probability:.0%} ({_verdict(f)}) {f.model_name} {f.model_version}"
+        (
+            f"{f.label}: no box (best score {f.probability:.2f} < {f.threshold:.2f})"
+            if f.detected
+            else f"{f.label}: {f.probability:.0%} ({_verdict(f)})"
+        )
+        + f" {f.model_name} {f.model_version}"
         + (" - LOW TRUST" if f.ood_flag else "")
         for f in findings
         if not is_detected_box(f)
@@ -223,12 +228,17 @@ def _draw_detection(
 
 
 def _detection_summary(boxes: list[Finding]) -> list[str]:
-    """One line per model and class: ``RBC: 14 boxes (score >= 0.30) bccd_cells 1.0.0``."""
+    """One line per model and class: ``RBC: 14 boxes (score >= 0.30) bccd_cells 1.0.0``, with
+    `` - LOW TRUST`` when the image was unlike the detector's training data."""
     counts: dict[tuple[str, str, str, float], int] = {}
+    low_trust: set[tuple[str, str, str, float]] = set()
     for f in boxes:
         key = (f.label, f.model_name, f.model_version, f.threshold)
         counts[key] = counts.get(key, 0) + 1
+        if f.ood_flag:
+            low_trust.add(key)
     return [
         f"{label}: {n} box{'es' if n != 1 else ''} (score >= {threshold:.2f}) {model} {version}"
+        + (" - LOW TRUST" if (label, model, version, threshold) in low_trust else "")
         for (label, model, version, threshold), n in counts.items()
     ]

@@ -32,8 +32,13 @@ import numpy as np
 from radlens.domain.findings import Box, Finding
 from radlens.domain.imaging import Image, Patient, Window
 from radlens.inference.backends import Backend
+from radlens.inference.ood import LOW_TRUST, InputStats, card_input_ood
 from radlens.inference.preprocess import Placement, prepare_2d
+from radlens.inference.quality import check_quality
 from radlens.models.card import DetectionSpec, ModelCard, Task
+
+NO_BOX = "no box reached the operating score"
+"""The warning of the one finding that stands for a low-trust image without boxes."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,10 +179,25 @@ def detect(
     Every box down to ``min_score`` (default: the card's ``detection.min_score``, the cut
     AP is measured at) is returned.
     """
-    spec = card.detection or DetectionSpec()
     x, placement = prepare_2d(array, card.input, window)
+    heat, ltrb = _maps(x, card, backend)
+    return _boxes(heat, ltrb, placement, card, min_score)
+
+
+def _maps(x: np.ndarray, card: ModelCard, backend: Backend) -> tuple[np.ndarray, np.ndarray]:
+    """The ``heatmap`` and ``ltrb`` maps of one prepared input ``(C, H, W)``."""
     out = backend.run(x[None])
-    heat, ltrb = out[card.outputs[0]][0], out[card.outputs[1]][0]
+    return out[card.outputs[0]][0], out[card.outputs[1]][0]
+
+
+def _boxes(
+    heat: np.ndarray,
+    ltrb: np.ndarray,
+    placement: Placement,
+    card: ModelCard,
+    min_score: float | None,
+) -> Detections:
+    spec = card.detection or DetectionSpec()
     cut = spec.min_score if min_score is None else max(min_score, spec.min_score)
     found = decode_boxes(heat, ltrb, spec.stride, cut, spec.max_detections, spec.nms_iou)
     return to_source(found, placement)
@@ -189,13 +209,26 @@ def detect_findings(
     backend: Backend,
     patient: Patient | None = None,
     timings_s: dict[str, float] | None = None,
+    input_stats: InputStats | None = None,
 ) -> list[Finding]:
     """One finding per box at or above the card's ``operating`` score, best first.
 
     A box's finding has ``code`` = its class name lower-cased (spaces as ``_``), ``label``
     = the class name, ``probability`` = the box's score (a detector score, not a calibrated
     probability), ``threshold`` = ``operating`` and ``box`` in source pixels. A 2D image
-    is read as is, a cine by its first frame. No box above the threshold gives no finding.
+    is read as is, a cine by its first frame.
+
+    Trust, as for a segmentation model's finding: with the card's ``detection.ood_inputs``
+    and its statistics (``input_stats``, from :func:`radlens.inference.ood.card_input_stats`)
+    every finding carries the input-statistics distance as ``ood_input_score`` and, as a
+    multiple of its threshold, ``ood_score``; at 1 or more it is flagged "input unlike
+    training data — low trust". A failed quality check (blank, saturated, noisy, tiny) or a
+    patient outside the card's population flags it too. Scores and boxes never change.
+
+    No box above the threshold gives no finding, unless the image is low-trust: then one
+    finding without a box stands for the image (``card.finding_code``, the best box score
+    below the threshold as its probability, the flag and :data:`NO_BOX` among its
+    warnings), so "nothing found" on an unfamiliar input is never said with full trust.
 
     Example:
         >>> detect_findings(image, load_model(folder).card, backend)[0].label  # doctest: +SKIP
@@ -207,11 +240,17 @@ def detect_findings(
         raise ValueError(f"{card.name} is not a detection model")
     clock = time.perf_counter()
     frame = frames_of(image)[0]
-    found = detect(frame.array, card, backend, image.window, min_score=card.threshold)
+    x, placement = prepare_2d(frame.array, card.input, image.window)
+    heat, ltrb = _maps(x, card, backend)
+    found = _boxes(heat, ltrb, placement, card, card.threshold)
     if timings_s is not None:
         timings_s["inference"] = timings_s.get("inference", 0.0) + time.perf_counter() - clock
-    population, _ = population_warning(card, patient or Patient())
-    warnings = (population,) if population else ()
+    quality = check_quality(frame.array, False, max(8, min(card.input.size) // 2))
+    ood_score, input_score = card_input_ood(card, input_stats, frame.array, x)
+    flagged = ood_score is not None and ood_score >= 1.0
+    population, outside = population_warning(card, patient or Patient())
+    warnings = ((population,) if population else ()) + quality + ((LOW_TRUST,) if flagged else ())
+    low_trust = bool(quality) or outside or flagged
     triaged = card.detection.triage_classes
     findings = []
     for box, score, k in zip(found.boxes, found.scores, found.classes, strict=True):
@@ -229,9 +268,32 @@ def detect_findings(
                 sop_instance_uid=frame.sop_instance_uid,
                 frame=frame.frame,
                 box=Box(*(float(v) for v in box)),
+                ood_score=ood_score,
+                ood_flag=low_trust,
+                ood_input_score=input_score,
                 warnings=warnings,
                 detected=True,
                 counted=triaged is not None and name not in triaged,
             )
         )
-    return findings
+    if findings or not low_trust:
+        return findings
+    best = min(float(np.max(heat, initial=0.0)), float(np.nextafter(card.threshold, 0)))
+    return [
+        Finding(
+            code=card.finding_code,
+            label=card.finding_label,
+            probability=min(1.0, max(0.0, best)),
+            threshold=card.threshold,
+            model_name=card.name,
+            model_version=card.version,
+            sop_instance_uid=frame.sop_instance_uid,
+            frame=frame.frame,
+            ood_score=ood_score,
+            ood_flag=True,
+            ood_input_score=input_score,
+            warnings=(NO_BOX, *warnings),
+            detected=True,
+            counted=True,
+        )
+    ]

@@ -32,7 +32,7 @@ import numpy as np
 
 from radlens.errors import ModelIntegrityError
 from radlens.inference.input_stats import STATISTICS, StatisticSet, statistics_of
-from radlens.models.card import InputStatsSpec, ModelCard, OodSpec
+from radlens.models.card import InputOodSpec, InputStatsSpec, ModelCard, OodSpec
 from radlens.models.registry import sha256_of
 
 LOW_TRUST = "input unlike training data — low trust"
@@ -293,6 +293,41 @@ def verified_input_stats(path: Path, sha256: str) -> InputStats:
         ModelIntegrityError: the file is missing or differs from the card.
     """
     return _verified(path, sha256, load_input_stats)
+
+
+def input_ood_spec(card: ModelCard) -> InputOodSpec | None:
+    """The input-statistics OOD score of a model whose score is that alone (a segmentation
+    model's ``segmentation.ood_inputs``, a detector's ``detection.ood_inputs``), or None."""
+    for task_spec in (card.segmentation, card.detection):
+        if task_spec is not None and task_spec.ood_inputs is not None:
+            return task_spec.ood_inputs
+    return None
+
+
+def card_input_stats(folder: Path, card: ModelCard) -> InputStats | None:
+    """The hash-verified statistics :func:`input_ood_spec` names, from the model ``folder``.
+
+    Example:
+        >>> stats = card_input_stats(model.folder, model.card)  # doctest: +SKIP
+
+    Raises:
+        ModelIntegrityError: the file is missing or differs from the card.
+    """
+    spec = input_ood_spec(card)
+    return None if spec is None else verified_input_stats(folder / spec.stats_file, spec.sha256)
+
+
+def card_input_ood(
+    card: ModelCard, stats: InputStats | None, raw: np.ndarray, model_input: np.ndarray
+) -> tuple[float | None, float | None]:
+    """``(distance / threshold, distance)`` of an input's statistics under the card's
+    :func:`input_ood_spec`, or ``(None, None)`` without one or its statistics."""
+    spec = input_ood_spec(card)
+    if spec is None or stats is None:
+        return None, None
+    values = statistics_of(stats.statistics, raw, model_input, card.input)
+    distance = float(input_scores(values[None], stats)[0])
+    return distance / spec.threshold, distance
 
 
 def _verified(path: Path, sha256: str, load: Callable[[Path], T]) -> T:

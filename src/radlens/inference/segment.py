@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 from PIL import Image as PILImage
@@ -28,8 +27,7 @@ from radlens.domain.imaging import Image, Patient
 from radlens.errors import InferenceError
 from radlens.inference.backends import Backend
 from radlens.inference.biometry import GA_CITATION, head_biometry
-from radlens.inference.input_stats import statistics_of
-from radlens.inference.ood import LOW_TRUST, InputStats, input_scores, verified_input_stats
+from radlens.inference.ood import LOW_TRUST, InputStats, card_input_ood
 from radlens.inference.preprocess import Placement, prepare_2d
 from radlens.inference.quality import check_quality
 from radlens.models.card import Measure, ModelCard, Task
@@ -69,26 +67,6 @@ def mask_probabilities(
     batch = np.stack([p[0] for p in prepared])
     logits = backend.run(batch)[card.outputs[0]]
     return [to_source_grid(sigmoid(logits[i, 0]), where) for i, (_, where) in enumerate(prepared)]
-
-
-def input_stats_for(folder: Path, card: ModelCard) -> InputStats | None:
-    """The hash-verified input statistics a segmentation card names, or None."""
-    spec = card.segmentation.ood_inputs if card.segmentation is not None else None
-    if spec is None:
-        return None
-    return verified_input_stats(folder / spec.stats_file, spec.sha256)
-
-
-def _input_ood(
-    card: ModelCard, stats: InputStats | None, raw: np.ndarray, model_input: np.ndarray
-) -> tuple[float | None, float | None]:
-    """(distance / threshold, distance) of the input's statistics, or (None, None)."""
-    spec = card.segmentation.ood_inputs if card.segmentation is not None else None
-    if spec is None or stats is None:
-        return None, None
-    values = statistics_of(stats.statistics, raw, model_input, card.input)
-    distance = float(input_scores(values[None], stats)[0])
-    return distance / spec.threshold, distance
 
 
 def final_mask(prob: np.ndarray, card: ModelCard) -> np.ndarray:
@@ -162,9 +140,10 @@ def segment(
     """The finding of a segmentation model on a 2D image (the first frame of a cine).
 
     With the card's ``segmentation.ood_inputs`` and its statistics (``input_stats``, from
-    :func:`input_stats_for`), the finding carries the input-statistics distance as
-    ``ood_input_score`` and, as a multiple of its threshold, ``ood_score``; at 1 or more it
-    is flagged "input unlike training data — low trust" (nothing else changes).
+    :func:`radlens.inference.ood.card_input_stats`), the finding carries the
+    input-statistics distance as ``ood_input_score`` and, as a multiple of its threshold,
+    ``ood_score``; at 1 or more it is flagged "input unlike training data — low trust"
+    (nothing else changes).
 
     The pixel size is the image's own (Pixel Spacing, ultrasound region calibration) when
     the file states it, else ``pixel_size_mm``; without either no HC is given and the
@@ -183,7 +162,7 @@ def segment(
     if timings_s is not None:
         timings_s["inference"] = timings_s.get("inference", 0.0) + time.perf_counter() - clock
     quality = check_quality(frame.array, False, max(8, min(card.input.size) // 2))
-    ood_score, input_score = _input_ood(card, input_stats, frame.array, model_input)
+    ood_score, input_score = card_input_ood(card, input_stats, frame.array, model_input)
     flagged = ood_score is not None and ood_score >= 1.0
     found = bool(mask.any())
     population, outside = population_warning(card, patient or Patient())

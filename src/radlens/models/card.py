@@ -383,9 +383,9 @@ class Measure(StrEnum):
 
 @dataclass(frozen=True)
 class InputOodSpec:
-    """The out-of-distribution score of a model without a features output (segmentation):
-    the Mahalanobis distance of the input image's statistics (``image2d/1``, the same
-    statistics as :class:`InputStatsSpec`) to the training images', alone.
+    """The out-of-distribution score of a model without a features output (segmentation,
+    detection): the Mahalanobis distance of the input image's statistics (``image2d/1``, the
+    same statistics as :class:`InputStatsSpec`) to the training images', alone.
 
     Attributes:
         statistics: the statistic set, versioned (``image2d/1``).
@@ -470,6 +470,8 @@ class DetectionSpec:
         triage_classes: the classes whose boxes are findings that raise a study's priority;
             None (the default) for every class. The others are counted and shown but
             never make a study urgent: the cell types of a normal blood smear, say.
+        ood_inputs: the input-statistics out-of-distribution score, when fitted (as a
+            segmentation model's: a detector has no features output either).
     """
 
     stride: int = 4
@@ -477,10 +479,15 @@ class DetectionSpec:
     max_detections: int = 100
     min_score: float = 0.01
     triage_classes: tuple[str, ...] | None = None
+    ood_inputs: InputOodSpec | None = None
 
     def __post_init__(self) -> None:
         if self.triage_classes is not None:  # a list when read from JSON or TOML
             object.__setattr__(self, "triage_classes", tuple(self.triage_classes))
+        if isinstance(self.ood_inputs, dict):
+            object.__setattr__(self, "ood_inputs", InputOodSpec(**self.ood_inputs))
+        if self.ood_inputs is not None and not isinstance(self.ood_inputs, InputOodSpec):
+            raise ValueError("detection.ood_inputs must be an input OOD spec")
         if self.stride not in (1, 2, 4, 8, 16, 32):
             raise ValueError("detection.stride must be a power of 2 up to 32")
         if not (0 < self.nms_iou <= 1 and 0 <= self.min_score < 1 and self.max_detections > 0):
@@ -653,8 +660,9 @@ def card_to_dict(card: ModelCard) -> dict[str, Any]:
             del data["segmentation"]["ood_inputs"]
     if card.detection is None:
         del data["detection"]  # cards of other tasks read exactly as before it existed
-    elif card.detection.triage_classes is None:
-        del data["detection"]["triage_classes"]  # every class triaged: as before the field
+    else:  # every class triaged, no OOD score fitted: written as before those fields existed
+        unset = {k for k in ("triage_classes", "ood_inputs") if data["detection"][k] is None}
+        data["detection"] = {k: v for k, v in data["detection"].items() if k not in unset}
     if card.ood is None:
         del data["ood"]
     elif card.ood.inputs is None:

@@ -372,7 +372,12 @@ def _measurement_lines(f: Finding) -> list[str]:
 
 
 def _finding_line(f: Finding) -> str:
-    if is_indeterminate(f):
+    if f.detected:  # a detector's score is no probability: never said in words
+        side = "above" if f.positive else "below"
+        said = (
+            f"best detector score {f.probability:.2f}, {side} the operating score {f.threshold:.2f}"
+        )
+    elif is_indeterminate(f):
         said = (
             f"{INDETERMINATE} (calibrated probability {f.probability:.0%}, too close to the "
             f"operating threshold {f.threshold:.2f} to call"
@@ -403,13 +408,21 @@ def box_lines(boxes: Sequence[Finding]) -> list[str]:
         - RBC: 2 boxes (detector scores 0.80-0.80, each at least 0.30; cells 1); see the overlay.
     """
     groups: dict[tuple[str, str, str, float], list[float]] = {}
+    low_trust: set[tuple[str, str, str, float]] = set()
     for f in boxes:
         key = (f.label, f.model_name, f.model_version, f.threshold)
         groups.setdefault(key, []).append(f.probability)
+        if f.ood_flag:
+            low_trust.add(key)
     return [
         f"- {label}: {len(scores)} box{'es' if len(scores) != 1 else ''} (detector scores "
         f"{min(scores):.2f}-{max(scores):.2f}, each at least {threshold:.2f}; {model} "
         f"{version}); see the overlay."
+        + (
+            f" **{LOW_TRUST[0].upper()}{LOW_TRUST[1:]}.**"
+            if (label, model, version, threshold) in low_trust
+            else ""
+        )
         for (label, model, version, threshold), scores in groups.items()
     ]
 
@@ -476,10 +489,12 @@ def _impression(
             "- No AI finding above its operating threshold." if analyzed else "- No AI assessment."
         )
     for f in result.findings:
-        if f.ood_flag and f not in listed:  # a negative on unfamiliar input reassures nobody
+        # A negative on unfamiliar input reassures nobody. Boxes say it on their class line.
+        if f.ood_flag and f not in listed and f not in boxes:
+            said = ": no box reached the operating score" if f.detected else f" {finding_words(f)}"
             lines.append(
-                f"- {f.label} {finding_words(f)}, but low trust: "
-                f"{LOW_TRUST.split(' — ')[0]}; this does not exclude it."
+                f"- {f.label}{said}, but low trust: {LOW_TRUST.split(' — ')[0]}; "
+                "this does not exclude it."
             )
     for a in discordant:
         lines.append(f"- **Discordant with the clinical notes ({a.finding.label}):** {a.sentence}.")

@@ -34,7 +34,7 @@ import logging
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -487,9 +487,11 @@ def train_detection(
     log: logging.Logger,
 ) -> tuple[ModelCard, DetectionScores]:
     """``radlens train`` for ``task = "detection"``: fit, export, measure through ONNX
-    Runtime with the ``radlens evaluate`` code, and write the card."""
+    Runtime with the ``radlens evaluate`` code, fit the input-statistics OOD score
+    (``ood_inputs.npz``, :mod:`radlens.training.detection_card`) and write the card."""
     from radlens.evaluation.detection import evaluate_detector
     from radlens.inference.backends import OnnxBackend
+    from radlens.training.segment_card import fit_input_ood
     from radlens.training.train import training_record
 
     started = time.perf_counter()
@@ -537,7 +539,17 @@ def train_detection(
     )
     backend = OnnxBackend(onnx_path, threads=recipe.schedule.threads)
     onnx_scores = evaluate_detector(card, backend, val_set)
-    card = ModelCard(**{**card.__dict__, "metrics": {"val": onnx_scores.as_metrics()}})
+    ood_inputs = fit_input_ood(card, out_dir, train_set, val_set)
+    log.info(
+        "input-statistics OOD score: threshold %.3f flags %.1f%% of val",
+        ood_inputs.threshold,
+        100 * ood_inputs.val_flag_rate,
+    )
+    card = replace(
+        card,
+        metrics={"val": onnx_scores.as_metrics()},
+        detection=replace(spec, ood_inputs=ood_inputs),
+    )
     write_card(card, out_dir / "card.json")
     log.info("val metrics (onnxruntime): %s", card.metrics["val"])
     log.info("done in %.1f min", minutes)

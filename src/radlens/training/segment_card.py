@@ -8,8 +8,10 @@ Kept apart from the training loop so it can be rerun on an exported ``model.onnx
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -63,15 +65,38 @@ INPUT_STATS_FILE = "ood_inputs.npz"
 FLAG_RATE = 0.05
 
 
-def fit_input_ood(
-    card: ModelCard, out_dir: Path, train: SegmentedImages, val: SegmentedImages
-) -> InputOodSpec:
-    """Fit the input-statistics OOD score on train images; its threshold flags
-    ``FLAG_RATE`` of val images (as ``radlens ood`` does for classifiers)."""
-    statistics = statistic_set_for(card)
-    assert statistics is not None  # a 2D model
+class HasImages(Protocol):
+    """A data set with its images as decoded: segmentation sets, box sets, labelled sets."""
 
-    def values(data: SegmentedImages) -> np.ndarray:
+    @property
+    def images(self) -> Sequence[np.ndarray]: ...
+
+
+def fit_input_ood(
+    card: ModelCard,
+    out_dir: Path,
+    train: HasImages,
+    val: HasImages,
+    flag_rate: float = FLAG_RATE,
+) -> InputOodSpec:
+    """Fit the input-statistics OOD score of a 2D model without a features output
+    (segmentation, detection) on its train images and write ``ood_inputs.npz`` into
+    ``out_dir``; the threshold flags ``flag_rate`` of val images (as ``radlens ood`` does
+    for classifiers). Only the images are read, each as the model's preprocessing sees it.
+
+    Example:
+        >>> train, val = read_boxes(data, "train"), read_boxes(data, "val")  # doctest: +SKIP
+        >>> spec = fit_input_ood(card, folder, train, val)  # doctest: +SKIP
+        >>> spec.stats_file, spec.val_flag_rate  # doctest: +SKIP
+        ('ood_inputs.npz', 0.046)
+    """
+    statistics = statistic_set_for(card)
+    if statistics is None or card.input.dims != 2:
+        raise ValueError(f"{card.name}: input OOD statistics are fitted for 2D models only")
+    if not 0 < flag_rate < 1:
+        raise ValueError(f"flag_rate must lie in (0, 1), got {flag_rate}")
+
+    def values(data: HasImages) -> np.ndarray:
         return np.stack(
             [
                 statistics_of(statistics, image, prepare_2d(image, card.input)[0], card.input)
@@ -83,7 +108,7 @@ def fit_input_ood(
     path = out_dir / INPUT_STATS_FILE
     save_input_stats(fitted, path)
     scores = input_scores(values(val), fitted)
-    threshold = float(np.quantile(scores, 1 - FLAG_RATE))
+    threshold = float(np.quantile(scores, 1 - flag_rate))
     return InputOodSpec(
         statistics=statistics.kind,
         stats_file=INPUT_STATS_FILE,

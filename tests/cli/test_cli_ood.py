@@ -1,0 +1,59 @@
+"""``radlens ood`` on a detector: the input-statistics score alone, from its box set."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import Result
+
+from radlens.models.card import read_card
+from radlens.models.registry import sha256_of, zoo_folder
+
+Radlens = Callable[..., Result]
+BCCD = Path("det") / "bccd_blood_cells"
+
+
+def detector_copy(tmp_path: Path) -> Path:
+    folder = Path(shutil.copytree(zoo_folder() / "bccd_cells", tmp_path / "bccd_cells"))
+    (folder / "ood_inputs.npz").unlink()
+    return folder
+
+
+@pytest.mark.shared_data
+def test_ood_fits_a_detectors_input_statistics_and_reproduces_the_shipped_file(
+    radlens: Radlens, tmp_path: Path, shared_data_dir: Path
+) -> None:
+    folder = detector_copy(tmp_path)
+    result = radlens("ood", folder, "--data", shared_data_dir / BCCD)
+    assert result.exit_code == 0, result.output
+    assert "from 205 train images" in result.output and "of 87 val images" in result.output
+    card = read_card(folder / "card.json")
+    assert card.detection is not None and card.detection.ood_inputs is not None
+    assert card.detection.ood_inputs.sha256 == sha256_of(folder / "ood_inputs.npz")
+    assert sha256_of(folder / "ood_inputs.npz") == sha256_of(
+        zoo_folder() / "bccd_cells" / "ood_inputs.npz"
+    )
+    assert sha256_of(folder / "model.onnx") == card.sha256
+
+
+def test_ood_refuses_no_input_stats_for_a_detector(radlens: Radlens, tmp_path: Path) -> None:
+    folder = detector_copy(tmp_path)
+    before = (folder / "card.json").read_bytes()
+    result = radlens("ood", folder, "--data", tmp_path, "--no-input-stats")
+    assert result.exit_code != 0
+    assert "only OOD score is its input statistics" in result.output
+    assert (folder / "card.json").read_bytes() == before
+
+
+def test_ood_on_a_detector_with_the_wrong_data_names_the_folder(
+    radlens: Radlens, tmp_path: Path
+) -> None:
+    folder = detector_copy(tmp_path)
+    (tmp_path / "empty").mkdir()
+    result = radlens("ood", folder, "--data", tmp_path / "empty")
+    assert result.exit_code == 2, result.output  # an input error
+    assert "not a box set" in result.output and "Traceback" not in result.output
+    assert not (folder / "ood_inputs.npz").exists()

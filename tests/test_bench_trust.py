@@ -1,0 +1,120 @@
+"""benchmarks/bench_trust.py: dataset families, merging a ``--only`` run into earlier results,
+input-only models in the tables and the goal counts, and the committed results."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bench_helpers import BENCHMARKS, load_benchmark
+
+bench = load_benchmark("bench_trust")
+
+
+def _row(model: str, source: str, auroc: float, feature: float | None) -> dict[str, Any]:
+    return {
+        "model": model,
+        "ood_source": source,
+        "n_in": 10,
+        "n_out": 20,
+        "auroc_feature": feature,
+        "auroc_input": auroc,
+        "auroc_combined": auroc,
+        "flagged_out": 0.9,
+        "flagged_out_feature_only": None if feature is None else 0.5,
+    }
+
+
+def _own(model: str, scores: str) -> dict[str, Any]:
+    alone = None if scores == "inputs only" else 0.05
+    return {
+        "model": model,
+        "n_val": 10,
+        "input_statistics": "image2d/1",
+        "scores": scores,
+        "val_flag_rate": 0.05,
+        "val_flag_rate_feature_only": alone,
+        "card_val_flag_rate": 0.05,
+    }
+
+
+def _result(models: dict[str, str], date: str) -> dict[str, Any]:
+    return {
+        "per_source": 200,
+        "max_val_corrupted": 300,
+        "own_val": [_own(m, s) for m, s in models.items()],
+        "rows": [
+            _row(m, "BCCD", 0.95, None if s == "inputs only" else 0.9) for m, s in models.items()
+        ],
+        "corruptions": [],
+        "real_dicom": [],
+        "runs": [{"date": date, "machine": "test, 2 cores", "models": list(models)}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("where", "family"),
+    [
+        ("medmnist/adrenalmnist3d_64.npz", "adrenalmnist3d"),
+        ("cxr_pneumonia", "cxr"),
+        ("det/fracatlas_fracture/images", "fracatlas"),
+        ("build/data/fracatlas", "fracatlas"),
+        ("seg/hc18_fetal_head_us/images", "hc18"),
+        ("seg/hc18_fetal_head_us", "hc18"),
+        ("det/bccd_blood_cells/JPEGImages", "bccd"),
+        ("cls/knee_oa_kl_grade", "knee"),
+    ],
+)
+def test_a_dataset_and_its_views_share_a_family(where: str, family: str) -> None:
+    assert bench._family(where) == family
+
+
+def test_an_only_run_replaces_its_models_rows_and_keeps_the_others_with_their_dates() -> None:
+    old = _result({"cxr": "features + inputs", "bccd_cells": "inputs only"}, "2026-01-01")
+    del old["runs"]  # results written before runs were recorded
+    old |= {"date": "2026-01-01", "machine": "old, 2 cores", "notes": ["kept"]}
+    new = _result({"bccd_cells": "inputs only", "knee": "features + inputs"}, "2026-02-02")
+    new["rows"][0]["auroc_combined"] = 0.99
+    merged = bench.merge(old, new)
+    assert [r["model"] for r in merged["own_val"]] == ["cxr", "bccd_cells", "knee"]
+    assert [r["auroc_combined"] for r in merged["rows"]] == [0.95, 0.99, 0.95]
+    assert merged["runs"] == [
+        {"date": "2026-01-01", "machine": "old, 2 cores", "models": ["cxr"]},
+        new["runs"][0],
+    ]
+    assert merged["notes"] == ["kept"] and "date" not in merged
+
+
+def test_input_only_models_render_with_empty_feature_columns_and_are_counted_apart() -> None:
+    result = _result({"cxr": "features + inputs", "bccd_cells": "inputs only"}, "2026-03-03")
+    text = bench.render(result)
+    assert "| bccd_cells | BCCD | 10 | 20 | — | 0.9500 | **0.9500** | 90.0% | — |" in text
+    assert "| bccd_cells | inputs only | image2d/1 | 10 | 5.0% | — |" in text
+    assert (
+        "- other datasets (AUROC ≥ 0.99): 0 of 2 met (feature score alone: 0 of 1 rows of "
+        "models with features; input score alone, models without features: 0 of 1)"
+    ) in text
+    assert "Measured 2026-03-03 on test, 2 cores" in text
+
+
+def test_flag_shares_are_none_for_a_score_the_model_has_not() -> None:
+    assert bench._share(np.array([True, False])) == 0.5
+    assert bench._share(np.full(3, np.nan)) is None
+
+
+def test_the_committed_results_have_rows_for_every_shipped_model_with_an_ood_score() -> None:
+    from radlens.models.registry import discover
+
+    result = json.loads((BENCHMARKS / "trust.json").read_text(encoding="utf-8"))
+    shipped = {
+        m.card.name
+        for m in discover(include_disabled=True)
+        if m.card.ood is not None or bench.input_spec(m.card) is not None
+    }
+    assert shipped <= {r["model"] for r in result["own_val"]}
+    assert shipped <= {r["model"] for r in result["rows"]}
+    measured = {m for run in result["runs"] for m in run["models"]}
+    assert measured == {r["model"] for r in result["own_val"]}
