@@ -43,7 +43,8 @@ from radlens.evaluation.calibration import (
 from radlens.evaluation.evaluate import predict_logits
 from radlens.inference.backends import OnnxBackend
 from radlens.io.datasets import read_labelled
-from radlens.models.card import Calibration, Task
+from radlens.io.prepare import prepare
+from radlens.models.card import Calibration, ModelCard, Task
 from radlens.models.registry import discover
 
 HERE = Path(__file__).resolve().parent
@@ -130,6 +131,18 @@ def measure(model_name: str, task: Task, logits: np.ndarray, y: np.ndarray) -> d
     }
 
 
+def data_source(card: ModelCard, root: Path) -> Path:
+    """The card's data under ``root``; a view prepared in the repository (``build/data``,
+    FracAtlas for ``fracture_xray``) is made first when missing (``radlens data prepare``)."""
+    path = card.training.data_path(root)
+    if path.is_absolute():
+        return path
+    view = HERE.parent / path
+    if path.name == "fracatlas" and not view.exists():
+        prepare("fracatlas", root / "det" / "fracatlas_fracture", view)
+    return view
+
+
 def main() -> int:
     root = Path(os.environ.get("RADLENS_DATA", HERE.parent.parent / "shared" / "data"))
     if not root.exists():
@@ -143,7 +156,7 @@ def main() -> int:
             continue  # no class probabilities to calibrate; see bench_seg_det.py, bench_det.py
         started = time.perf_counter()
         val = read_labelled(
-            card.training.data_path(root), "val", card.labels, card.task is Task.MULTILABEL
+            data_source(card, root), "val", card.labels, card.task is Task.MULTILABEL
         )
         logits = predict_logits(card, OnnxBackend(model.weights, threads=2), val)
         row = measure(card.name, card.task, logits, val.labels)

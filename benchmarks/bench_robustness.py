@@ -35,6 +35,8 @@ from radlens.evaluation.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from radlens.evaluation.evaluate import evaluate
 from radlens.inference.backends import OnnxBackend
 from radlens.io.datasets import LabelledImages, read_labelled
+from radlens.io.prepare import prepare
+from radlens.models.card import ModelCard
 from radlens.models.registry import InstalledModel, load_model, zoo_folder
 from radlens.training.recipe import read_recipe
 
@@ -70,6 +72,18 @@ def mean_drops(result: dict[str, Any], kinds: list[str]) -> list[float]:
     return [float(np.mean([clean - result[k][i] for k in kinds])) for i in range(len(SEVERITIES))]
 
 
+def data_source(card: ModelCard, root: Path) -> Path:
+    """The card's data under ``root``; a view prepared in the repository (``build/data``,
+    FracAtlas for ``fracture_xray``) is made first when missing (``radlens data prepare``)."""
+    path = card.training.data_path(root)
+    if path.is_absolute():
+        return path
+    view = HERE.parent / path
+    if path.name == "fracatlas" and not view.exists():
+        prepare("fracatlas", root / "det" / "fracatlas_fracture", view)
+    return view
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", type=Path, required=True, help="untreated model folders")
@@ -98,7 +112,7 @@ def main() -> int:
         recipe = read_recipe(RECIPES / f"{folder.name}.toml")
         trained_on = args.seen.split(",") if args.seen else recipe.augment.corruptions
         seen = [k for k in CORRUPTIONS if k in trained_on]
-        val = read_labelled(after.card.training.data_path(root), "val", after.card.labels)
+        val = read_labelled(data_source(after.card, root), "val", after.card.labels)
         val = val.sample(MAX_VAL)
         measured = {"before": aucs(before, val), "after": aucs(after, val)}
         row: dict[str, Any] = {

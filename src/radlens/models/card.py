@@ -228,15 +228,20 @@ class Training:
 
     def data_path(self, root: Path | None = None) -> Path:
         """The training data this card names (``data`` without its split counts), as
-        written (relative to where the model was trained), or moved under a data ``root``.
+        written (relative to where the model was trained), or, for data under
+        ``shared/data/``, moved under a data ``root``. A prepared view made in the
+        repository (``build/data/...`` by ``radlens data prepare``) stays where it is.
 
         Example:
             >>> t = Training("", "../shared/data/medmnist/x.npz (train split 9)", "", True)
             >>> t.data_path().as_posix(), t.data_path(Path("/data")).as_posix()
             ('../shared/data/medmnist/x.npz', '/data/medmnist/x.npz')
+            >>> Training("", "build/data/fracatlas (train split 9)", "", True).data_path(
+            ...     Path("/data")).as_posix()
+            'build/data/fracatlas'
         """
         path = self.data.split(" (")[0]
-        if root is None:
+        if root is None or "shared/data/" not in path:
             return Path(path)
         return root / path.split("shared/data/", 1)[-1]
 
