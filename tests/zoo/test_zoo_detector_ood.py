@@ -28,10 +28,9 @@ from radlens.io.raster import write_png
 from radlens.models.card import ModelCard
 from radlens.models.registry import InstalledModel, discover, get_model, sha256_of, zoo_folder
 
-REPO = Path(__file__).resolve().parents[2]
-DETECTORS = {  # name -> (its box set, relative to the shared data or the repository)
-    "bccd_cells": ("shared", Path("det") / "bccd_blood_cells"),
-    "fracture_boxes": ("repo", Path("build") / "data" / "fracatlas"),
+DETECTORS = {  # name -> its box set in the shared data, or the prepared FracAtlas view
+    "bccd_cells": Path("det") / "bccd_blood_cells",
+    "fracture_boxes": None,
 }
 
 
@@ -92,11 +91,9 @@ def test_each_detector_has_a_hash_checked_input_score_and_records_how_it_was_mad
     assert f"radlens ood {name} --data" in log
 
 
-def val_set(name: str, shared_data_dir: Path, card: ModelCard) -> list[np.ndarray]:
-    where, path = DETECTORS[name]
-    folder = (shared_data_dir if where == "shared" else REPO) / path
-    if not folder.is_dir():
-        pytest.skip(f"needs {folder} (radlens data prepare fracatlas, see the zoo train.log)")
+def val_set(name: str, shared_data_dir: Path, view: Path, card: ModelCard) -> list[np.ndarray]:
+    path = DETECTORS[name]
+    folder = view if path is None else shared_data_dir / path
     return read_boxes(folder, "val", card.labels).images
 
 
@@ -108,13 +105,13 @@ def as_image(array: np.ndarray) -> Image:
 @pytest.mark.shared_data
 @pytest.mark.parametrize("name", DETECTORS)
 def test_val_flags_as_the_card_says_a_typical_val_image_is_trusted_and_a_chest_film_is_not(
-    name: str, installed: list[InstalledModel], shared_data_dir: Path
+    name: str, installed: list[InstalledModel], shared_data_dir: Path, fracatlas_view: Path
 ) -> None:
     model = get_model(name, installed)
     card = model.card
     assert card.detection is not None and card.detection.ood_inputs is not None
     stats = card_input_stats(model.folder, card)
-    images = val_set(name, shared_data_dir, card)
+    images = val_set(name, shared_data_dir, fracatlas_view, card)
     scores = [card_input_ood(card, stats, im, prepare_2d(im, card.input)[0])[0] for im in images]
     flags = np.array(scores) >= 1.0
     assert np.mean(flags) == pytest.approx(card.detection.ood_inputs.val_flag_rate, abs=1e-6)

@@ -89,15 +89,6 @@ FRACTURE, BOXES = "fracture_xray", "fracture_boxes"
 FRACATLAS = "det/fracatlas_fracture"
 
 
-@pytest.fixture(scope="module")
-def fracatlas_view(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path) -> Path:
-    from radlens.io.prepare import prepare
-
-    return prepare(
-        "fracatlas", shared_data_dir / FRACATLAS, tmp_path_factory.mktemp("fracatlas")
-    ).folder
-
-
 @pytest.mark.parametrize(
     ("modality", "body_part", "expected"),
     [
