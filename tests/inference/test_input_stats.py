@@ -285,8 +285,30 @@ def test_each_set_describes_every_statistic_once() -> None:
 
 
 def test_the_set_follows_the_card(make_card) -> None:  # type: ignore[no-untyped-def]
-    assert statistic_set_for(make_card()) is IMAGE
+    assert statistic_set_for(make_card()) is STATISTICS["image2d/2"]  # image2d/1 cards keep theirs
     mask_card = make_card(input=MASK_SPEC, applies_to=AppliesTo(modalities=("SEG",), dims=3))
     assert statistic_set_for(mask_card) is SHAPE  # newly fitted; mask3d/1 cards keep theirs
     ct_card = make_card(input=MASK_SPEC, applies_to=AppliesTo(modalities=("CT",), dims=3))
     assert statistic_set_for(ct_card) is None
+
+
+def test_image2d_2_adds_tissue_texture_that_tells_speckle_from_a_smooth_radiograph() -> None:
+    v2 = STATISTICS["image2d/2"]
+    assert v2.names[: len(IMAGE.names)] == IMAGE.names  # image2d/1 plus the texture
+    assert v2.names[len(IMAGE.names) :] == ("tissue_block_cv", "tissue_laplacian")
+    smooth = texture()
+    rng = np.random.default_rng(1)
+    # Speckle: multiplicative grain on the same anatomy, as ultrasound shows it.
+    speckled = np.clip(smooth * rng.gamma(4.0, 0.25, smooth.shape), 0, 255).astype(np.uint8)
+
+    def values(image: np.ndarray) -> np.ndarray:
+        return statistics_of(v2, image, prepare_2d(image, SPEC)[0], SPEC)
+
+    plain, grainy = values(smooth), values(speckled)
+    np.testing.assert_array_equal(
+        plain[: len(IMAGE.names)], statistics_of(IMAGE, smooth, prepare_2d(smooth, SPEC)[0], SPEC)
+    )
+    cv, laplacian = len(IMAGE.names), len(IMAGE.names) + 1
+    assert grainy[cv] > 2 * plain[cv] and grainy[laplacian] > 2 * plain[laplacian]
+    black = values(np.zeros((64, 64), np.uint8))  # no tissue: defined, not NaN
+    assert black[cv] == 0.0 and black[laplacian] == 0.0

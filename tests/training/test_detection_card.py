@@ -58,7 +58,7 @@ def test_fit_writes_the_statistics_and_the_card_and_leaves_the_weights(tmp_path:
     card = load_model(folder).card  # the weights still match the card
     assert card.detection is not None and card.detection.ood_inputs is not None
     spec = card.detection.ood_inputs
-    assert (report.n_train, report.n_val, report.statistics) == (12, 20, "image2d/1")
+    assert (report.n_train, report.n_val, report.statistics) == (12, 20, "image2d/2")
     assert spec.sha256 == sha256_of(folder / "ood_inputs.npz")
     assert spec.val_flag_rate == report.val_flag_rate == pytest.approx(0.05)  # 1 of 20
     assert sha256_of(folder / "model.onnx") == weights == card.sha256
