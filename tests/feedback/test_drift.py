@@ -22,7 +22,7 @@ from radlens.feedback.drift import (
 from radlens.inference.backends import OnnxBackend
 from radlens.inference.ood import read_ood, stats_for
 from radlens.io.datasets import read_labelled
-from radlens.models.card import InputStatsSpec, OodSpec
+from radlens.models.card import InputOodSpec, InputStatsSpec, OodSpec
 from radlens.models.registry import InstalledModel, discover
 
 SPEC = OodSpec(
@@ -158,3 +158,20 @@ def test_upper_regularized_gamma_matches_scipy_and_closed_forms() -> None:
     assert upper_regularized_gamma(2.0, 0.0) == 1.0
     with pytest.raises(ValueError):
         upper_regularized_gamma(0.0, 1.0)
+
+
+INPUT_ONLY = InputOodSpec("image2d/2", "ood_inputs.npz", "2" * 64, 6.0, 3.0, 0.05)
+
+
+def test_a_segmenter_or_detector_is_judged_on_its_input_distance() -> None:
+    [inputs] = reference_bins(INPUT_ONLY)
+    assert inputs.statistic == "input" and inputs.edges == (3.0, 6.0)
+    assert inputs.expected == pytest.approx((0.5, 0.45, 0.05))
+
+    def stream(seed: int, scale: float = 1.0) -> list[OodSample]:
+        values = _draw(inputs, 300, np.random.default_rng(seed), scale)
+        return [OodSample(float(v) / INPUT_ONLY.threshold, None, float(v)) for v in values]
+
+    assert not any(drift(stream(seed), INPUT_ONLY).alert for seed in range(20))
+    shifted = drift(stream(1, scale=1.8), INPUT_ONLY)
+    assert shifted.alert and "input" in shifted.reason

@@ -159,3 +159,29 @@ def test_stored_studies_are_monitored_with_their_equipment(
     later = monitoring(db, site.storage, [tmp_path / "models"], since=datetime(2100, 1, 1))
     assert later.models == ()
     assert monitoring(db, site.storage, model_name="other").models == ()
+
+
+def test_a_detector_is_monitored_for_drift_on_its_input_distance() -> None:
+    shipped = read_card(zoo_folder() / "bccd_cells" / "card.json")
+    detector = replace(shipped, name="cxr", version="1.0.0")  # the names _observed uses
+    spec = detector.input_ood
+    assert detector.ood is None and spec is not None
+    rng = np.random.default_rng(1)
+
+    def seen(i: int, distance: float, equipment: Equipment = CT01) -> Observed:
+        item = _observed(i, 0.3, distance / spec.threshold, equipment)
+        shown = replace(item.shown, ood_input_score=distance)
+        return replace(item, shown=shown)
+
+    # Like its val images: half below the median, about 5% above the threshold.
+    med, top = spec.median, spec.threshold
+    typical = [float(v) for v in rng.uniform(0.3 * med, med, 30)]
+    typical += [float(v) for v in rng.uniform(med, top, 27)]
+    typical += [float(v) for v in rng.uniform(top, 1.3 * top, 3)]
+    clean = [seen(i, d) for i, d in enumerate(typical)]
+    far = [seen(200 + i, float(rng.uniform(1.2, 3.0)) * spec.threshold, WARD) for i in range(40)]
+    report = monitor(clean + far, {}, {("cxr", "1.0.0"): detector})
+    (m,) = report.models
+    by_station = {s.equipment.station_name: s.stats for s in m.strata}
+    assert by_station["WARD7"].ood.drift.alert and not by_station["CT01"].ood.drift.alert
+    assert m.stats.ood.expected_flag_rate == spec.val_flag_rate

@@ -11,7 +11,10 @@ expected shares. For the card's ``ood`` spec with input statistics, the bins are
 
 with ``r`` = ``ood.val_flag_rate`` (the feature threshold's share above), ``q`` =
 ``guard_quantile`` and ``f`` = the decision's ``val_flag_rate``. A card without input
-statistics has only the decision score (the feature distance over ``threshold``).
+statistics has only the decision score (the feature distance over ``threshold``). A model
+whose score is the input statistics alone (``segmentation.ood_inputs``,
+``detection.ood_inputs``) has the input distance, edges ``median`` and ``threshold``,
+shares 0.5, 0.5 - f, f (its decision is that distance over ``threshold``: the same bins).
 
 Each statistic the stream has is compared with its bins by a G-test (likelihood-ratio
 goodness of fit, chi-square with bins - 1 degrees of freedom) and the population stability
@@ -41,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from radlens.models.card import OodSpec
+from radlens.models.card import InputOodSpec, OodSpec
 
 PSI_ALERT = 0.2
 ALPHA = 0.01
@@ -172,9 +175,12 @@ class DriftResult:
         return max((t.psi for t in self.tests), default=None)
 
 
-def reference_bins(spec: OodSpec) -> tuple[ReferenceBins, ...]:
+def reference_bins(spec: OodSpec | InputOodSpec) -> tuple[ReferenceBins, ...]:
     """The bins the card's OOD statistics define (see the module's table); a statistic
     whose quantiles leave no bin (a flag rate of 0) is left out."""
+    if isinstance(spec, InputOodSpec):  # a segmenter's or detector's input score alone
+        found_input = _bins("input", [(spec.median, 0.5), (spec.threshold, 1 - spec.val_flag_rate)])
+        return () if found_input is None else (found_input,)
     inputs = spec.inputs
     if inputs is None:
         found = [_bins("decision", [(1.0, 1 - spec.val_flag_rate)])]
@@ -197,7 +203,7 @@ def reference_bins(spec: OodSpec) -> tuple[ReferenceBins, ...]:
 
 def drift(
     samples: Sequence[OodSample],
-    spec: OodSpec | None,
+    spec: OodSpec | InputOodSpec | None,
     psi_alert: float = PSI_ALERT,
     alpha: float = ALPHA,
     min_images: int = MIN_IMAGES,

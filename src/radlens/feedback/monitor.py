@@ -34,7 +34,7 @@ from radlens.feedback.adjudication import Adjudication
 from radlens.feedback.drift import ALPHA, MIN_IMAGES, PSI_ALERT, DriftResult, OodSample, drift
 from radlens.feedback.equipment import Equipment
 from radlens.feedback.records import ShownFinding
-from radlens.models.card import ModelCard
+from radlens.models.card import InputOodSpec, ModelCard, OodSpec
 
 HISTOGRAM_EDGES = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 """Inner edges of the OOD decision-score histogram (1 = the flag)."""
@@ -232,9 +232,13 @@ def _ood(
     scores = np.array([s.decision for s in samples if s.decision is not None], np.float64)
     index = np.searchsorted(np.asarray(HISTOGRAM_EDGES), scores, side="right")
     histogram = np.bincount(index, minlength=len(HISTOGRAM_EDGES) + 1)
-    spec = card.ood if card is not None else None
+    spec: OodSpec | InputOodSpec | None = None
+    if card is not None:
+        spec = card.ood if card.ood is not None else card.input_ood
     expected = None
-    if spec is not None:
+    if isinstance(spec, InputOodSpec):
+        expected = spec.val_flag_rate
+    elif spec is not None:
         expected = spec.inputs.val_flag_rate if spec.inputs is not None else spec.val_flag_rate
     result = (
         drift(samples, spec, psi_alert, alpha, min_images)

@@ -298,10 +298,7 @@ def verified_input_stats(path: Path, sha256: str) -> InputStats:
 def input_ood_spec(card: ModelCard) -> InputOodSpec | None:
     """The input-statistics OOD score of a model whose score is that alone (a segmentation
     model's ``segmentation.ood_inputs``, a detector's ``detection.ood_inputs``), or None."""
-    for task_spec in (card.segmentation, card.detection):
-        if task_spec is not None and task_spec.ood_inputs is not None:
-            return task_spec.ood_inputs
-    return None
+    return card.input_ood
 
 
 def card_input_stats(folder: Path, card: ModelCard) -> InputStats | None:

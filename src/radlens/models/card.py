@@ -604,6 +604,16 @@ class ModelCard:
     def threshold(self) -> float:
         return self.thresholds["operating"]
 
+    @property
+    def input_ood(self) -> InputOodSpec | None:
+        """The input-statistics OOD score of a model whose score is that alone: a
+        segmentation model's ``segmentation.ood_inputs`` or a detector's
+        ``detection.ood_inputs``; None for a classifier (its scores are ``ood``)."""
+        for task_spec in (self.segmentation, self.detection):
+            if task_spec is not None and task_spec.ood_inputs is not None:
+                return task_spec.ood_inputs
+        return None
+
 
 def card_from_dict(data: dict[str, Any], source: str = "card") -> ModelCard:
     """Build a validated card from parsed JSON.
