@@ -9,7 +9,22 @@ A model's drop is its clean AUC minus its corrupted AUC. Goal: the treated model
 per severity at most half of the untreated model's. Corruptions the treated model trained on
 (``--seen``, default: ``augment.corruptions`` of ``recipes/<name>.toml``) are marked *seen*;
 the others test generalization. Rows are kept in benchmarks/robustness.json by (model,
-label), so runs with different ``--label`` add up:
+label), so runs with different ``--label`` add up; *What was tried* lists every row with its
+clean AUCs, goal counts and the shipping rule (:func:`ship_check`). A treated model ships only
+when it meets the goal at more severities than the untreated model does against itself (a
+severity where the untreated drop is already <= 0 counts for it) and its clean val AUC is at
+most ``MAX_CLEAN_LOSS`` below the untreated one's (necessary, not sufficient: the other clean
+metrics, ``clean_metrics``, are shown beside it). Variants are trained into scratch folders
+and measured with their own label and ``--out`` first:
+
+    radlens train recipes/retina_dr_grade.toml --set augment.corruption_prob=0.8 \
+        --set 'augment.corruptions=["gaussian_noise","blur","brightness","jpeg"]' \
+        -o /tmp/p08/retina_dr_grade
+    python benchmarks/bench_robustness.py --before src/radlens/zoo --after /tmp/p08 \
+        --models retina_dr_grade --seen gaussian_noise,blur,brightness,jpeg \
+        --label "tried p=0.8, not shipped" --out /tmp/scratch
+
+A treated model that ships is measured against the untreated one from git:
 
     git worktree add /tmp/before <commit with the untreated models>
     python benchmarks/bench_robustness.py --before /tmp/before/src/radlens/zoo \
@@ -43,6 +58,10 @@ from radlens.training.recipe import read_recipe
 HERE = Path(__file__).resolve().parent
 RECIPES = HERE.parent / "recipes"
 MAX_VAL = 300
+# A treated model may be shipped only if it loses at most this much clean val AUC.
+MAX_CLEAN_LOSS = 0.01
+# Clean val metrics shown beside the AUC in *What was tried* (when the row has them).
+OTHER_METRICS = ("acc", "qwk", "mae")
 
 
 def corrupted(val: LabelledImages, kind: str, severity: int) -> LabelledImages:
@@ -54,9 +73,14 @@ def corrupted(val: LabelledImages, kind: str, severity: int) -> LabelledImages:
 
 
 def aucs(model: InstalledModel, val: LabelledImages) -> dict[str, Any]:
-    """Clean AUC and ``{kind: [AUC at severity 1..5]}`` of one model."""
+    """Clean AUC, the other clean metrics (``clean_metrics``: accuracy, and QWK and MAE of
+    an ordinal grade) and ``{kind: [AUC at severity 1..5]}`` of one model."""
     backend = OnnxBackend(model.weights, threads=2)
-    out: dict[str, Any] = {"clean": evaluate(model.card, backend, val).metrics["auc"]}
+    clean = evaluate(model.card, backend, val).metrics
+    out: dict[str, Any] = {
+        "clean": clean["auc"],
+        "clean_metrics": {k: clean[k] for k in OTHER_METRICS if k in clean},
+    }
     for kind in CORRUPTIONS:
         out[kind] = [
             evaluate(model.card, backend, corrupted(val, kind, s)).metrics["auc"]
@@ -123,6 +147,8 @@ def main() -> int:
             "date": time.strftime("%Y-%m-%d"),
             "n_val": len(val),
             "seen": seen,
+            "sha256": [before.card.sha256, after.card.sha256],
+            "command": after.card.training.command,
             **measured,
         }
         for name, kinds in (
@@ -144,9 +170,47 @@ def main() -> int:
     return 0
 
 
+def goal_count(before: list[float], after: list[float]) -> int:
+    """Severities where the ``after`` drop is at most half the ``before`` one (a negative
+    ``before`` drop counts as 0).
+
+    Example:
+        >>> goal_count([0.02, 0.04, -0.01], [0.01, 0.03, 0.0])
+        2
+    """
+    return sum(1 for b, a in zip(before, after, strict=True) if a <= 0.5 * max(b, 0.0) + 1e-9)
+
+
 def _goal(before: list[float], after: list[float]) -> str:
-    met = sum(1 for b, a in zip(before, after, strict=True) if a <= 0.5 * max(b, 0.0) + 1e-9)
-    return f"{met}/{len(before)}"
+    return f"{goal_count(before, after)}/{len(before)}"
+
+
+def ship_check(row: dict[str, Any]) -> tuple[int, int, float, bool]:
+    """The shipping rule for one row: (severities meeting the goal after treatment, the
+    same count for the untreated model against itself, clean AUC after - before, whether
+    the treated model qualifies: more severities than the untreated one and a clean AUC at
+    most ``MAX_CLEAN_LOSS`` lower).
+
+    Example:
+        >>> row = {"drop_all": {"before": [0.02, -0.01], "after": [0.005, 0.0]},
+        ...        "before": {"clean": 0.90}, "after": {"clean": 0.895}}
+        >>> ship_check(row)[0:2], ship_check(row)[3]
+        ((2, 1), True)
+    """
+    drops = row["drop_all"]
+    treated = goal_count(drops["before"], drops["after"])
+    untreated = goal_count(drops["before"], drops["before"])
+    delta = float(row["after"]["clean"]) - float(row["before"]["clean"])
+    return treated, untreated, delta, treated > untreated and delta >= -MAX_CLEAN_LOSS - 1e-12
+
+
+def _other_metrics(row: dict[str, Any]) -> str:
+    before = row["before"].get("clean_metrics")
+    after = row["after"].get("clean_metrics")
+    if not before or not after:
+        return "-"
+    keys = [k for k in OTHER_METRICS if k in before and k in after]
+    return ", ".join(f"{k.upper()} {before[k]:.3f} / {after[k]:.3f}" for k in keys)
 
 
 def render(result: dict[str, Any]) -> str:
@@ -158,7 +222,9 @@ def render(result: dict[str, Any]) -> str:
         "models), corrupted at the source resolution by `radlens.evaluation.corruptions` at "
         "severities 1-5 and stored as 8-bit. *Before*: the untreated model; *after*: the "
         "model trained with corruption augmentation (`augment.corruption_prob`, "
-        "`augment.corruptions` in its recipe), *shipped* or *tried and not shipped*. Drop = "
+        "`augment.corruptions` in its recipe), *shipped* or *tried and not shipped*; a tried "
+        "variant's label names what it changes (corruption probability p, kinds, schedule), "
+        "the rest is the untreated model's recipe (`command` in robustness.json). Drop = "
         "clean AUC - corrupted AUC of the same model. Goal: mean drop per severity after "
         "robustness training at most half of the untreated model's. *Seen* corruptions are "
         "the kinds the treated model trained on (other seeds and severities drawn at "
@@ -203,6 +269,35 @@ def render(result: dict[str, Any]) -> str:
                 f"| {r['model']} | {r['label']} | {kind}{mark} | "
                 f"{b['clean']:.3f} / {a['clean']:.3f} | " + " | ".join(cells) + " |"
             )
+    out += [
+        "\n## What was tried\n",
+        "Every treated variant measured, against the same untreated model. *Goal*: severities "
+        "(of 5, all corruptions) where the treated model's mean drop is at most half the "
+        "untreated one's; *untreated*: the same count for the untreated model against itself "
+        "(a severity whose untreated drop is already <= 0 counts). *Rule*: a variant may ship "
+        "only if its goal count exceeds the untreated count and its clean val AUC is at most "
+        f"{MAX_CLEAN_LOSS} below the untreated model's. The rule is necessary, not "
+        "sufficient: a variant that meets it but does worse on the other clean metrics "
+        "(accuracy; QWK and MAE of a grade) is not shipped, and its label says why. All "
+        "selection is on val (no test split is used). With the small val sets (n val "
+        "above), one AUC is uncertain by a few hundredths, so drops below about 0.01 and "
+        "their halves are within noise.\n",
+        "| model | label | trained on | clean AUC before / after (delta) | other clean "
+        "metrics before / after | goal all / seen / unseen | untreated | rule |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["model"], r["label"] != "shipped", r["label"])):
+        treated, untreated, delta, ok = ship_check(r)
+        counts = " / ".join(
+            _goal(r[f"drop_{n}"]["before"], r[f"drop_{n}"]["after"]) if f"drop_{n}" in r else "-"
+            for n in ("all", "seen", "unseen")
+        )
+        out.append(
+            f"| {r['model']} | {r['label']} | {', '.join(r['seen']) or '-'} | "
+            f"{r['before']['clean']:.3f} / {r['after']['clean']:.3f} ({delta:+.3f}) | "
+            f"{_other_metrics(r)} | {counts} | {untreated}/{len(SEVERITIES)} | "
+            f"{'met' if ok else 'not met'} |"
+        )
     out.append(
         "\nOut-of-distribution detection of the same corruptions: `benchmarks/trust.md`; "
         "calibration: `benchmarks/calibration.md`."

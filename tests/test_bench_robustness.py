@@ -1,0 +1,115 @@
+"""benchmarks/bench_robustness.py: the goal count, the shipping rule, the rendered tables
+(What was tried) and the committed results."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bench_helpers import BENCHMARKS, load_benchmark
+from radlens.io.datasets import LabelledImages
+
+bench = load_benchmark("bench_robustness")
+
+
+def _row(
+    model: str, label: str, clean: tuple[float, float], before: list[float], after: list[float]
+) -> dict[str, Any]:
+    kinds = bench.CORRUPTIONS
+    return {
+        "model": model,
+        "label": label,
+        "versions": ["1.0.0", "1.1.0" if label == "shipped" else "1.0.0"],
+        "before_source": "abc1234",
+        "date": "2026-11-29",
+        "n_val": 78,
+        "seen": list(kinds[:2]),
+        "before": {"clean": clean[0], **{k: [clean[0] - d for d in before] for k in kinds}},
+        "after": {"clean": clean[1], **{k: [clean[1] - d for d in after] for k in kinds}},
+        "drop_all": {"before": before, "after": after},
+        "drop_seen": {"before": before, "after": after},
+        "drop_unseen": {"before": before, "after": after},
+    }
+
+
+def test_a_severity_meets_the_goal_at_half_the_untreated_drop_and_a_negative_drop_counts_as_0():
+    assert bench.goal_count([0.02, 0.02, 0.02], [0.01, 0.0101, -0.01]) == 2
+    assert bench.goal_count([-0.01, 0.0], [0.0, 0.001]) == 1
+    # The untreated model against itself meets the goal only where its drop is <= 0.
+    assert bench.goal_count([-0.005, 0.002, 0.01], [-0.005, 0.002, 0.01]) == 1
+
+
+@pytest.mark.parametrize(
+    ("clean", "after", "ok"),
+    [
+        ((0.90, 0.895), [0.0, 0.005, 0.01, 0.02, 0.04], True),
+        ((0.90, 0.885), [0.0, 0.005, 0.01, 0.02, 0.04], False),  # loses 0.015 clean AUC
+        ((0.90, 0.95), [-0.01, 0.02, 0.03, 0.05, 0.09], False),  # 1 severity, as untreated
+    ],
+)
+def test_a_variant_ships_only_with_more_severities_than_untreated_and_its_clean_auc_kept(
+    clean: tuple[float, float], after: list[float], ok: bool
+) -> None:
+    row = _row("m", "tried", clean, [-0.01, 0.02, 0.03, 0.05, 0.09], after)
+    treated, untreated, delta, qualifies = bench.ship_check(row)
+    assert untreated == 1
+    assert delta == pytest.approx(clean[1] - clean[0])
+    assert qualifies is ok
+    assert treated == bench.goal_count(row["drop_all"]["before"], after)
+
+
+def test_what_was_tried_lists_every_row_with_its_figures_and_the_rule() -> None:
+    good = _row("m", "tried p=0.8, not shipped", (0.9, 0.9), [0.02] * 5, [0.005] * 5)
+    bad = _row("m", "tried p=0.3, not shipped", (0.9, 0.85), [0.02] * 5, [0.03] * 5)
+    del bad["drop_seen"]
+    text = bench.render({"machine": "x86_64, 2 cores", "rows": [bad, good]})
+    tried = text.split("## What was tried")[1]
+    lines = [line for line in tried.splitlines() if line.startswith("| m |")]
+    assert len(lines) == 2
+    assert "tried p=0.3" in lines[0] and "0.900 / 0.850 (-0.050)" in lines[0]
+    assert "| 0/5 / - / 0/5 | 0/5 | not met |" in lines[0]
+    assert "tried p=0.8" in lines[1] and "| 5/5 / 5/5 / 5/5 | 0/5 | met |" in lines[1]
+    # Rows measured before the other clean metrics were stored show a dash.
+    assert "| (+0.000) | - |" in lines[1].replace("0.900 / 0.900 ", "")
+
+
+def test_the_other_clean_metrics_show_beside_the_auc_when_both_models_have_them() -> None:
+    row = _row("m", "tried", (0.78, 0.79), [0.02] * 5, [0.01] * 5)
+    row["before"]["clean_metrics"] = {"acc": 0.55, "qwk": 0.547, "mae": 0.783}
+    row["after"]["clean_metrics"] = {"acc": 0.508, "qwk": 0.427, "mae": 0.9}
+    assert bench._other_metrics(row) == "ACC 0.550 / 0.508, QWK 0.547 / 0.427, MAE 0.783 / 0.900"
+    del row["before"]["clean_metrics"]
+    assert bench._other_metrics(row) == "-"
+
+
+def test_corrupted_val_images_keep_labels_and_are_stored_as_8_bit() -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(3)]
+    val = LabelledImages(images, np.array([0, 1, 0]), ("a", "b"), ["1", "2", "3"], "s", "val")
+    noisy = bench.corrupted(val, "gaussian_noise", 5)
+    assert all(im.dtype == np.uint8 and im.shape == (28, 28) for im in noisy.images)
+    assert np.array_equal(noisy.labels, val.labels)
+    assert not np.array_equal(noisy.images[0], images[0])
+
+
+def test_the_committed_results_render_to_the_committed_table_and_say_what_shipped() -> None:
+    from radlens.models.registry import discover
+
+    result = json.loads((BENCHMARKS / "robustness.json").read_text(encoding="utf-8"))
+    assert (BENCHMARKS / "robustness.md").read_text(encoding="utf-8") == bench.render(result)
+    zoo = {m.card.name: m.card for m in discover(include_disabled=True)}
+    for row in result["rows"]:
+        assert row["label"] == "shipped" or "not shipped" in row["label"], row["label"]
+        if row["label"] == "shipped":
+            # A shipped row describes the weights in the zoo.
+            assert row["versions"][1] == zoo[row["model"]].version
+            assert "sha256" not in row or row["sha256"][1] == zoo[row["model"]].sha256
+    classifiers_2d = {
+        name
+        for name, card in zoo.items()
+        if card.input.dims == 2 and card.task.value in ("binary", "multiclass", "ordinal")
+    }
+    assert classifiers_2d <= {r["model"] for r in result["rows"]}
