@@ -50,8 +50,6 @@ from radlens.evaluation.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from radlens.evaluation.evaluate import evaluate
 from radlens.inference.backends import OnnxBackend
 from radlens.io.datasets import LabelledImages, read_labelled
-from radlens.io.prepare import prepare
-from radlens.models.card import ModelCard
 from radlens.models.registry import InstalledModel, load_model, zoo_folder
 from radlens.training.recipe import read_recipe
 
@@ -96,19 +94,9 @@ def mean_drops(result: dict[str, Any], kinds: list[str]) -> list[float]:
     return [float(np.mean([clean - result[k][i] for k in kinds])) for i in range(len(SEVERITIES))]
 
 
-def data_source(card: ModelCard, root: Path) -> Path:
-    """The card's data under ``root``; a view prepared in the repository (``build/data``,
-    FracAtlas for ``fracture_xray``) is made first when missing (``radlens data prepare``)."""
-    path = card.training.data_path(root)
-    if path.is_absolute():
-        return path
-    view = HERE.parent / path
-    if path.name == "fracatlas" and not view.exists():
-        prepare("fracatlas", root / "det" / "fracatlas_fracture", view)
-    return view
-
-
 def main() -> int:
+    from bench_calibration import data_source  # benchmarks/ is sys.path[0]
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", type=Path, required=True, help="untreated model folders")
     parser.add_argument("--after", type=Path, default=zoo_folder(), help="treated models")

@@ -66,7 +66,7 @@ from radlens.io.datasets import read_image_file, read_labelled
 from radlens.io.load import load_images
 from radlens.io.scan import scan
 from radlens.io.segmentation_sets import read_segmentation
-from radlens.models.card import InputOodSpec, ModelCard, Task
+from radlens.models.card import ModelCard, Task
 from radlens.models.registry import InstalledModel, discover
 
 HERE = Path(__file__).resolve().parent
@@ -130,12 +130,6 @@ def readings(
     return result
 
 
-def input_spec(card: ModelCard) -> InputOodSpec | None:
-    """The input-only OOD spec of a model without a features output, or None."""
-    section = card.segmentation or card.detection
-    return section.ood_inputs if section is not None else None
-
-
 def input_readings(
     model: InstalledModel, stats: InputStats, images: Sequence[np.ndarray]
 ) -> dict[str, np.ndarray]:
@@ -143,7 +137,7 @@ def input_readings(
     model whose score is the input statistics alone (no network run: the score depends on
     the image and the preprocessing only)."""
     card = model.card
-    spec = input_spec(card)
+    spec = card.input_ood
     assert spec is not None
     values = np.stack(
         [
@@ -204,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     installed = [
         m
         for m in discover(include_disabled=True)
-        if m.card.ood is not None or input_spec(m.card) is not None
+        if m.card.ood is not None or m.card.input_ood is not None
     ]
     models = [m for m in installed if not args.only or m.card.name in args.only]
     missing = set(args.only or ()) - {m.card.name for m in models}
@@ -308,7 +302,7 @@ def reader(model: InstalledModel) -> Any:
         assert stats is not None
         backend = OnnxBackend(model.weights, threads=2)
         return lambda images: readings(model, backend, stats, list(images))
-    spec = input_spec(card)
+    spec = card.input_ood
     assert spec is not None
     inputs = verified_input_stats(model.folder / spec.stats_file, spec.sha256)
     return lambda images: input_readings(model, inputs, images)
@@ -333,14 +327,14 @@ def _sample(images: list[np.ndarray], n: int) -> list[np.ndarray]:
 
 
 def _statistics_of(card: ModelCard) -> str | None:
-    spec = input_spec(card)
+    spec = card.input_ood
     if spec is not None:
         return spec.statistics
     return card.ood.inputs.statistics if card.ood and card.ood.inputs else None
 
 
 def _card_flag_rate(card: ModelCard) -> float:
-    spec = input_spec(card)
+    spec = card.input_ood
     if spec is not None:
         return spec.val_flag_rate
     assert card.ood is not None
@@ -393,7 +387,7 @@ def real_dicom(folder: Path, models: list[InstalledModel]) -> list[dict[str, Any
 
 def _real_row(path: Path, modality: str, model: InstalledModel, image: Any) -> dict[str, Any]:
     card = model.card
-    spec = input_spec(card)
+    spec = card.input_ood
     if spec is not None:  # input statistics alone: the score detect_findings/segment give
         frame = frames_of(image)[0]
         x = prepare_2d(frame.array, card.input, image.window)[0]

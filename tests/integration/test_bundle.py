@@ -15,6 +15,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from netns import offline_prefix
@@ -59,6 +60,22 @@ def _install(bundle: Bundle, venv: Path, spec: str) -> tuple[Path, list[str], di
     return venv, offline, env
 
 
+def _demo(venv: Path, offline: list[str], env: dict[str, str], out: Path) -> list[Any]:
+    """Run ``radlens demo`` from the venv; its studies, each with a findings.json."""
+    demo = subprocess.run(
+        [*offline, str(venv / "bin" / "radlens"), "demo", "-o", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    studies: list[Any] = json.loads(demo.stdout)["studies"]
+    assert len(studies) >= 5
+    assert all((Path(s["output"]) / "findings.json").is_file() for s in studies)
+    return studies
+
+
 def test_the_bundle_holds_radlens_with_its_models_and_ui_and_no_training_stack(
     bundle: Bundle,
 ) -> None:
@@ -95,17 +112,7 @@ def test_the_bundle_installs_offline_in_a_fresh_venv_and_the_demo_runs(
     )
     assert probe.stdout.split() == ["True", str(bundle.web_ui)]
     out = tmp_path / "demo"
-    demo = subprocess.run(
-        [*offline, str(venv / "bin" / "radlens"), "demo", "-o", str(out), "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert demo.returncode == 0, demo.stderr[-3000:]
-    studies = json.loads(demo.stdout)["studies"]
-    assert len(studies) >= 5
-    assert all((Path(s["output"]) / "findings.json").is_file() for s in studies)
+    studies = _demo(venv, offline, env, out)
     models = {m for s in studies for series in s["series"] for m in series["models"]}
     assert "cxr_pneumonia" in models
     findings = json.loads((Path(studies[0]["output"]) / "findings.json").read_text())
@@ -132,17 +139,7 @@ def test_the_edge_install_has_no_result_or_service_libraries_and_still_analyzes(
     )
     assert probe.stdout.strip() == "[]"
     out = tmp_path / "demo"
-    demo = subprocess.run(
-        [*offline, str(venv / "bin" / "radlens"), "demo", "-o", str(out), "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert demo.returncode == 0, demo.stderr[-3000:]
-    studies = json.loads(demo.stdout)["studies"]
-    assert len(studies) >= 5
-    assert all((Path(s["output"]) / "findings.json").is_file() for s in studies)
+    _demo(venv, offline, env, out)
     fhir = subprocess.run(
         [
             *offline,

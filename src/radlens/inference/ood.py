@@ -32,7 +32,7 @@ import numpy as np
 
 from radlens.errors import ModelIntegrityError
 from radlens.inference.input_stats import STATISTICS, StatisticSet, statistics_of
-from radlens.models.card import InputOodSpec, InputStatsSpec, ModelCard, OodSpec
+from radlens.models.card import InputStatsSpec, ModelCard, OodSpec
 from radlens.models.registry import sha256_of
 
 LOW_TRUST = "input unlike training data — low trust"
@@ -295,14 +295,8 @@ def verified_input_stats(path: Path, sha256: str) -> InputStats:
     return _verified(path, sha256, load_input_stats)
 
 
-def input_ood_spec(card: ModelCard) -> InputOodSpec | None:
-    """The input-statistics OOD score of a model whose score is that alone (a segmentation
-    model's ``segmentation.ood_inputs``, a detector's ``detection.ood_inputs``), or None."""
-    return card.input_ood
-
-
 def card_input_stats(folder: Path, card: ModelCard) -> InputStats | None:
-    """The hash-verified statistics :func:`input_ood_spec` names, from the model ``folder``.
+    """The hash-verified statistics ``card.input_ood`` names, from the model ``folder``.
 
     Example:
         >>> stats = card_input_stats(model.folder, model.card)  # doctest: +SKIP
@@ -310,7 +304,7 @@ def card_input_stats(folder: Path, card: ModelCard) -> InputStats | None:
     Raises:
         ModelIntegrityError: the file is missing or differs from the card.
     """
-    spec = input_ood_spec(card)
+    spec = card.input_ood
     return None if spec is None else verified_input_stats(folder / spec.stats_file, spec.sha256)
 
 
@@ -318,8 +312,8 @@ def card_input_ood(
     card: ModelCard, stats: InputStats | None, raw: np.ndarray, model_input: np.ndarray
 ) -> tuple[float | None, float | None]:
     """``(distance / threshold, distance)`` of an input's statistics under the card's
-    :func:`input_ood_spec`, or ``(None, None)`` without one or its statistics."""
-    spec = input_ood_spec(card)
+    ``card.input_ood``, or ``(None, None)`` without one or its statistics."""
+    spec = card.input_ood
     if spec is None or stats is None:
         return None, None
     values = statistics_of(stats.statistics, raw, model_input, card.input)
