@@ -140,8 +140,18 @@ class RandomAugment:
     def _uniform(self, n: int, low: float, high: float) -> torch.Tensor:
         return torch.rand(n, generator=self.gen) * (high - low) + low
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        """Augmented ``x``; with ``masks`` (2D, ``(B, 1, H, W)``), also the masks.
+
+        The masks follow the geometric transforms of their images and none of the
+        intensity ones; they come back as the last channel (split with ``[:, :-1]``). The
+        random draws are the same with or without masks.
+        """
         s, n = self.spec, x.shape[0]
+        if masks is not None:
+            if x.dim() != 4:
+                raise ValueError("masks are for 2D batches")
+            x = torch.cat([x, masks], dim=1)
         if x.dim() == 4 and (s.rotate_deg or s.scale != (1.0, 1.0) or s.translate or s.hflip):
             angle = self._uniform(n, -s.rotate_deg, s.rotate_deg) * math.pi / 180
             scale = self._uniform(n, *s.scale)
@@ -157,6 +167,13 @@ class RandomAugment:
             allowed = torch.tensor([axis in s.flip_axes for axis in ("x", "y", "z")])
             flips = (torch.rand(n, 3, generator=self.gen) < 0.5) & allowed
             x = affine_3d(x, angle, scale, shift, flips)
+        if masks is not None:
+            return torch.cat([self._photometric(x[:, :-1]), x[:, -1:]], dim=1)
+        return self._photometric(x)
+
+    def _photometric(self, x: torch.Tensor) -> torch.Tensor:
+        """Blur, intensity and noise: the image-only transforms."""
+        s, n = self.spec, x.shape[0]
         if (
             x.dim() == 4
             and s.blur_prob > 0

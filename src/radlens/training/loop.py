@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from radlens.evaluation import metrics as m
 from radlens.models.card import Task
 from radlens.training.augment import RandomAugment, mix_corrupted
+from radlens.training.localize import BoxHead
 from radlens.training.nets import CamClassifier
 from radlens.training.recipe import Recipe
 
@@ -108,6 +109,61 @@ def predict(
     return torch.cat(out).double().numpy()
 
 
+def box_head(
+    model: CamClassifier,
+    masks: torch.Tensor | None,
+    recipe: Recipe,
+    x_train: torch.Tensor,
+    log: logging.Logger,
+) -> BoxHead | None:
+    """The auxiliary box head when the recipe asks for one and there are masks."""
+    s = recipe.schedule
+    if s.box_loss == 0:
+        return None
+    if masks is None:
+        log.info("schedule.box_loss %.2f: no box masks given, so no box loss", s.box_loss)
+        return None
+    head = BoxHead(model, (x_train[:1] - recipe.input.mean) / recipe.input.std, masks)
+    log.info(
+        "box supervision: loss weight %.2f, %d x %d cells, positive cells weighted %.1f",
+        s.box_loss,
+        *head.cells,
+        head.pos_weight,
+    )
+    return head
+
+
+def moving_average(
+    model: CamClassifier, decay: float
+) -> torch.optim.swa_utils.AveragedModel | None:
+    """The exponential moving average of ``model``'s weights, or None for ``decay`` 0."""
+    if decay <= 0:
+        return None
+    average = torch.optim.swa_utils.get_ema_multi_avg_fn(decay)  # type: ignore[no-untyped-call]
+    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=average, use_buffers=True)
+
+
+def batch_loss(
+    model: CamClassifier,
+    head: BoxHead | None,
+    augment: RandomAugment,
+    xb: torch.Tensor,
+    idx: torch.Tensor,
+    yb: torch.Tensor,
+    weights: torch.Tensor,
+    recipe: Recipe,
+) -> torch.Tensor:
+    """Augment the batch ``xb`` (train items ``idx``) and return its training loss."""
+    spec = recipe.input
+    if head is None:
+        logits, _ = model((augment(xb) - spec.mean) / spec.std)
+        return loss_fn(logits, yb, weights, recipe)
+    both = augment(xb, head.masks[idx])
+    logits, _ = model((both[:, :-1] - spec.mean) / spec.std)
+    loss = loss_fn(logits, yb, weights, recipe)
+    return loss + recipe.schedule.box_loss * head.loss(both[:, -1:])
+
+
 def fit(
     model: CamClassifier,
     recipe: Recipe,
@@ -117,12 +173,15 @@ def fit(
     y_val: np.ndarray,
     log: logging.Logger,
     x_corrupted: torch.Tensor | None = None,
+    masks: torch.Tensor | None = None,
 ) -> tuple[CamClassifier, list[EpochRecord]]:
     """Train ``model`` and return the best epoch's weights and the history.
 
     ``x_*`` are ``(N, C, ...)`` float tensors in [0, 1]; normalization is applied per batch.
     ``x_corrupted`` is ``x_train`` corrupted item by item (robustness training): a batch
-    item comes from it with probability ``recipe.augment.corruption_prob``.
+    item comes from it with probability ``recipe.augment.corruption_prob``. ``masks``
+    (``(N, 1, H, W)`` box masks of ``x_train``) turn on the auxiliary box loss of
+    ``training.localize``, weighted by ``recipe.schedule.box_loss``.
     """
     s, spec = recipe.schedule, recipe.input
     gen = torch.Generator().manual_seed(recipe.seed)
@@ -132,7 +191,10 @@ def fit(
     else:
         weights = class_weights(y_train, len(recipe.labels), s.class_weights)
     yt = torch.as_tensor(y_train)
-    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    ema = moving_average(model, s.ema)
+    head = box_head(model, masks, recipe, x_train, log)
+    params = list(model.parameters()) + ([] if head is None else list(head.parameters()))
+    opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / s.batch_size)
     total = s.epochs * steps_per_epoch
     warm = max(1, int(s.warmup_epochs * steps_per_epoch))
@@ -143,10 +205,6 @@ def fit(
         return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    ema = None
-    if s.ema > 0:
-        average = torch.optim.swa_utils.get_ema_multi_avg_fn(s.ema)  # type: ignore[no-untyped-call]
-        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=average, use_buffers=True)
     evaluated: CamClassifier = ema.module if ema is not None else model  # type: ignore[assignment]
     best_state, best_key, history, stale = None, (-1.0, 0.0), [], 0
     for epoch in range(1, s.epochs + 1):
@@ -161,9 +219,7 @@ def fit(
             xb = x_train[idx]
             if x_corrupted is not None:
                 xb = mix_corrupted(xb, x_corrupted[idx], recipe.augment.corruption_prob, gen)
-            xb = (augment(xb) - spec.mean) / spec.std
-            logits, _ = model(xb)
-            loss = loss_fn(logits, yt[idx], weights, recipe)
+            loss = batch_loss(model, head, augment, xb, idx, yt[idx], weights, recipe)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
@@ -200,6 +256,8 @@ def fit(
                 log.info("early stop: no val improvement for %d epochs", stale)
                 break
     assert best_state is not None
+    if head is not None:
+        head.remove()
     model.load_state_dict(best_state)
     model.eval()
     return model, history

@@ -91,6 +91,13 @@ class Schedule:
     max_train_items: int | None = None
     # Detection: train on random crops of (rows, cols) input pixels; () = the whole input.
     crop: tuple[int, ...] = ()
+    # 2D classifiers whose data folder also has boxes.csv: weight of the auxiliary box
+    # localization loss (training.localize; the head is dropped at export). 0 = off.
+    box_loss: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.box_loss < 0:
+            raise ValueError("schedule.box_loss must be >= 0")
 
 
 @dataclass(frozen=True)

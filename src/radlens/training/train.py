@@ -34,6 +34,7 @@ from radlens.models.card import Calibration, ModelCard, Task, Training, read_car
 from radlens.models.registry import sha256_of
 from radlens.training.augment import corrupted_copy
 from radlens.training.export import export_onnx, parity
+from radlens.training.localize import read_box_masks
 from radlens.training.loop import fit, selection_key
 from radlens.training.nets import FlipAverage, MeanEnsemble, build_net, tta_flips
 from radlens.training.ood import fit_ood
@@ -133,7 +134,12 @@ def _train(
     if recipe.schedule.max_train_items:
         train_set = train_set.sample(recipe.schedule.max_train_items, recipe.seed)
     log.info("train %s, val %s", train_set.class_counts(), val_set.class_counts())
-    model, x_val = fit_model(recipe, train_set, val_set, log)
+    masks = None
+    if recipe.schedule.box_loss > 0:
+        masks = read_box_masks(source, train_set, recipe.input)
+        boxed = int((masks.flatten(1).amax(1) > 0).sum())
+        log.info("box masks: %d of %d train images have boxes", boxed, len(masks))
+    model, x_val = fit_model(recipe, train_set, val_set, log, masks=masks)
     onnx_path = export_checked(model, recipe, x_val, out_dir, log)
     minutes = (time.perf_counter() - started) / 60
     training = training_record(recipe, command, len(train_set), len(val_set), minutes)
@@ -149,11 +155,13 @@ def fit_model(
     val_set: LabelledImages,
     log: logging.Logger,
     initial_state: dict[str, torch.Tensor] | None = None,
+    masks: torch.Tensor | None = None,
 ) -> tuple[torch.nn.Module, torch.Tensor]:
     """Fit the recipe's network (every ensemble member) and return it with the val tensor.
 
     ``initial_state`` starts each member from those weights instead of the seed's random
-    ones (``radlens learn`` fine-tunes a model this way).
+    ones (``radlens learn`` fine-tunes a model this way). ``masks`` are the train images'
+    box masks for the auxiliary box loss (``schedule.box_loss``).
     """
     x_train, x_val = to_tensor(train_set, recipe), to_tensor(val_set, recipe)
     x_corrupted = None
@@ -185,7 +193,15 @@ def fit_model(
             "" if initial_state is None else ", warm start",
         )
         net, history = fit(
-            net, member_recipe, x_train, train_set.labels, x_val, val_set.labels, log, x_corrupted
+            net,
+            member_recipe,
+            x_train,
+            train_set.labels,
+            x_val,
+            val_set.labels,
+            log,
+            x_corrupted,
+            masks,
         )
         best = max(history, key=selection_key)
         log.info("best epoch %d (val_auc %.4f)", best.epoch, best.val_auc)
