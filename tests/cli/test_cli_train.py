@@ -205,3 +205,53 @@ def test_train_task_segmentation_infers_a_recipe_from_a_mask_set(
     assert card["enabled_by_default"] is False and (out / "model.onnx").exists()
     assert "--task segmentation" in card["training"]["command"]
     assert {"dice", "hd95_mm"} <= set(card["metrics"]["val"])
+
+
+def test_train_with_boxes_and_a_transferred_trunk_exports_a_plain_classifier(
+    radlens: Callable[..., Result], tmp_path: Path
+) -> None:
+    """``schedule.box_loss`` and ``net.init`` on the FracAtlas recipe, with a tiny view."""
+    pytest.importorskip("torch")
+    pytest.importorskip("monai")
+    from PIL import Image as PILImage
+
+    from fracatlas_helpers import fracatlas_like
+
+    source = fracatlas_like(tmp_path / "src")
+    rng = np.random.default_rng(0)
+    for png in (source / "images").glob("*.png"):  # texture, so the input statistics vary
+        PILImage.fromarray(rng.integers(0, 256, (32, 40), dtype=np.uint8)).save(png)
+    view = tmp_path / "view"
+    prepared = radlens("data", "prepare", "fracatlas", source, "-o", view)
+    assert prepared.exit_code == 0, prepared.output
+    out = tmp_path / "model"
+    trained = radlens(
+        "train",
+        "recipes/fracture_xray.toml",
+        "--data",
+        view,
+        "-o",
+        out,
+        "--epochs",
+        "1",
+        "--set",
+        "input.size=[64,64]",
+        "--set",
+        "schedule.batch_size=8",
+        "--set",
+        "schedule.box_loss=1.0",
+        "--set",
+        "net.init=cxr_pneumonia_128",
+        "--set",
+        "augment.corruption_prob=0",
+    )
+    assert trained.exit_code == 0, trained.stderr
+    log = (out / "train.log").read_text()
+    assert f"data {view}" in log  # --data replaces the recipe's data folder
+    assert "transfer: trunk of cxr_pneumonia_128" in log
+    assert "box masks: 6 of 18 train images have boxes" in log
+    assert "box supervision: loss weight 1.00, 4 x 4 cells" in log
+    from radlens.inference.backends import OnnxBackend
+
+    outputs = OnnxBackend(out / "model.onnx").run(np.zeros((1, 1, 64, 64), np.float32))
+    assert set(outputs) == {"logits", "cam", "features"}  # those of any classifier

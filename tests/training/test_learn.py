@@ -28,6 +28,7 @@ from radlens.training.learn import (  # noqa: E402
     onnx_state,
     read_case_image,
     read_cases,
+    transfer_state,
     warm_start,
 )
 from radlens.training.nets import build_net  # noqa: E402
@@ -139,6 +140,31 @@ def test_warm_start_refuses_ensembles(tmp_path: Path, probe) -> None:  # type: i
     ensemble = replace(recipe, schedule=replace(recipe.schedule, ensemble=2))
     with pytest.raises(ConfigError, match="single classification networks"):
         warm_start(parent, ensemble, probe, LOG)
+
+
+def test_transfer_takes_the_trunk_and_leaves_the_head(tmp_path: Path, probe) -> None:  # type: ignore[no-untyped-def]
+    source_net = trained_like()
+    source = load_model(model_folder(tmp_path / "model", source_net, probe))
+    recipe = replace(recipe_16px(), labels=("0", "1", "2"))
+    state = transfer_state(source, recipe, probe, LOG)
+    assert state and all(key.startswith("trunk.") for key in state)
+    torch.manual_seed(3)
+    net = build_net(SMALL, 1, 3, 2)
+    head = {k: v.clone() for k, v in net.state_dict().items() if k.startswith("fc.")}
+    net.load_state_dict({**net.state_dict(), **state})
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            net.eval().features(probe).numpy(), source_net.features(probe).numpy(), atol=1e-4
+        )
+    for key, value in head.items():
+        torch.testing.assert_close(net.state_dict()[key], value)  # the seed's head
+
+
+def test_transfer_from_another_network_is_refused(tmp_path: Path, probe) -> None:  # type: ignore[no-untyped-def]
+    source = load_model(model_folder(tmp_path / "model", trained_like(), probe))
+    wider = replace(recipe_16px(), net=replace(SMALL, widths=(8, 8, 16, 16)))
+    with pytest.raises(ConfigError, match="net.init 't': its network is not the recipe's"):
+        transfer_state(source, wider, probe, LOG)
 
 
 def test_learn_recipe_lowers_the_learning_rate_and_takes_overrides(tmp_path: Path) -> None:

@@ -67,6 +67,14 @@ def _command_words(
     return [*words, "-o", str(output)]
 
 
+def _flag_overrides(
+    arch: str | None, epochs: int | None, seed: int | None, task: str | None
+) -> dict[str, Any]:
+    """The recipe values the short flags set (``--set`` goes after them)."""
+    named = {"net.arch": arch, "schedule.epochs": epochs, "seed": seed, "task": task}
+    return {key: value for key, value in named.items() if value is not None}
+
+
 def train_command(
     output: Annotated[Path, typer.Option("-o", "--output", help="model folder to write")],
     recipe: Annotated[
@@ -122,14 +130,9 @@ def train_command(
         path = recipe
         if size is not None:
             raise ConfigError("--size goes with --dataset; in a recipe set input.size")
-    if arch is not None:
-        overrides["net.arch"] = arch
-    if epochs is not None:
-        overrides["schedule.epochs"] = epochs
-    if seed is not None:
-        overrides["seed"] = seed
-    if task is not None:
-        overrides["task"] = task
+        if data is not None:
+            overrides["data"] = str(data)
+    overrides.update(_flag_overrides(arch, epochs, seed, task))
     overrides.update(parse_sets(sets or []))
     if path is not None:
         chosen = read_recipe(path, overrides)

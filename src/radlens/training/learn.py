@@ -498,6 +498,42 @@ def warm_start(
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
+def transfer_state(
+    source: InstalledModel, recipe: Recipe, probe: torch.Tensor, log: logging.Logger
+) -> dict[str, torch.Tensor]:
+    """The trunk weights of another shipped model, to start the recipe's network from.
+
+    ``source`` must have the recipe's trunk (the same ``net`` section; its class count may
+    differ): its ONNX weights are read as :func:`onnx_state` reads them, with the batch
+    norms re-estimated on ``probe`` (normalized inputs of the new task), and only the
+    ``trunk.`` entries are returned, so the head starts from the seed.
+
+    Raises:
+        ConfigError: ``source`` does not have the recipe's trunk.
+    """
+    if source.card.input.channels != recipe.input.channels or source.card.input.dims != 2:
+        raise ConfigError(
+            f"net.init {source.card.name!r}: needs a 2D model with {recipe.input.channels} "
+            "input channel(s)"
+        )
+    net = build_net(recipe.net, recipe.input.channels, len(source.card.labels), 2)
+    try:
+        state = onnx_state(net, source.weights, probe)
+    except ConfigError as err:
+        raise ConfigError(
+            f"net.init {source.card.name!r}: its network is not the recipe's ({err})"
+        ) from err
+    trunk = {k: v.detach().clone() for k, v in state.items() if k.startswith("trunk.")}
+    log.info(
+        "transfer: trunk of %s %s (%d tensors; batch norms re-estimated on %d train images)",
+        source.card.name,
+        source.card.version,
+        len(trunk),
+        len(probe),
+    )
+    return trunk
+
+
 # --- the run ------------------------------------------------------------------------------
 
 

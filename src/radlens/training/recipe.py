@@ -44,6 +44,10 @@ class NetSpec:
     max_pool: bool = True
     dropout: float = 0.2
     features: tuple[int, ...] = (16, 16, 32, 64, 128, 16)
+    # Transfer: the name of a shipped model with the same ResNet trunk; its trunk weights
+    # (read from its ONNX file, see training.learn.transfer_state) start the training and
+    # its head is not taken. "" = a random start.
+    init: str = ""
 
     def __post_init__(self) -> None:
         if self.arch == "boxnet":  # training.detection.BoxNet: 4 stages of ``widths``

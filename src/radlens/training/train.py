@@ -139,7 +139,10 @@ def _train(
         masks = read_box_masks(source, train_set, recipe.input)
         boxed = int((masks.flatten(1).amax(1) > 0).sum())
         log.info("box masks: %d of %d train images have boxes", boxed, len(masks))
-    model, x_val = fit_model(recipe, train_set, val_set, log, masks=masks)
+    initial_state = None
+    if recipe.net.init:
+        initial_state = transferred(recipe, train_set, log)
+    model, x_val = fit_model(recipe, train_set, val_set, log, initial_state, masks)
     onnx_path = export_checked(model, recipe, x_val, out_dir, log)
     minutes = (time.perf_counter() - started) / 60
     training = training_record(recipe, command, len(train_set), len(val_set), minutes)
@@ -147,6 +150,20 @@ def _train(
     card, evaluation = finish_card(card, out_dir, val_set, recipe, source, log)
     log.info("done in %.1f min", minutes)
     return card, evaluation
+
+
+def transferred(
+    recipe: Recipe, train_set: LabelledImages, log: logging.Logger
+) -> dict[str, torch.Tensor]:
+    """The trunk of the shipped model ``recipe.net.init`` (see ``learn.transfer_state``)."""
+    from radlens.models.registry import discover, get_model
+    from radlens.training.learn import transfer_state
+
+    source = get_model(recipe.net.init, discover(include_disabled=True))
+    probe_set = train_set.sample(min(256, len(train_set)), recipe.seed)
+    spec = recipe.input
+    probe = (to_tensor(probe_set, recipe) - spec.mean) / spec.std
+    return transfer_state(source, recipe, probe, log)
 
 
 def fit_model(
@@ -180,7 +197,8 @@ def fit_model(
         torch.manual_seed(member_recipe.seed)
         net = build_net(recipe.net, recipe.input.channels, len(recipe.labels), recipe.input.dims)
         if initial_state is not None:
-            net.load_state_dict(initial_state)
+            # A transferred trunk leaves the head as the seed made it.
+            net.load_state_dict({**net.state_dict(), **initial_state})
         n_params = sum(p.numel() for p in net.parameters())
         log.info(
             "member %d/%d: net %s, %d parameters, input %s, seed %d%s",
