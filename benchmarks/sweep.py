@@ -10,6 +10,9 @@ runs ``radlens train RECIPE -o /tmp/radlens-sweep/<recipe stem>/<variant> --set 
 script needs no torch), reads the ``card.json`` it wrote and appends one JSON line: date,
 recipe, dataset (the recipe's name), variant, note, sets, seed, val metrics, minutes, out_dir
 and whether the variant shipped (``--ship``). ``--dry-run`` prints the command only.
+``--from-dir DIR`` records a model already trained with ``radlens train`` instead of training
+one: its card must be the recipe's, and the sets and seed are read from the command the card
+records (so the record says what was really run).
 ``make bench-models`` renders the lines into the Experiments section of benchmarks/models.md.
 """
 
@@ -138,7 +141,46 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--root", type=Path, default=SWEEP_ROOT, help="where runs are written")
     parser.add_argument("--log", type=Path, default=HERE / "experiments.jsonl")
     parser.add_argument("--radlens", default=None, help="the radlens executable to call")
+    parser.add_argument(
+        "--from-dir", type=Path, default=None, help="record this trained model folder instead"
+    )
     return parser.parse_args(argv)
+
+
+def recorded_sets(card: dict[str, Any]) -> dict[str, Any]:
+    """The ``--set`` values (and ``--seed``, ``--epochs``) of the command a card records."""
+    words = shlex.split(card.get("training", {}).get("command", ""))
+    pairs = [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--set"]
+    sets = parse_sets(pairs)
+    for flag, key in (("--epochs", "schedule.epochs"), ("--seed", "seed")):
+        if flag in words[:-1]:
+            sets[key] = int(words[words.index(flag) + 1])
+    return sets
+
+
+def record_trained(args: argparse.Namespace) -> int:
+    """``--from-dir``: append the record of a model trained outside this script."""
+    card_path = args.from_dir / "card.json"
+    if not card_path.is_file():
+        print(f"{args.from_dir}: no card.json (not a trained model folder)")
+        return 2
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    if card.get("name") != recipe_name(args.recipe):
+        print(f"{args.from_dir}: a {card.get('name')!r} model, not {recipe_name(args.recipe)!r}")
+        return 2
+    record = experiment_record(
+        card,
+        recipe=str(repo_relative(args.recipe)),
+        dataset=recipe_name(args.recipe),
+        variant=args.variant,
+        note=args.note,
+        sets=recorded_sets(card),
+        out_dir=args.from_dir,
+        shipped=args.ship,
+    )
+    append_record(args.log, record)
+    print(f"recorded in {args.log}: {json.dumps(record['val'])}, {record['minutes']} min")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.recipe.exists():
         print(f"{args.recipe}: no such recipe")
         return 2
+    if args.from_dir is not None:
+        return record_trained(args)
     sets = parse_sets(args.sets)  # fail on a malformed --set before training
     out_dir = out_dir_for(args.recipe, args.variant, args.root)
     command = build_command(

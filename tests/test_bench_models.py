@@ -316,3 +316,31 @@ def test_sweep_trains_then_appends_one_line_and_refuses_to_overwrite(tmp_path: P
     assert record["minutes"] is not None  # the wall time, as the card gives none
     assert sweep.main(argv) == 2  # the out dir holds a model now
     assert len(log.read_text().splitlines()) == 1
+
+
+def test_sweep_records_a_model_trained_elsewhere_from_its_own_card(tmp_path: Path) -> None:
+    log = tmp_path / "experiments.jsonl"
+    folder = tmp_path / "trained"
+    folder.mkdir()
+    card = {
+        "name": "toy_model",
+        "metrics": {"val": {"auc": 0.84, "acc": 0.77, "ece": 0.05}},
+        "training": {
+            "seed": 1,
+            "duration_min": 19.1,
+            "command": "radlens train recipes/toy.toml --seed 1 --set schedule.box_loss=1.0 "
+            "--set 'input.size=[320,320]' -o /tmp/x",
+        },
+    }
+    (folder / "card.json").write_text(json.dumps(card))
+    argv = [str(_recipe(tmp_path)), "--variant", "box", "--note", "n", "--log", str(log)]
+    assert sweep.main([*argv, "--from-dir", str(folder)]) == 0
+    record = json.loads(log.read_text())
+    assert record["sets"] == {"schedule.box_loss": 1.0, "input.size": [320, 320], "seed": 1}
+    assert (record["seed"], record["minutes"], record["out_dir"]) == (1, 19.1, str(folder))
+    # A folder of another model, or no model at all, is refused and records nothing.
+    card["name"] = "other"
+    (folder / "card.json").write_text(json.dumps(card))
+    assert sweep.main([*argv, "--from-dir", str(folder)]) == 2
+    assert sweep.main([*argv, "--from-dir", str(tmp_path / "nothing")]) == 2
+    assert len(log.read_text().splitlines()) == 1
