@@ -83,7 +83,7 @@ def grading(model: InstalledModel, root: Path) -> dict[str, Any]:
     card = model.card
     val = read_labelled(root / KNEE_DATA, "val", card.labels)
     result = evaluate(card, OnnxBackend(model.weights, threads=1), val)
-    y, pred = result.labels, result.probs.argmax(axis=1)
+    y, pred = result.labels, model.card.decide(result.probs)
     k = len(card.labels)
     confusion = np.zeros((k, k), int)
     for t, p in zip(y, pred, strict=True):

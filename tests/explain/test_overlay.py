@@ -81,6 +81,9 @@ def test_a_grade_is_labelled_as_the_most_probable_not_as_positive_at_zero() -> N
 
     graded = Finding("kl_2", "KL 2", 0.6, 0.0, "knee", "1", grade=2, grade_label="KL 2")
     assert _verdict(graded) == "most probable grade"
+    spread = (("KL 0", 0.4), ("KL 1", 0.05), ("KL 2", 0.3), ("KL 3", 0.25))
+    median = Finding("kl_2", "KL 2", 0.3, 0.0, "knee", "1", grade=2, grade_probabilities=spread)
+    assert _verdict(median) == "median grade"  # the card's grade_rule read the median
     assert _verdict(Finding("c", "C", 0.6, 0.0, "m", "1")) == "most probable class"
     assert _verdict(Finding("p", "P", 0.6, 0.5, "m", "1")) == "positive at 0.50"
     assert _verdict(Finding("p", "P", 0.4, 0.5, "m", "1")) == "negative at 0.50"

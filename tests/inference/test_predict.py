@@ -193,6 +193,30 @@ def test_an_ordinal_grade_raises_priority_only_from_the_cards_triage_grade(  # t
     assert study_priority([finding]) is expected
 
 
+@pytest.mark.parametrize(("rule", "grade"), [("argmax", 0), ("median", 2)])
+def test_the_reported_grade_follows_the_cards_grade_rule(make_card, rule: str, grade: int) -> None:  # type: ignore[no-untyped-def]
+    # Probabilities 0.4 / 0.05 / 0.3 / 0.25: grade 0 is the most probable, but half of the
+    # mass lies at grade 2 or above; the median (least expected grade error) is grade 2.
+    labels = ("0", "1", "2", "3")
+    card = make_card(task="ordinal", labels=labels, grade_rule=rule)
+    logits = np.log(np.array([[0.4, 0.05, 0.3, 0.25]], np.float32))
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        return {"logits": logits}
+
+    [finding] = predict(image(), card, FakeBackend(run))
+    assert (finding.grade, finding.grade_label, finding.code) == (grade, str(grade), str(grade))
+    assert finding.probability == pytest.approx([0.4, 0.05, 0.3, 0.25][grade], abs=1e-5)
+    assert [p for _, p in finding.grade_probabilities] == pytest.approx([0.4, 0.05, 0.3, 0.25])
+
+
+def test_grade_rule_median_is_only_for_ordinal_models(make_card) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="grade_rule median is for ordinal models"):
+        make_card(grade_rule="median")
+    with pytest.raises(ValueError, match="grade_rule 'mean'"):
+        make_card(task="ordinal", labels=("a", "b"), grade_rule="mean")
+
+
 def test_triage_min_grade_is_only_for_ordinal_models(make_card) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="triage_min_grade"):
         make_card(triage_min_grade=1)

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from radlens.errors import InvalidModelCardError
@@ -319,3 +320,15 @@ def test_detection_card_round_trips_and_may_have_a_single_class(tmp_path: Path) 
         detector_card(outputs=("logits", "cam"))
     with pytest.raises(ValueError, match="stride"):
         DetectionSpec(stride=3)
+
+
+def test_grade_rule_round_trips_and_the_default_is_not_written(make_card, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    plain = make_card(task="ordinal", labels=("a", "b", "c"))
+    assert "grade_rule" not in card_to_dict(plain)  # cards read exactly as before it existed
+    median = make_card(task="ordinal", labels=("a", "b", "c"), grade_rule="median")
+    write_card(median, tmp_path / "card.json")
+    again = read_card(tmp_path / "card.json")
+    assert again.grade_rule == "median" and again == median
+    probs = np.array([[0.5, 0.2, 0.3], [0.2, 0.2, 0.6], [0.3, 0.2, 0.5]])
+    assert median.decide(probs).tolist() == [0, 2, 1]
+    assert plain.decide(probs).tolist() == [0, 2, 2]

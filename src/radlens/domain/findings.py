@@ -110,7 +110,8 @@ class Finding:
             measures (``SegmentationSpec.triage`` false), or a grade below the card's
             ``triage_min_grade``. Reported, drawn and measured, never raising priority.
         grade_probabilities: for an ordinal model, ``(grade label, calibrated
-            probability)`` of every grade in order (``grade`` is the most probable).
+            probability)`` of every grade in order (``grade`` is the one the card's
+            ``grade_rule`` reads: the most probable, or the median).
     """
 
     code: str

@@ -58,13 +58,14 @@ def predict_logits(
 
 
 def summarize(card: ModelCard, logits: np.ndarray, y: np.ndarray, split: str) -> Evaluation:
-    """Metrics from logits: AUC, ACC (argmax), ECE before (T = 1) and after the card's
-    calibration, NLL, and rates at the operating threshold."""
+    """Metrics from logits: AUC, ACC (of the class the card reports: argmax, or an ordinal
+    card's ``grade_rule``), ECE before (T = 1) and after the card's calibration, NLL, and
+    rates at the operating threshold."""
     if card.task is Task.MULTILABEL:
         return summarize_multilabel(card, logits, y, split)
     raw = m.softmax(logits)
     probs = card.calibration.probabilities(logits, card.task)
-    pred = probs.argmax(axis=1)
+    pred = card.decide(probs)
     metrics = {
         "auc": m.auc(y, probs),
         "acc": m.accuracy(y, pred),

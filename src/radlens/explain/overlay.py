@@ -163,10 +163,15 @@ def render_overlay(
 
 
 def _verdict(f: Finding) -> str:
-    """ "positive at 0.50" for a thresholded finding; "most probable grade" for a grade (a
+    """ "positive at 0.50" for a thresholded finding; for a grade, "most probable grade", or
+    "median grade" when the card reads the median and it is not the most probable (a
     multi-class or ordinal top class has no threshold to be positive at)."""
-    if f.grade is not None or f.threshold <= 0.0:
-        return "most probable grade" if f.grade is not None else "most probable class"
+    if f.grade is not None:
+        probs = [p for _, p in f.grade_probabilities]
+        most_probable = not probs or max(probs) == probs[f.grade]
+        return "most probable grade" if most_probable else "median grade"
+    if f.threshold <= 0.0:
+        return "most probable class"
     return f"{'positive' if f.positive else 'negative'} at {f.threshold:.2f}"
 
 

@@ -89,12 +89,13 @@ def _model_input(image: Image, card: ModelCard) -> tuple[list[Frame], np.ndarray
 
 def _finding_indices(card: ModelCard, probs: np.ndarray) -> list[tuple[int, str, str]]:
     """The classes findings report: the positive class (binary), the top class
-    (multi-class, ordinal), or every label (multi-label)."""
+    (multi-class), the grade the card's ``grade_rule`` reads (ordinal), or every label
+    (multi-label)."""
     if card.task is Task.MULTILABEL:
         return [(k, label_code(label), label) for k, label in enumerate(card.labels)]
     if card.task is Task.BINARY:
         return [(card.positive_index, card.finding_code, card.finding_label)]
-    k = int(np.argmax(probs))
+    k = int(card.decide(probs))
     return [(k, card.labels[k].lower(), card.labels[k])]
 
 

@@ -26,6 +26,7 @@ from radlens.errors import InvalidModelCardError, UnsupportedTaskError
 from radlens.evaluation.metrics import sigmoid, softmax
 
 CARD_SCHEMA_VERSION = 1
+GRADE_RULES = ("argmax", "median")
 
 
 class Task(StrEnum):
@@ -525,6 +526,10 @@ class ModelCard:
             raises the study's priority (diabetic retinopathy: 3, severe); findings of lower
             grades, and every finding when None (knee osteoarthritis), are ``counted``:
             reported and graded, never an alert.
+        grade_rule: for ordinal models, how the reported grade is read from the grade
+            distribution: ``argmax`` (the most probable grade) or ``median`` (the grade at
+            which the cumulative probability first reaches 0.5: the choice with the least
+            expected absolute grade error, so grades far from the truth are rarer).
     """
 
     name: str
@@ -551,6 +556,7 @@ class ModelCard:
     segmentation: SegmentationSpec | None = None
     detection: DetectionSpec | None = None
     triage_min_grade: int | None = None
+    grade_rule: str = "argmax"
     schema_version: int = CARD_SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -574,16 +580,23 @@ class ModelCard:
             raise ValueError("a model trained on non-commercial data cannot be enabled by default")
         if self.int8 is not None and self.int8.file == self.weights_file:
             raise ValueError("int8.file must differ from weights_file")
-        if self.triage_min_grade is not None and (
-            self.task is not Task.ORDINAL or not 0 <= self.triage_min_grade < len(self.labels)
-        ):
-            raise ValueError("triage_min_grade must be a label index of an ordinal model")
+        self._check_ordinal()
         self._check_segmentation()
         if (self.task is Task.DETECTION) != (self.detection is not None):
             raise ValueError("a detection card needs a detection section, and only it")
         if self.task is Task.DETECTION and self.outputs[:2] != ("heatmap", "ltrb"):
             raise ValueError("a detector's outputs must be heatmap and ltrb")
         self._check_calibration()
+
+    def _check_ordinal(self) -> None:
+        if self.triage_min_grade is not None and (
+            self.task is not Task.ORDINAL or not 0 <= self.triage_min_grade < len(self.labels)
+        ):
+            raise ValueError("triage_min_grade must be a label index of an ordinal model")
+        if self.grade_rule not in GRADE_RULES:
+            raise ValueError(f"grade_rule {self.grade_rule!r}; known: {', '.join(GRADE_RULES)}")
+        if self.grade_rule != "argmax" and self.task is not Task.ORDINAL:
+            raise ValueError("grade_rule median is for ordinal models")
 
     def _check_segmentation(self) -> None:
         if (self.task is Task.SEGMENTATION) != (self.segmentation is not None):
@@ -603,6 +616,23 @@ class ModelCard:
     @property
     def threshold(self) -> float:
         return self.thresholds["operating"]
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """The class each row of ``probs`` (calibrated, ``(N, K)``) reports: the most
+        probable, or for an ordinal card with ``grade_rule = "median"`` the median grade.
+
+        Example:
+            >>> p = np.array([[0.4, 0.05, 0.3, 0.25]])
+            >>> int(p.argmax()), int((np.cumsum(p) < 0.5).sum())  # argmax, median
+            (0, 2)
+        """
+        probs = np.asarray(probs)
+        if self.grade_rule == "median":
+            below = (np.cumsum(probs, axis=-1) < 0.5).sum(axis=-1)
+            median: np.ndarray = np.minimum(below, probs.shape[-1] - 1)
+            return median
+        top: np.ndarray = probs.argmax(axis=-1)
+        return top
 
     @property
     def input_ood(self) -> InputOodSpec | None:
@@ -667,6 +697,8 @@ def card_to_dict(card: ModelCard) -> dict[str, Any]:
             del data["calibration"][key]
     if card.int8 is None:
         del data["int8"]  # cards without a variant read exactly as before it existed
+    if card.grade_rule == "argmax":
+        del data["grade_rule"]  # the default: cards read exactly as before it existed
     if card.segmentation is None:
         del data["segmentation"]  # classification cards read exactly as before it existed
     else:

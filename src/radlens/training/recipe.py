@@ -171,6 +171,8 @@ class Recipe:
     detection: DetectionSpec | None = None
     # task = "ordinal": the lowest grade that raises priority (see ModelCard).
     triage_min_grade: int | None = None
+    # Ordinal models: "argmax" or "median" (ModelCard.grade_rule).
+    grade_rule: str = "argmax"
     source: str = ""
 
 

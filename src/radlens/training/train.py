@@ -279,6 +279,7 @@ def draft_card(recipe: Recipe, onnx_path: Path, training: Training) -> ModelCard
         enabled_by_default=recipe.commercial_use and recipe.enabled_by_default is not False,
         positive_index=recipe.positive_index,
         triage_min_grade=recipe.triage_min_grade,
+        grade_rule=recipe.grade_rule,
     )
 
 
