@@ -157,6 +157,11 @@ def bench_model(
     card = model.card
     data_file = references[0]["data_file"] if references else None
     path = data_root / data_file if data_file else None
+    if path is not None and references[0].get("view") and path.exists():
+        # A view of the dataset (FracAtlas's split), prepared in the repository as training does.
+        from bench_calibration import data_source  # benchmarks/ is sys.path[0]
+
+        path = data_source(card, data_root)
     row: dict[str, Any] = {
         "model": card.name,
         "version": card.version,
@@ -371,10 +376,14 @@ def _group_notes(rows: list[dict[str, Any]]) -> list[str]:
     notes = []
     ref = next((r["reference"] for r in rows if r.get("reference")), None)
     if ref:
+        figures = "; ".join(
+            f"{name} {fmt(ref.get(key))} from {ref.get(f'{key}_source')}"
+            if ref.get(key) is not None
+            else f"{name}: no published figure"
+            for key, name in (("auc", "AUC"), ("acc", "ACC"))
+        )
         notes.append(
-            f"Reference ({ref.get('split', 'test')} split): AUC {fmt(ref.get('auc'))} from "
-            f"{ref.get('auc_source')}; ACC {fmt(ref.get('acc'))} from {ref.get('acc_source')}. "
-            + (ref.get("note") or "")
+            f"Reference ({ref.get('split', 'test')} split): {figures}. " + (ref.get("note") or "")
         )
     for r in rows:
         if r.get("model") and not r.get("installed"):
@@ -410,7 +419,8 @@ def budgets_section(rows: list[dict[str, Any]], total_mb: float) -> str:
     )
     return (
         "## Budgets\n\n"
-        f"Total weights (all ONNX files of the installed models): {total_mb:.1f} MB of the "
+        "Total weights (all ONNX files of the installed models, the segmentation models and "
+        f"detectors included): {total_mb:.1f} MB of the "
         f"{WEIGHTS_BUDGET_MB:g} MB budget ({verdict}).\n\n"
         "Inference time per input (batch of 1, one thread): ≤ 5 ms for a 28–64 px image, "
         "≤ 30 ms for a 224 px image, ≤ 20 ms for a 28³ volume.\n\n" + table + "\n"
@@ -513,8 +523,13 @@ def run(
     experiments_path: Path,
     runs: int = RUNS,
     warmups: int = WARMUPS,
+    others: Sequence[InstalledModel] = (),
 ) -> dict[str, Any]:
-    """Benchmark ``models``; write ``models.json`` and ``models.md`` into ``out_dir``."""
+    """Benchmark ``models``; write ``models.json`` and ``models.md`` into ``out_dir``.
+
+    ``others`` (the segmentation models and detectors, measured elsewhere) count in the
+    weights total only.
+    """
     ref_rows: list[dict[str, Any]] = references["rows"]
     rows: list[dict[str, Any]] = []
     for model in models:
@@ -530,6 +545,7 @@ def run(
     order = {(r["dataset"], r["resolution"]): i for i, r in enumerate(ref_rows)}
     rows.sort(key=lambda r: order.get((r["dataset"], r["resolution"]), len(order)))
     total_mb = sum((r.get("mb_fp32") or 0) + (r.get("mb_int8") or 0) for r in _unique(rows))
+    total_mb += sum(_mb(m.weights) for m in others)
     result = {
         "benchmark": "model zoo: val metrics vs published test references, ms/image, MB",
         "radlens_version": __version__,
@@ -594,6 +610,7 @@ def main(argv: list[str] | None = None) -> int:
         args.experiments,
         args.runs,
         args.warmups,
+        others=[m for m in discover(include_disabled=True) if m not in classifiers],
     )
     print(f"wrote {args.out_dir / 'models.md'} and models.json ({len(result['rows'])} rows)")
     return 0
