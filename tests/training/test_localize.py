@@ -13,6 +13,7 @@ import pytest
 pytestmark = pytest.mark.train
 torch = pytest.importorskip("torch")
 
+from radlens.errors import ConfigError  # noqa: E402
 from radlens.io.box_sets import BoxedImages  # noqa: E402
 from radlens.io.datasets import LabelledImages  # noqa: E402
 from radlens.models.card import InputSpec, Resize  # noqa: E402
@@ -76,7 +77,7 @@ def test_images_are_matched_to_their_boxes_by_file_name() -> None:
 
 def test_a_folder_without_a_box_table_is_refused(tmp_path: Path) -> None:
     image = np.zeros((16, 16), np.uint8)
-    with pytest.raises(ValueError, match="boxes.csv"):
+    with pytest.raises(ConfigError, match="boxes.csv"):
         read_box_masks(tmp_path, _labelled([image], [0]), InputSpec(size=(16, 16)))
 
 
@@ -95,6 +96,13 @@ def test_masks_follow_the_geometric_augmentation_and_change_no_draw() -> None:
     moved = RandomAugment(geometric, torch.Generator().manual_seed(0))(masks)
     torch.testing.assert_close(both[:, -1:], moved)
     assert not torch.equal(both[:, -1:], masks)
+
+
+def test_masks_without_any_box_are_refused_as_a_setting_that_cannot_work() -> None:
+    from radlens.training.localize import positive_weight
+
+    with pytest.raises(ConfigError, match="no training image has a box"):
+        positive_weight(torch.zeros(4, 1, 16, 16), (4, 4))
 
 
 def test_cells_are_positive_where_a_box_reaches() -> None:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from radlens.errors import ConfigError
 from radlens.inference.preprocess import resize_2d
 from radlens.io.box_sets import TABLE, BoxedImages, read_boxes
 from radlens.io.datasets import LabelledImages
@@ -38,10 +39,10 @@ def box_masks(data: LabelledImages, boxes: BoxedImages, spec: InputSpec) -> torc
     with no boxes) gets an empty mask.
 
     Raises:
-        ValueError: ``spec`` is not 2D.
+        ConfigError: ``spec`` is not 2D.
     """
     if spec.dims != 2:
-        raise ValueError(f"box supervision needs a 2D input, got size {spec.size}")
+        raise ConfigError(f"schedule.box_loss needs a 2D input, got size {spec.size}")
     by_name = {Path(name).name: k for k, name in enumerate(boxes.ids)}
     size = (spec.size[0], spec.size[1])
     out = np.zeros((len(data.images), 1, *size), np.float32)
@@ -61,10 +62,10 @@ def read_box_masks(source: Path, data: LabelledImages, spec: InputSpec) -> torch
     """:func:`box_masks` of ``data`` from the box table in its folder ``source``.
 
     Raises:
-        ValueError: ``source`` has no box table.
+        ConfigError: ``source`` has no box table.
     """
     if not (source / TABLE).is_file():
-        raise ValueError(f"schedule.box_loss needs {source / TABLE} (boxes of the train split)")
+        raise ConfigError(f"schedule.box_loss needs {source / TABLE} (boxes of the train split)")
     return box_masks(data, read_boxes(source, data.split or "train"), spec)
 
 
@@ -124,7 +125,7 @@ def positive_weight(masks: torch.Tensor, cells: tuple[int, int]) -> float:
     targets = cell_targets(masks, cells)
     positive = float(targets.sum())
     if positive == 0:
-        raise ValueError("box supervision: no training image has a box")
+        raise ConfigError("schedule.box_loss: no training image has a box")
     return min(MAX_POSITIVE_WEIGHT, (targets.numel() - positive) / positive)
 
 
