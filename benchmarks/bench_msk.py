@@ -353,8 +353,8 @@ osteophytes; a map spread evenly would put {h["band_share_uniform"]:.0%} there) 
 - Fracture 1.2.0 (`recipes/fracture_xray.toml`): the trunk starts from the chest model
   `cxr_pneumonia_128` (`net.init`) and a training-only head learns the FracAtlas boxes
   (`schedule.box_loss`). Seed 0 / seed 1 val AUC: 1.1.0's recipe 0.822 / 0.846, with boxes
-  0.844 / 0.844, with boxes and the transferred trunk 0.855 / 0.866 (seed 0 ships); input
-  320 px instead of 256: 0.827 (seed 0). Every run is in `benchmarks/experiments.jsonl`
+  0.844 / 0.844, the transferred trunk alone 0.850 (seed 0), both 0.855 / 0.866 (seed 0
+  ships); input 320 px instead of 256: 0.827 (seed 0). Every run is in `benchmarks/experiments.jsonl`
   (rendered in `benchmarks/models.md`). A knee model from the same transferred trunk
   stopped early at weighted kappa 0.657 (argmax) against 0.683: not kept.
 - The fracture goals are missed too: study-level AUC {frac_auc} against 0.90, and the box
