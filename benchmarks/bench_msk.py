@@ -83,7 +83,7 @@ def grading(model: InstalledModel, root: Path) -> dict[str, Any]:
     card = model.card
     val = read_labelled(root / KNEE_DATA, "val", card.labels)
     result = evaluate(card, OnnxBackend(model.weights, threads=1), val)
-    y, pred = result.labels, model.card.decide(result.probs)
+    y, pred = result.labels, card.decide(result.probs)
     top = result.probs.argmax(axis=1)
     k = len(card.labels)
     confusion = np.zeros((k, k), int)
@@ -354,9 +354,10 @@ osteophytes; a map spread evenly would put {h["band_share_uniform"]:.0%} there) 
   `cxr_pneumonia_128` (`net.init`) and a training-only head learns the FracAtlas boxes
   (`schedule.box_loss`). Seed 0 / seed 1 val AUC: 1.1.0's recipe 0.822 / 0.846, with boxes
   0.844 / 0.844, the transferred trunk alone 0.850 (seed 0), both 0.855 / 0.866 (seed 0
-  ships); input 320 px instead of 256: 0.827 (seed 0). Every run is in `benchmarks/experiments.jsonl`
-  (rendered in `benchmarks/models.md`). A knee model from the same transferred trunk
-  stopped early at weighted kappa 0.657 (argmax) against 0.683: not kept.
+  ships); input 320 px instead of 256: 0.827 (seed 0). Every run is in
+  `benchmarks/experiments.jsonl` (rendered in `benchmarks/models.md`). A knee model from
+  the same transferred trunk stopped early at weighted kappa 0.657 (argmax) against 0.683:
+  not kept.
 - The fracture goals are missed too: study-level AUC {frac_auc} against 0.90, and the box
   detector's AP@0.5 against the FracAtlas paper's YOLOv8 baseline, whose figures could not
   be read from this machine; at 0.086 it is below any published YOLOv8 result on

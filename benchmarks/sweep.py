@@ -168,18 +168,30 @@ def record_trained(args: argparse.Namespace) -> int:
     if card.get("name") != recipe_name(args.recipe):
         print(f"{args.from_dir}: a {card.get('name')!r} model, not {recipe_name(args.recipe)!r}")
         return 2
-    record = experiment_record(
+    return record(args, card, recorded_sets(card), args.from_dir)
+
+
+def record(
+    args: argparse.Namespace,
+    card: dict[str, Any],
+    sets: dict[str, Any],
+    out_dir: Path,
+    wall_min: float | None = None,
+) -> int:
+    """Append the experiment ``args`` describe, trained into ``out_dir``, to the log."""
+    line = experiment_record(
         card,
         recipe=str(repo_relative(args.recipe)),
         dataset=recipe_name(args.recipe),
         variant=args.variant,
         note=args.note,
-        sets=recorded_sets(card),
-        out_dir=args.from_dir,
+        sets=sets,
+        out_dir=out_dir,
         shipped=args.ship,
+        wall_min=wall_min,
     )
-    append_record(args.log, record)
-    print(f"recorded in {args.log}: {json.dumps(record['val'])}, {record['minutes']} min")
+    append_record(args.log, line)
+    print(f"recorded in {args.log}: {json.dumps(line['val'])}, {line['minutes']} min")
     return 0
 
 
@@ -217,20 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training failed (exit {done.returncode}); nothing recorded")
         return done.returncode
     card = json.loads((out_dir / "card.json").read_text(encoding="utf-8"))
-    record = experiment_record(
-        card,
-        recipe=str(repo_relative(args.recipe)),
-        dataset=recipe_name(args.recipe),
-        variant=args.variant,
-        note=args.note,
-        sets=sets,
-        out_dir=out_dir,
-        shipped=args.ship,
-        wall_min=wall_min,
-    )
-    append_record(args.log, record)
-    print(f"recorded in {args.log}: {json.dumps(record['val'])}, {record['minutes']} min")
-    return 0
+    return record(args, card, sets, out_dir, wall_min)
 
 
 if __name__ == "__main__":
