@@ -46,11 +46,11 @@ def test_analyze_measures_a_png_with_the_given_pixel_size(
     ("model", "command"),
     [
         ("fetal_head_hc18", "calibrate"),
-        ("fetal_head_hc18", "ood"),
         ("fetal_head_hc18", "quantize"),
         ("bccd_cells", "calibrate"),
         ("bccd_cells", "quantize"),
-        # radlens ood fits a detector's input-statistics score (tests/cli/test_cli_ood.py)
+        # radlens ood fits a detector's or segmenter's input-statistics score
+        # (tests/cli/test_cli_ood.py)
     ],
 )
 def test_classifier_only_commands_refuse_segmenters_and_detectors_and_say_why(

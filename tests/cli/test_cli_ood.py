@@ -1,4 +1,5 @@
-"""``radlens ood`` on a detector: the input-statistics score alone, from its box set."""
+"""``radlens ood`` on a detector or a segmenter: the input-statistics score alone, from the
+box set or segmentation set it was trained on."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from radlens.models.registry import sha256_of, zoo_folder
 
 Radlens = Callable[..., Result]
 BCCD = Path("det") / "bccd_blood_cells"
+HC18 = Path("seg") / "hc18_fetal_head_us"
 
 
 def detector_copy(tmp_path: Path) -> Path:
@@ -57,3 +59,35 @@ def test_ood_on_a_detector_with_the_wrong_data_names_the_folder(
     assert result.exit_code == 2, result.output  # an input error
     assert "not a box set" in result.output and "Traceback" not in result.output
     assert not (folder / "ood_inputs.npz").exists()
+
+
+@pytest.mark.shared_data
+def test_ood_refits_a_segmenters_input_statistics_and_reproduces_the_shipped_file(
+    radlens: Radlens, tmp_path: Path, shared_data_dir: Path
+) -> None:
+    folder = Path(shutil.copytree(zoo_folder() / "fetal_head_hc18", tmp_path / "seg"))
+    (folder / "ood_inputs.npz").unlink()
+    result = radlens("ood", folder, "--data", shared_data_dir / HC18)
+    assert result.exit_code == 0, result.output
+    assert "(image2d/3) from 154 train images" in result.output
+    assert "of 40 val images" in result.output
+    card = read_card(folder / "card.json")
+    assert card.segmentation is not None and card.segmentation.ood_inputs is not None
+    assert card.segmentation.ood_inputs.sha256 == sha256_of(folder / "ood_inputs.npz")
+    assert sha256_of(folder / "ood_inputs.npz") == sha256_of(
+        zoo_folder() / "fetal_head_hc18" / "ood_inputs.npz"
+    )
+    assert sha256_of(folder / "model.onnx") == card.sha256
+
+
+def test_ood_on_a_segmenter_with_the_wrong_data_names_the_folder(
+    radlens: Radlens, tmp_path: Path
+) -> None:
+    folder = Path(shutil.copytree(zoo_folder() / "fetal_head_hc18", tmp_path / "seg"))
+    before = (folder / "card.json").read_bytes(), (folder / "ood_inputs.npz").read_bytes()
+    (tmp_path / "empty").mkdir()
+    result = radlens("ood", folder, "--data", tmp_path / "empty")
+    assert result.exit_code == 2, result.output  # an input error
+    assert "images/, masks/ and labels.csv" in result.output
+    assert "Traceback" not in result.output
+    assert ((folder / "card.json").read_bytes(), (folder / "ood_inputs.npz").read_bytes()) == before

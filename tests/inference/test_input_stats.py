@@ -286,7 +286,8 @@ def test_each_set_describes_every_statistic_once() -> None:
 
 
 def test_the_set_follows_the_card(make_card) -> None:  # type: ignore[no-untyped-def]
-    assert statistic_set_for(make_card()) is STATISTICS["image2d/2"]  # image2d/1 cards keep theirs
+    # Newly fitted 2D cards get image2d/3; image2d/1 and image2d/2 cards keep theirs.
+    assert statistic_set_for(make_card()) is STATISTICS["image2d/3"]
     mask_card = make_card(input=MASK_SPEC, applies_to=AppliesTo(modalities=("SEG",), dims=3))
     assert statistic_set_for(mask_card) is SHAPE  # newly fitted; mask3d/1 cards keep theirs
     ct_card = make_card(input=MASK_SPEC, applies_to=AppliesTo(modalities=("CT",), dims=3))
@@ -314,3 +315,36 @@ def test_image2d_2_adds_tissue_texture_that_tells_speckle_from_a_smooth_radiogra
     assert plain[laplacian] < 0.01 < 0.3 < grainy[laplacian]  # about 0.002 and 0.44
     black = values(np.zeros((64, 64), np.uint8))  # no tissue: defined, not NaN
     assert black[cv] == 0.0 and black[laplacian] == 0.0
+
+
+def test_image2d_3_sees_pixelation_of_a_frame_much_larger_than_the_model_input() -> None:
+    """A 768 px ultrasound-like frame read at 192 x 128: enlarging it 2.86x by nearest
+    neighbour (the severity-5 pixelation) barely changes the model input, so image2d/2 sees
+    nothing; image2d/3's decoded-frame pixelation goes from about 0.2 to 3."""
+    v2, v3 = STATISTICS["image2d/2"], STATISTICS["image2d/3"]
+    assert v3.names == v2.names[:2] + ("pixelation_decoded",) + v2.names[3:]
+    assert v3.direction[2] == 1  # one-sided: fewer flat steps than training is no reason
+    spec = InputSpec(size=(128, 192), percentile_low=0.5, percentile_high=99.5)
+    rng = np.random.default_rng(3)
+    anatomy = np.asarray(PILImage.fromarray(texture(seed=3)).resize((768, 512)), np.float64)
+    frame = np.clip(anatomy * rng.gamma(4.0, 0.25, anatomy.shape), 0, 255).astype(np.uint8)
+    pil = PILImage.fromarray(frame)
+    enlarged = np.asarray(
+        pil.resize((269, 179), PILImage.Resampling.BOX).resize(
+            (768, 512), PILImage.Resampling.NEAREST
+        )
+    )
+
+    def values(image: np.ndarray, stats: StatisticSet) -> dict[str, float]:
+        v = statistics_of(stats, image, prepare_2d(image, spec)[0], spec)
+        return dict(zip(stats.names, v.tolist(), strict=True))
+
+    assert values(frame, v2)["staircase_decoded"] == values(enlarged, v2)["staircase_decoded"] == 0
+    clean, pixelated = values(frame, v3), values(enlarged, v3)
+    assert clean["pixelation_decoded"] < 0.5 and pixelated["pixelation_decoded"] > 2.5
+    # Every other statistic is image2d/2's.
+    same = [n for n in v3.names if n != "pixelation_decoded"]
+    assert [clean[n] for n in same] == [values(frame, v2)[n] for n in same]
+    # A 12-bit frame with noise moves at nearly every step: no pixelation.
+    wide = frame.astype(np.uint16) * 16 + rng.integers(0, 16, frame.shape).astype(np.uint16)
+    assert values(wide, v3)["pixelation_decoded"] < 0.2

@@ -1,8 +1,8 @@
 """``radlens ood MODEL --data PATH``: add the out-of-distribution score to a model folder.
 
-A classifier gets both scores (its features and its input statistics); a detector, whose
-graph has no features output, the input-statistics score alone. Segmentation models get
-theirs from ``radlens train`` and are refused.
+A classifier gets both scores (its features and its input statistics); a detector or a
+segmenter, whose graph has no features output, the input-statistics score alone (refitted
+here, e.g. with a newer statistic set; ``radlens train`` fits it first).
 """
 
 from __future__ import annotations
@@ -35,19 +35,20 @@ def ood_command(
     models_dir: ModelsDir = None,
 ) -> None:
     """Fit the OOD scores (Mahalanobis on the model's features and on statistics of its
-    input images) and the decision threshold on val; for a detector, the input-statistics
-    score alone (data: its box set)."""
+    input images) and the decision threshold on val; for a detector or a segmenter, the
+    input-statistics score alone (data: its box set or segmentation set)."""
     folder = Path(model)
     if not (folder / "card.json").exists():
         folder = get_model(model, discover(models_dir, include_disabled=True)).folder
-    if read_card(folder / "card.json").task is Task.DETECTION:
+    if read_card(folder / "card.json").task in (Task.DETECTION, Task.SEGMENTATION):
         if not input_stats:
             raise ConfigError(
-                "a detector's only OOD score is its input statistics: drop --no-input-stats"
+                "a detector's or segmenter's only OOD score is its input statistics: drop "
+                "--no-input-stats"
             )
-        from radlens.training.detection_card import fit_detector_ood
+        from radlens.training.input_ood import fit_input_only_ood
 
-        found = fit_detector_ood(folder, data, flag_rate=flag_rate)
+        found = fit_input_only_ood(folder, data, flag_rate=flag_rate)
         out.print(
             f"{found.model}: input statistics ({found.statistics}) from {found.n_train} train "
             f"images; threshold {found.threshold:.3f} flags {found.val_flag_rate:.1%} of "

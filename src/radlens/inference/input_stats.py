@@ -7,7 +7,10 @@ the image itself:
 
 * on the decoded frame (``raw``), what normalization hides: how many grey levels are used
   (contrast reduction of a stored image), edges on the 8 x 8 JPEG block grid and flat steps
-  (pixelation), both only where the frame is near the model input's scale, and colour;
+  (pixelation), both only where the frame is near the model input's scale, and colour; since
+  ``image2d/3`` the flat steps are measured at every frame size, as pixelation on a log scale
+  (an 800 px ultrasound frame enlarged 2.86x by nearest neighbour is read at 240 px, where
+  the resize all but undoes the blocks: only the decoded frame shows them);
 * on the model input (after the model's own preprocessing, as ``predict`` sees it): the
   intensity histogram, gradients, autocorrelation at lags 1, 2 and 4, and flat steps
   (blur, noise, pixelation, another modality or body part); since ``image2d/2`` also the
@@ -53,6 +56,8 @@ RAW_CROP_PX = 256
 JPEG_BLOCK_PX = 8
 MAX_LEVELS_BITS = 8.0
 """Grey levels are counted up to 256: a 12-bit image is not unusual for having more."""
+PIXELATION_FLOOR = 1e-3
+"""Added to the share of moving steps before its logarithm: a fully enlarged frame scores 3."""
 MAX_PIXEL_SHRINK = 2.0
 """Block edges and flat steps of the decoded frame are measured only when it is at most this
 many times the model input's side."""
@@ -120,7 +125,10 @@ def _blockiness(plane: np.ndarray) -> float:
     return float(np.log((across + eps) / (inside + eps)))
 
 
-def _raw_statistics(raw: np.ndarray, spec: InputSpec) -> list[float]:
+def _raw_statistics(raw: np.ndarray, spec: InputSpec, pixelation: bool = False) -> list[float]:
+    """Grey levels, JPEG blockiness, flat steps and colour of the decoded frame. The flat
+    steps are the staircase near the model input's scale, or with ``pixelation``
+    (``image2d/3``) :func:`_pixelation` at any scale."""
     crop = _central_crop(raw, RAW_CROP_PX)
     colour = crop.ndim == 3 and crop.shape[-1] == 3
     # Green carries most of the luminance and keeps the stored (integer) levels.
@@ -130,7 +138,10 @@ def _raw_statistics(raw: np.ndarray, spec: InputSpec) -> list[float]:
     levels = min(MAX_LEVELS_BITS, float(np.log2(max(1, np.unique(inside).size))))
     # Blocks and steps far smaller than a model-input pixel cannot reach the model (a 2000 px
     # radiograph stored as lossy JPEG is read at 224 px, where its 8 px blocks vanish), and a
-    # smooth high-resolution frame has flat steps of its own: measured near the input scale only.
+    # smooth high-resolution frame has flat steps of its own: measured near the input scale only
+    # (image2d/1, /2). image2d/3 measures pixelation at every size: a frame enlarged by nearest
+    # neighbour has a lower resolution than it claims whatever the model reads, and real 12- and
+    # 16-bit DICOM frames move at nearly every step (benchmarks/trust.md, the DICOM table).
     shrink = max(s / t for s, t in zip(raw.shape[:2], spec.size[-2:], strict=True))
     near = shrink <= MAX_PIXEL_SHRINK
     chroma = 0.0
@@ -140,9 +151,19 @@ def _raw_statistics(raw: np.ndarray, spec: InputSpec) -> list[float]:
     return [
         levels,
         _blockiness(plane) if near else 0.0,
-        _staircase(plane) if near else 0.0,
+        _pixelation(plane) if pixelation else _staircase(plane) if near else 0.0,
         chroma,
     ]
+
+
+def _pixelation(plane: np.ndarray) -> float:
+    """How nearest-neighbour enlarged a decoded frame looks, at any resolution: ``-log10`` of
+    the share of its changing two-pixel steps along rows with no flat half (plus
+    ``PIXELATION_FLOOR``). About 0.1-0.5 on natural radiographs and ultrasound, 1.2 once
+    pixelation keeps 55% of the side, 3 when every step is a flat run (enlarged 2x or more).
+    The logarithm spreads the degraded end, so an enlarged image lies far from training
+    whatever the other statistics do."""
+    return float(-np.log10(1.0 - _staircase(plane) + PIXELATION_FLOOR))
 
 
 def _staircase(g: np.ndarray) -> float:
@@ -238,6 +259,12 @@ def _image_statistics_v2(raw: np.ndarray, model_input: np.ndarray, spec: InputSp
     return np.array(_raw_statistics(raw, spec) + _input_statistics(u) + _texture_statistics(u))
 
 
+def _image_statistics_v3(raw: np.ndarray, model_input: np.ndarray, spec: InputSpec) -> np.ndarray:
+    u = model_input * spec.std + spec.mean
+    decoded = _raw_statistics(raw, spec, pixelation=True)
+    return np.array(decoded + _input_statistics(u) + _texture_statistics(u))
+
+
 _IMAGE_NAMES = (
     # decoded frame
     ("grey_levels_bits", -1, 0.1),
@@ -269,6 +296,12 @@ _IMAGE_NAMES = (
 _TEXTURE_NAMES = (
     ("tissue_block_cv", 0, 1e-3),
     ("tissue_laplacian", 0, 1e-3),
+)
+
+_IMAGE_NAMES_V3 = (
+    *_IMAGE_NAMES[:2],
+    ("pixelation_decoded", 1, 0.05),
+    *_IMAGE_NAMES[3:],
 )
 
 # --- 3D masks ----------------------------------------------------------------------------
@@ -546,6 +579,7 @@ def _set(
 STATISTICS: dict[str, StatisticSet] = {
     "image2d/1": _set("image2d/1", _IMAGE_NAMES, _image_statistics),
     "image2d/2": _set("image2d/2", _IMAGE_NAMES + _TEXTURE_NAMES, _image_statistics_v2),
+    "image2d/3": _set("image2d/3", _IMAGE_NAMES_V3 + _TEXTURE_NAMES, _image_statistics_v3),
     "mask3d/1": _set("mask3d/1", _MASK_NAMES, _mask_statistics),
     "mask3d/2": _set("mask3d/2", _MASK_NAMES + _LOCAL_NAMES, _mask_statistics_v2),
 }
@@ -560,7 +594,7 @@ def statistic_set_for(card: ModelCard) -> StatisticSet | None:
     refitted.
     """
     if card.input.dims == 2:
-        return STATISTICS["image2d/2"]
+        return STATISTICS["image2d/3"]
     if card.applies_to.modalities == ("SEG",):
         return STATISTICS["mask3d/2"]
     return None

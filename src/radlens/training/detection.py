@@ -488,7 +488,7 @@ def train_detection(
 ) -> tuple[ModelCard, DetectionScores]:
     """``radlens train`` for ``task = "detection"``: fit, export, measure through ONNX
     Runtime with the ``radlens evaluate`` code, fit the input-statistics OOD score
-    (``ood_inputs.npz``, :mod:`radlens.training.detection_card`) and write the card."""
+    (``ood_inputs.npz``, :mod:`radlens.training.input_ood`) and write the card."""
     from radlens.evaluation.detection import evaluate_detector
     from radlens.inference.backends import OnnxBackend
     from radlens.training.segment_card import fit_input_ood

@@ -1,5 +1,6 @@
-"""``fit_detector_ood``: a detector's input-statistics OOD score added to its folder without
-retraining; reproducible, refused for other tasks and for data it was not trained on."""
+"""``fit_input_only_ood``: a detector's or segmenter's input-statistics OOD score added to its
+folder without retraining; reproducible, refused for classifiers and for data the model was
+not trained on."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import pytest
 from radlens.errors import InputError, UnsupportedTaskError
 from radlens.inference.ood import card_input_stats
 from radlens.io.raster import write_png
+from radlens.io.segmentation_sets import read_segmentation
 from radlens.models.card import read_card, write_card
 from radlens.models.registry import load_model, sha256_of, zoo_folder
-from radlens.training.detection_card import fit_detector_ood
+from radlens.training.input_ood import fit_input_only_ood
 
 BCCD = Path("det") / "bccd_blood_cells"
 
@@ -54,17 +56,17 @@ def test_fit_writes_the_statistics_and_the_card_and_leaves_the_weights(tmp_path:
     folder = bccd_copy(tmp_path, "synthetic (train split 12, val split 20)")
     data = box_set(tmp_path / "boxes", 12, 20)
     weights = sha256_of(folder / "model.onnx")
-    report = fit_detector_ood(folder, data)
+    report = fit_input_only_ood(folder, data)
     card = load_model(folder).card  # the weights still match the card
     assert card.detection is not None and card.detection.ood_inputs is not None
     spec = card.detection.ood_inputs
-    assert (report.n_train, report.n_val, report.statistics) == (12, 20, "image2d/2")
+    assert (report.n_train, report.n_val, report.statistics) == (12, 20, "image2d/3")
     assert spec.sha256 == sha256_of(folder / "ood_inputs.npz")
     assert spec.val_flag_rate == report.val_flag_rate == pytest.approx(0.05)  # 1 of 20
     assert sha256_of(folder / "model.onnx") == weights == card.sha256
     assert card_input_stats(folder, card) is not None
     before = (folder / "card.json").read_bytes(), (folder / "ood_inputs.npz").read_bytes()
-    fit_detector_ood(folder, data)  # the same data gives the same files
+    fit_input_only_ood(folder, data)  # the same data gives the same files
     assert ((folder / "card.json").read_bytes(), (folder / "ood_inputs.npz").read_bytes()) == before
 
 
@@ -72,15 +74,50 @@ def test_data_with_other_split_sizes_than_the_card_states_is_refused(tmp_path: P
     folder = bccd_copy(tmp_path)  # trained on 205 + 87 images
     before = (folder / "card.json").read_bytes()
     with pytest.raises(InputError, match="205/87"):
-        fit_detector_ood(folder, box_set(tmp_path / "boxes", 12, 20))
+        fit_input_only_ood(folder, box_set(tmp_path / "boxes", 12, 20))
     assert (folder / "card.json").read_bytes() == before
     assert not (folder / "ood_inputs.npz").exists()
 
 
-def test_a_segmentation_model_is_refused(tmp_path: Path) -> None:
+def test_a_classifier_is_refused(tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(zoo_folder() / "knee_oa_kl", tmp_path / "knee"))
+    with pytest.raises(UnsupportedTaskError, match="detectors and segmenters"):
+        fit_input_only_ood(folder, tmp_path)
+
+
+def head_set(folder: Path, n: int) -> Path:
+    """A segmentation set of ``n`` ultrasound-like images, one subject each."""
+    rng = np.random.default_rng(1)
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    lines = ["filename,subject_id,mask,pixel_size_mm,head_circumference_mm"]
+    for i in range(n):
+        image = np.clip(rng.gamma(2.0, 40.0, (108, 160)), 0, 255).astype(np.uint8)
+        mask = np.zeros((108, 160), np.uint8)
+        mask[30:80, 40 : 100 + i] = 255
+        write_png(folder / "images" / f"{i:03d}_HC.png", image)
+        write_png(folder / "masks" / f"{i:03d}_HC_Annotation.png", mask)
+        lines.append(f"{i:03d}_HC.png,{i},{i:03d}_HC_Annotation.png,0.1,{100 + i}")
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_a_segmenter_gets_its_statistics_refitted_from_its_own_split(tmp_path: Path) -> None:
     folder = Path(shutil.copytree(zoo_folder() / "fetal_head_hc18", tmp_path / "seg"))
-    with pytest.raises(UnsupportedTaskError, match="detectors"):
-        fit_detector_ood(folder, tmp_path)
+    card = read_card(folder / "card.json")
+    card = dataclasses.replace(card, training=dataclasses.replace(card.training, data="synthetic"))
+    write_card(card, folder / "card.json")
+    data = head_set(tmp_path / "heads", 30)
+    report = fit_input_only_ood(folder, data)
+    val = read_segmentation(data, "val", seed=card.training.seed)
+    assert (report.n_train, report.n_val) == (30 - len(val), len(val))
+    assert report.statistics == "image2d/3"
+    refitted = load_model(folder).card  # the weights still match the card
+    assert refitted.segmentation is not None and refitted.segmentation.ood_inputs is not None
+    assert refitted.segmentation.ood_inputs.sha256 == sha256_of(folder / "ood_inputs.npz")
+    assert refitted.segmentation.edge_offset_px == card.segmentation.edge_offset_px  # type: ignore[union-attr]
+    with pytest.raises(InputError, match="images/, masks/"):
+        fit_input_only_ood(folder, box_set(tmp_path / "boxes", 12, 20))
 
 
 @pytest.mark.shared_data
@@ -88,7 +125,7 @@ def test_the_shipped_statistics_are_made_again_by_the_recorded_command(
     tmp_path: Path, shared_data_dir: Path
 ) -> None:
     folder = bccd_copy(tmp_path)
-    fit_detector_ood(folder, shared_data_dir / BCCD)
+    fit_input_only_ood(folder, shared_data_dir / BCCD)
     shipped = read_card(zoo_folder() / "bccd_cells" / "card.json")
     again = read_card(folder / "card.json")
     assert again.detection is not None and shipped.detection is not None
