@@ -101,8 +101,8 @@ NOTES = [
     "the 40-epoch, 288 and 320 px models gave 2.41-2.49 mm: no better than the best alone.",
     "The 140 epochs were chosen among these by val HC MAD, so 2.07 mm is optimistic for new "
     "images by that choice (40 images: the standard error of the MAD is 0.26 mm, a "
-    "bootstrap 95% interval over images 1.59-2.60 mm). What is left untried: a loss on the boundary or on the fitted ellipse "
-    "itself, and more training heads than HC18's 154.",
+    "bootstrap 95% interval over images 1.59-2.60 mm). What is left untried: a loss on "
+    "the boundary or on the fitted ellipse itself, and more training heads than HC18's 154.",
     "Goal HC MAD <= 2.0 mm: NOT met (2.07 mm on val).",
 ]
 
