@@ -196,10 +196,16 @@ def test_train_task_segmentation_infers_a_recipe_from_a_mask_set(
     out = tmp_path / "model"
     trained = radlens(
         "train", "--dataset", "blobs", "--task", "segmentation", "--size", "48", "--recipes",
-        tmp_path, "--set", "schedule.epochs=2", "-o", out,
+        tmp_path, "--set", "schedule.epochs=2", "--set", "net.weights=float16", "-o", out,
     )  # fmt: skip
     assert trained.exit_code == 0, trained.stderr
     card = json.loads((out / "card.json").read_text())
+    # Stored as float16, measured and hashed as shipped (the card's figures are of this file).
+    import onnx
+
+    stored = {i.data_type for i in onnx.load(str(out / "model.onnx")).graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in stored
+    assert "weights stored as float16" in (out / "train.log").read_text()
     assert card["task"] == "segmentation" and card["input"]["size"] == [32, 48]
     assert card["segmentation"]["measure"] == "head_circumference"
     assert card["enabled_by_default"] is False and (out / "model.onnx").exists()

@@ -334,10 +334,11 @@ def onnx_state(net: CamClassifier, onnx_path: Path, probe: torch.Tensor) -> dict
         ConfigError: the graph does not have the network's structure (another recipe).
     """
     import onnx
-    from onnx import numpy_helper
+
+    from radlens.training.half_weights import weight_values
 
     graph = onnx.load(str(onnx_path)).graph
-    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    values = weight_values(graph)
     conv_inputs: list[tuple[str, str | None]] = []
     for node in graph.node:
         if node.op_type == "Conv" and node.input[1] not in [w for w, _ in conv_inputs]:

@@ -304,8 +304,6 @@ def export_mask_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> flo
     largest |torch - ONNX Runtime| difference on ``example``."""
     import warnings
 
-    from radlens.inference.backends import OnnxBackend
-
     model.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -319,11 +317,42 @@ def export_mask_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> flo
             opset_version=17,
             dynamo=False,
         )
+    return mask_parity(model, example, path)[0]
+
+
+HALF_PARITY_RELATIVE = 1e-2
+"""Float16 weights may move the logits by at most this share of their largest magnitude."""
+
+
+def mask_parity(model: nn.Module, example: torch.Tensor, path: Path) -> tuple[float, float]:
+    """The largest |torch - ONNX Runtime| on ``example``, and the largest |torch| logit."""
+    from radlens.inference.backends import OnnxBackend
+
     with torch.no_grad():
         expected = model(example).numpy()
     OnnxBackend.forget(path)
     got = OnnxBackend(path, threads=1).run(example.numpy())["mask_logits"]
-    return float(np.abs(got - expected).max())
+    return float(np.abs(got - expected).max()), float(np.abs(expected).max())
+
+
+def store_half(model: nn.Module, example: torch.Tensor, path: Path, log: logging.Logger) -> None:
+    """Store the exported weights as float16 (``net.weights = "float16"``) and check the
+    logits against torch again, relative to their scale."""
+    from radlens.training.half_weights import halve_weights
+
+    report = halve_weights(path)
+    diff, scale = mask_parity(model, example, path)
+    log.info(
+        "weights stored as float16: %d tensors, %.2f -> %.2f MB; max |torch - onnxruntime| "
+        "= %.2e (logits up to %.1f)",
+        report.tensors,
+        report.bytes_before / 1e6,
+        report.bytes_after / 1e6,
+        diff,
+        scale,
+    )
+    if diff > HALF_PARITY_RELATIVE * max(scale, 1.0):
+        raise RuntimeError(f"float16 weights move the logits by {diff:.2e} (scale {scale:.1f})")
 
 
 def train_segmentation(
@@ -364,6 +393,8 @@ def train_segmentation(
     log.info("onnx parity: max |torch - onnxruntime| = %.2e", diff)
     if diff > PARITY_TOLERANCE:
         raise RuntimeError(f"ONNX export differs from torch by {diff:.2e}")
+    if recipe.net.weights == "float16":
+        store_half(model, example, onnx_path, log)
     minutes = (time.perf_counter() - started) / 60
     Measure(recipe.measure)  # validated here, used by the card step
     from radlens.training.segment_card import finish_card  # the card step, rerunnable alone

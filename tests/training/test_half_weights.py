@@ -1,0 +1,89 @@
+"""``halve_weights``: convolution and matrix weights stored as float16 behind a cast, so a
+model file about halves and ONNX Runtime still computes in float32 to within float16's
+rounding of the weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from radlens.models.registry import zoo_folder
+from radlens.training.half_weights import halve_weights, weight_values
+
+
+def outputs(path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, {"image": x}), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("model", "shape", "tolerance"),
+    [
+        ("fetal_head_hc18", (2, 1, 160, 240), 5e-3),  # mask_logits, through 5 levels
+        ("knee_oa_kl", (2, 1, 224, 224), 1e-3),  # logits, cam, features
+        ("fracture_boxes", (2, 1, 256, 256), 1e-3),  # heatmap, ltrb
+    ],
+)
+def test_half_weights_halve_the_file_and_keep_every_output(
+    tmp_path: Path, model: str, shape: tuple[int, ...], tolerance: float
+) -> None:
+    source = zoo_folder() / model / "model.onnx"
+    target = tmp_path / "half.onnx"
+    report = halve_weights(source, target)
+    assert report.tensors > 0 and report.bytes_before == source.stat().st_size
+    assert report.bytes_after == target.stat().st_size < 0.55 * report.bytes_before
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    full, half = outputs(source, x), outputs(target, x)
+    assert full.keys() == half.keys()
+    for name, expected in full.items():
+        got = half[name]
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        scale = float(np.abs(expected).max())
+        assert float(np.abs(got - expected).max()) <= tolerance * scale, name
+        assert not np.array_equal(got, expected)  # the weights really were rounded
+
+
+def test_only_large_convolution_and_matrix_weights_become_float16(tmp_path: Path) -> None:
+    target = tmp_path / "half.onnx"
+    halve_weights(zoo_folder() / "fetal_head_hc18" / "model.onnx", target)
+    graph = onnx.load(str(target)).graph
+    half = [i for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT16]
+    weight_names = {n.input[1] for n in graph.node if n.op_type in ("Conv", "ConvTranspose")}
+    assert half and all(i.name.removesuffix("__float16") in weight_names for i in half)
+    casts = {n.input[0]: n.output[0] for n in graph.node if n.op_type == "Cast"}
+    assert all(casts[i.name] == i.name.removesuffix("__float16") for i in half)
+    # Biases and normalization parameters stay float32.
+    kept = {
+        name
+        for n in graph.node
+        if n.op_type in ("Conv", "ConvTranspose", "BatchNormalization", "InstanceNormalization")
+        for name in (n.input[2:] if n.op_type in ("Conv", "ConvTranspose") else n.input[1:])
+    }
+    types = {i.name: i.data_type for i in graph.initializer}
+    assert kept & types.keys()
+    assert all(types[name] == onnx.TensorProto.FLOAT for name in kept & types.keys())
+
+
+def test_a_second_pass_is_refused_and_leaves_the_file(tmp_path: Path) -> None:
+    target = tmp_path / "half.onnx"
+    halve_weights(zoo_folder() / "knee_oa_kl" / "model.onnx", target)
+    before = target.read_bytes()
+    with pytest.raises(ValueError, match="already stored as float16"):
+        halve_weights(target)
+    assert target.read_bytes() == before
+
+
+def test_weight_values_reads_float16_weights_under_their_float32_names(tmp_path: Path) -> None:
+    source = zoo_folder() / "knee_oa_kl" / "model.onnx"
+    halve_weights(source, tmp_path / "half.onnx")
+    full = weight_values(onnx.load(str(source)).graph)
+    half = weight_values(onnx.load(str(tmp_path / "half.onnx")).graph)
+    assert half.keys() == full.keys()
+    for name, value in full.items():
+        assert half[name].dtype == value.dtype and half[name].shape == value.shape
+        np.testing.assert_allclose(half[name], value, rtol=1e-3, atol=1e-6)
