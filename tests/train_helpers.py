@@ -1,9 +1,15 @@
-"""Shared by the training tests: a tiny net's ``radlens train`` flags and a minimal recipe."""
+"""Shared by the training tests: a tiny net's ``radlens train`` flags, a minimal recipe and a
+tiny segmentation set."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+from PIL import Image as PILImage
 
 # ``radlens train`` flags for a net small enough to train in seconds.
 TINY = [
@@ -45,3 +51,22 @@ def minimal_recipe(task: str, labels: list[str], **schedule: Any) -> Any:
         "test",
     )
     return replace(base, schedule=replace(Schedule(), **schedule))
+
+
+def ellipse_set(root: Path, n_subjects: int = 12) -> Path:
+    """A tiny mask set: bright ellipses of different sizes, with their HC in labels.csv."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    lines = ["filename,subject_id,mask,pixel_size_mm,head_circumference_mm"]
+    yy, xx = np.mgrid[:64, :96]
+    for i in range(n_subjects):
+        a, b = 20 + i % 6, 12 + i % 4
+        inside = ((xx - 48) / a) ** 2 + ((yy - 32) / b) ** 2 <= 1
+        image = (rng.integers(0, 60, (64, 96)) + 150 * inside).astype(np.uint8)
+        PILImage.fromarray(image).save(root / "images" / f"{i:03d}_HC.png")
+        PILImage.fromarray((inside * 255).astype(np.uint8)).save(root / "masks" / f"{i:03d}_m.png")
+        hc = 0.5 * math.pi * (3 * (a + b) - math.sqrt((3 * a + b) * (a + 3 * b)))
+        lines.append(f"{i:03d}_HC.png,{i},{i:03d}_m.png,0.5,{hc:.2f}")
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root

@@ -12,7 +12,7 @@ from typer.testing import Result
 
 from radlens.cli.train import parse_sets
 from radlens.errors import ConfigError
-from train_helpers import TINY
+from train_helpers import TINY, ellipse_set
 
 
 def learnable_npz(path: Path, shape: tuple[int, ...], n_classes: int, n: int = 24) -> Path:
@@ -128,29 +128,6 @@ def test_train_an_absent_dataset_says_where_it_looked(
     result = radlens("train", "--dataset", "nosuchmnist", "--recipes", tmp_path, "-o", tmp_path)
     assert result.exit_code == 1
     assert "no dataset 'nosuchmnist'" in result.stderr
-
-
-def ellipse_set(root: Path, n_subjects: int = 12) -> Path:
-    """A tiny mask set: bright ellipses of different sizes, with their HC in labels.csv."""
-    import math
-
-    from PIL import Image as PILImage
-
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    rng = np.random.default_rng(0)
-    lines = ["filename,subject_id,mask,pixel_size_mm,head_circumference_mm"]
-    yy, xx = np.mgrid[:64, :96]
-    for i in range(n_subjects):
-        a, b = 20 + i % 6, 12 + i % 4
-        inside = ((xx - 48) / a) ** 2 + ((yy - 32) / b) ** 2 <= 1
-        image = (rng.integers(0, 60, (64, 96)) + 150 * inside).astype(np.uint8)
-        PILImage.fromarray(image).save(root / "images" / f"{i:03d}_HC.png")
-        PILImage.fromarray((inside * 255).astype(np.uint8)).save(root / "masks" / f"{i:03d}_m.png")
-        hc = 0.5 * math.pi * (3 * (a + b) - math.sqrt((3 * a + b) * (a + 3 * b)))
-        lines.append(f"{i:03d}_HC.png,{i},{i:03d}_m.png,0.5,{hc:.2f}")
-    (root / "labels.csv").write_text("\n".join(lines) + "\n")
-    return root
 
 
 def test_train_task_segmentation_on_data_without_masks_says_what_it_needs(

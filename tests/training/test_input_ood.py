@@ -19,6 +19,7 @@ from radlens.io.segmentation_sets import read_segmentation
 from radlens.models.card import read_card, write_card
 from radlens.models.registry import load_model, sha256_of, zoo_folder
 from radlens.training.input_ood import fit_input_only_ood
+from train_helpers import ellipse_set
 
 BCCD = Path("det") / "bccd_blood_cells"
 
@@ -85,29 +86,12 @@ def test_a_classifier_is_refused(tmp_path: Path) -> None:
         fit_input_only_ood(folder, tmp_path)
 
 
-def head_set(folder: Path, n: int) -> Path:
-    """A segmentation set of ``n`` ultrasound-like images, one subject each."""
-    rng = np.random.default_rng(1)
-    (folder / "images").mkdir(parents=True)
-    (folder / "masks").mkdir()
-    lines = ["filename,subject_id,mask,pixel_size_mm,head_circumference_mm"]
-    for i in range(n):
-        image = np.clip(rng.gamma(2.0, 40.0, (108, 160)), 0, 255).astype(np.uint8)
-        mask = np.zeros((108, 160), np.uint8)
-        mask[30:80, 40 : 100 + i] = 255
-        write_png(folder / "images" / f"{i:03d}_HC.png", image)
-        write_png(folder / "masks" / f"{i:03d}_HC_Annotation.png", mask)
-        lines.append(f"{i:03d}_HC.png,{i},{i:03d}_HC_Annotation.png,0.1,{100 + i}")
-    (folder / "labels.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder
-
-
 def test_a_segmenter_gets_its_statistics_refitted_from_its_own_split(tmp_path: Path) -> None:
     folder = Path(shutil.copytree(zoo_folder() / "fetal_head_hc18", tmp_path / "seg"))
     card = read_card(folder / "card.json")
     card = dataclasses.replace(card, training=dataclasses.replace(card.training, data="synthetic"))
     write_card(card, folder / "card.json")
-    data = head_set(tmp_path / "heads", 30)
+    data = ellipse_set(tmp_path / "heads", 30)
     report = fit_input_only_ood(folder, data)
     val = read_segmentation(data, "val", seed=card.training.seed)
     assert (report.n_train, report.n_val) == (30 - len(val), len(val))

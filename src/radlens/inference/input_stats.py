@@ -46,6 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -254,14 +255,12 @@ def _texture_statistics(u: np.ndarray) -> list[float]:
     return [cv, relative]
 
 
-def _image_statistics_v2(raw: np.ndarray, model_input: np.ndarray, spec: InputSpec) -> np.ndarray:
+def _image_statistics_v2(
+    raw: np.ndarray, model_input: np.ndarray, spec: InputSpec, pixelation: bool = False
+) -> np.ndarray:
+    """``image2d/2``; with ``pixelation``, ``image2d/3`` (see :func:`_raw_statistics`)."""
     u = model_input * spec.std + spec.mean
-    return np.array(_raw_statistics(raw, spec) + _input_statistics(u) + _texture_statistics(u))
-
-
-def _image_statistics_v3(raw: np.ndarray, model_input: np.ndarray, spec: InputSpec) -> np.ndarray:
-    u = model_input * spec.std + spec.mean
-    decoded = _raw_statistics(raw, spec, pixelation=True)
+    decoded = _raw_statistics(raw, spec, pixelation)
     return np.array(decoded + _input_statistics(u) + _texture_statistics(u))
 
 
@@ -579,7 +578,11 @@ def _set(
 STATISTICS: dict[str, StatisticSet] = {
     "image2d/1": _set("image2d/1", _IMAGE_NAMES, _image_statistics),
     "image2d/2": _set("image2d/2", _IMAGE_NAMES + _TEXTURE_NAMES, _image_statistics_v2),
-    "image2d/3": _set("image2d/3", _IMAGE_NAMES_V3 + _TEXTURE_NAMES, _image_statistics_v3),
+    "image2d/3": _set(
+        "image2d/3",
+        _IMAGE_NAMES_V3 + _TEXTURE_NAMES,
+        partial(_image_statistics_v2, pixelation=True),
+    ),
     "mask3d/1": _set("mask3d/1", _MASK_NAMES, _mask_statistics),
     "mask3d/2": _set("mask3d/2", _MASK_NAMES + _LOCAL_NAMES, _mask_statistics_v2),
 }
