@@ -3,13 +3,14 @@ tiny segmentation set."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image as PILImage
+
+from radlens.inference.biometry import ellipse_perimeter
 
 # ``radlens train`` flags for a net small enough to train in seconds.
 TINY = [
@@ -66,7 +67,7 @@ def ellipse_set(root: Path, n_subjects: int = 12) -> Path:
         image = (rng.integers(0, 60, (64, 96)) + 150 * inside).astype(np.uint8)
         PILImage.fromarray(image).save(root / "images" / f"{i:03d}_HC.png")
         PILImage.fromarray((inside * 255).astype(np.uint8)).save(root / "masks" / f"{i:03d}_m.png")
-        hc = 0.5 * math.pi * (3 * (a + b) - math.sqrt((3 * a + b) * (a + 3 * b)))
+        hc = ellipse_perimeter(a, b) * 0.5
         lines.append(f"{i:03d}_HC.png,{i},{i:03d}_m.png,0.5,{hc:.2f}")
     (root / "labels.csv").write_text("\n".join(lines) + "\n")
     return root

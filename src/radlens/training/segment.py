@@ -37,6 +37,8 @@ from radlens.training.augment import affine, intensity
 from radlens.training.recipe import Recipe
 
 PARITY_TOLERANCE = 1e-3
+HALF_PARITY_RELATIVE = 1e-2
+"""Float16 weights may move the logits by at most this share of their largest magnitude."""
 
 
 class MaskNet(nn.Module):
@@ -318,10 +320,6 @@ def export_mask_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> flo
             dynamo=False,
         )
     return mask_parity(model, example, path)[0]
-
-
-HALF_PARITY_RELATIVE = 1e-2
-"""Float16 weights may move the logits by at most this share of their largest magnitude."""
 
 
 def mask_parity(model: nn.Module, example: torch.Tensor, path: Path) -> tuple[float, float]:
