@@ -52,12 +52,13 @@ def test_joint_augmentation_moves_image_and_mask_together() -> None:
     assert torch.allclose(same, x, atol=1e-5)
 
 
-def test_float16_weights_are_for_segmentation_recipes_only() -> None:
+def test_float16_weights_are_for_classification_and_segmentation_recipes() -> None:
     assert NetSpec(arch="basicunet", weights="float16").weights == "float16"
+    assert NetSpec(arch="resnet18", weights="float16").weights == "float16"
     with pytest.raises(ValueError, match="float32 or float16"):
         NetSpec(arch="basicunet", weights="int8")
-    with pytest.raises(ValueError, match="segmentation"):
-        NetSpec(arch="resnet18", weights="float16")
+    with pytest.raises(ValueError, match="classification and segmentation"):
+        NetSpec(arch="boxnet", weights="float16")
 
 
 def test_basicunet_net_spec_needs_six_feature_counts() -> None:

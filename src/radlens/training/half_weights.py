@@ -32,6 +32,9 @@ WEIGHT_INPUTS = {"Conv": 1, "ConvTranspose": 1, "Gemm": 1, "MatMul": 1}
 MIN_ELEMENTS = 64
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 HALF_SUFFIX = "__float16"
+HALF_PARITY_RELATIVE = 1e-2
+"""Float16 weights may move a model's outputs by at most this share of their largest
+magnitude (checked against torch after the rewrite, by each trainer)."""
 
 
 @dataclass(frozen=True)

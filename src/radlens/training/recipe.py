@@ -50,14 +50,14 @@ class NetSpec:
     init: str = ""
     # How the exported ONNX file stores convolution weights: "float32", or "float16" behind a
     # cast that ONNX Runtime folds at load (training.half_weights: half the bytes, computed
-    # in float32). Segmentation recipes only, for now.
+    # in float32). Not for detection (boxnet) recipes.
     weights: str = "float32"
 
     def __post_init__(self) -> None:
         if self.weights not in ("float32", "float16"):
             raise ValueError(f"net.weights is float32 or float16, not {self.weights!r}")
-        if self.weights == "float16" and self.arch != "basicunet":
-            raise ValueError("net.weights = float16 is for segmentation (basicunet) recipes")
+        if self.weights == "float16" and self.arch == "boxnet":
+            raise ValueError("net.weights = float16 is for classification and segmentation")
         if self.arch == "boxnet":  # training.detection.BoxNet: 4 stages of ``widths``
             if len(self.widths) != 4:
                 raise ValueError("net.widths needs 4 stages for boxnet")

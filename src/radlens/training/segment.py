@@ -37,8 +37,6 @@ from radlens.training.augment import affine, intensity
 from radlens.training.recipe import Recipe
 
 PARITY_TOLERANCE = 1e-3
-HALF_PARITY_RELATIVE = 1e-2
-"""Float16 weights may move the logits by at most this share of their largest magnitude."""
 
 
 class MaskNet(nn.Module):
@@ -336,7 +334,7 @@ def mask_parity(model: nn.Module, example: torch.Tensor, path: Path) -> tuple[fl
 def store_half(model: nn.Module, example: torch.Tensor, path: Path, log: logging.Logger) -> None:
     """Store the exported weights as float16 (``net.weights = "float16"``) and check the
     logits against torch again, relative to their scale."""
-    from radlens.training.half_weights import halve_weights
+    from radlens.training.half_weights import HALF_PARITY_RELATIVE, halve_weights
 
     report = halve_weights(path)
     diff, scale = mask_parity(model, example, path)
