@@ -71,3 +71,17 @@ def ellipse_set(root: Path, n_subjects: int = 12) -> Path:
         lines.append(f"{i:03d}_HC.png,{i},{i:03d}_m.png,0.5,{hc:.2f}")
     (root / "labels.csv").write_text("\n".join(lines) + "\n")
     return root
+
+
+def mask_net_onnx(path: Path, size: tuple[int, int], seed: int = 0) -> Path:
+    """A randomly initialized segmentation network (``image -> mask_logits``, the shipped
+    BasicUNet's 5 levels at 4-64 channels) exported for ``size`` (rows, cols). Needs torch."""
+    import torch
+
+    from radlens.training.segment import MaskNet, export_mask_onnx
+
+    torch.manual_seed(seed)
+    net = MaskNet((4, 8, 16, 32, 64, 4)).eval()
+    example = torch.randn(2, 1, *size, generator=torch.Generator().manual_seed(seed))
+    export_mask_onnx(net, example, path)
+    return path

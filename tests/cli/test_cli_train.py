@@ -197,6 +197,65 @@ def test_train_task_segmentation_infers_a_recipe_from_a_mask_set(
     assert {"dice", "hd95_mm"} <= set(card["metrics"]["val"])
 
 
+@pytest.mark.train
+@pytest.mark.slow
+def test_a_multi_scale_segmentation_ensemble_is_its_single_size_runs_composed(
+    radlens: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("monai")
+    import re
+
+    monkeypatch.setenv("RADLENS_DATA", str(tmp_path / "data"))
+    ellipse_set(tmp_path / "data" / "seg" / "blobs")
+    common = ["train", "--dataset", "blobs", "--task", "segmentation", "--size", "48",
+              "--recipes", tmp_path, "--set", "schedule.epochs=2"]  # fmt: skip
+    out = tmp_path / "ensemble"
+    trained = radlens(
+        *common, "--set", "schedule.member_sizes=[[32, 48], [24, 32]]",
+        "--set", "net.weights=float16", "-o", out,
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.stderr
+    card = json.loads((out / "card.json").read_text())
+    assert card["input"]["size"] == [32, 48] and {"dice", "hc_mad_mm"} <= set(
+        card["metrics"]["val"]
+    )
+    log = (out / "train.log").read_text()
+    shas = dict(re.findall(r"member (\d)/2 \(trained\): input \[\d+, \d+\], sha256 (\w+)", log))
+    assert set(shas) == {"1", "2"} and "weights stored as float16" in log
+    # Member 2 is exactly what a single-size run of the recipe at its size exports.
+    single = tmp_path / "single"
+    alone = radlens(*common, "--set", "input.size=[24, 32]", "-o", single)
+    assert alone.exit_code == 0, alone.stderr
+    from radlens.models.registry import sha256_of
+
+    assert sha256_of(single / "model.onnx") == shas["2"]
+    # Trained members can be given instead: the same ensemble, nothing trained.
+    given = tmp_path / "given"
+    big = tmp_path / "big"
+    assert radlens(*common, "-o", big).exit_code == 0
+    again = radlens(
+        *common, "--set", "schedule.member_sizes=[[32, 48], [24, 32]]",
+        "--set", "net.weights=float16", "--member", big / "model.onnx",
+        "--member", single / "model.onnx", "-o", given,
+    )  # fmt: skip
+    assert again.exit_code == 0, again.stderr
+    assert sha256_of(big / "model.onnx") == shas["1"]
+    assert (given / "model.onnx").read_bytes() == (out / "model.onnx").read_bytes()
+    assert "(given)" in (given / "train.log").read_text()
+
+
+def test_trained_members_are_only_for_segmentation_ensembles(
+    radlens: Callable[..., Result], tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    done = radlens(
+        "train", "recipes/fetal_head_hc18.toml", "--set", "schedule.member_sizes=[]",
+        "--member", tmp_path / "m.onnx", "-o", tmp_path / "out",
+    )  # fmt: skip
+    assert done.exit_code != 0 and "schedule.member_sizes" in done.stderr
+
+
 def test_train_with_boxes_and_a_transferred_trunk_exports_a_plain_classifier(
     radlens: Callable[..., Result], tmp_path: Path
 ) -> None:

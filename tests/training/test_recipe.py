@@ -127,3 +127,13 @@ def test_a_recipe_is_inferred_from_an_unknown_dataset(
     assert recipe.input.size == (28,) * dims
     # Unknown licence: never enabled by default.
     assert recipe.commercial_use is False
+
+
+def test_member_sizes_are_two_or_more_row_column_pairs() -> None:
+    from radlens.training.recipe import Schedule
+
+    assert Schedule(member_sizes=([224, 336], [160, 240])).member_sizes == ((224, 336), (160, 240))  # type: ignore[arg-type]
+    assert Schedule().member_sizes == ()
+    for bad in (((224, 336),), ((224, 336, 1), (160, 240)), ((8, 8), (16, 16))):
+        with pytest.raises(ValueError, match="member_sizes"):
+            Schedule(member_sizes=bad)  # type: ignore[arg-type]

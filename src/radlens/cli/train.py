@@ -106,6 +106,14 @@ def train_command(
     sets: Annotated[
         list[str] | None, typer.Option("--set", help="override a recipe value: section.key=value")
     ] = None,
+    members: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--member",
+            help="segmentation ensembles (schedule.member_sizes): an already trained member's "
+            "model.onnx, in member_sizes order, used instead of training it",
+        ),
+    ] = None,
 ) -> None:
     """Train, calibrate and export a model (ONNX + card.json + train.log)."""
     try:
@@ -150,10 +158,12 @@ def train_command(
         else:
             inferred = infer_recipe(source, dataset, size)
         chosen = recipe_from_dict(inferred, f"inferred from {source}", overrides)
-    command = shlex.join(
-        _command_words(recipe, dataset, size, arch, data, epochs, seed, sets or [], output, task)
+    words = _command_words(
+        recipe, dataset, size, arch, data, epochs, seed, sets or [], output, task
     )
-    card, evaluation = train(chosen, output, Path(chosen.data), command)
+    for member in members or []:
+        words[-2:-2] = ["--member", str(member)]
+    card, evaluation = train(chosen, output, Path(chosen.data), shlex.join(words), members)
     out.print(
         f"{card.name} {card.version} -> {output}: val "
         + ", ".join(f"{k} {v:.4f}" for k, v in evaluation.metrics.items())

@@ -106,10 +106,20 @@ class Schedule:
     # 2D classifiers whose data folder also has boxes.csv: weight of the auxiliary box
     # localization loss (training.localize; the head is dropped at export). 0 = off.
     box_loss: float = 0.0
+    # Segmentation: a multi-scale ensemble (training.seg_ensemble). Member k is the recipe
+    # trained at input size member_sizes[k] (rows, cols); input.size must be the largest.
+    # () = one network at input.size.
+    member_sizes: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.box_loss < 0:
             raise ValueError("schedule.box_loss must be >= 0")
+        sizes = tuple(tuple(int(v) for v in size) for size in self.member_sizes)
+        if sizes and (len(sizes) < 2 or any(len(s) != 2 or min(s) < 16 for s in sizes)):
+            raise ValueError(
+                "schedule.member_sizes needs two or more [rows, cols] sizes of at least 16 px"
+            )
+        object.__setattr__(self, "member_sizes", sizes)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import logging
 import math
 import shlex
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -351,15 +352,125 @@ def store_half(model: nn.Module, example: torch.Tensor, path: Path, log: logging
         raise RuntimeError(f"float16 weights move the logits by {diff:.2e} (scale {scale:.1f})")
 
 
+def train_one(
+    recipe: Recipe,
+    train_set: SegmentedImages,
+    val_set: SegmentedImages,
+    onnx_path: Path,
+    log: logging.Logger,
+) -> None:
+    """Fit the recipe's network at ``input.size`` and export it to ``onnx_path`` (checked
+    against torch, then stored as float16 when ``net.weights`` says so)."""
+    x_train, y_train = to_tensors(train_set, recipe)
+    x_val, y_val = to_tensors(val_set, recipe)
+    model, _, _ = fit_segmentation(recipe, x_train, y_train, x_val, y_val, log)
+    example = (x_val[:2] - recipe.input.mean) / recipe.input.std
+    diff = export_mask_onnx(model, example, onnx_path)
+    log.info("onnx parity: max |torch - onnxruntime| = %.2e", diff)
+    if diff > PARITY_TOLERANCE:
+        raise RuntimeError(f"ONNX export differs from torch by {diff:.2e}")
+    if recipe.net.weights == "float16":
+        store_half(model, example, onnx_path, log)
+
+
+def ensemble_members(
+    recipe: Recipe,
+    train_set: SegmentedImages,
+    val_set: SegmentedImages,
+    onnx_path: Path,
+    log: logging.Logger,
+    members: Sequence[Path] | None = None,
+) -> None:
+    """A multi-scale ensemble (``schedule.member_sizes``) exported to ``onnx_path``.
+
+    Member *k* is :func:`train_one` of the recipe with ``input.size = member_sizes[k]`` and
+    float32 weights: the very network a single-size run of the recipe at that size gives
+    (training on one thread is deterministic; each member's sha256 is logged to compare).
+    ``members`` replaces the training with already trained files. The members are joined by
+    :func:`radlens.training.seg_ensemble.compose_members`, checked against the mean of the
+    members run one by one, then stored as float16 when ``net.weights`` says so.
+
+    Raises:
+        ConfigError: ``input.size`` is not the largest member size, or ``members`` does not
+            give one file per size.
+    """
+    import tempfile
+    from dataclasses import replace
+
+    from radlens.errors import ConfigError
+    from radlens.models.registry import sha256_of
+    from radlens.training.half_weights import HALF_PARITY_RELATIVE, halve_weights
+    from radlens.training.seg_ensemble import compose_members, member_parity
+
+    sizes = recipe.schedule.member_sizes
+    if tuple(recipe.input.size) != max(sizes, key=lambda s: s[0] * s[1]):
+        raise ConfigError(
+            f"{recipe.source}: input.size {list(recipe.input.size)} must be the largest of "
+            f"schedule.member_sizes {[list(s) for s in sizes]} (the ensemble's input)"
+        )
+    if members is not None and len(members) != len(sizes):
+        raise ConfigError(f"{len(sizes)} member sizes but {len(members)} trained members given")
+    x_val = (to_tensors(val_set, recipe)[0][:2] - recipe.input.mean) / recipe.input.std
+    with tempfile.TemporaryDirectory() as tmp:
+        paths: list[Path] = []
+        for k, size in enumerate(sizes):
+            if members is not None:
+                path = Path(members[k])
+                how = "given"
+            else:
+                member = replace(
+                    recipe,
+                    input=replace(recipe.input, size=size),
+                    net=replace(recipe.net, weights="float32"),
+                    schedule=replace(recipe.schedule, member_sizes=()),
+                )
+                log.info("member %d/%d: input %s", k + 1, len(sizes), list(size))
+                path = Path(tmp) / f"member{k + 1}.onnx"
+                train_one(member, train_set, val_set, path, log)
+                how = "trained"
+            log.info(
+                "member %d/%d (%s): input %s, sha256 %s", k + 1, len(sizes), how, list(size),
+                sha256_of(path),
+            )  # fmt: skip
+            paths.append(path)
+        compose_members(paths, sizes, onnx_path)
+        diff = member_parity(onnx_path, paths, sizes, x_val.numpy())
+    log.info("ensemble of %d members composed; max |ensemble - mean of members| = %.2e",
+             len(sizes), diff)  # fmt: skip
+    if diff > PARITY_TOLERANCE:
+        raise RuntimeError(f"the composed ensemble differs from its members by {diff:.2e}")
+    if recipe.net.weights == "float16":
+        from radlens.inference.backends import OnnxBackend
+
+        before = OnnxBackend(onnx_path, threads=1).run(x_val.numpy())["mask_logits"]
+        report = halve_weights(onnx_path)
+        OnnxBackend.forget(onnx_path)
+        after = OnnxBackend(onnx_path, threads=1).run(x_val.numpy())["mask_logits"]
+        diff, scale = float(np.abs(after - before).max()), float(np.abs(before).max())
+        log.info(
+            "weights stored as float16: %d tensors, %.2f -> %.2f MB; max |float16 - float32| "
+            "= %.2e (logits up to %.1f)",
+            report.tensors, report.bytes_before / 1e6, report.bytes_after / 1e6, diff, scale,
+        )  # fmt: skip
+        if diff > HALF_PARITY_RELATIVE * max(scale, 1.0):
+            raise RuntimeError(f"float16 weights move the logits by {diff:.2e}")
+
+
 def train_segmentation(
     recipe: Recipe,
     out_dir: Path,
     data_path: Path | None,
     command: str | None,
     log: logging.Logger,
+    members: Sequence[Path] | None = None,
 ) -> tuple[ModelCard, Evaluation]:
     """Train, export ``model.onnx`` into ``out_dir``, write the card; return it and the val
-    evaluation (through ONNX Runtime at the source resolution)."""
+    evaluation (through ONNX Runtime at the source resolution).
+
+    With ``schedule.member_sizes`` the model is a multi-scale ensemble
+    (:func:`ensemble_members`); ``members`` are already trained members to compose instead
+    of training them.
+    """
     from radlens.errors import ConfigError
 
     if recipe.net.arch != "basicunet":
@@ -380,17 +491,11 @@ def train_segmentation(
         len(val_set),
         len(set(val_set.subjects)),
     )
-    x_train, y_train = to_tensors(train_set, recipe)
-    x_val, y_val = to_tensors(val_set, recipe)
-    model, _, _ = fit_segmentation(recipe, x_train, y_train, x_val, y_val, log)
     onnx_path = out_dir / "model.onnx"
-    example = (x_val[:2] - recipe.input.mean) / recipe.input.std
-    diff = export_mask_onnx(model, example, onnx_path)
-    log.info("onnx parity: max |torch - onnxruntime| = %.2e", diff)
-    if diff > PARITY_TOLERANCE:
-        raise RuntimeError(f"ONNX export differs from torch by {diff:.2e}")
-    if recipe.net.weights == "float16":
-        store_half(model, example, onnx_path, log)
+    if recipe.schedule.member_sizes:
+        ensemble_members(recipe, train_set, val_set, onnx_path, log, members)
+    else:
+        train_one(recipe, train_set, val_set, onnx_path, log)
     minutes = (time.perf_counter() - started) / 60
     Measure(recipe.measure)  # validated here, used by the card step
     from radlens.training.segment_card import finish_card  # the card step, rerunnable alone

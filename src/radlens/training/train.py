@@ -19,6 +19,7 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -95,13 +96,28 @@ def _logger(path: Path) -> logging.Logger:
 
 
 def train(
-    recipe: Recipe, out_dir: Path, data_path: Path | None = None, command: str | None = None
+    recipe: Recipe,
+    out_dir: Path,
+    data_path: Path | None = None,
+    command: str | None = None,
+    members: Sequence[Path] | None = None,
 ) -> tuple[ModelCard, Evaluation]:
-    """Train the recipe's model into ``out_dir`` and return its card and val evaluation."""
+    """Train the recipe's model into ``out_dir`` and return its card and val evaluation.
+
+    ``members``: for a segmentation ensemble (``schedule.member_sizes``), already trained
+    members' ONNX files to compose instead of training them.
+    """
+    from radlens.errors import ConfigError
+
+    if members and (recipe.task is not Task.SEGMENTATION or not recipe.schedule.member_sizes):
+        raise ConfigError(
+            f"{recipe.source}: trained members are for segmentation recipes with "
+            "schedule.member_sizes"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     log = _logger(out_dir / "train.log")
     try:
-        return _train(recipe, out_dir, data_path, command, log)
+        return _train(recipe, out_dir, data_path, command, log, members)
     finally:
         for handler in log.handlers:
             handler.close()
@@ -114,11 +130,12 @@ def _train(
     data_path: Path | None,
     command: str | None,
     log: logging.Logger,
+    members: Sequence[Path] | None = None,
 ) -> tuple[ModelCard, Evaluation]:
     if recipe.task is Task.SEGMENTATION:
         from radlens.training.segment import train_segmentation
 
-        return train_segmentation(recipe, out_dir, data_path, command, log)
+        return train_segmentation(recipe, out_dir, data_path, command, log, members)
     if recipe.task is Task.DETECTION:
         from radlens.training.detection import train_detection
 
