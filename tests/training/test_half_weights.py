@@ -37,7 +37,7 @@ def outputs(path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
     ("model", "shape", "tolerance"),
     [
         ("mask_net", (2, 1, 64, 96), 5e-3),  # mask_logits, through 5 levels
-        ("knee_oa_kl", (2, 1, 224, 224), 1e-3),  # logits, cam, features
+        ("cxr_pneumonia_128", (2, 1, 128, 128), 1e-3),  # logits, cam, features
         ("fracture_boxes", (2, 1, 256, 256), 1e-3),  # heatmap, ltrb
     ],
 )
@@ -83,7 +83,7 @@ def test_only_large_convolution_and_matrix_weights_become_float16(tmp_path: Path
 
 def test_a_second_pass_is_refused_and_leaves_the_file(tmp_path: Path) -> None:
     target = tmp_path / "half.onnx"
-    halve_weights(zoo_folder() / "knee_oa_kl" / "model.onnx", target)
+    halve_weights(zoo_folder() / "cxr_pneumonia_128" / "model.onnx", target)
     before = target.read_bytes()
     with pytest.raises(ValueError, match="already stored as float16"):
         halve_weights(target)
@@ -91,7 +91,7 @@ def test_a_second_pass_is_refused_and_leaves_the_file(tmp_path: Path) -> None:
 
 
 def test_weight_values_reads_float16_weights_under_their_float32_names(tmp_path: Path) -> None:
-    source = zoo_folder() / "knee_oa_kl" / "model.onnx"
+    source = zoo_folder() / "cxr_pneumonia_128" / "model.onnx"
     halve_weights(source, tmp_path / "half.onnx")
     full = weight_values(onnx.load(str(source)).graph)
     half = weight_values(onnx.load(str(tmp_path / "half.onnx")).graph)
