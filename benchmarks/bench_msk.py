@@ -357,10 +357,16 @@ osteophytes; a map spread evenly would put {h["band_share_uniform"]:.0%} there) 
   was 1.2.0); input 320 px instead of 256: 0.827 (seed 0). Fracture 1.3.0 is 1.2.0's
   recipe trained 80 epochs (patience 24) instead of 40, whose best epoch had been the
   37th: val AUC 0.855 -> 0.883, ECE 0.092 -> 0.058 (one seed; the two seeds of 1.2.0's
-  recipe differed by 0.011). Every run is in `benchmarks/experiments.jsonl` (rendered in
-  `benchmarks/models.md`). A knee model from the same transferred trunk stopped early at
-  weighted kappa 0.657 (argmax) against 0.683: not kept; the knee recipe trained 80
-  epochs gave AUC 0.826 but accuracy 0.500 and weighted kappa 0.728: not kept either.
+  recipe differed by 0.011). Fracture 1.4.0 is three members of that recipe (seeds 0, 1, 2;
+  member 1 is 1.3.0 exactly) with mirror-image test-time augmentation in one graph, weights
+  in float16 (1.9 MB): val AUC 0.883 -> 0.899, ECE 0.058 -> 0.048, sensitivity at 90%
+  specificity 0.695 -> 0.780; seed 1's member alone reached 0.906 at its best epoch, so the
+  seed-to-seed spread at 80 epochs is about 0.02. Knee 1.2.0 is 1.1.0 retrained identically
+  with float16 weights (same figures to three decimals). Every run is in
+  `benchmarks/experiments.jsonl` (rendered in `benchmarks/models.md`). A knee model from the
+  same transferred trunk stopped early at weighted kappa 0.657 (argmax) against 0.683: not
+  kept; the knee recipe trained 80 epochs gave AUC 0.826 but accuracy 0.500 and weighted
+  kappa 0.728: not kept either.
 - The fracture goals are missed too: study-level AUC {frac_auc} against 0.90, and the box
   detector's AP@0.5 against the FracAtlas paper's YOLOv8 baseline, whose figures could not
   be read from this machine; at 0.086 it is below any published YOLOv8 result on
