@@ -104,7 +104,9 @@ def compose_members(
 
 def resized(x: np.ndarray, size: tuple[int, int], antialias: bool) -> np.ndarray:
     """``x`` ``(n, c, rows, cols)`` resized to ``size`` by the ``Resize`` the ensemble uses."""
-    import onnxruntime
+    import tempfile
+
+    from radlens.inference.backends import OnnxBackend
 
     nodes = _resize("y", "x", size, antialias)
     x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))
@@ -113,10 +115,11 @@ def resized(x: np.ndarray, size: tuple[int, int], antialias: bool) -> np.ndarray
         helper.make_graph(nodes, "resize", [x_info], [y_info]),
         opset_imports=[helper.make_opsetid("", OPSET)],
     )
-    session = onnxruntime.InferenceSession(
-        model.SerializeToString(), providers=["CPUExecutionProvider"]
-    )
-    out: np.ndarray = session.run(["y"], {"x": x.astype(np.float32)})[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "resize.onnx"
+        onnx.save(model, str(path))
+        out = OnnxBackend(path).run(x)["y"]
+        OnnxBackend.forget(path)
     return out
 
 
@@ -125,12 +128,10 @@ def member_parity(
 ) -> float:
     """The largest |ensemble - mean of its members| on ``x`` (at the ensemble's input size),
     each member run alone on ``x`` resized to its size and its logits resized back."""
-    import onnxruntime
+    from radlens.inference.backends import OnnxBackend
 
     def run(path: Path, batch: np.ndarray) -> np.ndarray:
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        out: np.ndarray = session.run(["mask_logits"], {"image": batch.astype(np.float32)})[0]
-        return out
+        return OnnxBackend(path).run(batch)["mask_logits"]
 
     size = (int(x.shape[-2]), int(x.shape[-1]))
     outputs = []
@@ -140,4 +141,5 @@ def member_parity(
         else:
             logits = run(path, resized(x, member_size, antialias=True))
             outputs.append(resized(logits, size, antialias=False))
+    OnnxBackend.forget(ensemble)
     return float(np.abs(run(ensemble, x) - np.mean(outputs, axis=0)).max())
