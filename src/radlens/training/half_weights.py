@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,3 +110,34 @@ def halve_weights(path: Path, out: Path | None = None) -> HalfReport:
     before = path.stat().st_size
     onnx.save(model, str(target))
     return HalfReport(len(casts), before, target.stat().st_size)
+
+
+def halve_checked(
+    path: Path, example: np.ndarray, expected: dict[str, np.ndarray], log: logging.Logger
+) -> HalfReport:
+    """:func:`halve_weights` on ``path``, then check ONNX Runtime's outputs on ``example``
+    against ``expected`` (the same outputs before the rewrite: torch's or the float32 file's).
+
+    Raises:
+        RuntimeError: an output moved by more than ``HALF_PARITY_RELATIVE`` of the largest
+            expected magnitude (at least 1).
+    """
+    from radlens.inference.backends import OnnxBackend
+
+    report = halve_weights(path)
+    OnnxBackend.forget(path)
+    got = OnnxBackend(path, threads=1).run(example)
+    diff = max(float(np.abs(got[name] - value).max()) for name, value in expected.items())
+    scale = max(max(float(np.abs(value).max()) for value in expected.values()), 1.0)
+    log.info(
+        "weights stored as float16: %d tensors, %.2f -> %.2f MB; max |float16 - float32| "
+        "= %.2e (outputs up to %.1f)",
+        report.tensors,
+        report.bytes_before / 1e6,
+        report.bytes_after / 1e6,
+        diff,
+        scale,
+    )
+    if diff > HALF_PARITY_RELATIVE * scale:
+        raise RuntimeError(f"float16 weights move the outputs by {diff:.2e} (scale {scale:.1f})")
+    return report

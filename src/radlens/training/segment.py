@@ -318,38 +318,28 @@ def export_mask_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> flo
             opset_version=17,
             dynamo=False,
         )
-    return mask_parity(model, example, path)[0]
+    return mask_parity(model, example, path)
 
 
-def mask_parity(model: nn.Module, example: torch.Tensor, path: Path) -> tuple[float, float]:
-    """The largest |torch - ONNX Runtime| on ``example``, and the largest |torch| logit."""
+def mask_parity(model: nn.Module, example: torch.Tensor, path: Path) -> float:
+    """The largest |torch - ONNX Runtime| on ``example``."""
     from radlens.inference.backends import OnnxBackend
 
     with torch.no_grad():
         expected = model(example).numpy()
     OnnxBackend.forget(path)
     got = OnnxBackend(path, threads=1).run(example.numpy())["mask_logits"]
-    return float(np.abs(got - expected).max()), float(np.abs(expected).max())
+    return float(np.abs(got - expected).max())
 
 
 def store_half(model: nn.Module, example: torch.Tensor, path: Path, log: logging.Logger) -> None:
     """Store the exported weights as float16 (``net.weights = "float16"``) and check the
     logits against torch again, relative to their scale."""
-    from radlens.training.half_weights import HALF_PARITY_RELATIVE, halve_weights
+    from radlens.training.half_weights import halve_checked
 
-    report = halve_weights(path)
-    diff, scale = mask_parity(model, example, path)
-    log.info(
-        "weights stored as float16: %d tensors, %.2f -> %.2f MB; max |torch - onnxruntime| "
-        "= %.2e (logits up to %.1f)",
-        report.tensors,
-        report.bytes_before / 1e6,
-        report.bytes_after / 1e6,
-        diff,
-        scale,
-    )
-    if diff > HALF_PARITY_RELATIVE * max(scale, 1.0):
-        raise RuntimeError(f"float16 weights move the logits by {diff:.2e} (scale {scale:.1f})")
+    with torch.no_grad():
+        expected = model(example).numpy()
+    halve_checked(path, example.numpy(), {"mask_logits": expected}, log)
 
 
 def train_one(
@@ -399,7 +389,7 @@ def ensemble_members(
 
     from radlens.errors import ConfigError
     from radlens.models.registry import sha256_of
-    from radlens.training.half_weights import HALF_PARITY_RELATIVE, halve_weights
+    from radlens.training.half_weights import halve_checked
     from radlens.training.seg_ensemble import compose_members, member_parity
 
     sizes = recipe.schedule.member_sizes
@@ -442,18 +432,9 @@ def ensemble_members(
     if recipe.net.weights == "float16":
         from radlens.inference.backends import OnnxBackend
 
-        before = OnnxBackend(onnx_path, threads=1).run(x_val.numpy())["mask_logits"]
-        report = halve_weights(onnx_path)
-        OnnxBackend.forget(onnx_path)
-        after = OnnxBackend(onnx_path, threads=1).run(x_val.numpy())["mask_logits"]
-        diff, scale = float(np.abs(after - before).max()), float(np.abs(before).max())
-        log.info(
-            "weights stored as float16: %d tensors, %.2f -> %.2f MB; max |float16 - float32| "
-            "= %.2e (logits up to %.1f)",
-            report.tensors, report.bytes_before / 1e6, report.bytes_after / 1e6, diff, scale,
-        )  # fmt: skip
-        if diff > HALF_PARITY_RELATIVE * max(scale, 1.0):
-            raise RuntimeError(f"float16 weights move the logits by {diff:.2e}")
+        example = x_val.numpy()
+        expected = OnnxBackend(onnx_path, threads=1).run(example)
+        halve_checked(onnx_path, example, expected, log)
 
 
 def train_segmentation(
