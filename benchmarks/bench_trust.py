@@ -408,18 +408,26 @@ def _real_row(path: Path, modality: str, model: InstalledModel, image: Any) -> d
             "feature_only_flag": None,
         }
     stats = stats_for(model.folder, card.ood)
-    [f] = predict(image, card, OnnxBackend(model.weights, threads=2), ood_stats=stats)[:1]
+    assert card.ood is not None
+    backend = OnnxBackend(model.weights, threads=2)
+    if card.task is Task.DETECTION:  # features and inputs: the reading detect_findings gives
+        frame = frames_of(image)[0]
+        x = prepare_2d(frame.array, card.input, image.window)[0][None]
+        features = backend.run(x)[card.ood.output]
+        r = read_ood(card, stats, features, [frame.array], x)[0]
+        feature, inputs, score = r.feature, r.inputs, r.score
+    else:
+        [f] = predict(image, card, backend, ood_stats=stats)[:1]
+        feature, inputs, score = f.ood_feature_score, f.ood_input_score, f.ood_score
     return {
         "file": Path(path).name,
         "modality": modality,
         "model": card.name,
-        "feature": _round(f.ood_feature_score),
-        "input": _round(f.ood_input_score),
-        "combined": _round(f.ood_score),
-        "flag": f.ood_score is not None and f.ood_score >= 1.0,
-        "feature_only_flag": f.ood_feature_score is not None
-        and card.ood is not None
-        and f.ood_feature_score >= card.ood.threshold,
+        "feature": _round(feature),
+        "input": _round(inputs),
+        "combined": _round(score),
+        "flag": score is not None and score >= 1.0,
+        "feature_only_flag": feature is not None and feature >= card.ood.threshold,
     }
 
 

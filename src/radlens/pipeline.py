@@ -167,6 +167,7 @@ def _run_model(
             study.patient,
             timings,
             card_input_stats(model.folder, model.card),
+            stats_for(model.folder, model.card.ood),
         )
     return predict(
         image,

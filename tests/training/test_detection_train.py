@@ -15,11 +15,12 @@ torch = pytest.importorskip("torch")
 
 from radlens.training.detection import (  # noqa: E402
     BoxNet,
+    TrunkBoxNet,
     augment_item,
     export_detector,
     make_targets,
 )
-from radlens.training.recipe import recipe_from_dict  # noqa: E402
+from radlens.training.recipe import NetSpec, recipe_from_dict  # noqa: E402
 
 SQUARE = 255
 
@@ -119,6 +120,91 @@ def test_onnx_export_matches_torch_at_other_sizes_too(tmp_path: Path) -> None:
         heat, ltrb = net(other)
     np.testing.assert_allclose(out["heatmap"], heat.numpy(), atol=1e-5)
     np.testing.assert_allclose(out["ltrb"], ltrb.numpy(), rtol=1e-4)
+
+
+def test_a_trunk_detector_reads_any_size_and_exports_its_pooled_features(tmp_path: Path) -> None:
+    from radlens.inference.backends import OnnxBackend
+
+    torch.manual_seed(0)
+    net = TrunkBoxNet(NetSpec(arch="resnet-tiny"), 1, 2).eval()
+    assert all(key.startswith("trunk.") for key in net.trunk.state_dict(prefix="trunk."))
+    for rows, cols in ((64, 64), (40, 56), (96, 72)):
+        with torch.no_grad():
+            heat, ltrb, features = net(torch.zeros(1, 1, rows, cols), features=True)
+        assert heat.shape == (1, 2, rows // 4, cols // 4) and ltrb.shape == (
+            1,
+            4,
+            rows // 4,
+            cols // 4,
+        )
+        assert features.shape == (1, 128)  # the last stage's channels
+    diff = export_detector(net, torch.randn(2, 1, 64, 64), tmp_path / "m.onnx")
+    assert diff < 1e-4
+    other = torch.randn(1, 1, 48, 80)  # rows and columns are dynamic axes
+    out = OnnxBackend(tmp_path / "m.onnx").run(other.numpy())
+    assert set(out) == {"heatmap", "ltrb", "features"}
+    with torch.no_grad():
+        heat, ltrb, features = net(other, features=True)
+    np.testing.assert_allclose(out["heatmap"], heat.numpy(), atol=1e-5)
+    np.testing.assert_allclose(out["ltrb"], ltrb.numpy(), rtol=1e-4)
+    np.testing.assert_allclose(out["features"], features.numpy(), atol=1e-5)
+    assert not net.training  # exporting left it in eval mode
+
+
+def test_detector_recipes_refuse_what_the_detector_cannot_do() -> None:
+    def recipe(**net: object) -> object:
+        raw = recipe_dict(Path("unused"))
+        return recipe_from_dict({**raw, "net": net}, "test")
+
+    with pytest.raises(Exception, match="classification and segmentation"):
+        recipe(arch="resnet-tiny", weights="float16")
+    with pytest.raises(Exception, match="not basicunet"):
+        recipe(arch="basicunet")
+    classifier = {**recipe_dict(Path("unused")), "task": "binary", "labels": ["no", "yes"]}
+    with pytest.raises(Exception, match="boxnet is for detection"):
+        recipe_from_dict({**classifier, "net": {"arch": "boxnet"}}, "test")
+    with pytest.raises(ValueError, match="stride 4"):
+        TrunkBoxNet(NetSpec(arch="resnet-tiny", max_pool=False), 1, 1)
+
+
+@pytest.mark.slow
+def test_a_trunk_detector_trains_with_the_feature_and_input_ood_score(tmp_path: Path) -> None:
+    from radlens.domain.imaging import Geometry, Image, ImageLayout
+    from radlens.inference.backends import OnnxBackend
+    from radlens.inference.detection import detect_findings
+    from radlens.inference.ood import card_input_stats, stats_for
+    from radlens.models.registry import load_model
+    from radlens.training.ood import refit_detector_ood
+    from radlens.training.train import train
+
+    data = synthetic_set(tmp_path / "data", n=12)
+    raw = {**recipe_dict(data, epochs=1), "net": {"arch": "resnet-tiny"}}
+    card, _ = train(recipe_from_dict(raw, "test"), tmp_path / "model", data, "radlens train t")
+    model = load_model(tmp_path / "model")
+    assert card.outputs == ("heatmap", "ltrb", "features")
+    assert card.detection is not None and card.detection.ood_inputs is None
+    assert card.ood is not None and card.ood.inputs is not None
+    assert card.ood.inputs.statistics == "image2d/3"
+    assert card_input_stats(model.folder, card) is None  # not the input-only score
+    stats = stats_for(model.folder, card.ood)
+    assert stats is not None and stats.means.shape == (1, 128)  # one class: a box set
+    assert "OOD score (features and input statistics)" in (model.folder / "train.log").read_text()
+    image = np.asarray(PILImage.open(data / "images" / "val0.png"))
+    found = detect_findings(
+        Image(image, ImageLayout.YX, Geometry((1.0, 1.0)), source_uids=("1.2",)),
+        card,
+        OnnxBackend(model.weights),
+        ood_stats=stats,
+    )
+    for finding in found:  # every finding carries both distances and the decision
+        assert finding.ood_feature_score is not None and finding.ood_input_score is not None
+        assert finding.ood_score is not None
+    # radlens ood refits the same files and card from the same data.
+    before = {p.name: p.read_bytes() for p in sorted(model.folder.glob("*.npz"))}
+    assert set(before) == {"ood.npz", "ood_inputs.npz"}
+    spec = refit_detector_ood(model.folder, data)
+    assert spec == card.ood
+    assert {p.name: p.read_bytes() for p in sorted(model.folder.glob("*.npz"))} == before
 
 
 @pytest.mark.slow

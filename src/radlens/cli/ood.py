@@ -1,8 +1,9 @@
 """``radlens ood MODEL --data PATH``: add the out-of-distribution score to a model folder.
 
-A classifier gets both scores (its features and its input statistics); a detector or a
-segmenter, whose graph has no features output, the input-statistics score alone (refitted
-here, e.g. with a newer statistic set; ``radlens train`` fits it first).
+A classifier gets both scores (its features and its input statistics), and so does a detector
+whose graph has a ``features`` output (a detector on a ResNet trunk); a segmenter or a
+detector without one, the input-statistics score alone (refitted here, e.g. with a newer
+statistic set; ``radlens train`` fits it first).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import typer
 from radlens.cli.analyze import ModelsDir
 from radlens.cli.render import out
 from radlens.errors import ConfigError
-from radlens.models.card import Task, read_card
+from radlens.models.card import FEATURES_OUTPUT, Task, read_card
 from radlens.models.registry import discover, get_model
 
 
@@ -40,7 +41,23 @@ def ood_command(
     folder = Path(model)
     if not (folder / "card.json").exists():
         folder = get_model(model, discover(models_dir, include_disabled=True)).folder
-    if read_card(folder / "card.json").task in (Task.DETECTION, Task.SEGMENTATION):
+    card = read_card(folder / "card.json")
+    if card.task is Task.DETECTION and FEATURES_OUTPUT in card.outputs:
+        if not input_stats:
+            raise ConfigError(
+                "a detector's OOD decision uses its input statistics: drop --no-input-stats"
+            )
+        from radlens.training.ood import refit_detector_ood
+
+        spec = refit_detector_ood(folder, data, flag_rate=flag_rate)
+        rate = spec.inputs.val_flag_rate if spec.inputs else spec.val_flag_rate
+        out.print(
+            f"{card.name}: features and input statistics "
+            f"({spec.inputs.statistics if spec.inputs else 'none'}); flags {rate:.1%} of val "
+            f"(feature score alone: threshold {spec.threshold:.3f})"
+        )
+        return
+    if card.task in (Task.DETECTION, Task.SEGMENTATION):
         if not input_stats:
             raise ConfigError(
                 "a detector's or segmenter's only OOD score is its input statistics: drop "

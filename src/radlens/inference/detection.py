@@ -32,7 +32,7 @@ import numpy as np
 from radlens.domain.findings import Box, Finding
 from radlens.domain.imaging import Image, Patient, Window
 from radlens.inference.backends import Backend
-from radlens.inference.ood import LOW_TRUST, InputStats, card_input_ood
+from radlens.inference.ood import LOW_TRUST, InputStats, OodStats, card_input_ood, read_ood
 from radlens.inference.preprocess import Placement, prepare_2d
 from radlens.inference.quality import check_quality
 from radlens.models.card import DetectionSpec, ModelCard, Task
@@ -210,6 +210,7 @@ def detect_findings(
     patient: Patient | None = None,
     timings_s: dict[str, float] | None = None,
     input_stats: InputStats | None = None,
+    ood_stats: OodStats | None = None,
 ) -> list[Finding]:
     """One finding per box at or above the card's ``operating`` score, best first.
 
@@ -218,12 +219,16 @@ def detect_findings(
     probability), ``threshold`` = ``operating`` and ``box`` in source pixels. A 2D image
     is read as is, a cine by its first frame.
 
-    Trust, as for a segmentation model's finding: with the card's ``detection.ood_inputs``
-    and its statistics (``input_stats``, from :func:`radlens.inference.ood.card_input_stats`)
-    every finding carries the input-statistics distance as ``ood_input_score`` and, as a
-    multiple of its threshold, ``ood_score``; at 1 or more it is flagged "input unlike
-    training data — low trust". A failed quality check (blank, saturated, noisy, tiny) or a
-    patient outside the card's population flags it too. Scores and boxes never change.
+    Trust: a detector whose graph has a ``features`` output and whose card has ``ood``
+    (with its statistics, ``ood_stats``, from :func:`radlens.inference.ood.stats_for`)
+    decides as a classifier does, on its features and input statistics combined
+    (:func:`radlens.inference.ood.read_ood`): ``ood_feature_score``, ``ood_input_score`` and
+    the decision score ``ood_score``. One with the card's ``detection.ood_inputs`` and its
+    statistics (``input_stats``, from :func:`radlens.inference.ood.card_input_stats`) has
+    the input-statistics distance alone as ``ood_input_score`` and, as a multiple of its
+    threshold, ``ood_score``. At 1 or more the finding is flagged "input unlike training
+    data — low trust". A failed quality check (blank, saturated, noisy, tiny) or a patient
+    outside the card's population flags it too. Scores and boxes never change.
 
     No box above the threshold gives no finding, unless the image is low-trust: then one
     finding without a box stands for the image (``card.finding_code``, the best box score
@@ -241,12 +246,18 @@ def detect_findings(
     clock = time.perf_counter()
     frame = frames_of(image)[0]
     x, placement = prepare_2d(frame.array, card.input, image.window)
-    heat, ltrb = _maps(x, card, backend)
+    out = backend.run(x[None])
+    heat, ltrb = out[card.outputs[0]][0], out[card.outputs[1]][0]
     found = _boxes(heat, ltrb, placement, card, card.threshold)
     if timings_s is not None:
         timings_s["inference"] = timings_s.get("inference", 0.0) + time.perf_counter() - clock
     quality = check_quality(frame.array, False, max(8, min(card.input.size) // 2))
-    ood_score, input_score = card_input_ood(card, input_stats, frame.array, x)
+    feature_score = None
+    if card.ood is not None:
+        reading = read_ood(card, ood_stats, out.get(card.ood.output), [frame.array], x[None])[0]
+        ood_score, feature_score, input_score = reading.score, reading.feature, reading.inputs
+    else:
+        ood_score, input_score = card_input_ood(card, input_stats, frame.array, x)
     flagged = ood_score is not None and ood_score >= 1.0
     population, outside = population_warning(card, patient or Patient())
     warnings = ((population,) if population else ()) + quality + ((LOW_TRUST,) if flagged else ())
@@ -270,6 +281,7 @@ def detect_findings(
                 box=Box(*(float(v) for v in box)),
                 ood_score=ood_score,
                 ood_flag=low_trust,
+                ood_feature_score=feature_score,
                 ood_input_score=input_score,
                 warnings=warnings,
                 detected=True,
@@ -291,6 +303,7 @@ def detect_findings(
             frame=frame.frame,
             ood_score=ood_score,
             ood_flag=True,
+            ood_feature_score=feature_score,
             ood_input_score=input_score,
             warnings=(NO_BOX, *warnings),
             detected=True,

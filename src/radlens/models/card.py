@@ -279,6 +279,11 @@ class Int8Variant:
             raise ValueError("int8.ms and int8.ms_fp32 must be positive")
 
 
+FEATURES_OUTPUT = "features"
+"""The ONNX output the feature OOD score reads (a classifier's after ``radlens ood``, a
+detector's on a ResNet trunk from export)."""
+
+
 @dataclass(frozen=True)
 class InputStatsSpec:
     """The second out-of-distribution score, from statistics of the input image, and how it
@@ -363,7 +368,7 @@ class OodSpec:
     sha256: str
     threshold: float
     val_flag_rate: float
-    output: str = "features"
+    output: str = FEATURES_OUTPUT
     inputs: InputStatsSpec | None = None
 
     def __post_init__(self) -> None:
@@ -582,10 +587,7 @@ class ModelCard:
             raise ValueError("int8.file must differ from weights_file")
         self._check_ordinal()
         self._check_segmentation()
-        if (self.task is Task.DETECTION) != (self.detection is not None):
-            raise ValueError("a detection card needs a detection section, and only it")
-        if self.task is Task.DETECTION and self.outputs[:2] != ("heatmap", "ltrb"):
-            raise ValueError("a detector's outputs must be heatmap and ltrb")
+        self._check_detection()
         self._check_calibration()
 
     def _check_ordinal(self) -> None:
@@ -597,6 +599,22 @@ class ModelCard:
             raise ValueError(f"grade_rule {self.grade_rule!r}; known: {', '.join(GRADE_RULES)}")
         if self.grade_rule != "argmax" and self.task is not Task.ORDINAL:
             raise ValueError("grade_rule median is for ordinal models")
+
+    def _check_detection(self) -> None:
+        if (self.task is Task.DETECTION) != (self.detection is not None):
+            raise ValueError("a detection card needs a detection section, and only it")
+        if self.detection is None:
+            return
+        if self.outputs[:2] != ("heatmap", "ltrb"):
+            raise ValueError("a detector's outputs must be heatmap and ltrb")
+        if self.ood is not None:
+            if self.ood.output not in self.outputs:
+                raise ValueError(f"a detector's ood needs its {self.ood.output!r} output")
+            if self.detection.ood_inputs is not None:
+                raise ValueError(
+                    "a detector decides on ood (features and input statistics) or on "
+                    "detection.ood_inputs (input statistics alone), not both"
+                )
 
     def _check_segmentation(self) -> None:
         if (self.task is Task.SEGMENTATION) != (self.segmentation is not None):

@@ -43,11 +43,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from radlens.errors import ConfigError
 from radlens.evaluation.detection import DetectionScores, score_detections
 from radlens.inference.detection import Detections, decode_boxes, to_source
 from radlens.inference.preprocess import Placement, prepare_2d
 from radlens.io.box_sets import BoxedImages, read_boxes
 from radlens.models.card import (
+    FEATURES_OUTPUT,
     Calibration,
     DetectionSpec,
     ModelCard,
@@ -55,13 +57,14 @@ from radlens.models.card import (
     write_card,
 )
 from radlens.models.registry import sha256_of
-from radlens.training.recipe import Recipe
+from radlens.training.recipe import NetSpec, Recipe
 
 GAUSSIAN_ALPHA = 0.54  # TTFNet's choice for both the heatmap and the regression area
 FOCAL_ALPHA, FOCAL_BETA = 2.0, 4.0  # CenterNet
 BOX_LOSS_WEIGHT = 5.0  # TTFNet
 PARITY_TOLERANCE = 1e-4
 OPERATING_SCORE = 0.3
+FEATURES = FEATURES_OUTPUT
 
 
 def conv_bn(
@@ -88,6 +91,18 @@ class Residual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(x + self.body(x))
+
+
+def heads(channels: int, n_classes: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """The heatmap and ``ltrb`` heads: a 3 x 3 convolution each, then a 1 x 1 one whose bias
+    starts the heatmap at a prior of 0.01 (CenterNet) and the boxes at 4 cells a side."""
+    heat = nn.Sequential(conv_bn(channels, channels), nn.Conv2d(channels, n_classes, 1))
+    box = nn.Sequential(conv_bn(channels, channels), nn.Conv2d(channels, 4, 1))
+    for head, bias in ((heat, -math.log((1 - 0.01) / 0.01)), (box, math.log(4.0))):
+        last = head[-1]
+        assert isinstance(last, nn.Conv2d) and last.bias is not None
+        nn.init.constant_(last.bias, bias)
+    return heat, box
 
 
 class BoxNet(nn.Module):
@@ -119,14 +134,7 @@ class BoxNet(nn.Module):
         self.fuse8 = conv_bn(w8, w8)
         self.up4 = conv_bn(w8, w4, kernel=1)
         self.fuse4 = conv_bn(w4, w4)
-        self.heat = nn.Sequential(conv_bn(w4, w4), nn.Conv2d(w4, n_classes, 1))
-        self.box = nn.Sequential(conv_bn(w4, w4), nn.Conv2d(w4, 4, 1))
-        last_heat = self.heat[-1]
-        last_box = self.box[-1]
-        assert isinstance(last_heat, nn.Conv2d) and isinstance(last_box, nn.Conv2d)
-        assert last_heat.bias is not None and last_box.bias is not None
-        nn.init.constant_(last_heat.bias, -math.log((1 - 0.01) / 0.01))
-        nn.init.constant_(last_box.bias, math.log(4.0))
+        self.heat, self.box = heads(w4, n_classes)
 
     def forward(self, x: torch.Tensor, logits: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         c4 = self.down4(self.stem(x))
@@ -137,6 +145,76 @@ class BoxNet(nn.Module):
         heat = self.heat(p4)
         ltrb = self.stride * torch.exp(self.box(p4).clamp(max=8.0))
         return (heat if logits else torch.sigmoid(heat)), ltrb
+
+
+class TrunkBoxNet(nn.Module):
+    """BoxNet's decoder and heads on a classifier's ResNet trunk (``training.nets``).
+
+    The trunk is the one ``CamClassifier`` builds from the same ``net`` section (its state
+    keys start with ``trunk.``), so a shipped classifier's trunk can start it
+    (``net.init``, :func:`radlens.training.learn.transfer_state`). A feature pyramid of
+    ``widths[1]`` channels runs from the last stage (stride 32) back to stride 4, where the
+    heads read it. ``forward`` returns ``(heatmap, ltrb)``, and with ``features=True`` also
+    the last stage's feature map averaged over positions (the input of the
+    out-of-distribution score, as a classifier's ``features`` output).
+    """
+
+    stride = 4
+
+    def __init__(self, spec: NetSpec, channels: int, n_classes: int) -> None:
+        super().__init__()
+        from radlens.training.nets import build_net
+
+        stride = spec.stem_stride * (2 if spec.max_pool else 1)
+        if stride != self.stride:
+            raise ValueError(
+                f"a detector trunk reaches stride 4 at its first stage (stem stride x max "
+                f"pool), not {stride}"
+            )
+        self.trunk = build_net(spec, channels, 1, 2).trunk
+        w4, w8, w16, w32 = spec.widths
+        d = w8
+        self.lateral = nn.ModuleList([conv_bn(w, d, kernel=1) for w in (w4, w8, w16, w32)])
+        self.fuse = nn.ModuleList([conv_bn(d, d) for _ in range(3)])
+        self.heat, self.box = heads(d, n_classes)
+
+    def forward(
+        self, x: torch.Tensor, logits: bool = False, features: bool = False
+    ) -> tuple[torch.Tensor, ...]:
+        t = self.trunk
+        x = t.act(t.bn1(t.conv1(x)))
+        if not t.no_max_pool:
+            x = t.maxpool(x)
+        c4 = t.layer1(x)
+        c8 = t.layer2(c4)
+        c16 = t.layer3(c8)
+        c32 = t.layer4(c16)
+        p = self.lateral[3](c32)
+        for k, c in ((2, c16), (1, c8), (0, c4)):
+            up = F.interpolate(p, size=c.shape[-2:], mode="nearest")
+            p = self.fuse[k](self.lateral[k](c) + up)
+        heat = self.heat(p)
+        ltrb = self.stride * torch.exp(self.box(p).clamp(max=8.0))
+        out = (heat if logits else torch.sigmoid(heat)), ltrb
+        return (*out, c32.flatten(2).mean(dim=2)) if features else out
+
+
+def build_detector(spec: NetSpec, channels: int, n_classes: int) -> nn.Module:
+    """``BoxNet`` for ``net.arch = "boxnet"``, else ``TrunkBoxNet`` on the ResNet trunk."""
+    if spec.arch == "boxnet":
+        return BoxNet(channels, n_classes, spec.widths, spec.layers)
+    return TrunkBoxNet(spec, channels, n_classes)
+
+
+class _WithFeatures(nn.Module):
+    """Export view of a ``TrunkBoxNet``: ``(heatmap, ltrb, features)``."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.net(x, features=True))
 
 
 # --- targets ---------------------------------------------------------------------------
@@ -356,6 +434,31 @@ def evaluate_net(
 # --- the loop --------------------------------------------------------------------------
 
 
+def _start_from_trunk(net: nn.Module, recipe: Recipe, x: np.ndarray, log: logging.Logger) -> None:
+    """Load the trunk of the shipped classifier ``recipe.net.init`` into ``net``, its batch
+    norms re-estimated on up to 256 prepared training inputs ``x``
+    (``learn.transfer_state``); the decoder and heads keep the seed's start."""
+    from radlens.models.registry import discover, get_model
+    from radlens.training.learn import transfer_state
+
+    if not isinstance(net, TrunkBoxNet):
+        raise ConfigError(f"{recipe.source}: net.init needs a ResNet trunk, not net.arch boxnet")
+    source = get_model(recipe.net.init, discover(include_disabled=True))
+    picks = np.sort(np.random.default_rng(recipe.seed).permutation(len(x))[:256])
+    trunk = transfer_state(source, recipe, torch.from_numpy(x[picks]), log)
+    net.load_state_dict({**net.state_dict(), **trunk})
+
+
+def _follow(ema: nn.Module, net: nn.Module, decay: float) -> None:
+    """One step of the exponential moving average of ``net``'s weights (buffers copied)."""
+    with torch.no_grad():
+        for e, p in zip(ema.state_dict().values(), net.state_dict().values(), strict=True):
+            if e.dtype.is_floating_point:
+                e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+            else:
+                e.copy_(p)
+
+
 def fit_detector(
     recipe: Recipe,
     train_set: BoxedImages,
@@ -371,10 +474,13 @@ def fit_detector(
     torch.manual_seed(recipe.seed)
     train_p = prepare_set(train_set, recipe)
     val_p = prepare_set(val_set, recipe)
-    net = BoxNet(recipe.input.channels, n_classes, recipe.net.widths, recipe.net.layers)
+    net = build_detector(recipe.net, recipe.input.channels, n_classes)
+    if recipe.net.init:
+        _start_from_trunk(net, recipe, train_p.x, log)
     ema = copy.deepcopy(net).eval() if sched.ema else None
     log.info(
-        "BoxNet widths %s, %d parameters, input %s, crop %s, stride %d",
+        "%s widths %s, %d parameters, input %s, crop %s, stride %d",
+        type(net).__name__,
         recipe.net.widths,
         sum(p.numel() for p in net.parameters()),
         tuple(train_p.x.shape[1:]),
@@ -417,15 +523,7 @@ def fit_detector(
             nn.utils.clip_grad_norm_(net.parameters(), 10.0)
             optim.step()
             if ema is not None:
-                decay = min(sched.ema, (1 + step) / (10 + step))
-                with torch.no_grad():
-                    for e, p in zip(
-                        ema.state_dict().values(), net.state_dict().values(), strict=True
-                    ):
-                        if e.dtype.is_floating_point:
-                            e.mul_(decay).add_(p.detach(), alpha=1 - decay)
-                        else:
-                            e.copy_(p)
+                _follow(ema, net, min(sched.ema, (1 + step) / (10 + step)))
             losses.append(float(loss.detach()))
             step += 1
         message = f"epoch {epoch:3d} loss {np.mean(losses):.4f} lr {lr_at(step - 1):.2e}"
@@ -450,33 +548,46 @@ def fit_detector(
     return net.eval(), best_scores, best[1]
 
 
+def detector_outputs(net: nn.Module) -> tuple[str, ...]:
+    """The exported graph's outputs: ``TrunkBoxNet`` adds ``features``."""
+    base = ("heatmap", "ltrb")
+    return (*base, FEATURES) if isinstance(net, TrunkBoxNet) else base
+
+
 def export_detector(net: nn.Module, example: torch.Tensor, path: Path, opset: int = 17) -> float:
-    """Write the ONNX graph (``heatmap``, ``ltrb``; dynamic batch, rows and columns) and
-    return the largest |torch - ONNX Runtime| difference on ``example``."""
+    """Write the ONNX graph (``heatmap``, ``ltrb`` and for a ``TrunkBoxNet`` ``features``;
+    dynamic batch, rows and columns) and return the largest |torch - ONNX Runtime|
+    difference on ``example`` (``ltrb`` relative to its size)."""
     from radlens.inference.backends import OnnxBackend
 
     net.eval()
+    names = detector_outputs(net)
+    exported = _WithFeatures(net).eval() if FEATURES in names else net
     axes = {0: "batch", 2: "rows", 3: "cols"}
+    dynamic = {"image": axes, "heatmap": axes, "ltrb": axes}
+    if FEATURES in names:
+        dynamic[FEATURES] = {0: "batch"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            net,
+            exported,
             (example,),
             str(path),
             input_names=["image"],
-            output_names=["heatmap", "ltrb"],
-            dynamic_axes={"image": axes, "heatmap": axes, "ltrb": axes},
+            output_names=list(names),
+            dynamic_axes=dynamic,
             opset_version=opset,
             dynamo=False,
         )
     with torch.no_grad():
-        t_heat, t_ltrb = net(example)
+        expected = dict(zip(names, (t.numpy() for t in exported(example)), strict=True))
     OnnxBackend.forget(path)  # a file rewritten at the same path
     out = OnnxBackend(path).run(example.numpy())
-    o_heat, o_ltrb = out["heatmap"], out["ltrb"]
-    # ltrb is in pixels: compare it relative to its size.
-    rel = np.abs(o_ltrb - t_ltrb.numpy()) / np.maximum(1.0, np.abs(t_ltrb.numpy()))
-    return float(max(np.abs(o_heat - t_heat.numpy()).max(), rel.max()))
+    diffs = []
+    for name, want in expected.items():
+        scale = np.maximum(1.0, np.abs(want)) if name == "ltrb" else 1.0
+        diffs.append(float((np.abs(out[name] - want) / scale).max()))
+    return max(diffs)
 
 
 def train_detection(
@@ -533,23 +644,30 @@ def train_detection(
         intended_use=recipe.intended_use,
         limitations=recipe.limitations,
         sha256=sha256_of(onnx_path),
-        outputs=("heatmap", "ltrb"),
+        outputs=detector_outputs(net),
         enabled_by_default=recipe.commercial_use and recipe.enabled_by_default is not False,
         detection=spec,
     )
     backend = OnnxBackend(onnx_path, threads=recipe.schedule.threads)
     onnx_scores = evaluate_detector(card, backend, val_set)
-    ood_inputs = fit_input_ood(card, out_dir, train_set, val_set)
-    log.info(
-        "input-statistics OOD score: threshold %.3f flags %.1f%% of val",
-        ood_inputs.threshold,
-        100 * ood_inputs.val_flag_rate,
-    )
-    card = replace(
-        card,
-        metrics={"val": onnx_scores.as_metrics()},
-        detection=replace(spec, ood_inputs=ood_inputs),
-    )
+    card = replace(card, metrics={"val": onnx_scores.as_metrics()})
+    if FEATURES in card.outputs:
+        from radlens.training.ood import fit_detector_ood
+
+        ood = fit_detector_ood(card, out_dir, backend, train_set.images, val_set.images)
+        card = replace(card, ood=ood)
+        log.info(
+            "OOD score (features and input statistics): flags %.1f%% of val",
+            100 * (ood.inputs.val_flag_rate if ood.inputs else ood.val_flag_rate),
+        )
+    else:
+        ood_inputs = fit_input_ood(card, out_dir, train_set, val_set)
+        log.info(
+            "input-statistics OOD score: threshold %.3f flags %.1f%% of val",
+            ood_inputs.threshold,
+            100 * ood_inputs.val_flag_rate,
+        )
+        card = replace(card, detection=replace(spec, ood_inputs=ood_inputs))
     write_card(card, out_dir / "card.json")
     log.info("val metrics (onnxruntime): %s", card.metrics["val"])
     log.info("done in %.1f min", minutes)

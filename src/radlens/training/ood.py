@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,6 +29,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from radlens.errors import UnsupportedTaskError
 from radlens.evaluation.evaluate import prepare_batch
 from radlens.inference.backends import OnnxBackend
 from radlens.inference.input_stats import statistic_set_for, statistics_of
@@ -45,6 +46,7 @@ from radlens.inference.ood import (
     save_input_stats,
     save_stats,
 )
+from radlens.inference.preprocess import prepare_2d
 from radlens.io.datasets import LabelledImages, read_labelled
 from radlens.models.card import (
     InputStatsSpec,
@@ -211,35 +213,16 @@ def fit_ood(
     train = read_labelled(data, "train", card.labels).sample(max_train, seed)
     labels = train.labels if train.labels.ndim == 1 else np.zeros(len(train), np.int64)
     train_features, train_values = read_features(card, backend, train, input_statistics)
-    save_stats(fit_stats(train_features, labels), model_dir / STATS_FILE)
-    stats = load_stats(model_dir / STATS_FILE)  # score with what inference will read
     val_features, val_values = read_features(card, backend, val, input_statistics)
-    val_scores = mahalanobis_scores(val_features, stats)
-    threshold = round(float(np.quantile(val_scores, 1 - flag_rate)), 6)
-    spec = OodSpec(
-        method="mahalanobis",
-        stats_file=STATS_FILE,
-        sha256=sha256_of(model_dir / STATS_FILE),
-        threshold=threshold,
-        val_flag_rate=round(float(np.mean(val_scores >= threshold)), 6),
+    spec, stats = fit_scores(
+        card,
+        model_dir,
+        (train_features, labels, train_values),
+        (val_features, val_values),
+        flag_rate,
     )
-    inputs = None
-    if train_values is not None and val_values is not None:
-        statistics = statistic_set_for(card)
-        assert statistics is not None
-        save_input_stats(
-            fit_input_stats(train_values, statistics.kind), model_dir / INPUT_STATS_FILE
-        )
-        inputs = load_input_stats(model_dir / INPUT_STATS_FILE)
-        inputs_spec = _combined_spec(
-            val_scores,
-            input_scores(val_values, inputs),
-            flag_rate,
-            statistics.kind,
-            sha256_of(model_dir / INPUT_STATS_FILE),
-        )
-        spec = replace(spec, inputs=inputs_spec)
-        stats = OodStats(stats.means, stats.precision, inputs)
+    inputs = stats.inputs
+    val_scores = mahalanobis_scores(val_features, stats)
     flags = _decision(spec, stats.inputs, val_values)
     int8 = _keep_int8_if_it_agrees(
         model_dir, card, int8, val, stats, flags(val_scores), flags, threads
@@ -260,6 +243,122 @@ def fit_ood(
         spec.inputs.product_threshold if spec.inputs else None,
         spec.val_flag_rate,
     )
+
+
+def fit_scores(
+    card: ModelCard,
+    model_dir: Path,
+    train: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    val: tuple[np.ndarray, np.ndarray | None],
+    flag_rate: float,
+) -> tuple[OodSpec, OodStats]:
+    """Fit the feature statistics (``ood.npz``) and, with input statistics, theirs
+    (``ood_inputs.npz``) and the combined decision; return the card's ``ood`` spec and the
+    statistics as inference reads them back.
+
+    ``train`` is ``(features, labels, input statistics or None)``, ``val`` is
+    ``(features, input statistics or None)``.
+    """
+    train_features, labels, train_values = train
+    val_features, val_values = val
+    save_stats(fit_stats(train_features, labels), model_dir / STATS_FILE)
+    stats = load_stats(model_dir / STATS_FILE)  # score with what inference will read
+    val_scores = mahalanobis_scores(val_features, stats)
+    threshold = round(float(np.quantile(val_scores, 1 - flag_rate)), 6)
+    spec = OodSpec(
+        method="mahalanobis",
+        stats_file=STATS_FILE,
+        sha256=sha256_of(model_dir / STATS_FILE),
+        threshold=threshold,
+        val_flag_rate=round(float(np.mean(val_scores >= threshold)), 6),
+    )
+    if train_values is None or val_values is None:
+        return spec, stats
+    statistics = statistic_set_for(card)
+    assert statistics is not None
+    save_input_stats(fit_input_stats(train_values, statistics.kind), model_dir / INPUT_STATS_FILE)
+    inputs = load_input_stats(model_dir / INPUT_STATS_FILE)
+    inputs_spec = _combined_spec(
+        val_scores,
+        input_scores(val_values, inputs),
+        flag_rate,
+        statistics.kind,
+        sha256_of(model_dir / INPUT_STATS_FILE),
+    )
+    return replace(spec, inputs=inputs_spec), OodStats(stats.means, stats.precision, inputs)
+
+
+def image_features(
+    card: ModelCard, backend: OnnxBackend, images: Sequence[np.ndarray], batch: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """A detector's ``features`` output and the input statistics of every 2D image, each
+    prepared as inference prepares it (``prepare_2d``)."""
+    statistics = statistic_set_for(card)
+    if statistics is None:
+        raise UnsupportedTaskError(f"{card.name}: no input statistics for a 3D detector")
+    features, values = [], []
+    for start in range(0, len(images), batch):
+        raws = images[start : start + batch]
+        xs = np.stack([prepare_2d(r, card.input)[0] for r in raws])
+        features.append(backend.run(xs)[FEATURES])
+        values += [
+            statistics_of(statistics, r, x, card.input) for r, x in zip(raws, xs, strict=True)
+        ]
+    return np.concatenate(features).astype(np.float64), np.array(values)
+
+
+def fit_detector_ood(
+    card: ModelCard,
+    model_dir: Path,
+    backend: OnnxBackend,
+    train_images: Sequence[np.ndarray],
+    val_images: Sequence[np.ndarray],
+    flag_rate: float = 0.05,
+) -> OodSpec:
+    """The ``ood`` spec of a detector whose graph has a ``features`` output: the feature
+    score (distance to the mean of the training images' features: one class, since a box
+    set has no image labels) and the input-statistics score, decided together as a
+    classifier's (:func:`fit_scores`). Writes ``ood.npz`` and ``ood_inputs.npz``."""
+    if FEATURES not in card.outputs:
+        raise UnsupportedTaskError(
+            f"{card.name}: its graph has no {FEATURES!r} output (its OOD score is the input "
+            "statistics alone)"
+        )
+    train_features, train_values = image_features(card, backend, train_images)
+    val_features, val_values = image_features(card, backend, val_images)
+    labels = np.zeros(len(train_features), np.int64)
+    spec, _ = fit_scores(
+        card,
+        model_dir,
+        (train_features, labels, train_values),
+        (val_features, val_values),
+        flag_rate,
+    )
+    return spec
+
+
+def refit_detector_ood(model_dir: Path, data: Path, flag_rate: float = 0.05) -> OodSpec:
+    """``radlens ood`` for a detector with a ``features`` output: refit its ``ood`` from the
+    box set it was trained on (see :func:`fit_detector_ood`) and write the card.
+
+    Raises:
+        InputError: ``data``'s splits differ in size from the card's.
+        ModelIntegrityError: the weights differ from the card.
+    """
+    from radlens.io.box_sets import read_boxes
+    from radlens.training.input_ood import check_splits
+
+    installed = load_model(model_dir)
+    card = installed.card
+    train = read_boxes(data, "train", card.labels)
+    val = read_boxes(data, "val", card.labels)
+    check_splits(card, data, len(train.images), len(val.images))
+    backend = OnnxBackend(installed.weights)
+    spec = fit_detector_ood(card, model_dir, backend, train.images, val.images, flag_rate)
+    assert card.detection is not None
+    card = replace(card, ood=spec, detection=replace(card.detection, ood_inputs=None))
+    write_card(card, model_dir / "card.json")
+    return spec
 
 
 GUARD_QUANTILE = 0.99

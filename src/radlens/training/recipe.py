@@ -50,14 +50,12 @@ class NetSpec:
     init: str = ""
     # How the exported ONNX file stores convolution weights: "float32", or "float16" behind a
     # cast that ONNX Runtime folds at load (training.half_weights: half the bytes, computed
-    # in float32). Not for detection (boxnet) recipes.
+    # in float32). Not for detection recipes.
     weights: str = "float32"
 
     def __post_init__(self) -> None:
         if self.weights not in ("float32", "float16"):
             raise ValueError(f"net.weights is float32 or float16, not {self.weights!r}")
-        if self.weights == "float16" and self.arch == "boxnet":
-            raise ValueError("net.weights = float16 is for classification and segmentation")
         if self.arch == "boxnet":  # training.detection.BoxNet: 4 stages of ``widths``
             if len(self.widths) != 4:
                 raise ValueError("net.widths needs 4 stages for boxnet")
@@ -192,6 +190,15 @@ class Recipe:
     # Ordinal models: "argmax" or "median" (ModelCard.grade_rule).
     grade_rule: str = "argmax"
     source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.task is Task.DETECTION:
+            if self.net.weights != "float32":
+                raise ValueError("net.weights = float16 is for classification and segmentation")
+            if self.net.arch == "basicunet":
+                raise ValueError("a detector is boxnet or a ResNet trunk, not basicunet")
+        elif self.net.arch == "boxnet":
+            raise ValueError("net.arch = boxnet is for detection recipes")
 
 
 def read_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
