@@ -137,7 +137,7 @@ def test_a_trunk_detector_reads_any_size_and_exports_its_pooled_features(tmp_pat
             rows // 4,
             cols // 4,
         )
-        assert features.shape == (1, 128)  # the last stage's channels
+        assert features.shape == (1, 32)  # the decoder's channels (widths[1])
     diff = export_detector(net, torch.randn(2, 1, 64, 64), tmp_path / "m.onnx")
     assert diff < 1e-4
     other = torch.randn(1, 1, 48, 80)  # rows and columns are dynamic axes
@@ -156,8 +156,6 @@ def test_detector_recipes_refuse_what_the_detector_cannot_do() -> None:
         raw = recipe_dict(Path("unused"))
         return recipe_from_dict({**raw, "net": net}, "test")
 
-    with pytest.raises(Exception, match="classification and segmentation"):
-        recipe(arch="resnet-tiny", weights="float16")
     with pytest.raises(Exception, match="not basicunet"):
         recipe(arch="basicunet")
     classifier = {**recipe_dict(Path("unused")), "task": "binary", "labels": ["no", "yes"]}
@@ -178,7 +176,7 @@ def test_a_trunk_detector_trains_with_the_feature_and_input_ood_score(tmp_path: 
     from radlens.training.train import train
 
     data = synthetic_set(tmp_path / "data", n=12)
-    raw = {**recipe_dict(data, epochs=1), "net": {"arch": "resnet-tiny"}}
+    raw = {**recipe_dict(data, epochs=1), "net": {"arch": "resnet-tiny", "weights": "float16"}}
     card, _ = train(recipe_from_dict(raw, "test"), tmp_path / "model", data, "radlens train t")
     model = load_model(tmp_path / "model")
     assert card.outputs == ("heatmap", "ltrb", "features")
@@ -187,8 +185,15 @@ def test_a_trunk_detector_trains_with_the_feature_and_input_ood_score(tmp_path: 
     assert card.ood.inputs.statistics == "image2d/3"
     assert card_input_stats(model.folder, card) is None  # not the input-only score
     stats = stats_for(model.folder, card.ood)
-    assert stats is not None and stats.means.shape == (1, 128)  # one class: a box set
-    assert "OOD score (features and input statistics)" in (model.folder / "train.log").read_text()
+    assert stats is not None and stats.means.shape == (1, 32)  # one class: a box set
+    log = (model.folder / "train.log").read_text()
+    assert "OOD score (features and input statistics)" in log
+    # float16 weights, each output held to its own scale; the card was measured after.
+    assert "(heatmap up to" in log and "(ltrb up to" in log and "(features up to" in log
+    import onnx
+
+    stored = {i.data_type for i in onnx.load(str(model.weights)).graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in stored
     image = np.asarray(PILImage.open(data / "images" / "val0.png"))
     found = detect_findings(
         Image(image, ImageLayout.YX, Geometry((1.0, 1.0)), source_uids=("1.2",)),

@@ -38,7 +38,7 @@ def outputs(path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
     [
         ("mask_net", (2, 1, 64, 96), 5e-3),  # mask_logits, through 5 levels
         ("cxr_pneumonia_128", (2, 1, 128, 128), 1e-3),  # logits, cam, features
-        ("fracture_boxes", (2, 1, 256, 256), 1e-3),  # heatmap, ltrb
+        ("bccd_cells", (2, 3, 240, 320), 1e-3),  # heatmap, ltrb
     ],
 )
 def test_half_weights_halve_the_file_and_keep_every_output(

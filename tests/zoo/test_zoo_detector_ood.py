@@ -1,4 +1,5 @@
-"""The shipped detectors' input-statistics OOD score: hash-checked like every zoo model's
+"""The shipped detectors' OOD score (features and input statistics for a detector on a
+ResNet trunk, input statistics alone for a BoxNet): hash-checked like every zoo model's
 statistics files, the card's val flag rate reproduced, a val image trusted and a chest
 radiograph or a noise image flagged on every finding, through to findings.json."""
 
@@ -19,6 +20,7 @@ from radlens.inference.ood import (
     LOW_TRUST,
     card_input_ood,
     card_input_stats,
+    read_ood,
     stats_for,
     verified_input_stats,
 )
@@ -77,20 +79,34 @@ def test_every_shipped_model_names_an_ood_score_whose_files_pass_the_hash_check(
 
 
 @pytest.mark.parametrize("name", DETECTORS)
-def test_each_detector_has_a_hash_checked_input_score_and_records_how_it_was_made(
+def test_each_detector_has_a_hash_checked_score_and_records_how_it_was_made(
     name: str, installed: list[InstalledModel]
 ) -> None:
+    """A detector with a ``features`` output decides as a classifier (``ood``: features and
+    input statistics); one without, on its input statistics alone (``detection.ood_inputs``).
+    Either way the statistic set is the current one, about 5% of val is flagged, and the
+    training log says how the score was fitted."""
     model = get_model(name, installed)
     card = model.card
-    assert card.detection is not None and card.detection.ood_inputs is not None
-    spec = card.detection.ood_inputs
+    assert card.detection is not None
     current = statistic_set_for(card)  # shipped detectors are refitted when the set changes
-    assert current is not None and spec.statistics == current.kind
-    assert spec.stats_file == "ood_inputs.npz"
-    assert 0.03 <= spec.val_flag_rate <= 0.07 and spec.median < spec.threshold
-    stats = card_input_stats(model.folder, card)
-    assert stats is not None and stats.kind == spec.statistics
+    assert current is not None
     log = (model.folder / "train.log").read_text(encoding="utf-8")
+    if "features" in card.outputs:
+        assert card.ood is not None and card.ood.inputs is not None
+        assert card.detection.ood_inputs is None
+        assert card.ood.inputs.statistics == current.kind
+        assert 0.03 <= card.ood.inputs.val_flag_rate <= 0.07
+        stats = stats_for(model.folder, card.ood)
+        assert stats is not None and stats.inputs is not None
+        assert "OOD score (features and input statistics)" in log
+        return
+    assert card.ood is None and card.detection.ood_inputs is not None
+    spec = card.detection.ood_inputs
+    assert spec.statistics == current.kind and spec.stats_file == "ood_inputs.npz"
+    assert 0.03 <= spec.val_flag_rate <= 0.07 and spec.median < spec.threshold
+    input_stats = card_input_stats(model.folder, card)
+    assert input_stats is not None and input_stats.kind == spec.statistics
     assert f"radlens ood {name} --data" in log
 
 
@@ -105,6 +121,32 @@ def as_image(array: np.ndarray) -> Image:
     return Image(array, layout, Geometry((1.0, 1.0)), source_uids=("1.2.3",))
 
 
+def decision_scores(
+    model: InstalledModel, backend: OnnxBackend, images: list[np.ndarray]
+) -> np.ndarray:
+    """The ``ood_score`` each image's findings would carry (flagged at 1 or more)."""
+    card = model.card
+    if card.ood is None:
+        stats = card_input_stats(model.folder, card)
+        return np.array(
+            [card_input_ood(card, stats, im, prepare_2d(im, card.input)[0])[0] for im in images]
+        )
+    ood_stats = stats_for(model.folder, card.ood)
+    scores = []
+    for im in images:
+        x = prepare_2d(im, card.input)[0][None]
+        features = backend.run(x)[card.ood.output]
+        scores.append(read_ood(card, ood_stats, features, [im], x)[0].score)
+    return np.array(scores)
+
+
+def card_flag_rate(card: ModelCard) -> float:
+    if card.ood is not None:
+        return (card.ood.inputs or card.ood).val_flag_rate
+    assert card.detection is not None and card.detection.ood_inputs is not None
+    return card.detection.ood_inputs.val_flag_rate
+
+
 @pytest.mark.shared_data
 @pytest.mark.parametrize("name", DETECTORS)
 def test_val_flags_as_the_card_says_a_typical_val_image_is_trusted_and_a_chest_film_is_not(
@@ -112,24 +154,28 @@ def test_val_flags_as_the_card_says_a_typical_val_image_is_trusted_and_a_chest_f
 ) -> None:
     model = get_model(name, installed)
     card = model.card
-    assert card.detection is not None and card.detection.ood_inputs is not None
-    stats = card_input_stats(model.folder, card)
-    images = val_set(name, shared_data_dir, fracatlas_view, card)
-    scores = [card_input_ood(card, stats, im, prepare_2d(im, card.input)[0])[0] for im in images]
-    flags = np.array(scores) >= 1.0
-    assert np.mean(flags) == pytest.approx(card.detection.ood_inputs.val_flag_rate, abs=1e-6)
     backend = OnnxBackend(model.weights, threads=2)
+    images = val_set(name, shared_data_dir, fracatlas_view, card)
+    scores = decision_scores(model, backend, images)
+    flags = scores >= 1.0
+    assert np.mean(flags) == pytest.approx(card_flag_rate(card), abs=1e-6)
+    trust = {
+        "input_stats": card_input_stats(model.folder, card),
+        "ood_stats": stats_for(model.folder, card.ood),
+    }
     # The val image of median score: half of val is more unusual, 95% is not flagged.
     typical = images[int(np.argsort(scores)[len(scores) // 2])]
-    for finding in detect_findings(as_image(typical), card, backend, input_stats=stats):
+    for finding in detect_findings(as_image(typical), card, backend, **trust):
         assert not finding.ood_flag and LOW_TRUST not in finding.warnings
         assert finding.ood_score is not None and finding.ood_score < 1.0
     chest = read_image_file(sorted((shared_data_dir / "cxr_pneumonia").rglob("*.jpeg"))[0])
-    found = detect_findings(as_image(chest), card, backend, input_stats=stats)
+    found = detect_findings(as_image(chest), card, backend, **trust)
     assert found  # boxes, or the one finding of a low-trust image without boxes
     for finding in found:
         assert finding.ood_flag and LOW_TRUST in finding.warnings
         assert finding.ood_score is not None and finding.ood_score >= 1.0
+        if card.ood is not None:
+            assert finding.ood_feature_score is not None
 
 
 @pytest.mark.shared_data

@@ -155,8 +155,10 @@ class TrunkBoxNet(nn.Module):
     (``net.init``, :func:`radlens.training.learn.transfer_state`). A feature pyramid of
     ``widths[1]`` channels runs from the last stage (stride 32) back to stride 4, where the
     heads read it. ``forward`` returns ``(heatmap, ltrb)``, and with ``features=True`` also
-    the last stage's feature map averaged over positions (the input of the
-    out-of-distribution score, as a classifier's ``features`` output).
+    that stride-4 map averaged over positions: what both heads read, the detector's
+    penultimate features as a classifier's ``features`` output is its (the input of the
+    out-of-distribution score; the trunk's last stage, measured first, told fetal
+    ultrasound from fracture radiographs less well: ``benchmarks/trust.md``).
     """
 
     stride = 4
@@ -196,7 +198,7 @@ class TrunkBoxNet(nn.Module):
         heat = self.heat(p)
         ltrb = self.stride * torch.exp(self.box(p).clamp(max=8.0))
         out = (heat if logits else torch.sigmoid(heat)), ltrb
-        return (*out, c32.flatten(2).mean(dim=2)) if features else out
+        return (*out, p.flatten(2).mean(dim=2)) if features else out
 
 
 def build_detector(spec: NetSpec, channels: int, n_classes: int) -> nn.Module:
@@ -627,6 +629,14 @@ def train_detection(
     log.info("onnx parity: max |torch - onnxruntime| = %.2e", diff)
     if diff > PARITY_TOLERANCE:
         raise RuntimeError(f"ONNX export differs from torch by {diff:.2e}")
+    if recipe.net.weights == "float16":
+        from radlens.training.half_weights import halve_checked
+
+        names = detector_outputs(net)
+        with torch.no_grad():
+            outputs = net(example, features=True) if FEATURES in names else net(example)
+        expected = dict(zip(names, (t.numpy() for t in outputs), strict=True))
+        halve_checked(onnx_path, example.numpy(), expected, log, separately=True)
     minutes = (time.perf_counter() - started) / 60
     card = ModelCard(
         name=recipe.name,

@@ -50,7 +50,7 @@ class NetSpec:
     init: str = ""
     # How the exported ONNX file stores convolution weights: "float32", or "float16" behind a
     # cast that ONNX Runtime folds at load (training.half_weights: half the bytes, computed
-    # in float32). Not for detection recipes.
+    # in float32).
     weights: str = "float32"
 
     def __post_init__(self) -> None:
@@ -193,8 +193,6 @@ class Recipe:
 
     def __post_init__(self) -> None:
         if self.task is Task.DETECTION:
-            if self.net.weights != "float32":
-                raise ValueError("net.weights = float16 is for classification and segmentation")
             if self.net.arch == "basicunet":
                 raise ValueError("a detector is boxnet or a ResNet trunk, not basicunet")
         elif self.net.arch == "boxnet":
