@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 
 from radlens.training.detection import (  # noqa: E402
     BoxNet,
+    FlipAverageBoxes,
     TrunkBoxNet,
     augment_item,
     export_detector,
@@ -151,6 +152,38 @@ def test_a_trunk_detector_reads_any_size_and_exports_its_pooled_features(tmp_pat
     assert not net.training  # exporting left it in eval mode
 
 
+def test_flip_averaged_maps_mirror_exactly_with_the_image(tmp_path: Path) -> None:
+    """Left-right flip averaging makes a detector mirror-equivariant: the maps of a mirrored
+    image are the mirrored maps, with ltrb's left and right swapped."""
+    torch.manual_seed(0)
+    tta = FlipAverageBoxes(TrunkBoxNet(NetSpec(arch="resnet-tiny"), 1, 2).eval(), ((1,),)).eval()
+    x = torch.randn(1, 1, 64, 96)
+    with torch.no_grad():
+        heat, ltrb, features = tta(x, features=True)
+        m_heat, m_ltrb, m_features = tta(x.flip(-1), features=True)
+    torch.testing.assert_close(m_heat, heat.flip(-1), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(m_ltrb, ltrb.flip(-1)[:, [2, 1, 0, 3]], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(m_features, features, atol=1e-5, rtol=1e-4)
+    diff = export_detector(tta, torch.randn(2, 1, 64, 64), tmp_path / "m.onnx")
+    assert diff < 1e-4  # the exported graph holds the mirrored passes and their outputs
+    with pytest.raises(ValueError, match="not training"):
+        tta(x, logits=True)
+
+
+def test_a_top_bottom_flip_swaps_top_and_bottom_distances() -> None:
+    torch.manual_seed(0)
+    net = BoxNet(1, 1, (4, 8, 8, 8), (1, 1, 1, 1)).eval()
+    x = torch.randn(1, 1, 32, 48)
+    with torch.no_grad():
+        heat, ltrb = FlipAverageBoxes(net, ((1,), (2,))).eval()(x)
+        h0, l0 = net(x)
+        h1, l1 = net(x.flip(-1))
+        h2, l2 = net(x.flip(-2))
+    torch.testing.assert_close(heat, (h0 + h1.flip(-1) + h2.flip(-2)) / 3)
+    mirrored = l1.flip(-1)[:, [2, 1, 0, 3]] + l2.flip(-2)[:, [0, 3, 2, 1]]
+    torch.testing.assert_close(ltrb, (l0 + mirrored) / 3)
+
+
 def test_detector_recipes_refuse_what_the_detector_cannot_do() -> None:
     def recipe(**net: object) -> object:
         raw = recipe_dict(Path("unused"))
@@ -177,6 +210,7 @@ def test_a_trunk_detector_trains_with_the_feature_and_input_ood_score(tmp_path: 
 
     data = synthetic_set(tmp_path / "data", n=12)
     raw = {**recipe_dict(data, epochs=1), "net": {"arch": "resnet-tiny", "weights": "float16"}}
+    raw["schedule"] = {**raw["schedule"], "tta": True}  # type: ignore[dict-item]
     card, _ = train(recipe_from_dict(raw, "test"), tmp_path / "model", data, "radlens train t")
     model = load_model(tmp_path / "model")
     assert card.outputs == ("heatmap", "ltrb", "features")
@@ -190,6 +224,7 @@ def test_a_trunk_detector_trains_with_the_feature_and_input_ood_score(tmp_path: 
     assert "OOD score (features and input statistics)" in log
     # float16 weights, each output held to its own scale; the card was measured after.
     assert "(heatmap up to" in log and "(ltrb up to" in log and "(features up to" in log
+    assert "test-time augmentation: the mean over mirror images ((1,), (2,))" in log
     import onnx
 
     stored = {i.data_type for i in onnx.load(str(model.weights)).graph.initializer}

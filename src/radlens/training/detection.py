@@ -57,6 +57,7 @@ from radlens.models.card import (
     write_card,
 )
 from radlens.models.registry import sha256_of
+from radlens.training.nets import build_net
 from radlens.training.recipe import NetSpec, Recipe
 
 GAUSSIAN_ALPHA = 0.54  # TTFNet's choice for both the heatmap and the regression area
@@ -113,6 +114,7 @@ class BoxNet(nn.Module):
     """
 
     stride = 4
+    has_features = False
 
     def __init__(
         self, channels: int, n_classes: int, widths: tuple[int, ...], layers: tuple[int, ...]
@@ -162,11 +164,10 @@ class TrunkBoxNet(nn.Module):
     """
 
     stride = 4
+    has_features = True
 
     def __init__(self, spec: NetSpec, channels: int, n_classes: int) -> None:
         super().__init__()
-        from radlens.training.nets import build_net
-
         stride = spec.stem_stride * (2 if spec.max_pool else 1)
         if stride != self.stride:
             raise ValueError(
@@ -206,6 +207,44 @@ def build_detector(spec: NetSpec, channels: int, n_classes: int) -> nn.Module:
     if spec.arch == "boxnet":
         return BoxNet(channels, n_classes, spec.widths, spec.layers)
     return TrunkBoxNet(spec, channels, n_classes)
+
+
+class FlipAverageBoxes(nn.Module):
+    """Mirror-image test-time augmentation folded into a detector's graph.
+
+    For each flip (1 mirrors left-right, 2 top-bottom: those training augmented with), the
+    net reads the
+    mirrored input; its maps are mirrored back, with the ``ltrb`` channels of the mirrored
+    axis swapped (a box's left edge is its mirror image's right edge), and all are averaged.
+    ``features`` (a ``TrunkBoxNet``'s) are averaged as they are.
+    """
+
+    def __init__(self, net: nn.Module, flips: tuple[tuple[int, ...], ...]) -> None:
+        super().__init__()
+        self.net = net
+        self.flips = flips
+        self.has_features = bool(getattr(net, "has_features", False))
+
+    def forward(
+        self, x: torch.Tensor, logits: bool = False, features: bool = False
+    ) -> tuple[torch.Tensor, ...]:
+        if logits:
+            raise ValueError("flip averaging is for the exported probabilities, not training")
+        extra = {"features": True} if features else {}
+        total = list(self.net(x, **extra))
+        for axes in self.flips:
+            dims = [-a for a in axes]
+            out = self.net(x.flip(dims), **extra)
+            swap = [0, 1, 2, 3]
+            for a in axes:  # x: left <-> right; y: top <-> bottom
+                i, j = (0, 2) if a == 1 else (1, 3)
+                swap[i], swap[j] = swap[j], swap[i]
+            total[0] = total[0] + out[0].flip(dims)
+            total[1] = total[1] + out[1].flip(dims)[:, swap]
+            if features:
+                total[2] = total[2] + out[2]
+        n = 1 + len(self.flips)
+        return tuple(t / n for t in total)
 
 
 class _WithFeatures(nn.Module):
@@ -553,7 +592,7 @@ def fit_detector(
 def detector_outputs(net: nn.Module) -> tuple[str, ...]:
     """The exported graph's outputs: ``TrunkBoxNet`` adds ``features``."""
     base = ("heatmap", "ltrb")
-    return (*base, FEATURES) if isinstance(net, TrunkBoxNet) else base
+    return (*base, FEATURES) if getattr(net, "has_features", False) else base
 
 
 def export_detector(net: nn.Module, example: torch.Tensor, path: Path, opset: int = 17) -> float:
@@ -623,6 +662,15 @@ def train_detection(
     )
     net, scores, epoch = fit_detector(recipe, train_set, val_set, log)
     log.info("best epoch %d: val mAP@0.5 %.4f (torch)", epoch, scores.map_50)
+    aug = recipe.augment  # the mirrors training augmented with (see augment_item)
+    flips = tuple(
+        axes
+        for axes, used in (((1,), aug.hflip or "x" in aug.flip_axes), ((2,), "y" in aug.flip_axes))
+        if used
+    )
+    if recipe.schedule.tta and flips:
+        net = FlipAverageBoxes(net, flips).eval()
+        log.info("test-time augmentation: the mean over mirror images %s in the graph", flips)
     onnx_path = out_dir / "model.onnx"
     example = torch.from_numpy(prepare_set(val_set, recipe).x[:2])
     diff = export_detector(net, example, onnx_path)
