@@ -454,14 +454,17 @@ def render_experiments(records: list[dict[str, Any]]) -> str:
     )
     for dataset, group in _grouped(records, lambda r: r.get("dataset", "?")).items():
         ordinal = any((r.get("val") or {}).get("qwk") is not None for r in group)
-        headers = ["variant", "what changed", "seed", "val AUC", "val ACC", "val ECE"]
+        boxes = all((r.get("val") or {}).get("map50") is not None for r in group)
+        headers = ["variant", "what changed", "seed"]
+        headers += ["val AP@0.5", "val AP@0.5:0.95"] if boxes else ["val AUC", "val ACC", "val ECE"]
         headers += ["val QWK", "val MAE"] if ordinal else []
         headers += ["min", "shipped", "note"]
         body = []
         for r in group:
             val = r.get("val") or {}
             line = [r.get("variant", "?"), what_changed(r), r.get("seed", MISSING)]
-            line += [fmt(val.get(k)) for k in ("auc", "acc", "ece")]
+            keys = ("map50", "map50_95") if boxes else ("auc", "acc", "ece")
+            line += [fmt(val.get(k)) for k in keys]
             line += [fmt(val.get(k)) for k in ("qwk", "mae")] if ordinal else []
             line += [fmt(r.get("minutes"), 1), "yes" if r.get("shipped") else "no"]
             line += [r.get("note", "")]

@@ -34,7 +34,7 @@ from radlens.cli.train import parse_sets
 HERE = Path(__file__).parent
 REPO = HERE.parent
 SWEEP_ROOT = Path("/tmp/radlens-sweep")
-VAL_METRICS = ("auc", "acc", "ece", "qwk", "mae")
+VAL_METRICS = ("auc", "acc", "ece", "qwk", "mae", "map50", "map50_95")
 
 
 def radlens_command() -> str:
