@@ -87,6 +87,7 @@ def _register() -> None:
         demo,
         evaluate,
         feedback,
+        half,
         keys,
         learn,
         models,
@@ -109,6 +110,7 @@ def _register() -> None:
     app.command("train")(guarded(train.train_command))
     app.command("evaluate")(guarded(evaluate.evaluate_command))
     app.command("quantize")(guarded(quantize.quantize_command))
+    app.command("half")(guarded(half.half_command))
     app.command("calibrate")(guarded(calibrate.calibrate_command))
     app.command("serve")(guarded(serve.serve_command))
     app.command("batch")(guarded(batch.batch_command))

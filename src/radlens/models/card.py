@@ -766,6 +766,10 @@ CLASSIFIER_ONLY: dict[str, str] = {
         "input-statistics OOD score (if its card has one) is fitted by `radlens train`"
     ),
     "quantize": ("the INT8 gate compares a classifier's val AUC; {task} models run in fp32"),
+    "half": (
+        "a float16 version is recalibrated and re-measured as a classifier; a {task} model "
+        'stores float16 weights when its recipe says net.weights = "float16"'
+    ),
 }
 
 

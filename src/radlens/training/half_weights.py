@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,3 +154,97 @@ def halve_checked(
                 f"float16 weights move the outputs by {diff:.2e} (scale {scale:.1f})"
             )
     return report
+
+
+@dataclass(frozen=True)
+class HalvedModel:
+    """What :func:`halve_model` made.
+
+    Attributes:
+        model, version: the card's name and the new version.
+        folder: the new model folder.
+        report: the rewrite (tensors, bytes before and after).
+        metrics_before, metrics_after: the val metrics of the float32 and float16 cards.
+    """
+
+    model: str
+    version: str
+    folder: Path
+    report: HalfReport
+    metrics_before: dict[str, float]
+    metrics_after: dict[str, float]
+
+
+def halve_model(
+    model_dir: Path, data: Path, out_dir: Path, version: str, command: str = ""
+) -> HalvedModel:
+    """A new version of a trained classifier with its weights stored as float16.
+
+    The folder is copied to ``out_dir``; :func:`halve_checked` rewrites its weights and
+    compares every output with the float32 file's on val images; the card takes ``version``
+    and the new hash; then calibration, thresholds and val metrics are refitted from val
+    (``radlens calibrate``'s code) and, when the card has an OOD score, its statistics and
+    thresholds too (``radlens ood``'s), since features and logits moved by float16's
+    rounding. ``train.log`` records the step. Only the stored weights change: training is
+    not rerun.
+
+    Raises:
+        UnsupportedTaskError: not a classifier.
+        ConfigError: ``out_dir`` exists, the weights are already float16, or the card has an
+            INT8 copy (quantized from the float32 weights: quantize the new version again).
+    """
+    import shutil
+    from dataclasses import replace
+
+    from radlens.errors import ConfigError
+    from radlens.evaluation.evaluate import prepare_batch
+    from radlens.inference.backends import OnnxBackend
+    from radlens.io.datasets import read_labelled
+    from radlens.models.card import require_classifier, write_card
+    from radlens.models.registry import load_model, sha256_of
+    from radlens.training.calibrate import recalibrate_model
+
+    installed = load_model(model_dir)
+    card = installed.card
+    require_classifier(card, "half")
+    if card.int8 is not None:
+        raise ConfigError(
+            f"{card.name}: its INT8 copy was quantized from the float32 weights; drop it or "
+            "quantize the float16 version again"
+        )
+    if any(
+        i.name.endswith(HALF_SUFFIX) for i in onnx.load(str(installed.weights)).graph.initializer
+    ):
+        raise ConfigError(f"{card.name}: its weights are already stored as float16")
+    if out_dir.exists():
+        raise ConfigError(f"{out_dir} exists: give a new folder for the float16 version")
+    shutil.copytree(installed.folder, out_dir)
+    weights = out_dir / card.weights_file
+    val = read_labelled(data, "val", card.labels)
+    example = prepare_batch(card, val.images[:16])
+    expected = OnnxBackend(installed.weights, threads=1).run(example)
+    log = logging.getLogger(__name__)
+    report = halve_checked(weights, example, expected, log)
+    write_card(replace(card, version=version, sha256=sha256_of(weights)), out_dir / "card.json")
+    recalibrate_model(out_dir, data)
+    if card.ood is not None:
+        from radlens.training.ood import fit_ood
+
+        fit_ood(out_dir, data, input_statistics=card.ood.inputs is not None)
+    after = load_model(out_dir).card
+    with (out_dir / "train.log").open("a", encoding="utf-8") as handle:
+        handle.write(
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')} {command or 'radlens half'}: weights stored "
+            f"as float16 ({report.tensors} tensors, {report.bytes_before / 1e6:.2f} -> "
+            f"{report.bytes_after / 1e6:.2f} MB), version {card.version} -> {version}; "
+            f"calibration{' and OOD score' if card.ood else ''} refitted on val; val metrics "
+            f"{card.metrics.get('val', {})} -> {after.metrics['val']}\n"
+        )
+    return HalvedModel(
+        card.name,
+        version,
+        out_dir,
+        report,
+        dict(card.metrics.get("val", {})),
+        dict(after.metrics["val"]),
+    )
