@@ -99,3 +99,18 @@ def test_half_refuses_halved_weights_an_existing_folder_and_other_tasks(
     (detector / "card.json").write_text(json.dumps(card))
     refused = radlens("half", detector, "--data", data, "-o", tmp_path / "d", "--version", "2")
     assert refused.exit_code != 0 and "classifiers only" in refused.stderr
+
+
+def test_a_failed_check_leaves_no_half_made_version(
+    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from radlens.training import half_weights
+
+    def moved(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("float16 weights move the outputs by 1.00e+00 (scale 1.0)")
+
+    monkeypatch.setattr(half_weights, "halve_checked", moved)
+    source, data = trained
+    with pytest.raises(RuntimeError, match="move the outputs"):
+        half_weights.halve_model(source, data, tmp_path / "half", "0.0.2")
+    assert not (tmp_path / "half").exists()

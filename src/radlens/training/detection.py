@@ -10,6 +10,12 @@ torchvision operators and no NMS inside the graph:
   a feature-pyramid decoder back to ``stride`` (4), and two heads: ``heatmap`` (sigmoid,
   one channel per class: a box centre lies here) and ``ltrb`` (distances from the cell
   centre to the four box edges, in input pixels, ``stride * exp(.)``);
+* ``TrunkBoxNet`` (``net.arch`` a ResNet): the same heads on a classifier's MONAI ResNet
+  trunk (stride 32; ``net.init`` can start it from a shipped classifier's) with a
+  feature-pyramid decoder back to stride 4, whose pooled map is a third output,
+  ``features``, for the out-of-distribution score a classifier has;
+* ``schedule.tta``: mirror-image test-time augmentation in the exported graph
+  (``FlipAverageBoxes``); ``net.weights = "float16"``: weights stored as float16;
 * targets: per box an elliptical Gaussian on its class channel (sides ``alpha`` times the
   box's, peak 1 at the centre cell), trained with CenterNet's penalty-reduced focal loss;
   ``ltrb`` is trained with the GIoU loss at the cells of the Gaussian inside the box's
@@ -157,10 +163,10 @@ class TrunkBoxNet(nn.Module):
     (``net.init``, :func:`radlens.training.learn.transfer_state`). A feature pyramid of
     ``widths[1]`` channels runs from the last stage (stride 32) back to stride 4, where the
     heads read it. ``forward`` returns ``(heatmap, ltrb)``, and with ``features=True`` also
-    that stride-4 map averaged over positions: what both heads read, the detector's
-    penultimate features as a classifier's ``features`` output is its (the input of the
-    out-of-distribution score; the trunk's last stage, measured first, told fetal
-    ultrasound from fracture radiographs less well: ``benchmarks/trust.md``).
+    that stride-4 map averaged over positions. Both heads read this map, so it is the
+    detector's penultimate layer, as the pooled last feature map is a classifier's; it feeds
+    the out-of-distribution score. (The trunk's last stage, measured first, told fetal
+    ultrasound from fracture radiographs less well: ``benchmarks/trust.md``.)
     """
 
     stride = 4
@@ -213,10 +219,9 @@ class FlipAverageBoxes(nn.Module):
     """Mirror-image test-time augmentation folded into a detector's graph.
 
     For each flip (1 mirrors left-right, 2 top-bottom: those training augmented with), the
-    net reads the
-    mirrored input; its maps are mirrored back, with the ``ltrb`` channels of the mirrored
-    axis swapped (a box's left edge is its mirror image's right edge), and all are averaged.
-    ``features`` (a ``TrunkBoxNet``'s) are averaged as they are.
+    net reads the mirrored input; its maps are mirrored back, with the ``ltrb`` channels of
+    the mirrored axis swapped (a box's left edge is its mirror image's right edge), and all
+    are averaged. ``features`` (a ``TrunkBoxNet``'s) are averaged as they are.
     """
 
     def __init__(self, net: nn.Module, flips: tuple[tuple[int, ...], ...]) -> None:

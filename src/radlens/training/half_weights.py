@@ -218,20 +218,24 @@ def halve_model(
         raise ConfigError(f"{card.name}: its weights are already stored as float16")
     if out_dir.exists():
         raise ConfigError(f"{out_dir} exists: give a new folder for the float16 version")
-    shutil.copytree(installed.folder, out_dir)
-    weights = out_dir / card.weights_file
     val = read_labelled(data, "val", card.labels)
-    example = prepare_batch(card, val.images[:16])
-    expected = OnnxBackend(installed.weights, threads=1).run(example)
-    log = logging.getLogger(__name__)
-    report = halve_checked(weights, example, expected, log)
-    write_card(replace(card, version=version, sha256=sha256_of(weights)), out_dir / "card.json")
-    recalibrate_model(out_dir, data)
-    if card.ood is not None:
-        from radlens.training.ood import fit_ood
+    shutil.copytree(installed.folder, out_dir)
+    try:  # a failed check or refit leaves no half-made version behind
+        weights = out_dir / card.weights_file
+        example = prepare_batch(card, val.images[:16])
+        expected = OnnxBackend(installed.weights, threads=1).run(example)
+        report = halve_checked(weights, example, expected, logging.getLogger(__name__))
+        new = replace(card, version=version, sha256=sha256_of(weights))
+        write_card(new, out_dir / "card.json")
+        recalibrate_model(out_dir, data)
+        if card.ood is not None:
+            from radlens.training.ood import fit_ood
 
-        fit_ood(out_dir, data, input_statistics=card.ood.inputs is not None)
-    after = load_model(out_dir).card
+            fit_ood(out_dir, data, input_statistics=card.ood.inputs is not None)
+        after = load_model(out_dir).card
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     with (out_dir / "train.log").open("a", encoding="utf-8") as handle:
         handle.write(
             f"{time.strftime('%Y-%m-%d %H:%M:%S')} {command or 'radlens half'}: weights stored "
