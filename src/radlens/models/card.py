@@ -394,8 +394,8 @@ class Measure(StrEnum):
 
 @dataclass(frozen=True)
 class InputOodSpec:
-    """The out-of-distribution score of a model without a features output (segmentation,
-    detection): the Mahalanobis distance of the input image's statistics (``image2d/1``, the
+    """The out-of-distribution score of a model without a features output (segmentation, a
+    BoxNet detector): the Mahalanobis distance of the input image's statistics (``image2d/1``, the
     same statistics as :class:`InputStatsSpec`) to the training images', alone.
 
     Attributes:
@@ -481,8 +481,9 @@ class DetectionSpec:
         triage_classes: the classes whose boxes are findings that raise a study's priority;
             None (the default) for every class. The others are counted and shown but
             never make a study urgent: the cell types of a normal blood smear, say.
-        ood_inputs: the input-statistics out-of-distribution score, when fitted (as a
-            segmentation model's: a detector has no features output either).
+        ood_inputs: the input-statistics out-of-distribution score of a detector without a
+            ``features`` output (a BoxNet), when fitted, as a segmentation model's; one with
+            (a TrunkBoxNet) has the card's ``ood`` instead.
     """
 
     stride: int = 4

@@ -1,7 +1,7 @@
 """The out-of-distribution score of a detector's or segmenter's card, fitted without
 retraining.
 
-Their graphs have no ``features`` output (a detector's outputs are the ``heatmap`` and
+Their graphs have no ``features`` output (a BoxNet detector's outputs are the ``heatmap`` and
 ``ltrb`` maps, a segmenter's the ``mask_logits``), so their OOD score is the input-statistics
 distance alone (:func:`radlens.training.segment_card.fit_input_ood`): the statistics of the
 training images are written to ``ood_inputs.npz`` beside the card, and the threshold flags
@@ -10,7 +10,9 @@ gives the same file and card.
 
 ``radlens train`` fits it at the end of training; ``radlens ood MODEL --data PATH``
 (:func:`fit_input_only_ood`) refits it, for a model trained before it existed or with an
-earlier statistic set (``image2d/1`` -> ``image2d/3``).
+earlier statistic set (``image2d/1`` -> ``image2d/3``). A detector whose graph has a
+``features`` output (a ``TrunkBoxNet``) gets a classifier's score instead
+(:func:`radlens.training.ood.refit_detector_ood`).
 """
 
 from __future__ import annotations
