@@ -396,8 +396,9 @@ osteophytes; a map spread evenly would put {h["band_share_uniform"]:.0%} there) 
   (`benchmarks/experiments.jsonl`): the trunk network alone gave 0.190, the flip averaging
   0.203; starting the trunk from the chest model `cxr_pneumonia_128` gave 0.125 (the chest
   trunk helps the fracture classifier, not the detector), and reading the images at their
-  full 320 px instead of 256 gave 0.138. Val AP moves by several hundredths from one
-  evaluated epoch to the next (91 boxes), so differences of that size are noise. At the
+  full 320 px instead of 256 gave 0.138; the shipped recipe with seed 1 gave 0.227. Val AP
+  moves by several hundredths from one evaluated epoch and one seed to the next (91 boxes),
+  so differences of that size are noise. At the
   operating score the image-level counts barely moved (33 against 34 fractured images boxed
   where labelled, 11 against 14 fracture-free images boxed): the gain is in ranking and
   framing the boxes. Its pooled decoder features also give it the OOD score of a classifier
