@@ -304,3 +304,40 @@ def test_train_with_boxes_and_a_transferred_trunk_exports_a_plain_classifier(
 
     outputs = OnnxBackend(out / "model.onnx").run(np.zeros((1, 1, 64, 64), np.float32))
     assert set(outputs) == {"logits", "cam", "features"}  # those of any classifier
+
+
+@pytest.mark.train
+@pytest.mark.slow
+def test_ensemble_members_trained_in_worker_processes_are_the_ones_trained_in_turn(
+    radlens: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``schedule.workers``: the exported file is byte for byte the one of a run training
+    the members one after another, and the log holds each member's epochs in turn."""
+    pytest.importorskip("torch")
+    pytest.importorskip("monai")
+    import re
+
+    from radlens.models.registry import sha256_of
+
+    monkeypatch.setenv("RADLENS_DATA", str(tmp_path / "data"))
+    learnable_npz(tmp_path / "data" / "medmnist" / "tinymnist.npz", (12, 12), 2)
+    runs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        trained = radlens(
+            "train", "--dataset", "tinymnist", "--recipes", tmp_path, "-o", out, *TINY,
+            "--set", "schedule.ensemble=3", "--set", f"schedule.workers={workers}",
+        )  # fmt: skip
+        assert trained.exit_code == 0, trained.stderr
+        log = (out / "train.log").read_text()
+        epochs = re.findall(r"(member \d/3|epoch \d+/2 train_loss [\d.]+ val_loss [\d.]+)", log)
+        runs[workers] = (sha256_of(out / "model.onnx"), epochs)
+    assert runs[1] == runs[2]
+    assert [e for e in runs[2][1] if e.startswith("member")] == [
+        "member 1/3",
+        "member 2/3",
+        "member 3/3",
+    ]
+    assert (
+        "3 members, 2 at a time in worker processes" in (tmp_path / "w2" / "train.log").read_text()
+    )

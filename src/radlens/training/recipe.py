@@ -98,6 +98,10 @@ class Schedule:
     # Train this many members (seeds seed, seed + 1, ...) and export their mean as one graph.
     ensemble: int = 1
     threads: int = 2
+    # Ensemble members trained at once, each in its own process with ``threads`` threads
+    # (training.train.fit_model); the members and the exported file are the same as when
+    # trained one after another. 1 = one after another, in this process.
+    workers: int = 1
     max_train_items: int | None = None
     # Detection: train on random crops of (rows, cols) input pixels; () = the whole input.
     crop: tuple[int, ...] = ()
@@ -112,6 +116,8 @@ class Schedule:
     def __post_init__(self) -> None:
         if self.box_loss < 0:
             raise ValueError("schedule.box_loss must be >= 0")
+        if self.workers < 1:
+            raise ValueError("schedule.workers must be at least 1")
         sizes = tuple(tuple(int(v) for v in size) for size in self.member_sizes)
         if sizes and (len(sizes) < 2 or any(len(s) != 2 or min(s) < 16 for s in sizes)):
             raise ValueError(

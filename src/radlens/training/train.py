@@ -20,8 +20,9 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -183,6 +184,121 @@ def transferred(
     return transfer_state(source, recipe, probe, log)
 
 
+@dataclass(frozen=True)
+class MemberData:
+    """What every ensemble member trains on (the same tensors for each)."""
+
+    x_train: torch.Tensor
+    y_train: np.ndarray
+    x_val: torch.Tensor
+    y_val: np.ndarray
+    x_corrupted: torch.Tensor | None
+    masks: torch.Tensor | None
+
+
+def train_member(
+    recipe: Recipe,
+    member: int,
+    data: MemberData,
+    initial_state: dict[str, torch.Tensor] | None,
+    log: logging.Logger,
+) -> torch.nn.Module:
+    """Fit ensemble member ``member``: the recipe with seed ``seed + member`` (member 0 is
+    the plain recipe), its torch random state set from that seed first, so a member is the
+    same network whichever process trains it and whatever trained before it."""
+    member_recipe = replace(recipe, seed=recipe.seed + member)
+    torch.manual_seed(member_recipe.seed)
+    net = build_net(recipe.net, recipe.input.channels, len(recipe.labels), recipe.input.dims)
+    if initial_state is not None:
+        # A transferred trunk leaves the head as the seed made it.
+        net.load_state_dict({**net.state_dict(), **initial_state})
+    log.info(
+        "member %d/%d: net %s, %d parameters, input %s, seed %d%s",
+        member + 1,
+        recipe.schedule.ensemble,
+        recipe.net,
+        sum(p.numel() for p in net.parameters()),
+        tuple(data.x_train.shape[1:]),
+        member_recipe.seed,
+        "" if initial_state is None else ", warm start",
+    )
+    net, history = fit(
+        net,
+        member_recipe,
+        data.x_train,
+        data.y_train,
+        data.x_val,
+        data.y_val,
+        log,
+        data.x_corrupted,
+        data.masks,
+    )
+    best = max(history, key=selection_key)
+    log.info("best epoch %d (val_auc %.4f)", best.epoch, best.val_auc)
+    return net
+
+
+class _Kept(logging.Handler):
+    """Keeps a worker's log records (as dicts, which pickle) for the parent to re-emit."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kept = dict(record.__dict__)
+        kept.update(msg=record.getMessage(), args=None, exc_info=None, exc_text=None)
+        self.records.append(kept)
+
+
+def _member_process(
+    recipe: Recipe,
+    member: int,
+    data: MemberData,
+    initial_state: dict[str, torch.Tensor] | None,
+) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """Runs in a worker process: one member, and its log records."""
+    torch.set_num_threads(recipe.schedule.threads)
+    log = logging.getLogger(f"radlens.train.member{member}")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    kept = _Kept()
+    log.addHandler(kept)
+    net = train_member(recipe, member, data, initial_state, log)
+    return net.state_dict(), kept.records
+
+
+def parallel_members(
+    recipe: Recipe,
+    data: MemberData,
+    initial_state: dict[str, torch.Tensor] | None,
+    workers: int,
+    log: logging.Logger,
+) -> list[torch.nn.Module]:
+    """Every member, ``workers`` at a time in separate processes (spawned, so no thread pool
+    is inherited mid-use); each member's log records are re-emitted in member order with
+    their own times, so ``train.log`` reads as if the members had trained in turn."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    log.info("%d members, %d at a time in worker processes", recipe.schedule.ensemble, workers)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [
+            pool.submit(_member_process, recipe, k, data, initial_state)
+            for k in range(recipe.schedule.ensemble)
+        ]
+        results = [f.result() for f in futures]
+    members: list[torch.nn.Module] = []
+    for state, records in results:
+        for record in records:
+            log.handle(logging.makeLogRecord({**record, "name": log.name}))
+        net = build_net(recipe.net, recipe.input.channels, len(recipe.labels), recipe.input.dims)
+        net.load_state_dict(state)
+        members.append(net.eval())
+    return members
+
+
 def fit_model(
     recipe: Recipe,
     train_set: LabelledImages,
@@ -207,40 +323,12 @@ def fit_model(
             ", ".join(recipe.augment.corruptions),
             recipe.augment.corruption_prob,
         )
-    members: list[torch.nn.Module] = []
-    for member in range(recipe.schedule.ensemble):
-        # Member k trains with seed + k; one member is the plain recipe.
-        member_recipe = replace(recipe, seed=recipe.seed + member)
-        torch.manual_seed(member_recipe.seed)
-        net = build_net(recipe.net, recipe.input.channels, len(recipe.labels), recipe.input.dims)
-        if initial_state is not None:
-            # A transferred trunk leaves the head as the seed made it.
-            net.load_state_dict({**net.state_dict(), **initial_state})
-        n_params = sum(p.numel() for p in net.parameters())
-        log.info(
-            "member %d/%d: net %s, %d parameters, input %s, seed %d%s",
-            member + 1,
-            recipe.schedule.ensemble,
-            recipe.net,
-            n_params,
-            tuple(x_train.shape[1:]),
-            member_recipe.seed,
-            "" if initial_state is None else ", warm start",
-        )
-        net, history = fit(
-            net,
-            member_recipe,
-            x_train,
-            train_set.labels,
-            x_val,
-            val_set.labels,
-            log,
-            x_corrupted,
-            masks,
-        )
-        best = max(history, key=selection_key)
-        log.info("best epoch %d (val_auc %.4f)", best.epoch, best.val_auc)
-        members.append(net)
+    data = MemberData(x_train, train_set.labels, x_val, val_set.labels, x_corrupted, masks)
+    n, workers = recipe.schedule.ensemble, min(recipe.schedule.workers, recipe.schedule.ensemble)
+    if workers <= 1:
+        members = [train_member(recipe, k, data, initial_state, log) for k in range(n)]
+    else:
+        members = parallel_members(recipe, data, initial_state, workers, log)
     model: torch.nn.Module = members[0] if len(members) == 1 else MeanEnsemble(members).eval()
     return model, x_val
 
