@@ -11,10 +11,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from radlens.cli.analyze import Json, ModelsDir
+from radlens.cli.analyze import Json, ModelsDir, model_folder
 from radlens.cli.render import out
 from radlens.evaluation.calibration import describe
-from radlens.models.registry import discover, get_model
 from radlens.training.calibrate import recalibrate_model
 
 
@@ -36,9 +35,7 @@ def calibrate_command(
 ) -> None:
     """Refit a trained model's calibration (method chosen by cross-validated NLL on val),
     thresholds and val metrics in card.json; the weights are not touched."""
-    folder = Path(model)
-    if not (folder / "card.json").exists():
-        folder = get_model(model, discover(models_dir, include_disabled=True)).folder
+    folder = model_folder(model, models_dir)
     change = recalibrate_model(folder, data, high_sensitivity, threads=threads)
     if as_json:
         report = asdict(change) | {"folder": str(change.folder), "data": str(change.data)}

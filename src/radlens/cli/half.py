@@ -11,10 +11,9 @@ from typing import Annotated
 
 import typer
 
-from radlens.cli.analyze import ModelsDir
+from radlens.cli.analyze import ModelsDir, model_folder
 from radlens.cli.render import out
 from radlens.errors import ConfigError
-from radlens.models.registry import discover, get_model
 
 
 def half_command(
@@ -34,9 +33,7 @@ def half_command(
             f"radlens half needs the onnx package of the train extra: pip install onnx "
             f"({exc.name} is missing)"
         ) from exc
-    folder = Path(model)
-    if not (folder / "card.json").exists():
-        folder = get_model(model, discover(models_dir, include_disabled=True)).folder
+    folder = model_folder(model, models_dir)
     command = " ".join(
         ["radlens half", shlex.quote(model), "--data", shlex.quote(str(data))]
         + ["-o", shlex.quote(str(output)), "--version", shlex.quote(version)]

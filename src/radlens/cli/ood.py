@@ -13,11 +13,10 @@ from typing import Annotated
 
 import typer
 
-from radlens.cli.analyze import ModelsDir
+from radlens.cli.analyze import ModelsDir, model_folder
 from radlens.cli.render import out
 from radlens.errors import ConfigError
 from radlens.models.card import FEATURES_OUTPUT, Task, read_card
-from radlens.models.registry import discover, get_model
 
 
 def ood_command(
@@ -38,9 +37,7 @@ def ood_command(
     """Fit the OOD scores (Mahalanobis on the model's features and on statistics of its
     input images) and the decision threshold on val; for a detector or a segmenter, the
     input-statistics score alone (data: its box set or segmentation set)."""
-    folder = Path(model)
-    if not (folder / "card.json").exists():
-        folder = get_model(model, discover(models_dir, include_disabled=True)).folder
+    folder = model_folder(model, models_dir)
     card = read_card(folder / "card.json")
     if card.task is Task.DETECTION and FEATURES_OUTPUT in card.outputs:
         if not input_stats:

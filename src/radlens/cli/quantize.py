@@ -11,10 +11,9 @@ from typing import Annotated
 
 import typer
 
-from radlens.cli.analyze import Json, ModelsDir
+from radlens.cli.analyze import Json, ModelsDir, model_folder
 from radlens.cli.render import out
 from radlens.errors import ConfigError
-from radlens.models.registry import discover, get_model
 
 
 def quantize_command(
@@ -39,9 +38,7 @@ def quantize_command(
             f"quantization needs the onnx package of the train extra: pip install onnx "
             f"({exc.name} is missing)"
         ) from exc
-    folder = Path(model)
-    if not (folder / "card.json").exists():
-        folder = get_model(model, discover(models_dir, include_disabled=True)).folder
+    folder = model_folder(model, models_dir)
     report = quantize_model(
         folder, data, threads=threads, max_auc_drop=max_drop, max_calibration=max_calibration
     )

@@ -717,7 +717,7 @@ def train_detection(
     if FEATURES in card.outputs:
         from radlens.training.ood import fit_detector_ood
 
-        ood = fit_detector_ood(card, out_dir, backend, train_set.images, val_set.images)
+        ood = fit_detector_ood(card, out_dir, backend, train_set, val_set)
         card = replace(card, ood=ood)
         log.info(
             "OOD score (features and input statistics): flags %.1f%% of val",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -46,7 +46,7 @@ from radlens.inference.ood import (
     save_input_stats,
     save_stats,
 )
-from radlens.inference.preprocess import prepare_2d
+from radlens.io.box_sets import BoxedImages
 from radlens.io.datasets import LabelledImages, read_labelled
 from radlens.models.card import (
     InputStatsSpec,
@@ -160,10 +160,14 @@ def features_of(card: ModelCard, backend: OnnxBackend, data: LabelledImages) -> 
 
 
 def read_features(
-    card: ModelCard, backend: OnnxBackend, data: LabelledImages, with_statistics: bool = True
+    card: ModelCard,
+    backend: OnnxBackend,
+    data: LabelledImages | BoxedImages,
+    with_statistics: bool = True,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The ``features`` output and (when the card's model has a statistic set) the input
-    statistics of every item, from one pass of preprocessing."""
+    statistics of every item, from one pass of preprocessing (a classifier's labelled set or
+    a detector's box set: only the images are read)."""
     statistics = statistic_set_for(card) if with_statistics else None
     out, values = [], []
     for start in range(0, len(data), 64):
@@ -288,31 +292,12 @@ def fit_scores(
     return replace(spec, inputs=inputs_spec), OodStats(stats.means, stats.precision, inputs)
 
 
-def image_features(
-    card: ModelCard, backend: OnnxBackend, images: Sequence[np.ndarray], batch: int = 32
-) -> tuple[np.ndarray, np.ndarray]:
-    """A detector's ``features`` output and the input statistics of every 2D image, each
-    prepared as inference prepares it (``prepare_2d``)."""
-    statistics = statistic_set_for(card)
-    if statistics is None:
-        raise UnsupportedTaskError(f"{card.name}: no input statistics for a 3D detector")
-    features, values = [], []
-    for start in range(0, len(images), batch):
-        raws = images[start : start + batch]
-        xs = np.stack([prepare_2d(r, card.input)[0] for r in raws])
-        features.append(backend.run(xs)[FEATURES])
-        values += [
-            statistics_of(statistics, r, x, card.input) for r, x in zip(raws, xs, strict=True)
-        ]
-    return np.concatenate(features).astype(np.float64), np.array(values)
-
-
 def fit_detector_ood(
     card: ModelCard,
     model_dir: Path,
     backend: OnnxBackend,
-    train_images: Sequence[np.ndarray],
-    val_images: Sequence[np.ndarray],
+    train: BoxedImages,
+    val: BoxedImages,
     flag_rate: float = 0.05,
 ) -> OodSpec:
     """The ``ood`` spec of a detector whose graph has a ``features`` output: the feature
@@ -324,8 +309,8 @@ def fit_detector_ood(
             f"{card.name}: its graph has no {FEATURES!r} output (its OOD score is the input "
             "statistics alone)"
         )
-    train_features, train_values = image_features(card, backend, train_images)
-    val_features, val_values = image_features(card, backend, val_images)
+    train_features, train_values = read_features(card, backend, train)
+    val_features, val_values = read_features(card, backend, val)
     labels = np.zeros(len(train_features), np.int64)
     spec, _ = fit_scores(
         card,
@@ -354,7 +339,7 @@ def refit_detector_ood(model_dir: Path, data: Path, flag_rate: float = 0.05) -> 
     val = read_boxes(data, "val", card.labels)
     check_splits(card, data, len(train.images), len(val.images))
     backend = OnnxBackend(installed.weights)
-    spec = fit_detector_ood(card, model_dir, backend, train.images, val.images, flag_rate)
+    spec = fit_detector_ood(card, model_dir, backend, train, val, flag_rate)
     assert card.detection is not None
     card = replace(card, ood=spec, detection=replace(card.detection, ood_inputs=None))
     write_card(card, model_dir / "card.json")
