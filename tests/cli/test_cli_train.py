@@ -312,7 +312,8 @@ def test_ensemble_members_trained_in_worker_processes_are_the_ones_trained_in_tu
     radlens: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``schedule.workers``: the exported file is byte for byte the one of a run training
-    the members one after another, and the log holds each member's epochs in turn."""
+    the members one after another, the log holds each member's epochs in turn, and the
+    console shows every member's progress named by member."""
     pytest.importorskip("torch")
     pytest.importorskip("monai")
     import re
@@ -338,6 +339,9 @@ def test_ensemble_members_trained_in_worker_processes_are_the_ones_trained_in_tu
         "member 2/3",
         "member 3/3",
     ]
-    assert (
-        "3 members, 2 at a time in worker processes" in (tmp_path / "w2" / "train.log").read_text()
-    )
+    log = (tmp_path / "w2" / "train.log").read_text()
+    assert "3 members, 2 at a time in worker processes" in log
+    # The console names each worker's record by its member as it comes; train.log does not.
+    assert "member 2/3: epoch" not in log
+    assert re.search(r"member 2/3: epoch 1/2 train_loss", trained.stderr), trained.stderr
+    assert re.search(r"member 3/3: best epoch \d", trained.stderr), trained.stderr

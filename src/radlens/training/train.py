@@ -239,16 +239,32 @@ def train_member(
 
 
 class _Kept(logging.Handler):
-    """Keeps a worker's log records (as dicts, which pickle) for the parent to re-emit."""
+    """Keeps a worker's log records (as dicts, which pickle) for the parent to re-emit, and
+    sends each one to the parent at once (``progress``) so it shows while the member
+    trains."""
 
-    def __init__(self) -> None:
+    def __init__(self, member: int, progress: Any) -> None:
         super().__init__(logging.INFO)
+        self.member = member
+        self.progress = progress
         self.records: list[dict[str, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         kept = dict(record.__dict__)
         kept.update(msg=record.getMessage(), args=None, exc_info=None, exc_text=None)
         self.records.append(kept)
+        if self.progress is not None:
+            self.progress.put((self.member, kept))
+
+
+# The queue a worker process sends its progress on (set by ``_start_worker`` when the
+# process starts).
+_progress: Any = None
+
+
+def _start_worker(progress: Any) -> None:
+    global _progress
+    _progress = progress
 
 
 def _member_process(
@@ -262,10 +278,27 @@ def _member_process(
     log = logging.getLogger(f"radlens.train.member{member}")
     log.propagate = False
     log.setLevel(logging.INFO)
-    kept = _Kept()
+    log.handlers.clear()
+    kept = _Kept(member, _progress)
     log.addHandler(kept)
     net = train_member(recipe, member, data, initial_state, log)
     return net.state_dict(), kept.records
+
+
+def _handle(log: logging.Logger, record: logging.LogRecord, files: bool) -> None:
+    """``record`` to the logger's file handlers (``files``) or to its other handlers."""
+    for handler in log.handlers:
+        if isinstance(handler, logging.FileHandler) == files and record.levelno >= handler.level:
+            handler.handle(record)
+
+
+def _show_progress(log: logging.Logger, progress: Any, members: int) -> None:
+    """Until the ``None`` that ends it: each worker record to the console handlers at once,
+    named by its member ("member 2/4: epoch 7/80 ...")."""
+    while (item := progress.get()) is not None:
+        member, kept = item
+        message = f"member {member + 1}/{members}: {kept['msg']}"
+        _handle(log, logging.makeLogRecord({**kept, "msg": message, "name": log.name}), False)
 
 
 def parallel_members(
@@ -276,23 +309,45 @@ def parallel_members(
     log: logging.Logger,
 ) -> list[torch.nn.Module]:
     """Every member, ``workers`` at a time in separate processes (spawned, so no thread pool
-    is inherited mid-use); each member's log records are re-emitted in member order with
-    their own times, so ``train.log`` reads as if the members had trained in turn."""
+    is inherited mid-use).
+
+    The console shows each member's records as they come, named by member; ``train.log``
+    gets them when all have finished, in member order with their own times, so it reads as
+    if the members had trained in turn.
+    """
     import multiprocessing
+    import threading
     from concurrent.futures import ProcessPoolExecutor
 
     log.info("%d members, %d at a time in worker processes", recipe.schedule.ensemble, workers)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [
-            pool.submit(_member_process, recipe, k, data, initial_state)
-            for k in range(recipe.schedule.ensemble)
-        ]
-        results = [f.result() for f in futures]
+    # A manager's queue: a worker's put returns once the record is with the parent, so every
+    # record is in before its member's result, and before the None that ends the display.
+    with context.Manager() as manager:
+        progress = manager.Queue()
+        shown = threading.Thread(
+            target=_show_progress, args=(log, progress, recipe.schedule.ensemble), daemon=True
+        )
+        shown.start()
+        try:
+            with ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=_start_worker,
+                initargs=(progress,),
+            ) as pool:
+                futures = [
+                    pool.submit(_member_process, recipe, k, data, initial_state)
+                    for k in range(recipe.schedule.ensemble)
+                ]
+                results = [f.result() for f in futures]
+        finally:
+            progress.put(None)
+            shown.join()
     members: list[torch.nn.Module] = []
     for state, records in results:
         for record in records:
-            log.handle(logging.makeLogRecord({**record, "name": log.name}))
+            _handle(log, logging.makeLogRecord({**record, "name": log.name}), True)
         net = build_net(recipe.net, recipe.input.channels, len(recipe.labels), recipe.input.dims)
         net.load_state_dict(state)
         members.append(net.eval())
