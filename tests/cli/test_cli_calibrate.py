@@ -131,3 +131,40 @@ def test_calibrate_refuses_data_labelled_for_another_model(
     assert result.exit_code == 2
     assert "three.npz" in result.stderr and "labels go up to 2" in result.stderr
     assert (model_dir / "card.json").read_text() == before
+
+
+@pytest.mark.shared_data
+def test_calibrate_fits_a_detectors_operating_score_on_val_and_nothing_else(
+    radlens: Radlens, tmp_path: Path, shared_data_dir: Path
+) -> None:
+    """A detector has no probabilities to calibrate: its ``operating`` score becomes the
+    best val F1 of boxes at IoU 0.5, which evaluate's figures confirm; the version is the
+    one asked for and train.log records the step."""
+    from radlens.evaluation.detection import measure_detector
+    from radlens.io.box_sets import read_boxes
+    from radlens.models.registry import zoo_folder
+
+    folder = Path(shutil.copytree(zoo_folder() / "bccd_cells", tmp_path / "bccd_cells"))
+    before = read_card(folder / "card.json")
+    weights = (folder / "model.onnx").read_bytes()
+    data = shared_data_dir / "det" / "bccd_blood_cells"
+    result = radlens("calibrate", folder, "--data", data, "--version", "9.9.9", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    after = load_model(folder).card
+    assert (folder / "model.onnx").read_bytes() == weights
+    assert after.version == "9.9.9"
+    assert report["before"] == before.threshold and report["n_val"] == 87
+    assert after.threshold == pytest.approx(report["point"]["score"], abs=1e-6)
+    val = read_boxes(data, "val", after.labels)
+    scores, point = measure_detector(after, OnnxBackend(folder / "model.onnx"), val, 0.3)
+    assert point.score == pytest.approx(after.threshold, abs=1e-6)
+    for key, value in point.as_metrics().items():
+        assert after.metrics["val"][key] == value
+    assert after.metrics["val"]["map50"] == round(scores.map_50, 4)
+    # No other card field moves; the log says what changed.
+    assert (
+        replace(after, version=before.version, thresholds=before.thresholds, metrics=before.metrics)
+        == before
+    )
+    assert "radlens calibrate: operating score 0.3 -> " in (folder / "train.log").read_text()

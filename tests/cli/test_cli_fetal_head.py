@@ -47,10 +47,10 @@ def test_analyze_measures_a_png_with_the_given_pixel_size(
     [
         ("fetal_head_hc18", "calibrate"),
         ("fetal_head_hc18", "quantize"),
-        ("bccd_cells", "calibrate"),
         ("bccd_cells", "quantize"),
         # radlens ood fits a detector's or segmenter's input-statistics score
-        # (tests/cli/test_cli_ood.py)
+        # (tests/cli/test_cli_ood.py), radlens calibrate a detector's operating score
+        # (tests/cli/test_cli_calibrate.py)
     ],
 )
 def test_classifier_only_commands_refuse_segmenters_and_detectors_and_say_why(

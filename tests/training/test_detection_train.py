@@ -264,6 +264,15 @@ def test_train_detection_writes_a_verified_model_that_detects(tmp_path: Path) ->
     assert set(card.metrics["val"]) >= {"map50", "map50_95", "ap50:blob", "ap50:bar"}
     assert card.metrics["val"]["map50"] == pytest.approx(scores.map_50, abs=1e-4)
     assert "onnx parity" in (tmp_path / "model" / "train.log").read_text()
+    # The operating score is fitted on val: refitting it there finds the same one.
+    from radlens.evaluation.detection import measure_detector
+    from radlens.io.box_sets import read_boxes
+
+    val = read_boxes(data, "val", card.labels)
+    _, point = measure_detector(card, OnnxBackend(model.weights), val, default=0.3)
+    assert card.threshold == pytest.approx(point.score)
+    assert card.metrics["val"]["f1_at_operating"] == pytest.approx(point.f1, abs=1e-4)
+    assert "operating score" in (tmp_path / "model" / "train.log").read_text()
     # The input-statistics OOD score is fitted with the card, its file hash-checked.
     from radlens.inference.ood import card_input_stats
 

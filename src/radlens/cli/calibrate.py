@@ -1,4 +1,5 @@
-"""``radlens calibrate MODEL [--data PATH]``: refit calibration and thresholds, not weights."""
+"""``radlens calibrate MODEL [--data PATH]``: refit calibration and thresholds, not weights
+(a detector: the score a box needs to be reported)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from rich.table import Table
 from radlens.cli.analyze import Json, ModelsDir, model_folder
 from radlens.cli.render import out
 from radlens.evaluation.calibration import describe
-from radlens.training.calibrate import recalibrate_model
+from radlens.models.card import Task
+from radlens.models.registry import load_model
+from radlens.training.calibrate import (
+    OperatingChange,
+    Refit,
+    recalibrate_model,
+    refit_operating_score,
+)
 
 
 def calibrate_command(
@@ -30,20 +38,24 @@ def calibrate_command(
         ),
     ] = None,
     threads: Annotated[int, typer.Option(help="ONNX Runtime threads")] = 2,
+    version: Annotated[
+        str | None, typer.Option(help="the card's new version (default: unchanged)")
+    ] = None,
     as_json: Json = False,
     models_dir: ModelsDir = None,
 ) -> None:
     """Refit a trained model's calibration (method chosen by cross-validated NLL on val),
-    thresholds and val metrics in card.json; the weights are not touched."""
+    thresholds and val metrics in card.json; the weights are not touched. For a detector:
+    the score a box needs to be reported (the best val F1 of boxes at IoU 0.5)."""
     folder = model_folder(model, models_dir)
-    change = recalibrate_model(folder, data, high_sensitivity, threads=threads)
-    if as_json:
-        report = asdict(change) | {"folder": str(change.folder), "data": str(change.data)}
-        out.print_json(json.dumps(report))
+    if load_model(folder).card.task is Task.DETECTION:
+        refit = refit_operating_score(folder, data, threads=threads, version=version)
+        _show_operating(refit, as_json)
         return
-    table = Table(title=escape(f"{change.model}: val n={change.n_val} from {change.data}"))
-    for column in ("", "before", "after"):
-        table.add_column(column)
+    change = recalibrate_model(folder, data, high_sensitivity, threads=threads, version=version)
+    table = _table_or_json(change, as_json)
+    if table is None:
+        return
     table.add_row("calibration", describe(change.before), describe(change.after))
     for key in ("ece_before", "ece_after", "ece_cv", "ece_noise_mean", "ece_noise_p95"):
         old, new = getattr(change.before, key), getattr(change.after, key)
@@ -54,12 +66,38 @@ def calibrate_command(
     for key in sorted(set(change.thresholds_before) | set(change.thresholds_after)):
         old, new = change.thresholds_before.get(key), change.thresholds_after.get(key)
         table.add_row(f"threshold {key}", f"{old}", f"{new}")
-    for key in sorted(change.metrics_after):
-        old, new = change.metrics_before.get(key), change.metrics_after[key]
-        if old != new:
-            table.add_row(f"val {key}", f"{old}", f"{new}")
+    _metric_rows(table, change.metrics_before, change.metrics_after)
     out.print(table)
     out.print(
         f"high_sensitivity keeps val sensitivity {change.high_sensitivity:.3f} "
         f"({escape(change.high_sensitivity_from)}); weights unchanged"
     )
+
+
+def _show_operating(change: OperatingChange, as_json: bool) -> None:
+    table = _table_or_json(change, as_json)
+    if table is None:
+        return
+    table.add_row("threshold operating", f"{change.before:g}", f"{change.point.score:.6g}")
+    _metric_rows(table, change.metrics_before, change.metrics_after)
+    out.print(table)
+    out.print(escape(change.point.describe()) + "; weights unchanged")
+
+
+def _table_or_json(change: Refit, as_json: bool) -> Table | None:
+    """With ``--json``, print the whole change and return None; else its before/after table."""
+    if as_json:
+        report = asdict(change) | {"folder": str(change.folder), "data": str(change.data)}
+        out.print_json(json.dumps(report))
+        return None
+    table = Table(title=escape(f"{change.model}: val n={change.n_val} from {change.data}"))
+    for column in ("", "before", "after"):
+        table.add_column(column)
+    return table
+
+
+def _metric_rows(table: Table, before: dict[str, float], after: dict[str, float]) -> None:
+    """The val metrics that changed (or are new)."""
+    for key in sorted(after):
+        if before.get(key) != after[key]:
+            table.add_row(f"val {key}", f"{before.get(key, '-')}", f"{after[key]}")

@@ -100,15 +100,16 @@ def _nanmean(values: object) -> float:
     return float(np.nanmean(array)) if np.any(~np.isnan(array)) else float("nan")
 
 
-def class_hits(
+def ranked_hits(
     detections: Sequence[Detections],
     boxes: Sequence[np.ndarray],
     classes: Sequence[np.ndarray],
     difficult: Sequence[np.ndarray],
     label: int,
     iou_threshold: float,
-) -> tuple[np.ndarray, int]:
-    """Ranked hits (1/0) of class ``label``'s detections over all images, and its positives."""
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Class ``label``'s detections over all images ranked by score: their hits (1/0),
+    their scores (descending), and the class's positives."""
     scores, hits = [], []
     n_positives = 0
     for det, gt_boxes, gt_classes, gt_difficult in zip(
@@ -135,8 +136,96 @@ def class_hits(
                 hit = 1
             scores.append(float(det_scores[k]))
             hits.append(hit)
-    ranked = np.argsort(-np.array(scores, np.float64), kind="stable")
-    return np.array(hits, np.float64)[ranked], n_positives
+    score_array = np.array(scores, np.float64)
+    ranked = np.argsort(-score_array, kind="stable")
+    return np.array(hits, np.float64)[ranked], score_array[ranked], n_positives
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """The score a box needs to be reported, fitted on val, and what it gives there.
+
+    ``score`` maximises the F1 of boxes matched at IoU ``iou`` (every class pooled, each
+    detection matched as for AP); ties go to the higher score (fewer boxes). Precision,
+    recall and F1 are those of the boxes at or above it. ``fitted`` is False when no
+    detection matched a labelled box, and ``score`` is then the default it was given.
+    """
+
+    score: float
+    precision: float
+    recall: float
+    f1: float
+    iou: float
+    fitted: bool = True
+
+    def describe(self) -> str:
+        """One line for a log or a table."""
+        if not self.fitted:
+            return (
+                f"operating score {self.score:g} (the default: no val detection matched a "
+                f"labelled box at IoU {self.iou:g})"
+            )
+        return (
+            f"operating score {self.score:.4f} (best val F1 of boxes at IoU {self.iou:g}): "
+            f"precision {self.precision:.3f}, recall {self.recall:.3f}, F1 {self.f1:.3f}"
+        )
+
+    def as_metrics(self) -> dict[str, float]:
+        """For a card's val metrics: ``precision_at_operating`` etc. (at IoU ``iou``)."""
+        return {
+            "precision_at_operating": round(self.precision, 4),
+            "recall_at_operating": round(self.recall, 4),
+            "f1_at_operating": round(self.f1, 4),
+        }
+
+
+def operating_point(
+    detections: Sequence[Detections],
+    boxes: Sequence[np.ndarray],
+    classes: Sequence[np.ndarray],
+    difficult: Sequence[np.ndarray],
+    label_names: Sequence[str],
+    default: float,
+    iou_threshold: float = 0.5,
+) -> OperatingPoint:
+    """The box score with the best F1 on these detections (see :class:`OperatingPoint`).
+
+    Example:
+        >>> gt = [np.array([[0, 0, 10, 10.0]]), np.zeros((0, 4))]
+        >>> det = [
+        ...     Detections(np.array([[0, 0, 10, 9.0]]), np.array([0.6]), np.array([0])),
+        ...     Detections(np.array([[5, 5, 9, 9.0]]), np.array([0.4]), np.array([0])),
+        ... ]
+        >>> no = [np.array([False]), np.zeros(0, bool)]
+        >>> p = operating_point(det, gt, [np.array([0]), np.zeros(0, int)], no, ["x"], 0.3)
+        >>> p.score, p.precision, p.recall
+        (0.6, 1.0, 1.0)
+    """
+    all_hits, all_scores, positives = [], [], 0
+    for label in range(len(label_names)):
+        hits, scores, n_pos = ranked_hits(
+            detections, boxes, classes, difficult, label, iou_threshold
+        )
+        all_hits.append(hits)
+        all_scores.append(scores)
+        positives += n_pos
+    hits, scores = np.concatenate(all_hits), np.concatenate(all_scores)
+    order = np.argsort(-scores, kind="stable")
+    hits, scores = hits[order], scores[order]
+    if positives == 0 or hits.sum() == 0:
+        return OperatingPoint(default, 0.0, 0.0, 0.0, iou_threshold, fitted=False)
+    tp, fp = np.cumsum(hits), np.cumsum(1 - hits)
+    # A cut at a score keeps every detection scoring that much or more: the last of a tie.
+    last = np.flatnonzero(np.append(scores[1:] != scores[:-1], True))
+    f1 = 2 * tp[last] / (2 * tp[last] + fp[last] + (positives - tp[last]))
+    k = last[int(np.argmax(f1))]  # the first best: the highest score
+    return OperatingPoint(
+        score=float(scores[k]),
+        precision=float(tp[k] / (tp[k] + fp[k])),
+        recall=float(tp[k] / positives),
+        f1=float(2 * tp[k] / (2 * tp[k] + fp[k] + positives - tp[k])),
+        iou=iou_threshold,
+    )
 
 
 def score_detections(
@@ -159,7 +248,7 @@ def score_detections(
     for label, name in enumerate(label_names):
         aps = []
         for threshold in IOU_THRESHOLDS_50_95:
-            hits, n_pos = class_hits(detections, boxes, classes, difficult, label, threshold)
+            hits, _, n_pos = ranked_hits(detections, boxes, classes, difficult, label, threshold)
             aps.append(average_precision(hits, n_pos))
         ap_50[name] = aps[0]
         ap_50_95[name] = float(np.mean(aps))
@@ -170,5 +259,15 @@ def score_detections(
 def evaluate_detector(card: ModelCard, backend: Backend, data: BoxedImages) -> DetectionScores:
     """VOC AP of a detector on a box set, through ``backend`` (ONNX Runtime in use), with
     the decoding inference uses; ``radlens train`` and ``radlens evaluate`` both call it."""
+    return measure_detector(card, backend, data, default=card.threshold)[0]
+
+
+def measure_detector(
+    card: ModelCard, backend: Backend, data: BoxedImages, default: float
+) -> tuple[DetectionScores, OperatingPoint]:
+    """:func:`evaluate_detector` and the :func:`operating_point` fitted on the same boxes
+    (``default`` when none matched), from one pass of the detector."""
     found = [detect(image, card, backend) for image in data.images]
-    return score_detections(found, data.boxes, data.classes, data.difficult, data.label_names)
+    truth = (data.boxes, data.classes, data.difficult)
+    scores = score_detections(found, *truth, data.label_names)
+    return scores, operating_point(found, *truth, data.label_names, default)

@@ -21,12 +21,18 @@ Example:
     >>> change = recalibrate_model(Path("src/radlens/zoo/cxr_pneumonia"))  # doctest: +SKIP
     >>> change.before.method, change.after.method  # doctest: +SKIP
     (<CalibrationMethod.TEMPERATURE: 'temperature'>, <CalibrationMethod.PLATT: 'platt'>)
+
+A detector has no probabilities to calibrate: :func:`refit_operating_score` refits the score
+a box needs to be reported (the best val F1 of boxes at IoU 0.5,
+:func:`radlens.evaluation.detection.operating_point`, as ``radlens train`` now fits it) and
+its val figures, and appends the change to ``train.log``.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +40,10 @@ import numpy as np
 from radlens.errors import ConfigError
 from radlens.evaluation import metrics as m
 from radlens.evaluation.calibration import FOLDS, SEED, calibrate_card, describe
+from radlens.evaluation.detection import OperatingPoint, measure_detector
 from radlens.evaluation.evaluate import check_labels, predict_logits
 from radlens.inference.backends import OnnxBackend
+from radlens.io.box_sets import read_boxes
 from radlens.io.datasets import read_labelled
 from radlens.models.card import Calibration, ModelCard, Task, require_classifier, write_card
 from radlens.models.registry import load_model
@@ -47,7 +55,17 @@ DEFAULT_SENSITIVITY = 0.95  # the recipe default
 
 
 @dataclass(frozen=True)
-class CalibrationChange:
+class Refit:
+    """Which model was refitted, in which folder, from which data's val split (``n_val``)."""
+
+    model: str
+    folder: Path
+    data: Path
+    n_val: int
+
+
+@dataclass(frozen=True)
+class CalibrationChange(Refit):
     """What ``radlens calibrate`` changed in one card.
 
     Attributes:
@@ -59,10 +77,6 @@ class CalibrationChange:
             ``high_sensitivity_from`` where that figure came from.
     """
 
-    model: str
-    folder: Path
-    data: Path
-    n_val: int
     before: Calibration
     after: Calibration
     thresholds_before: dict[str, float] = field(default_factory=dict)
@@ -80,6 +94,7 @@ def recalibrate_model(
     threads: int = 2,
     folds: int = FOLDS,
     seed: int = SEED,
+    version: str | None = None,
 ) -> CalibrationChange:
     """Refit ``folder``'s calibration, thresholds and val metrics from its val split.
 
@@ -90,6 +105,7 @@ def recalibrate_model(
             (default: see the module docstring).
         threads: ONNX Runtime threads.
         folds, seed: the cross-validation that chooses the method.
+        version: the card's new version (default: unchanged).
 
     Raises:
         ConfigError: the data cannot be found, or ``high_sensitivity`` is not in (0, 1].
@@ -99,12 +115,7 @@ def recalibrate_model(
     model = load_model(folder)
     card = model.card
     require_classifier(card, "calibrate")
-    source = data if data is not None else card.training.data_path()
-    if not source.exists():
-        raise ConfigError(
-            f"{card.name}: data {source} not found (the card's path is relative to where the "
-            "model was trained); pass --data"
-        )
+    source = _data_of(card, data)
     if high_sensitivity is not None and not 0 < high_sensitivity <= 1:
         raise ConfigError(f"high_sensitivity must lie in (0, 1], got {high_sensitivity}")
     val = read_labelled(source, "val", card.labels, card.task is Task.MULTILABEL)
@@ -112,6 +123,7 @@ def recalibrate_model(
     logits = predict_logits(card, OnnxBackend(model.weights, threads=threads), val)
     sensitivity, where = _high_sensitivity(card, logits, val.labels, high_sensitivity)
     new, _ = calibrate_card(card, logits, val.labels, sensitivity, folds, seed)
+    new = replace(new, version=version or card.version)
     write_card(new, model.folder / "card.json")
     load_model(model.folder)  # the registry still accepts the folder
     change = CalibrationChange(
@@ -130,6 +142,76 @@ def recalibrate_model(
     )
     _log(change)
     return change
+
+
+@dataclass(frozen=True)
+class OperatingChange(Refit):
+    """What ``radlens calibrate`` changed in a detector's card: its ``operating`` score
+    (``before`` -> ``point.score``) and val metrics."""
+
+    before: float
+    point: OperatingPoint
+    metrics_before: dict[str, float] = field(default_factory=dict)
+    metrics_after: dict[str, float] = field(default_factory=dict)
+
+
+def refit_operating_score(
+    folder: Path, data: Path | None = None, threads: int = 2, version: str | None = None
+) -> OperatingChange:
+    """Refit a detector's operating score and val metrics from its val split (no weights
+    change, no torch); ``version``, when given, becomes the card's version.
+
+    Raises:
+        ConfigError: the card is not a detector's, or the data cannot be found.
+        ModelIntegrityError: the weights do not match the card (before or after).
+    """
+    model = load_model(folder)
+    card = model.card
+    if card.task is not Task.DETECTION:
+        raise ConfigError(f"{card.name} is a {card.task.value} model, not a detector")
+    source = _data_of(card, data)
+    val = read_boxes(source, "val", card.labels)
+    backend = OnnxBackend(model.weights, threads=threads)
+    scores, point = measure_detector(card, backend, val, default=card.threshold)
+    metrics = card.metrics.get("val", {}) | scores.as_metrics() | point.as_metrics()
+    new = replace(
+        card,
+        version=version or card.version,
+        thresholds=card.thresholds | {"operating": point.score},
+        metrics=card.metrics | {"val": metrics},
+    )
+    write_card(new, model.folder / "card.json")
+    load_model(model.folder)
+    change = OperatingChange(
+        card.name,
+        model.folder,
+        source,
+        len(val),
+        card.threshold,
+        point,
+        dict(card.metrics.get("val", {})),
+        metrics,
+    )
+    log.info("%s: val n=%d from %s; %s", card.name, len(val), source, point.describe())
+    train_log = model.folder / "train.log"
+    if train_log.exists():
+        with train_log.open("a", encoding="utf-8") as handle:
+            handle.write(
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')} radlens calibrate: operating score "
+                f"{change.before:g} -> {point.score:.6g} on val ({point.describe()}), "
+                f"version {card.version} -> {new.version}\n"
+            )
+    return change
+
+
+def _data_of(card: ModelCard, data: Path | None) -> Path:
+    source = data if data is not None else card.training.data_path()
+    if not source.exists():
+        raise ConfigError(
+            f"{card.name}: data {source} not found (the card's path is relative to where the "
+            "model was trained); pass --data"
+        )
+    return source
 
 
 def _high_sensitivity(

@@ -70,7 +70,7 @@ GAUSSIAN_ALPHA = 0.54  # TTFNet's choice for both the heatmap and the regression
 FOCAL_ALPHA, FOCAL_BETA = 2.0, 4.0  # CenterNet
 BOX_LOSS_WEIGHT = 5.0  # TTFNet
 PARITY_TOLERANCE = 1e-4
-OPERATING_SCORE = 0.3
+OPERATING_SCORE = 0.3  # a box's score to be reported when val cannot fit one
 FEATURES = FEATURES_OUTPUT
 
 
@@ -646,7 +646,7 @@ def train_detection(
     """``radlens train`` for ``task = "detection"``: fit, export, measure through ONNX
     Runtime with the ``radlens evaluate`` code, fit the input-statistics OOD score
     (``ood_inputs.npz``, :mod:`radlens.training.input_ood`) and write the card."""
-    from radlens.evaluation.detection import evaluate_detector
+    from radlens.evaluation.detection import measure_detector
     from radlens.inference.backends import OnnxBackend
     from radlens.training.segment_card import fit_input_ood
     from radlens.training.train import training_record
@@ -712,8 +712,13 @@ def train_detection(
         detection=spec,
     )
     backend = OnnxBackend(onnx_path, threads=recipe.schedule.threads)
-    onnx_scores = evaluate_detector(card, backend, val_set)
-    card = replace(card, metrics={"val": onnx_scores.as_metrics()})
+    onnx_scores, point = measure_detector(card, backend, val_set, OPERATING_SCORE)
+    log.info(point.describe())
+    card = replace(
+        card,
+        thresholds={"operating": point.score},
+        metrics={"val": onnx_scores.as_metrics() | point.as_metrics()},
+    )
     if FEATURES in card.outputs:
         from radlens.training.ood import fit_detector_ood
 
