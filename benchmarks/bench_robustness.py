@@ -8,7 +8,9 @@ and the one trained with corruption augmentation (``--after``, default: the inst
 A model's drop is its clean AUC minus its corrupted AUC. Goal: the treated model's mean drop
 per severity at most half of the untreated model's. Corruptions the treated model trained on
 (``--seen``, default: ``augment.corruptions`` of ``recipes/<name>.toml``) are marked *seen*;
-the others test generalization. Rows are kept in benchmarks/robustness.json by (model,
+the others test generalization. How sure each goal cell is: a paired bootstrap of the val
+images gives 95% intervals of both mean drops and of *after - before / 2*
+(:func:`drop_intervals`, :func:`verdict`). Rows are kept in benchmarks/robustness.json by (model,
 label), so runs with different ``--label`` add up; *What was tried* lists every row with its
 clean AUCs, goal counts and the shipping rule (:func:`ship_check`). A treated model ships only
 when it meets the goal at more severities than the untreated model does against itself (a
@@ -46,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from radlens.evaluation import metrics as m
 from radlens.evaluation.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from radlens.evaluation.evaluate import evaluate
 from radlens.inference.backends import OnnxBackend
@@ -60,6 +63,8 @@ MAX_VAL = 300
 MAX_CLEAN_LOSS = 0.01
 # Clean val metrics shown beside the AUC in *What was tried* (when the row has them).
 OTHER_METRICS = ("acc", "qwk", "mae")
+# Bootstrap resamples of the val images behind the drop intervals.
+BOOTS = 500
 
 
 def corrupted(val: LabelledImages, kind: str, severity: int) -> LabelledImages:
@@ -74,18 +79,76 @@ def aucs(model: InstalledModel, val: LabelledImages) -> dict[str, Any]:
     """Clean AUC, the other clean metrics (``clean_metrics``: accuracy, and QWK and MAE of
     an ordinal grade) and ``{kind: [AUC at severity 1..5]}`` of one model."""
     backend = OnnxBackend(model.weights, threads=2)
-    clean = evaluate(model.card, backend, val).metrics
+    clean = evaluate(model.card, backend, val)
     out: dict[str, Any] = {
-        "clean": clean["auc"],
-        "clean_metrics": {k: clean[k] for k in OTHER_METRICS if k in clean},
+        "clean": clean.metrics["auc"],
+        "clean_metrics": {k: clean.metrics[k] for k in OTHER_METRICS if k in clean.metrics},
     }
+    # Per-image probabilities for the intervals (``drop_intervals``); never written out.
+    probs: dict[str, Any] = {"clean": clean.probs, "labels": clean.labels}
     for kind in CORRUPTIONS:
-        out[kind] = [
-            evaluate(model.card, backend, corrupted(val, kind, s)).metrics["auc"]
-            for s in SEVERITIES
-        ]
+        runs = [evaluate(model.card, backend, corrupted(val, kind, s)) for s in SEVERITIES]
+        out[kind] = [e.metrics["auc"] for e in runs]
+        probs[kind] = [e.probs for e in runs]
         print(model.card.name, model.folder.parent.name, kind, np.round(out[kind], 3))
+    out["_probs"] = probs
     return out
+
+
+def drop_intervals(
+    before: dict[str, Any], after: dict[str, Any], boots: int = BOOTS, seed: int = 0
+) -> dict[str, list[list[float]]]:
+    """95% intervals, per severity, of the mean drop over every corruption (``before``,
+    ``after``) and of ``after - before / 2`` (``excess``: the goal holds where it is <= 0),
+    from one paired bootstrap of the val images: each resample scores both models on the
+    same images, clean and corrupted, so what the images share cancels.
+
+    ``before`` and ``after`` are :func:`aucs` results with their ``_probs``.
+    """
+    pb, pa = before["_probs"], after["_probs"]
+    y = pb["labels"]
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[list[float]]] = {"before": [], "after": [], "excess": []}
+    done = 0
+    while done < boots:
+        idx = rng.integers(0, len(y), len(y))
+        if len(np.unique(y[idx])) < len(np.unique(y)):
+            continue  # a resample missing a class has no AUC of that class
+        rows = {}
+        for name, p in (("before", pb), ("after", pa)):
+            clean = m.auc(y[idx], p["clean"][idx])
+            rows[name] = [
+                float(np.mean([clean - m.auc(y[idx], p[k][i][idx]) for k in CORRUPTIONS]))
+                for i in range(len(SEVERITIES))
+            ]
+        samples["before"].append(rows["before"])
+        samples["after"].append(rows["after"])
+        samples["excess"].append(
+            [a - 0.5 * b for a, b in zip(rows["after"], rows["before"], strict=True)]
+        )
+        done += 1
+    return {
+        name: np.round(np.percentile(np.array(v), [2.5, 97.5], axis=0).T, 4).tolist()
+        for name, v in samples.items()
+    }
+
+
+def verdict(before_ci: list[float], excess_ci: list[float]) -> str:
+    """One severity's goal, read from its intervals (see :func:`drop_intervals`).
+
+    Example:
+        >>> verdict([0.01, 0.03], [-0.02, -0.001]), verdict([0.01, 0.03], [0.002, 0.01])
+        ('met', 'not met')
+        >>> verdict([-0.004, 0.006], [-0.01, 0.01]), verdict([0.01, 0.03], [-0.01, 0.01])
+        ('no drop to halve', 'within noise')
+    """
+    if before_ci[0] <= 0:
+        return "no drop to halve"
+    if excess_ci[1] <= 0:
+        return "met"
+    if excess_ci[0] > 0:
+        return "not met"
+    return "within noise"
 
 
 def mean_drops(result: dict[str, Any], kinds: list[str]) -> list[float]:
@@ -127,6 +190,9 @@ def main() -> int:
         val = read_labelled(data_source(after.card, root), "val", after.card.labels)
         val = val.sample(MAX_VAL)
         measured = {"before": aucs(before, val), "after": aucs(after, val)}
+        intervals = drop_intervals(measured["before"], measured["after"])
+        for side in measured.values():
+            del side["_probs"]
         row: dict[str, Any] = {
             "model": folder.name,
             "label": args.label,
@@ -138,6 +204,7 @@ def main() -> int:
             "sha256": [before.card.sha256, after.card.sha256],
             "command": after.card.training.command,
             **measured,
+            "drop_all_ci": intervals,
         }
         for name, kinds in (
             ("all", list(CORRUPTIONS)),
@@ -243,6 +310,27 @@ def render(result: dict[str, Any]) -> str:
             out.append(
                 f"| {r['model']} | {r['label']} | {what} | " + " | ".join(cells) + f" | {goal} |"
             )
+    with_ci = [r for r in rows if "drop_all_ci" in r]
+    if with_ci:
+        out += [
+            "\n## How sure: 95% intervals of the mean drop (all corruptions)\n",
+            f"A paired bootstrap of the val images ({BOOTS} resamples; both models, clean "
+            "and corrupted, scored on the same resampled images). Each cell: the untreated "
+            "drop's interval / the treated drop's interval, and the goal read from the "
+            "interval of *treated drop - untreated drop / 2*: **met** (all of it <= 0), "
+            "**not met** (all of it > 0), **within noise** (it spans 0), or **no drop to "
+            "halve** (the untreated drop's interval reaches 0 or below: nothing measurable "
+            "to halve). Rows measured before the intervals were added have none.\n",
+            "| model | label | s1 | s2 | s3 | s4 | s5 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in with_ci:
+            ci = r["drop_all_ci"]
+            cells = [
+                f"[{b[0]:+.3f}, {b[1]:+.3f}] / [{a[0]:+.3f}, {a[1]:+.3f}]: **{verdict(b, e)}**"
+                for b, a, e in zip(ci["before"], ci["after"], ci["excess"], strict=True)
+            ]
+            out.append(f"| {r['model']} | {r['label']} | " + " | ".join(cells) + " |")
     out += [
         "\n## AUC per corruption and severity (before / after)\n",
         "| model | label | corruption | clean | s1 | s2 | s3 | s4 | s5 |",

@@ -113,3 +113,50 @@ def test_the_committed_results_render_to_the_committed_table_and_say_what_shippe
         if card.input.dims == 2 and card.task.value in ("binary", "multiclass", "ordinal")
     }
     assert classifiers_2d <= {r["model"] for r in result["rows"]}
+
+
+def _probs(y: np.ndarray, noise: list[float], rng: np.random.Generator) -> dict[str, Any]:
+    """Binary probabilities of a model: clean ones that rank ``y`` well, and per corruption
+    and severity the same scores with ``noise[s]`` of uniform noise mixed in."""
+    clean = np.clip(0.3 * y + 0.35 + 0.3 * rng.random(len(y)), 0, 1)
+    out: dict[str, Any] = {"clean": np.stack([1 - clean, clean], 1), "labels": y}
+    for kind in bench.CORRUPTIONS:
+        out[kind] = []
+        for w in noise:
+            p = (1 - w) * clean + w * rng.random(len(y))
+            out[kind].append(np.stack([1 - p, p], 1))
+    return {"_probs": out}
+
+
+def test_drop_intervals_tell_a_halved_drop_from_noise_and_from_no_drop() -> None:
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1] * 100)
+    hurt = _probs(y, [0.0, 0.0, 0.6, 0.9, 1.0], rng)  # no drop at s1-s2, a large one after
+    kept = _probs(y, [0.0, 0.0, 0.0, 0.0, 0.0], rng)  # the treated model loses nothing
+    ci = bench.drop_intervals(hurt, kept, boots=200)
+    assert set(ci) == {"before", "after", "excess"} and len(ci["before"]) == 5
+    verdicts = [bench.verdict(b, e) for b, e in zip(ci["before"], ci["excess"], strict=True)]
+    assert verdicts[:2] == ["no drop to halve"] * 2
+    assert verdicts[2:] == ["met"] * 3
+    # The same model on both sides: it keeps its whole drop, which is more than half.
+    same = bench.drop_intervals(hurt, hurt, boots=200)
+    assert bench.verdict(same["before"][4], same["excess"][4]) == "not met"
+    for lo, hi in ci["before"]:
+        assert lo <= hi
+
+
+def test_rows_with_intervals_get_the_how_sure_table() -> None:
+    row = _row("m", "shipped", (0.9, 0.9), [0.02] * 5, [0.005] * 5)
+    row["drop_all_ci"] = {
+        "before": [[0.01, 0.03]] * 5,
+        "after": [[0.0, 0.01]] * 5,
+        "excess": [[-0.02, -0.001]] * 4 + [[-0.01, 0.01]],
+    }
+    text = bench.render({"machine": "x86_64, 2 cores", "rows": [row]})
+    assert "## How sure" in text
+    [line] = [x for x in text.splitlines() if x.startswith("| m | shipped | [")]
+    assert line.count("**met**") == 4 and line.endswith("**within noise** |")
+    plain = bench.render(
+        {"machine": "x86_64, 2 cores", "rows": [_row("m", "x", (0.9, 0.9), [0.0] * 5, [0.0] * 5)]}
+    )
+    assert "## How sure" not in plain
