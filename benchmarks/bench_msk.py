@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ FRACTURE, BOXES, FRACATLAS = "fracture_xray", "fracture_boxes", "det/fracatlas_f
 VIEW = HERE.parent / "build" / "data" / "fracatlas"
 JOINT_BAND = (0.3, 0.7)  # rows of the 224 x 224 crop: the joint line sits mid-image
 GOALS = {"knee_acc": 0.72, "knee_qwk": 0.87, "fracture_auc": 0.90}
+BOOTS = 1000  # resamples behind each 95% interval
 REFERENCES = [
     "Thomas KA, Kidzinski L, Halilaj E, et al. Automated classification of radiographic knee "
     "osteoarthritis severity using deep neural networks. Radiology: Artificial Intelligence "
@@ -79,6 +81,23 @@ def macro_f1(y: np.ndarray, pred: np.ndarray, k: int) -> float:
     return float(np.mean(scores))
 
 
+def interval(
+    statistic: Callable[[np.ndarray], float], n: int, boots: int = BOOTS, seed: int = 0
+) -> list[float]:
+    """95% bootstrap interval of ``statistic(indices)`` over ``n`` val items resampled with
+    replacement (percentiles 2.5 and 97.5 of ``boots`` resamples).
+
+    Example:
+        >>> x = np.arange(100.0)
+        >>> lo, hi = interval(lambda i: float(x[i].mean()), 100, boots=200)
+        >>> 40 < lo < 49.5 < hi < 59
+        True
+    """
+    rng = np.random.default_rng(seed)
+    values = [statistic(rng.integers(0, n, n)) for _ in range(boots)]
+    return [round(float(v), 4) for v in np.percentile(values, [2.5, 97.5])]
+
+
 def grading(model: InstalledModel, root: Path) -> dict[str, Any]:
     card = model.card
     val = read_labelled(root / KNEE_DATA, "val", card.labels)
@@ -91,6 +110,11 @@ def grading(model: InstalledModel, root: Path) -> dict[str, Any]:
         confusion[t, p] += 1
     return {
         "model": f"{card.name} {card.version}",
+        "ci95": {
+            "accuracy": interval(lambda i: m.accuracy(y[i], pred[i]), len(y)),
+            "qwk": interval(lambda i: m.quadratic_weighted_kappa(y[i], pred[i], k), len(y)),
+            "mae": interval(lambda i: m.mean_abs_error(y[i], pred[i]), len(y)),
+        },
         "folder": str(model.folder),
         "loss": card.training.command,
         "n": int(len(y)),
@@ -170,6 +194,7 @@ def fracture(root: Path, boxes_before: Path | None = None) -> dict[str, Any] | N
         "n": int(len(y)),
         "n_fractured": int(y.sum()),
         "auc": round(m.auc_binary(y, score), 4),
+        "auc_ci95": interval(lambda i: m.auc_binary(y[i], score[i]), len(y)),
         "sensitivity_at_90_specificity": round(float((score[y] > cut).mean()), 4),
         "specificity_at_that_threshold": round(float((score[~y] <= cut).mean()), 4),
         "ece": round(result.metrics["ece"], 4),
@@ -247,6 +272,16 @@ def run(
     }
 
 
+def _ci(result: dict[str, Any], key: str, inside: bool = False) -> str:
+    """`` (95% CI lo-hi)`` of ``key`` when the run measured it (``ci95`` or ``<key>_ci95``);
+    ``; 95% CI lo-hi`` ``inside`` parentheses already open."""
+    ci = result.get("ci95", {}).get(key) or result.get(f"{key}_ci95")
+    if not ci:
+        return ""
+    text = f"95% CI {ci[0]:.3f}-{ci[1]:.3f}"
+    return f"; {text}" if inside else f" ({text})"
+
+
 def _grading_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     head = "| model | loss | acc | macro-F1 | QWK | MAE | within 1 grade | AUC | ECE |\n"
     head += "|---|---|---|---|---|---|---|---|---|\n"
@@ -276,6 +311,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"({o['probability']:.2f})"
         for o in h["overlays"]
     )
+    acc_ci, qwk_ci = (_ci(knee, key, inside=True) for key in ("accuracy", "qwk"))
+    mae_ci = _ci(knee, "mae")
     acc_met = "met" if knee["accuracy"] >= goals["knee_acc"] else "NOT met"
     qwk_met = "met" if knee["qwk"] >= goals["knee_qwk"] else "NOT met"
     frac = r["fracture"]
@@ -283,10 +320,14 @@ def markdown(r: dict[str, Any]) -> str:
         fracture_md = "Not shipped yet: no `fracture_xray` model in the zoo when this ran.\n"
     else:
         auc_met = "met" if frac["auc"] >= goals["fracture_auc"] else "NOT met"
+        low = frac.get("auc_ci95", [frac["auc"]])[0]
+        if frac["auc"] >= goals["fracture_auc"] > low:
+            auc_met = "met by the point estimate; its 95% interval reaches below"
         fracture_md = (
             f"`{frac['model']}` on the FracAtlas view's val split ({frac['n']} images, "
             f"{frac['n_fractured']} fractured):\n\n| metric | value | goal |\n|---|---|---|\n"
-            f"| AUC | {frac['auc']:.3f} | >= {goals['fracture_auc']:.2f}: {auc_met} |\n"
+            f"| AUC | {frac['auc']:.3f}{_ci(frac, 'auc')} | >= {goals['fracture_auc']:.2f}: "
+            f"{auc_met} |\n"
             f"| sensitivity at 90% specificity | {frac['sensitivity_at_90_specificity']:.3f} "
             f"(specificity {frac['specificity_at_that_threshold']:.3f}) | |\n"
             f"| ECE | {frac['ece']:.3f} | |\n"
@@ -332,6 +373,11 @@ def markdown(r: dict[str, Any]) -> str:
     )
     frac_auc = "n/a" if frac is None else f"{frac['auc']:.3f}"
     frac_auc_met = "not measured" if frac is None else ("met" if frac["auc"] >= 0.90 else "NOT met")
+    if frac is not None and frac["auc"] >= 0.90 > frac.get("auc_ci95", [1.0])[0]:
+        frac_auc_met = (
+            f"met by the point estimate; 95% interval {frac['auc_ci95'][0]:.3f}-"
+            f"{frac['auc_ci95'][1]:.3f}"
+        )
     det_ap = "n/a" if not frac or "detector" not in frac else f"{frac['detector']['map50']:.3f}"
     shipped_det = (frac or {}).get("detector") or {}
     det_point = (
@@ -372,8 +418,9 @@ Val: {knee["n"]} knees of other patients than train (`../shared/data/{KNEE_DATA}
 class-stratified subset of the official kneeKL224 val split; 681 train images).
 
 {_grading_table(rows)}
-Goals: accuracy >= {goals["knee_acc"]:.2f}: **{acc_met}** ({knee["accuracy"]:.3f});
-weighted kappa >= {goals["knee_qwk"]:.2f}: **{qwk_met}** ({knee["qwk"]:.3f}).
+Goals: accuracy >= {goals["knee_acc"]:.2f}: **{acc_met}** ({knee["accuracy"]:.3f}{acc_ci});
+weighted kappa >= {goals["knee_qwk"]:.2f}: **{qwk_met}** ({knee["qwk"]:.3f}{qwk_ci}).
+Intervals: 95%, bootstrap of the val images ({BOOTS} resamples); MAE {knee["mae"]:.3f}{mae_ci}.
 
 Confusion matrix of the shipped model (rows: reference grade):
 
