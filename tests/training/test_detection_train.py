@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 from radlens.training.detection import (  # noqa: E402
     BoxNet,
     FlipAverageBoxes,
+    MeanBoxes,
     TrunkBoxNet,
     augment_item,
     export_detector,
@@ -317,3 +318,48 @@ def test_cli_train_task_detection_infers_the_recipe_and_records_the_flag(tmp_pat
     doc = json.loads(evaluated.output)
     assert doc["n"] == 6 and set(doc["per_class"]) == {"bar", "blob"}
     assert doc["metrics"]["map50"] == pytest.approx(doc["card_metrics"]["map50"], abs=1e-4)
+
+
+def test_a_detector_ensemble_averages_the_maps_and_puts_the_features_side_by_side() -> None:
+    torch.manual_seed(0)
+    nets = [TrunkBoxNet(NetSpec(arch="resnet-tiny"), 1, 2).eval() for _ in range(2)]
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        heat, ltrb, feats = MeanBoxes(nets)(x, features=True)
+        outs = [net(x, features=True) for net in nets]
+    assert torch.allclose(heat, (outs[0][0] + outs[1][0]) / 2)
+    assert torch.allclose(ltrb, (outs[0][1] + outs[1][1]) / 2)
+    assert torch.equal(feats, torch.cat([outs[0][2], outs[1][2]], dim=1))
+    assert MeanBoxes(nets).has_features
+    assert not MeanBoxes([BoxNet(1, 2, (4, 8, 8, 8), (1, 1, 1, 1))]).has_features
+    with pytest.raises(ValueError, match="not training"):
+        MeanBoxes(nets)(x, logits=True)
+
+
+@pytest.mark.slow
+def test_detector_ensemble_members_in_worker_processes_are_the_ones_trained_in_turn(
+    tmp_path: Path,
+) -> None:
+    """``schedule.ensemble`` for a detection recipe: members with seeds seed, seed + 1 in
+    one graph; trained two at a time (``schedule.workers``) the file is byte for byte the
+    same; member 1 alone is the plain recipe's network."""
+    import re
+
+    from radlens.models.registry import sha256_of
+    from radlens.training.train import train
+
+    data = synthetic_set(tmp_path / "data")
+    runs = {}
+    for workers in (1, 2):
+        raw = recipe_dict(data, epochs=2, ensemble=2, workers=workers)
+        out = tmp_path / f"w{workers}"
+        card, _ = train(recipe_from_dict(raw, "test"), out, data, "radlens train t")
+        log = (out / "train.log").read_text()
+        assert "ensemble: the mean of 2 members' maps in one graph" in log
+        epochs = re.findall(r"(member \d/2: seed \d|epoch +\d+ loss [\d.]+)", log)
+        runs[workers] = (sha256_of(out / "model.onnx"), epochs, card.metrics["val"])
+    assert runs[1] == runs[2]
+    single = recipe_dict(data, epochs=2)
+    train(recipe_from_dict(single, "test"), tmp_path / "one", data, "radlens train t")
+    one = re.findall(r"epoch +\d+ loss [\d.]+", (tmp_path / "one" / "train.log").read_text())
+    assert runs[1][1][1 : 1 + len(one)] == one  # member 1's epochs are the plain run's

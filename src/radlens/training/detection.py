@@ -63,6 +63,7 @@ from radlens.models.card import (
     write_card,
 )
 from radlens.models.registry import sha256_of
+from radlens.training.members import run_members
 from radlens.training.nets import build_net
 from radlens.training.recipe import NetSpec, Recipe
 
@@ -594,6 +595,50 @@ def fit_detector(
     return net.eval(), best_scores, best[1]
 
 
+def fit_detector_member(
+    recipe: Recipe,
+    member: int,
+    train_set: BoxedImages,
+    val_set: BoxedImages,
+    log: logging.Logger,
+) -> nn.Module:
+    """Ensemble member ``member`` (``schedule.ensemble``): :func:`fit_detector` on the recipe
+    with seed ``seed + member``, so member 0 is the single network of the plain recipe."""
+    if recipe.schedule.ensemble > 1:
+        log.info(
+            "member %d/%d: seed %d", member + 1, recipe.schedule.ensemble, recipe.seed + member
+        )
+    net, scores, epoch = fit_detector(
+        replace(recipe, seed=recipe.seed + member), train_set, val_set, log
+    )
+    log.info("best epoch %d: val mAP@0.5 %.4f (torch)", epoch, scores.map_50)
+    return net
+
+
+class MeanBoxes(nn.Module):
+    """Detector ensemble members in one graph: their ``heatmap`` and ``ltrb`` maps averaged,
+    their pooled ``features`` (when every member has them) side by side, so the OOD score
+    reads every member's feature space."""
+
+    def __init__(self, nets: list[nn.Module]) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+        self.has_features = all(getattr(net, "has_features", False) for net in nets)
+
+    def forward(
+        self, x: torch.Tensor, logits: bool = False, features: bool = False
+    ) -> tuple[torch.Tensor, ...]:
+        if logits:
+            raise ValueError("a detector ensemble is for the exported maps, not training")
+        extra = {"features": True} if features else {}
+        outs = [net(x, **extra) for net in self.nets]
+        heat = torch.stack([o[0] for o in outs]).mean(0)
+        ltrb = torch.stack([o[1] for o in outs]).mean(0)
+        if features:
+            return heat, ltrb, torch.cat([o[2] for o in outs], dim=1)
+        return heat, ltrb
+
+
 def detector_outputs(net: nn.Module) -> tuple[str, ...]:
     """The exported graph's outputs: ``TrunkBoxNet`` adds ``features``."""
     base = ("heatmap", "ltrb")
@@ -665,8 +710,17 @@ def train_detection(
         len(val_set),
         val_set.box_counts(),
     )
-    net, scores, epoch = fit_detector(recipe, train_set, val_set, log)
-    log.info("best epoch %d: val mAP@0.5 %.4f (torch)", epoch, scores.map_50)
+    members = run_members(
+        recipe,
+        fit_detector_member,
+        (train_set, val_set),
+        lambda: build_detector(recipe.net, recipe.input.channels, len(recipe.labels)),
+        min(recipe.schedule.workers, recipe.schedule.ensemble),
+        log,
+    )
+    net = members[0] if len(members) == 1 else MeanBoxes(members).eval()
+    if len(members) > 1:
+        log.info("ensemble: the mean of %d members' maps in one graph", len(members))
     aug = recipe.augment  # the mirrors training augmented with (see augment_item)
     flips = tuple(
         axes

@@ -22,7 +22,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +37,7 @@ from radlens.training.augment import corrupted_copy
 from radlens.training.export import export_onnx, parity
 from radlens.training.localize import read_box_masks
 from radlens.training.loop import fit, selection_key
+from radlens.training.members import run_members
 from radlens.training.nets import FlipAverage, MeanEnsemble, build_net, tta_flips
 from radlens.training.ood import fit_ood
 from radlens.training.recipe import Recipe
@@ -238,122 +238,6 @@ def train_member(
     return net
 
 
-class _Kept(logging.Handler):
-    """Keeps a worker's log records (as dicts, which pickle) for the parent to re-emit, and
-    sends each one to the parent at once (``progress``) so it shows while the member
-    trains."""
-
-    def __init__(self, member: int, progress: Any) -> None:
-        super().__init__(logging.INFO)
-        self.member = member
-        self.progress = progress
-        self.records: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        kept = dict(record.__dict__)
-        kept.update(msg=record.getMessage(), args=None, exc_info=None, exc_text=None)
-        self.records.append(kept)
-        if self.progress is not None:
-            self.progress.put((self.member, kept))
-
-
-# The queue a worker process sends its progress on (set by ``_start_worker`` when the
-# process starts).
-_progress: Any = None
-
-
-def _start_worker(progress: Any) -> None:
-    global _progress
-    _progress = progress
-
-
-def _member_process(
-    recipe: Recipe,
-    member: int,
-    data: MemberData,
-    initial_state: dict[str, torch.Tensor] | None,
-) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-    """Runs in a worker process: one member, and its log records."""
-    torch.set_num_threads(recipe.schedule.threads)
-    log = logging.getLogger(f"radlens.train.member{member}")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.handlers.clear()
-    kept = _Kept(member, _progress)
-    log.addHandler(kept)
-    net = train_member(recipe, member, data, initial_state, log)
-    return net.state_dict(), kept.records
-
-
-def _handle(log: logging.Logger, record: logging.LogRecord, files: bool) -> None:
-    """``record`` to the logger's file handlers (``files``) or to its other handlers."""
-    for handler in log.handlers:
-        if isinstance(handler, logging.FileHandler) == files and record.levelno >= handler.level:
-            handler.handle(record)
-
-
-def _show_progress(log: logging.Logger, progress: Any, members: int) -> None:
-    """Until the ``None`` that ends it: each worker record to the console handlers at once,
-    named by its member ("member 2/4: epoch 7/80 ...")."""
-    while (item := progress.get()) is not None:
-        member, kept = item
-        message = f"member {member + 1}/{members}: {kept['msg']}"
-        _handle(log, logging.makeLogRecord({**kept, "msg": message, "name": log.name}), False)
-
-
-def parallel_members(
-    recipe: Recipe,
-    data: MemberData,
-    initial_state: dict[str, torch.Tensor] | None,
-    workers: int,
-    log: logging.Logger,
-) -> list[torch.nn.Module]:
-    """Every member, ``workers`` at a time in separate processes (spawned, so no thread pool
-    is inherited mid-use).
-
-    The console shows each member's records as they come, named by member; ``train.log``
-    gets them when all have finished, in member order with their own times, so it reads as
-    if the members had trained in turn.
-    """
-    import multiprocessing
-    import threading
-    from concurrent.futures import ProcessPoolExecutor
-
-    log.info("%d members, %d at a time in worker processes", recipe.schedule.ensemble, workers)
-    context = multiprocessing.get_context("spawn")
-    # A manager's queue: a worker's put returns once the record is with the parent, so every
-    # record is in before its member's result, and before the None that ends the display.
-    with context.Manager() as manager:
-        progress = manager.Queue()
-        shown = threading.Thread(
-            target=_show_progress, args=(log, progress, recipe.schedule.ensemble), daemon=True
-        )
-        shown.start()
-        try:
-            with ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=context,
-                initializer=_start_worker,
-                initargs=(progress,),
-            ) as pool:
-                futures = [
-                    pool.submit(_member_process, recipe, k, data, initial_state)
-                    for k in range(recipe.schedule.ensemble)
-                ]
-                results = [f.result() for f in futures]
-        finally:
-            progress.put(None)
-            shown.join()
-    members: list[torch.nn.Module] = []
-    for state, records in results:
-        for record in records:
-            _handle(log, logging.makeLogRecord({**record, "name": log.name}), True)
-        net = build_net(recipe.net, recipe.input.channels, len(recipe.labels), recipe.input.dims)
-        net.load_state_dict(state)
-        members.append(net.eval())
-    return members
-
-
 def fit_model(
     recipe: Recipe,
     train_set: LabelledImages,
@@ -379,11 +263,14 @@ def fit_model(
             recipe.augment.corruption_prob,
         )
     data = MemberData(x_train, train_set.labels, x_val, val_set.labels, x_corrupted, masks)
-    n, workers = recipe.schedule.ensemble, min(recipe.schedule.workers, recipe.schedule.ensemble)
-    if workers <= 1:
-        members = [train_member(recipe, k, data, initial_state, log) for k in range(n)]
-    else:
-        members = parallel_members(recipe, data, initial_state, workers, log)
+    members = run_members(
+        recipe,
+        train_member,
+        (data, initial_state),
+        lambda: build_net(recipe.net, recipe.input.channels, len(recipe.labels), recipe.input.dims),
+        min(recipe.schedule.workers, recipe.schedule.ensemble),
+        log,
+    )
     model: torch.nn.Module = members[0] if len(members) == 1 else MeanEnsemble(members).eval()
     return model, x_val
 
