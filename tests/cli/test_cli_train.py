@@ -345,3 +345,4 @@ def test_ensemble_members_trained_in_worker_processes_are_the_ones_trained_in_tu
     assert "member 2/3: epoch" not in log
     assert re.search(r"member 2/3: epoch 1/2 train_loss", trained.stderr), trained.stderr
     assert re.search(r"member 3/3: best epoch \d", trained.stderr), trained.stderr
+    assert "member 2/3: member 2/3:" not in trained.stderr  # named once

@@ -79,7 +79,8 @@ def _show_progress(log: logging.Logger, progress: Any, members: int) -> None:
     named by its member ("member 2/4: epoch 7/80 ...")."""
     while (item := progress.get()) is not None:
         member, kept = item
-        message = f"member {member + 1}/{members}: {kept['msg']}"
+        name = f"member {member + 1}/{members}: "
+        message = kept["msg"] if kept["msg"].startswith(name) else name + kept["msg"]
         _handle(log, logging.makeLogRecord({**kept, "msg": message, "name": log.name}), False)
 
 
