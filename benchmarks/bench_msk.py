@@ -200,11 +200,50 @@ def fracture(root: Path, boxes_before: Path | None = None) -> dict[str, Any] | N
         "ece": round(result.metrics["ece"], 4),
         "operating": card.metrics["val"],
     }
+    out["cam_box"] = cam_box_figures(model)
     if BOXES in names:
         out["detector"] = detector_figures(get_model(BOXES, installed))
     if boxes_before is not None:
         out["detector_before"] = detector_figures(load_model(boxes_before))
     return out
+
+
+def cam_box_figures(model: InstalledModel) -> dict[str, Any]:
+    """Where a positive fracture finding's box (its CAM's strongest region, what the report,
+    SR and viewer show) lies: of the fractured val images the model calls positive, how many
+    boxes overlap a labelled fracture box (IoU > 0.1), the bar the detector rows use."""
+    from radlens.domain.imaging import Geometry, Image, ImageLayout
+    from radlens.inference.detection import box_iou
+    from radlens.io.box_sets import read_boxes
+
+    card = model.card
+    boxes = read_boxes(VIEW, "val", ("fracture",))
+    backend = OnnxBackend(model.weights, threads=1)
+    fractured = called = hits = centred = 0
+    shares: list[float] = []
+    for array, truth in zip(boxes.images, boxes.boxes, strict=True):
+        if not len(truth):
+            continue
+        fractured += 1
+        image = Image(array.astype(np.float32), ImageLayout.YX, Geometry((1.0, 1.0), False))
+        [finding] = predict(image, card, backend)
+        if finding.box is None:
+            continue
+        called += 1
+        b = finding.box
+        found = np.array([[b.x0, b.y0, b.x1, b.y1]], np.float32)
+        hits += bool((box_iou(found, truth) > 0.1).any())
+        mid_x, mid_y = (truth[:, 0] + truth[:, 2]) / 2, (truth[:, 1] + truth[:, 3]) / 2
+        inside = (b.x0 <= mid_x) & (mid_x <= b.x1) & (b.y0 <= mid_y) & (mid_y <= b.y1)
+        centred += bool(inside.any())
+        shares.append((b.x1 - b.x0) * (b.y1 - b.y0) / (array.shape[0] * array.shape[1]))
+    return {
+        "fractured": fractured,
+        "called": called,
+        "box_overlaps": hits,
+        "box_holds_a_fracture_centre": centred,
+        "median_box_share_of_image": round(float(np.median(shares)), 4) if shares else None,
+    }
 
 
 def detector_figures(boxes: InstalledModel) -> dict[str, Any]:
@@ -350,6 +389,23 @@ def markdown(r: dict[str, Any]) -> str:
                     f"**{d['map50']:.3f}** | {d['map50_95']:.3f} | {d['threshold']:.2f} | "
                     f"{d['fractured_images_boxed'][0]} of {d['fractured_images_boxed'][1]} | "
                     f"{d['clean_images_with_a_box'][0]} of {d['clean_images_with_a_box'][1]} |\n"
+                )
+            cam = frac.get("cam_box")
+            if cam:
+                fracture_md += (
+                    f"| {frac['model']} heatmap box (shipped; the box a positive finding "
+                    f"carries) | — | — | — | operating threshold | {cam['box_overlaps']} of "
+                    f"{cam['fractured']} ({cam['called']} called positive) | — |\n"
+                )
+            if cam:
+                fracture_md += (
+                    f"\nThe heatmap box of a positive `{frac['model']}` finding is coarse: it "
+                    f"holds the centre of a labelled fracture box in "
+                    f"{cam['box_holds_a_fracture_centre']} of the {cam['called']} fractured "
+                    f"images called positive, but covers a median "
+                    f"{100 * cam['median_box_share_of_image']:.0f}% of the image, so it rarely "
+                    "passes IoU > 0.1 against the small labelled boxes. The detector's boxes "
+                    "are tight where they are found.\n"
                 )
             fracture_md += (
                 "\nImage counts at each card's operating score: a box scoring less is not "
