@@ -22,17 +22,6 @@ Json = Annotated[bool, typer.Option("--json", help="print machine-readable JSON"
 Quiet = Annotated[bool, typer.Option("-q", "--quiet")]
 Verbose = Annotated[bool, typer.Option("-v", "--verbose")]
 ModelsDir = Annotated[list[Path] | None, typer.Option("--models", help="extra model folders")]
-
-
-def model_folder(model: str, models_dir: list[Path] | None) -> Path:
-    """The folder of ``model``: a model folder given as a path, or an installed model's
-    (disabled ones too) by name."""
-    folder = Path(model)
-    if (folder / "card.json").exists():
-        return folder
-    return get_model(model, discover(models_dir, include_disabled=True)).folder
-
-
 Threads = Annotated[int, typer.Option("--threads", help="ONNX Runtime threads")]
 Fhir = Annotated[
     bool, typer.Option("--fhir", help="also write fhir.json (FHIR R4 Bundle) per study")
@@ -56,6 +45,15 @@ Notes = Annotated[
         readable=True,
     ),
 ]
+
+
+def model_folder(model: str, models_dir: list[Path] | None) -> Path:
+    """The folder of ``model``: a model folder given as a path, or an installed model's
+    (disabled ones too) by name."""
+    folder = Path(model)
+    if (folder / "card.json").exists():
+        return folder
+    return get_model(model, discover(models_dir, include_disabled=True)).folder
 
 
 def run_analysis(

@@ -15,8 +15,7 @@ from rich.table import Table
 from radlens.cli.analyze import Json, ModelsDir, model_folder
 from radlens.cli.render import out
 from radlens.evaluation.calibration import describe
-from radlens.models.card import Task
-from radlens.models.registry import load_model
+from radlens.models.card import Task, read_card
 from radlens.training.calibrate import (
     OperatingChange,
     Refit,
@@ -48,7 +47,7 @@ def calibrate_command(
     thresholds and val metrics in card.json; the weights are not touched. For a detector:
     the score a box needs to be reported (the best val F1 of boxes at IoU 0.5)."""
     folder = model_folder(model, models_dir)
-    if load_model(folder).card.task is Task.DETECTION:
+    if read_card(folder / "card.json").task is Task.DETECTION:
         refit = refit_operating_score(folder, data, threads=threads, version=version)
         _show_operating(refit, as_json)
         return

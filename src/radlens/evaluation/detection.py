@@ -259,7 +259,8 @@ def score_detections(
 def evaluate_detector(card: ModelCard, backend: Backend, data: BoxedImages) -> DetectionScores:
     """VOC AP of a detector on a box set, through ``backend`` (ONNX Runtime in use), with
     the decoding inference uses; ``radlens train`` and ``radlens evaluate`` both call it."""
-    return measure_detector(card, backend, data, default=card.threshold)[0]
+    found = _detect_all(card, backend, data)
+    return score_detections(found, data.boxes, data.classes, data.difficult, data.label_names)
 
 
 def measure_detector(
@@ -267,7 +268,12 @@ def measure_detector(
 ) -> tuple[DetectionScores, OperatingPoint]:
     """:func:`evaluate_detector` and the :func:`operating_point` fitted on the same boxes
     (``default`` when none matched), from one pass of the detector."""
-    found = [detect(image, card, backend) for image in data.images]
+    found = _detect_all(card, backend, data)
     truth = (data.boxes, data.classes, data.difficult)
     scores = score_detections(found, *truth, data.label_names)
     return scores, operating_point(found, *truth, data.label_names, default)
+
+
+def _detect_all(card: ModelCard, backend: Backend, data: BoxedImages) -> list[Detections]:
+    """Every image's boxes down to the card's ``detection.min_score`` (the cut AP counts)."""
+    return [detect(image, card, backend) for image in data.images]

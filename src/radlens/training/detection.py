@@ -715,7 +715,6 @@ def train_detection(
         fit_detector_member,
         (train_set, val_set),
         lambda: build_detector(recipe.net, recipe.input.channels, len(recipe.labels)),
-        min(recipe.schedule.workers, recipe.schedule.ensemble),
         log,
     )
     net = members[0] if len(members) == 1 else MeanBoxes(members).eval()

@@ -89,14 +89,14 @@ def run_members(
     job: Job,
     args: Sequence[Any],
     build: Callable[[], torch.nn.Module],
-    workers: int,
     log: logging.Logger,
 ) -> list[torch.nn.Module]:
     """Every member of ``recipe.schedule.ensemble``: ``job(recipe, k, *args, log)``,
-    ``workers`` at a time in worker processes (in this process, one after another, when
-    ``workers`` <= 1). ``build()`` makes an untrained network a member's weights load into.
-    ``job`` must be a module-level function (it is pickled)."""
+    ``schedule.workers`` at a time in worker processes (in this process, one after another,
+    when one worker or one member). ``build()`` makes an untrained network a member's
+    weights load into. ``job`` must be a module-level function (it is pickled)."""
     n = recipe.schedule.ensemble
+    workers = min(recipe.schedule.workers, n)
     if workers <= 1:
         return [job(recipe, k, *args, log) for k in range(n)]
     import multiprocessing

@@ -98,9 +98,9 @@ class Schedule:
     # Train this many members (seeds seed, seed + 1, ...) and export their mean as one graph.
     ensemble: int = 1
     threads: int = 2
-    # Ensemble members trained at once, each in its own process with ``threads`` threads
-    # (training.train.fit_model); the members and the exported file are the same as when
-    # trained one after another. 1 = one after another, in this process.
+    # Ensemble members trained at once (classifiers and detectors), each in its own process
+    # with ``threads`` threads (training.members.run_members); the members and the exported
+    # file are the same as when trained one after another. 1 = one after another, here.
     workers: int = 1
     max_train_items: int | None = None
     # Detection: train on random crops of (rows, cols) input pixels; () = the whole input.

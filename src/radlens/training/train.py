@@ -268,7 +268,6 @@ def fit_model(
         train_member,
         (data, initial_state),
         lambda: build_net(recipe.net, recipe.input.channels, len(recipe.labels), recipe.input.dims),
-        min(recipe.schedule.workers, recipe.schedule.ensemble),
         log,
     )
     model: torch.nn.Module = members[0] if len(members) == 1 else MeanEnsemble(members).eval()
