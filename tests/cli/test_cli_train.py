@@ -59,8 +59,21 @@ def test_parse_sets_reads_toml_values_and_bare_words() -> None:
                 "augment.hflip=true",
             ],
         ),
+        (
+            (12, 12),
+            2,
+            4,
+            [
+                "--set",
+                "augment.consistency=2",
+                "--set",
+                "augment.corruption_copies=2",
+                "--set",
+                'augment.corruptions=["blur","gaussian_noise"]',
+            ],
+        ),
     ],
-    ids=["volume-binary-ensemble-float16", "colour-multiclass-ema-tta"],
+    ids=["volume-binary-ensemble-float16", "colour-multiclass-ema-tta", "gray-consistency"],
 )
 def test_train_an_unknown_dataset_then_evaluate_reproduces_the_card(
     radlens: Callable[..., Result],
@@ -97,6 +110,8 @@ def test_train_an_unknown_dataset_then_evaluate_reproduces_the_card(
     assert card["training"]["command"].startswith("radlens train --dataset tinymnist")
     log = (out / "train.log").read_text()
     assert log.count("epoch ") >= 2
+    if "augment.consistency=2" in extra:
+        assert "2 corrupted copies per image, p=0.00 per item, consistency weight 2" in log
     if "schedule.ensemble=2" in extra:
         assert "member 2/2" in log and "seed 2" in log
     if "net.weights=float16" in extra:

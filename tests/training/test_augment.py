@@ -106,3 +106,65 @@ def test_corruption_settings_are_validated() -> None:
         Augment(corruption_prob=0.5)
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         Augment(corruption_prob=1.5, corruptions=("blur",))
+
+
+def test_corrupted_copies_start_with_the_single_copy_and_differ_from_each_other() -> None:
+    import numpy as np
+
+    from radlens.training.augment import corrupted_copies, corrupted_copy
+
+    rng = np.random.default_rng(4)
+    images = [rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(12)]
+    spec = Augment(corruption_prob=0.5, corruptions=("gaussian_noise",), corruption_copies=3)
+    copies = corrupted_copies(images, spec, seed=7)
+    assert len(copies) == 3 and all(len(c) == 12 for c in copies)
+    single = corrupted_copy(images, spec, seed=7)
+    assert all(np.array_equal(a, b) for a, b in zip(copies[0], single, strict=True))
+    for j in (1, 2):  # each copy draws its own noise
+        assert not any(np.array_equal(a, b) for a, b in zip(copies[0], copies[j], strict=True))
+
+
+def test_pick_copy_takes_each_item_from_some_copy_and_one_copy_draws_nothing() -> None:
+    from radlens.training.augment import pick_copy
+
+    n = 50
+    # copies[k, i] holds 100 * k + i: the value says which copy and which item it came from
+    copies = (100.0 * torch.arange(3).view(3, 1) + torch.arange(n).view(1, n)).view(3, n, 1, 1, 1)
+    idx = torch.tensor([4, 9, 17, 30] * 10)
+    gen = torch.Generator().manual_seed(0)
+    picked = pick_copy(copies, idx, gen).flatten()
+    copy_of, item_of = picked // 100, picked % 100
+    assert torch.equal(item_of, idx.float())  # the right items ...
+    assert set(copy_of.long().tolist()) == {0, 1, 2}  # ... from every copy
+    # One copy: plain indexing and the generator untouched, so old recipes train as before.
+    state = gen.get_state()
+    assert torch.equal(pick_copy(copies[:1], idx, gen), copies[0, idx])
+    assert torch.equal(gen.get_state(), state)
+
+
+def test_js_divergence_is_zero_for_equal_predictions_symmetric_and_at_most_log_2() -> None:
+    import math
+
+    from radlens.training.augment import js_divergence
+
+    a = torch.tensor([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
+    b = torch.tensor([[-1.0, 0.5, 3.0], [1.0, 0.0, 0.0]])
+    for multilabel in (False, True):
+        assert float(js_divergence(a, a, multilabel)) == pytest.approx(0.0, abs=1e-6)
+        ab, ba = js_divergence(a, b, multilabel), js_divergence(b, a, multilabel)
+        assert float(ab) > 0.01 and float(ab) == pytest.approx(float(ba), abs=1e-6)
+    # Opposite certainties reach the bound, ln 2 per distribution (per label if multi-label).
+    sure = torch.tensor([[50.0, -50.0]])
+    assert float(js_divergence(sure, -sure, False)) == pytest.approx(math.log(2), abs=1e-4)
+    assert float(js_divergence(sure, -sure, True)) == pytest.approx(2 * math.log(2), abs=1e-4)
+
+
+def test_consistency_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="needs augment.corruptions"):
+        Augment(consistency=1.0)
+    with pytest.raises(ValueError, match="at least 0"):
+        Augment(consistency=-1.0, corruptions=("blur",))
+    with pytest.raises(ValueError, match="at least 1"):
+        Augment(corruption_copies=0, corruptions=("blur",))
+    assert Augment(consistency=1.0, corruptions=("blur",)).corrupts
+    assert not Augment(corruptions=("blur",)).corrupts

@@ -39,3 +39,52 @@ def test_balanced_class_weights() -> None:
     w = class_weights(np.array([0, 0, 0, 1]), 2, "balanced")
     assert w.tolist() == pytest.approx([4 / 6, 2.0])
     assert class_weights(np.array([0, 1]), 2, "none").tolist() == [1.0, 1.0]
+
+
+def _consistency_recipe(weight: float) -> Recipe:
+    from dataclasses import replace
+
+    from radlens.training.recipe import Augment
+
+    recipe = recipe_with(batch_size=4)
+    spec = Augment(rotate_deg=10, gamma=(0.8, 1.2), noise_std=0.05, hflip=True)
+    return replace(recipe, augment=replace(spec, consistency=weight, corruptions=("blur",)))
+
+
+def test_a_consistency_view_gets_the_same_augmentation_draws_as_its_clean_items() -> None:
+    """An unchanged view adds nothing: same draws, the same batch statistics, JS of 0; the
+    task loss is the clean items' alone. A changed view adds its weighted divergence."""
+    from radlens.training.augment import RandomAugment
+    from radlens.training.loop import batch_loss
+    from radlens.training.nets import NetSpec, build_net
+
+    torch.manual_seed(0)
+    spec = NetSpec(arch="resnet-tiny", stem_kernel=3, stem_stride=1, dropout=0.0)
+    net = build_net(spec, 1, 3, 2)  # in training mode: batch statistics, no dropout draws
+    x = torch.rand(6, 1, 32, 32)
+    y, idx, w = torch.tensor([0, 1, 2, 0, 1, 2]), torch.arange(6), torch.ones(3)
+
+    def loss(weight: float, view: torch.Tensor | None) -> float:
+        augment = RandomAugment(
+            _consistency_recipe(weight).augment, torch.Generator().manual_seed(1)
+        )
+        recipe = _consistency_recipe(weight)
+        with torch.no_grad():
+            return float(batch_loss(net, None, augment, x, idx, y, w, recipe, view))
+
+    plain = loss(5.0, None)
+    assert loss(5.0, x.clone()) == pytest.approx(plain, rel=1e-5)
+    other = x.flip(-1) * 0.5
+    assert loss(5.0, other) > loss(1.0, other) > loss(0.0, other)
+
+
+def test_consistency_without_corrupted_copies_is_refused() -> None:
+    import logging
+
+    from radlens.training.loop import fit
+    from radlens.training.nets import NetSpec, build_net
+
+    net = build_net(NetSpec(arch="resnet-tiny", stem_kernel=3, stem_stride=1), 1, 3, 2)
+    x, y = torch.rand(4, 1, 32, 32), torch.tensor([0, 1, 2, 0]).numpy()
+    with pytest.raises(ValueError, match="consistency needs corrupted copies"):
+        fit(net, _consistency_recipe(1.0), x, y, x, y, logging.getLogger("t"))

@@ -122,6 +122,46 @@ def corrupted_copy(images: list[np.ndarray], spec: Augment, seed: int) -> list[n
     ]
 
 
+def corrupted_copies(images: list[np.ndarray], spec: Augment, seed: int) -> list[list[np.ndarray]]:
+    """``spec.corruption_copies`` independent corrupted copies of ``images``.
+
+    Copy 0 is ``corrupted_copy(images, spec, seed)``; copy ``j`` draws its kinds,
+    severities and noise from ``seed + j * len(images)``, so no two items of any copies
+    share a noise seed.
+    """
+    return [
+        corrupted_copy(images, spec, seed + j * len(images)) for j in range(spec.corruption_copies)
+    ]
+
+
+def pick_copy(copies: torch.Tensor, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Items ``idx`` of ``copies`` (``(K, N, ...)``), each from one of the K copies at random.
+
+    With one copy nothing is drawn from ``generator``, so a single-copy recipe trains as
+    it did before copies existed.
+    """
+    if copies.shape[0] == 1:
+        return copies[0, idx]
+    which = torch.randint(0, copies.shape[0], (len(idx),), generator=generator)
+    return copies[which, idx]
+
+
+def js_divergence(a: torch.Tensor, b: torch.Tensor, multilabel: bool) -> torch.Tensor:
+    """Mean Jensen-Shannon divergence (nats) between the predictions of logits ``a``, ``b``.
+
+    Softmax distributions for single-label tasks; for multi-label ones each label is its own
+    yes/no distribution and the divergences are summed over labels.
+    """
+    if multilabel:
+        pa, pb = torch.sigmoid(a), torch.sigmoid(b)
+        pa, pb = torch.stack([pa, 1 - pa], -1), torch.stack([pb, 1 - pb], -1)
+    else:
+        pa, pb = torch.softmax(a, 1), torch.softmax(b, 1)
+    mixture = ((pa + pb) / 2).clamp_min(1e-7).log()
+    js = (F.kl_div(mixture, pa, reduction="none") + F.kl_div(mixture, pb, reduction="none")) / 2
+    return js.sum(dim=tuple(range(1, js.dim()))).mean()
+
+
 def mix_corrupted(
     clean: torch.Tensor, corrupted: torch.Tensor, prob: float, generator: torch.Generator
 ) -> torch.Tensor:

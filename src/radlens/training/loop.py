@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from radlens.evaluation import metrics as m
 from radlens.models.card import Task
-from radlens.training.augment import RandomAugment, mix_corrupted
+from radlens.training.augment import RandomAugment, js_divergence, mix_corrupted, pick_copy
 from radlens.training.localize import BoxHead
 from radlens.training.nets import CamClassifier
 from radlens.training.recipe import Recipe
@@ -152,9 +152,23 @@ def batch_loss(
     yb: torch.Tensor,
     weights: torch.Tensor,
     recipe: Recipe,
+    view: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Augment the batch ``xb`` (train items ``idx``) and return its training loss."""
+    """Augment the batch ``xb`` (train items ``idx``) and return its training loss.
+
+    ``view`` is a corrupted copy of the same items for the consistency term
+    (``augment.consistency``): it gets the very same augmentation draws as ``xb``.
+    """
     spec = recipe.input
+    if view is not None:
+        state = augment.gen.get_state()
+        clean = augment(xb)
+        augment.gen.set_state(state)
+        both = torch.cat([clean, augment(view)])
+        logits, _ = model((both - spec.mean) / spec.std)
+        ours, theirs = logits[: len(xb)], logits[len(xb) :]
+        js = js_divergence(ours, theirs, recipe.task is Task.MULTILABEL)
+        return loss_fn(ours, yb, weights, recipe) + recipe.augment.consistency * js
     if head is None:
         logits, _ = model((augment(xb) - spec.mean) / spec.std)
         return loss_fn(logits, yb, weights, recipe)
@@ -162,6 +176,24 @@ def batch_loss(
     logits, _ = model((both[:, :-1] - spec.mean) / spec.std)
     loss = loss_fn(logits, yb, weights, recipe)
     return loss + recipe.schedule.box_loss * head.loss(both[:, -1:])
+
+
+def draw_batch(
+    x_train: torch.Tensor,
+    x_corrupted: torch.Tensor | None,
+    idx: torch.Tensor,
+    recipe: Recipe,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Train items ``idx``, some swapped for a corrupted copy (``augment.corruption_prob``),
+    and with ``augment.consistency`` a corrupted copy of each for the consistency term."""
+    xb, view, spec = x_train[idx], None, recipe.augment
+    if x_corrupted is not None:
+        if spec.corruption_prob > 0:
+            xb = mix_corrupted(xb, pick_copy(x_corrupted, idx, gen), spec.corruption_prob, gen)
+        if spec.consistency > 0:
+            view = pick_copy(x_corrupted, idx, gen)
+    return xb, view
 
 
 def fit(
@@ -178,8 +210,10 @@ def fit(
     """Train ``model`` and return the best epoch's weights and the history.
 
     ``x_*`` are ``(N, C, ...)`` float tensors in [0, 1]; normalization is applied per batch.
-    ``x_corrupted`` is ``x_train`` corrupted item by item (robustness training): a batch
-    item comes from it with probability ``recipe.augment.corruption_prob``. ``masks``
+    ``x_corrupted`` (``(K, N, C, ...)``) holds K copies of ``x_train`` corrupted item by item
+    (robustness training): a batch item comes from one of them with probability
+    ``recipe.augment.corruption_prob``, and with ``recipe.augment.consistency`` every item
+    is also paired with one for the consistency term. ``masks``
     (``(N, 1, H, W)`` box masks of ``x_train``) turn on the auxiliary box loss of
     ``training.localize``, weighted by ``recipe.schedule.box_loss``.
     """
@@ -193,6 +227,10 @@ def fit(
     yt = torch.as_tensor(y_train)
     ema = moving_average(model, s.ema)
     head = box_head(model, masks, recipe, x_train, log)
+    if recipe.augment.consistency > 0 and (x_corrupted is None or head is not None):
+        raise ValueError(
+            "augment.consistency needs corrupted copies (2D) and no box loss (schedule.box_loss)"
+        )
     params = list(model.parameters()) + ([] if head is None else list(head.parameters()))
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / s.batch_size)
@@ -216,10 +254,8 @@ def fit(
             idx = order[i : i + s.batch_size]
             if len(idx) < 2:
                 continue
-            xb = x_train[idx]
-            if x_corrupted is not None:
-                xb = mix_corrupted(xb, x_corrupted[idx], recipe.augment.corruption_prob, gen)
-            loss = batch_loss(model, head, augment, xb, idx, yt[idx], weights, recipe)
+            xb, view = draw_batch(x_train, x_corrupted, idx, recipe, gen)
+            loss = batch_loss(model, head, augment, xb, idx, yt[idx], weights, recipe, view)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()

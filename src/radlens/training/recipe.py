@@ -151,12 +151,31 @@ class Augment:
     # augmentation apply on top.
     corruption_prob: float = 0.0
     corruptions: tuple[str, ...] = ()
+    # How many corrupted copies of each training image are stored, each with its own kind
+    # and severity; a batch item takes one of them at random. 1 is the single copy above.
+    corruption_copies: int = 1
+    # Weight of a consistency term (AugMix, Hendrycks et al., ICLR 2020): every batch item
+    # is also seen as one of its corrupted copies, under the same geometric and intensity
+    # augmentation, and the Jensen-Shannon divergence between the two predictions is added
+    # to the loss. The task loss stays on the clean (or ``corruption_prob``-mixed) items.
+    consistency: float = 0.0
+
+    @property
+    def corrupts(self) -> bool:
+        """Whether training stores corrupted copies of its images."""
+        return self.corruption_prob > 0 or self.consistency > 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.corruption_prob <= 1.0:
             raise ValueError("augment.corruption_prob must be in [0, 1]")
-        if self.corruption_prob > 0 and not self.corruptions:
-            raise ValueError("augment.corruption_prob needs augment.corruptions (kinds)")
+        if self.consistency < 0:
+            raise ValueError("augment.consistency must be at least 0")
+        if self.corruption_copies < 1:
+            raise ValueError("augment.corruption_copies must be at least 1")
+        if self.corrupts and not self.corruptions:
+            raise ValueError(
+                "augment.corruption_prob or augment.consistency needs augment.corruptions (kinds)"
+            )
         unknown = set(self.corruptions) - set(CORRUPTIONS)
         if unknown:
             raise ValueError(f"unknown corruption(s) {sorted(unknown)}; known: {CORRUPTIONS}")

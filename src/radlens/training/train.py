@@ -33,7 +33,7 @@ from radlens.inference.preprocess import prepare
 from radlens.io.datasets import LabelledImages, read_labelled
 from radlens.models.card import Calibration, ModelCard, Task, Training, read_card, write_card
 from radlens.models.registry import sha256_of
-from radlens.training.augment import corrupted_copy
+from radlens.training.augment import corrupted_copies
 from radlens.training.export import export_onnx, parity
 from radlens.training.localize import read_box_masks
 from radlens.training.loop import fit, selection_key
@@ -254,13 +254,19 @@ def fit_model(
     """
     x_train, x_val = to_tensor(train_set, recipe), to_tensor(val_set, recipe)
     x_corrupted = None
-    if recipe.augment.corruption_prob > 0 and recipe.input.dims == 2:
-        copy = corrupted_copy(train_set.images, recipe.augment, recipe.seed)
-        x_corrupted = to_tensor(replace(train_set, images=copy), recipe)
+    if recipe.augment.corrupts and recipe.input.dims == 2:
+        copies = corrupted_copies(train_set.images, recipe.augment, recipe.seed)
+        tensors = [to_tensor(replace(train_set, images=copy), recipe) for copy in copies]
+        x_corrupted = tensors[0][None] if len(tensors) == 1 else torch.stack(tensors)
+        del tensors
         log.info(
-            "robustness training: %s at severities 1-5, p=%.2f per item",
+            "robustness training: %s at severities 1-5, %d corrupted cop%s per image, "
+            "p=%.2f per item, consistency weight %g",
             ", ".join(recipe.augment.corruptions),
+            len(copies),
+            "y" if len(copies) == 1 else "ies",
             recipe.augment.corruption_prob,
+            recipe.augment.consistency,
         )
     data = MemberData(x_train, train_set.labels, x_val, val_set.labels, x_corrupted, masks)
     members = run_members(
