@@ -109,8 +109,11 @@ def test_corruption_settings_are_validated() -> None:
 
 
 def test_corrupted_copies_start_with_the_single_copy_and_differ_from_each_other() -> None:
+    from dataclasses import replace
+
     import numpy as np
 
+    from radlens.evaluation.corruptions import corrupt
     from radlens.training.augment import corrupted_copies, corrupted_copy
 
     rng = np.random.default_rng(4)
@@ -122,6 +125,14 @@ def test_corrupted_copies_start_with_the_single_copy_and_differ_from_each_other(
     assert all(np.array_equal(a, b) for a, b in zip(copies[0], single, strict=True))
     for j in (1, 2):  # each copy draws its own noise
         assert not any(np.array_equal(a, b) for a, b in zip(copies[0], copies[j], strict=True))
+    # Narrowed severities: every item is the kind at one of them, with its own noise seed.
+    mild = replace(spec, corruption_severities=(1,))
+    for i, (image, out) in enumerate(
+        zip(images, corrupted_copy(images, mild, seed=7), strict=True)
+    ):
+        assert np.array_equal(
+            out, np.rint(corrupt(image, "gaussian_noise", 1, seed=7 + i)).astype(np.uint8)
+        )
 
 
 def test_pick_copy_takes_each_item_from_some_copy_and_one_copy_draws_nothing() -> None:
@@ -166,5 +177,9 @@ def test_consistency_settings_are_validated() -> None:
         Augment(consistency=-1.0, corruptions=("blur",))
     with pytest.raises(ValueError, match="at least 1"):
         Augment(corruption_copies=0, corruptions=("blur",))
+    with pytest.raises(ValueError, match="some of"):
+        Augment(corruption_severities=(0, 2), corruptions=("blur",))
+    with pytest.raises(ValueError, match="some of"):
+        Augment(corruption_severities=(), corruptions=("blur",))
     assert Augment(consistency=1.0, corruptions=("blur",)).corrupts
     assert not Augment(corruptions=("blur",)).corrupts

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from radlens.evaluation.corruptions import SEVERITIES, corrupt
+from radlens.evaluation.corruptions import corrupt
 from radlens.training.recipe import Augment
 
 
@@ -109,15 +109,17 @@ def blur(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
 def corrupted_copy(images: list[np.ndarray], spec: Augment, seed: int) -> list[np.ndarray]:
     """Each 2D image corrupted once at its source resolution, stored as 8-bit like a file.
 
-    Item ``i`` gets a kind from ``spec.corruptions`` and a severity 1-5 drawn by a generator
+    Item ``i`` gets a kind from ``spec.corruptions`` and a severity from
+    ``spec.corruption_severities`` (1-5 unless narrowed) drawn by a generator
     seeded with ``seed``; the corruption's own noise is seeded per item, so the copy is
     reproducible.
     """
     rng = np.random.default_rng(seed)
     kinds = rng.integers(0, len(spec.corruptions), len(images))
-    severities = rng.integers(0, len(SEVERITIES), len(images))
+    levels = spec.corruption_severities
+    severities = rng.integers(0, len(levels), len(images))
     return [
-        np.rint(corrupt(image, spec.corruptions[k], SEVERITIES[s], seed=seed + i)).astype(np.uint8)
+        np.rint(corrupt(image, spec.corruptions[k], levels[s], seed=seed + i)).astype(np.uint8)
         for i, (image, k, s) in enumerate(zip(images, kinds, severities, strict=True))
     ]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from radlens.errors import ConfigError
-from radlens.evaluation.corruptions import CORRUPTIONS
+from radlens.evaluation.corruptions import CORRUPTIONS, SEVERITIES
 from radlens.models.card import AppliesTo, DetectionSpec, InputSpec, Measure, Population, Task
 
 # ``--arch`` presets: (blocks per stage, channels per stage) of a MONAI ResNet trunk.
@@ -154,6 +154,8 @@ class Augment:
     # How many corrupted copies of each training image are stored, each with its own kind
     # and severity; a batch item takes one of them at random. 1 is the single copy above.
     corruption_copies: int = 1
+    # The severities a copy is drawn from (all five unless narrowed).
+    corruption_severities: tuple[int, ...] = SEVERITIES
     # Weight of a consistency term (AugMix, Hendrycks et al., ICLR 2020): every batch item
     # is also seen as one of its corrupted copies, under the same geometric and intensity
     # augmentation, and the Jensen-Shannon divergence between the two predictions is added
@@ -176,6 +178,10 @@ class Augment:
             raise ValueError(
                 "augment.corruption_prob or augment.consistency needs augment.corruptions (kinds)"
             )
+        levels = tuple(int(v) for v in self.corruption_severities)
+        if not levels or set(levels) - set(SEVERITIES):
+            raise ValueError(f"augment.corruption_severities must be some of {SEVERITIES}")
+        object.__setattr__(self, "corruption_severities", levels)
         unknown = set(self.corruptions) - set(CORRUPTIONS)
         if unknown:
             raise ValueError(f"unknown corruption(s) {sorted(unknown)}; known: {CORRUPTIONS}")
