@@ -111,7 +111,10 @@ def test_train_an_unknown_dataset_then_evaluate_reproduces_the_card(
     log = (out / "train.log").read_text()
     assert log.count("epoch ") >= 2
     if "augment.consistency=2" in extra:
-        assert "2 corrupted copies per image, p=0.00 per item, consistency weight 2" in log
+        assert (
+            "at severities 1, 2, 3, 4, 5; 2 corrupted copies per image, p=0.00 per item, "
+            "consistency weight 2" in log
+        )
     if "schedule.ensemble=2" in extra:
         assert "member 2/2" in log and "seed 2" in log
     if "net.weights=float16" in extra:
