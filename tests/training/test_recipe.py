@@ -73,6 +73,19 @@ def test_an_unknown_corruption_kind_is_a_config_error() -> None:
         )
 
 
+def test_robustness_training_outside_a_2d_classifier_is_a_config_error() -> None:
+    kinds = {"augment.corruptions": ["blur"]}
+    with pytest.raises(ConfigError, match="for 2D classifiers"):
+        read_recipe(RECIPES / "vessel_mra_3d.toml", {**kinds, "augment.consistency": 1.0})
+    with pytest.raises(ConfigError, match="for 2D classifiers"):
+        read_recipe(RECIPES / "bccd_cells.toml", {**kinds, "augment.corruption_prob": 0.5})
+    with pytest.raises(ConfigError, match="does not combine with schedule.box_loss"):
+        read_recipe(RECIPES / "fracture_xray.toml", {**kinds, "augment.consistency": 1.0})
+    consistent = read_recipe(RECIPES / "knee_oa_kl.toml")
+    assert consistent.augment.consistency == 12.0
+    assert consistent.augment.corruption_severities == (1, 2, 3)
+
+
 def test_dataset_name_finds_the_recipe_written_for_it() -> None:
     path, overrides = recipe_for_dataset("breastmnist", None, RECIPES)
     assert path == RECIPES / "breast_us_malignancy.toml" and overrides == {}

@@ -228,6 +228,14 @@ class Recipe:
                 raise ValueError("a detector is boxnet or a ResNet trunk, not basicunet")
         elif self.net.arch == "boxnet":
             raise ValueError("net.arch = boxnet is for detection recipes")
+        if self.augment.corrupts and (
+            self.input.dims != 2 or self.task in (Task.SEGMENTATION, Task.DETECTION)
+        ):
+            raise ValueError(
+                "augment.corruption_prob and augment.consistency are for 2D classifiers"
+            )
+        if self.augment.consistency > 0 and self.schedule.box_loss > 0:
+            raise ValueError("augment.consistency does not combine with schedule.box_loss")
 
 
 def read_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
