@@ -254,7 +254,7 @@ def fit_model(
     """
     x_train, x_val = to_tensor(train_set, recipe), to_tensor(val_set, recipe)
     x_corrupted = None
-    if recipe.augment.corrupts and recipe.input.dims == 2:
+    if recipe.augment.corrupts:  # the recipe refuses it outside 2D classifiers
         copies = corrupted_copies(train_set.images, recipe.augment, recipe.seed)
         tensors = [to_tensor(replace(train_set, images=copy), recipe) for copy in copies]
         x_corrupted = tensors[0][None] if len(tensors) == 1 else torch.stack(tensors)
