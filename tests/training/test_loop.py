@@ -78,6 +78,40 @@ def test_a_consistency_view_gets_the_same_augmentation_draws_as_its_clean_items(
     assert loss(5.0, other) > loss(1.0, other) > loss(0.0, other)
 
 
+def test_consistency_with_box_supervision_keeps_the_box_loss_of_the_clean_items() -> None:
+    """With a box head, an unchanged view leaves the loss as without a view (the box loss of
+    the clean items); a changed view adds its divergence and not its boxes' loss."""
+    from dataclasses import replace
+
+    from radlens.training.augment import RandomAugment
+    from radlens.training.localize import BoxHead
+    from radlens.training.loop import batch_loss
+    from radlens.training.nets import NetSpec, build_net
+
+    torch.manual_seed(0)
+    spec = NetSpec(arch="resnet-tiny", stem_kernel=3, stem_stride=1, dropout=0.0)
+    net = build_net(spec, 1, 3, 2)
+    x = torch.rand(6, 1, 32, 32)
+    masks = torch.zeros(6, 1, 32, 32)
+    masks[:3, :, 4:16, 8:20] = 1.0
+    y, idx, w = torch.tensor([0, 1, 2, 0, 1, 2]), torch.arange(6), torch.ones(3)
+    head = BoxHead(net, x[:1], masks)
+
+    def loss(consistency: float, box: float, view: torch.Tensor | None) -> float:
+        recipe = _consistency_recipe(consistency)
+        recipe = replace(recipe, schedule=replace(recipe.schedule, box_loss=box))
+        augment = RandomAugment(recipe.augment, torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            return float(batch_loss(net, head, augment, x, idx, y, w, recipe, view))
+
+    plain = loss(5.0, 1.0, None)
+    assert loss(5.0, 1.0, x.clone()) == pytest.approx(plain, rel=1e-5)
+    assert loss(5.0, 2.0, x.clone()) > plain  # the box term is in
+    other = x.flip(-1) * 0.5
+    assert loss(5.0, 1.0, other) > loss(0.0, 1.0, other)
+    head.remove()
+
+
 def test_consistency_without_corrupted_copies_is_refused() -> None:
     import logging
 

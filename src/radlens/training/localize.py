@@ -112,8 +112,9 @@ class BoxHead(nn.Module):
         return logits
 
     def loss(self, masks: torch.Tensor) -> torch.Tensor:
-        """Box loss of the last batch the classifier read, whose masks are ``masks``."""
-        return box_loss(self(), masks, self.pos_weight)
+        """Box loss of the last batch the classifier read, or of its first ``len(masks)``
+        items (a batch that also holds other views of them), whose masks are ``masks``."""
+        return box_loss(self()[: len(masks)], masks, self.pos_weight)
 
     def remove(self) -> None:
         self._hook.remove()

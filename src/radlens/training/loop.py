@@ -157,18 +157,25 @@ def batch_loss(
     """Augment the batch ``xb`` (train items ``idx``) and return its training loss.
 
     ``view`` is a corrupted copy of the same items for the consistency term
-    (``augment.consistency``): it gets the very same augmentation draws as ``xb``.
+    (``augment.consistency``): it gets the very same augmentation draws as ``xb``. With a
+    box ``head`` too, the box loss is the clean items' (the view's boxes are theirs).
     """
     spec = recipe.input
     if view is not None:
+        masks = None if head is None else head.masks[idx]
         state = augment.gen.get_state()
-        clean = augment(xb)
+        clean = augment(xb, masks)
         augment.gen.set_state(state)
-        both = torch.cat([clean, augment(view)])
-        logits, _ = model((both - spec.mean) / spec.std)
+        seen = augment(view, masks)
+        if head is not None:
+            clean, augmented_masks, seen = clean[:, :-1], clean[:, -1:], seen[:, :-1]
+        logits, _ = model((torch.cat([clean, seen]) - spec.mean) / spec.std)
         ours, theirs = logits[: len(xb)], logits[len(xb) :]
         js = js_divergence(ours, theirs, recipe.task is Task.MULTILABEL)
-        return loss_fn(ours, yb, weights, recipe) + recipe.augment.consistency * js
+        loss = loss_fn(ours, yb, weights, recipe) + recipe.augment.consistency * js
+        if head is None:
+            return loss
+        return loss + recipe.schedule.box_loss * head.loss(augmented_masks)
     if head is None:
         logits, _ = model((augment(xb) - spec.mean) / spec.std)
         return loss_fn(logits, yb, weights, recipe)
@@ -227,10 +234,8 @@ def fit(
     yt = torch.as_tensor(y_train)
     ema = moving_average(model, s.ema)
     head = box_head(model, masks, recipe, x_train, log)
-    if recipe.augment.consistency > 0 and (x_corrupted is None or head is not None):
-        raise ValueError(
-            "augment.consistency needs corrupted copies (2D) and no box loss (schedule.box_loss)"
-        )
+    if recipe.augment.consistency > 0 and x_corrupted is None:
+        raise ValueError("augment.consistency needs corrupted copies (2D)")
     params = list(model.parameters()) + ([] if head is None else list(head.parameters()))
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / s.batch_size)

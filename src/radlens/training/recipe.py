@@ -234,8 +234,6 @@ class Recipe:
             raise ValueError(
                 "augment.corruption_prob and augment.consistency are for 2D classifiers"
             )
-        if self.augment.consistency > 0 and self.schedule.box_loss > 0:
-            raise ValueError("augment.consistency does not combine with schedule.box_loss")
 
 
 def read_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
