@@ -180,3 +180,20 @@ def test_the_box_head_learns_where_the_boxes_are() -> None:
     head.remove()
     with pytest.raises(RuntimeError, match="not read a batch"):
         head()
+
+
+def test_the_box_loss_of_a_batch_holding_other_views_is_its_first_items() -> None:
+    """A batch of clean items followed by their corrupted views (the consistency term) is
+    scored on the clean items' masks only: the loss is that of the clean items alone."""
+    x, _, masks = _toy(8, 64, 1)
+    torch.manual_seed(0)
+    net = build_net(NetSpec(arch="resnet-tiny", stem_kernel=3, stem_stride=1), 1, 2, 2)
+    net.eval()  # per-item features: a batch's other items change nothing
+    head = BoxHead(net, x[:1], masks)
+    with torch.no_grad():
+        net(x)
+        alone = float(head.loss(masks))
+        net(torch.cat([x, torch.rand_like(x)]))
+        mixed = float(head.loss(masks))
+    assert mixed == pytest.approx(alone, rel=1e-5)
+    head.remove()
