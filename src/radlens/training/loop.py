@@ -161,28 +161,22 @@ def batch_loss(
     box ``head`` too, the box loss is the clean items' (the view's boxes are theirs).
     """
     spec = recipe.input
-    if view is not None:
-        masks = None if head is None else head.masks[idx]
-        state = augment.gen.get_state()
-        clean = augment(xb, masks)
+    state = augment.gen.get_state()  # for the view's draws (a few kB)
+    batch = augment(xb, None if head is None else head.masks[idx])
+    if head is not None:
+        batch, masks = batch[:, :-1], batch[:, -1:]
+    if view is not None:  # the same draws as its clean items (masks change no draw)
         augment.gen.set_state(state)
-        seen = augment(view, masks)
-        if head is not None:
-            clean, augmented_masks, seen = clean[:, :-1], clean[:, -1:], seen[:, :-1]
-        logits, _ = model((torch.cat([clean, seen]) - spec.mean) / spec.std)
-        ours, theirs = logits[: len(xb)], logits[len(xb) :]
-        js = js_divergence(ours, theirs, recipe.task is Task.MULTILABEL)
-        loss = loss_fn(ours, yb, weights, recipe) + recipe.augment.consistency * js
-        if head is None:
-            return loss
-        return loss + recipe.schedule.box_loss * head.loss(augmented_masks)
-    if head is None:
-        logits, _ = model((augment(xb) - spec.mean) / spec.std)
-        return loss_fn(logits, yb, weights, recipe)
-    both = augment(xb, head.masks[idx])
-    logits, _ = model((both[:, :-1] - spec.mean) / spec.std)
-    loss = loss_fn(logits, yb, weights, recipe)
-    return loss + recipe.schedule.box_loss * head.loss(both[:, -1:])
+        batch = torch.cat([batch, augment(view)])
+    logits, _ = model((batch - spec.mean) / spec.std)
+    ours = logits[: len(xb)]
+    loss = loss_fn(ours, yb, weights, recipe)
+    if view is not None:
+        js = js_divergence(ours, logits[len(xb) :], recipe.task is Task.MULTILABEL)
+        loss = loss + recipe.augment.consistency * js
+    if head is not None:
+        loss = loss + recipe.schedule.box_loss * head.loss(masks)
+    return loss
 
 
 def draw_batch(
