@@ -9,11 +9,16 @@
   every val image and per grade, and overlays of a few val images in ``benchmarks/msk/``.
 * ``fracture_xray`` (study-level fracture) on the FracAtlas view's val split (``radlens data
   prepare fracatlas``): AUC, sensitivity at 90% specificity, and ``fracture_boxes`` (the
-  fracture box detector): VOC AP@0.5 per box.
+  fracture box detector): VOC AP@0.5 per box. Where the classifier's heatmap points, on
+  every fractured val image (called or not): its peak within 15 px of a labelled fracture
+  box (the pointing game of Zhang et al., ECCV 2016) and its box around a fracture's centre, for the
+  shipped model and any other fracture model passed as ``--cam-compare LABEL=DIR`` (a
+  robustness-trained variant, say: robustness training can move the map off the fracture).
 
 Every figure comes from ONNX Runtime through the code ``radlens evaluate`` runs. Writes
 ``benchmarks/msk.json`` and ``benchmarks/msk.md``:
-``python benchmarks/bench_msk.py [--ce-model DIR] [--data-root ../shared/data]``.
+``python benchmarks/bench_msk.py [--ce-model DIR] [--cam-compare LABEL=DIR ...]
+[--data-root ../shared/data]``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import argparse
 import json
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +37,7 @@ import onnxruntime
 from PIL import Image as PILImage
 
 from radlens import __version__
+from radlens.domain.findings import Box, Finding
 from radlens.evaluation import metrics as m
 from radlens.evaluation.evaluate import evaluate
 from radlens.explain.overlay import render_overlay
@@ -38,6 +45,7 @@ from radlens.inference.backends import OnnxBackend
 from radlens.inference.predict import predict
 from radlens.io.datasets import read_labelled
 from radlens.io.prepare import prepare
+from radlens.models.card import ModelCard
 from radlens.models.registry import InstalledModel, discover, get_model, load_model
 
 HERE = Path(__file__).parent
@@ -47,6 +55,9 @@ VIEW = HERE.parent / "build" / "data" / "fracatlas"
 JOINT_BAND = (0.3, 0.7)  # rows of the 224 x 224 crop: the joint line sits mid-image
 GOALS = {"knee_acc": 0.72, "knee_qwk": 0.87, "fracture_auc": 0.90}
 BOOTS = 1000  # resamples behind each 95% interval
+# The pointing game's tolerance (Zhang et al., ECCV 2016: 15 px): a heatmap peak this close
+# to a labelled box counts as a hit. The view's images are 256 px on their shorter side.
+POINT_TOLERANCE_PX = 15.0
 REFERENCES = [
     "Thomas KA, Kidzinski L, Halilaj E, et al. Automated classification of radiographic knee "
     "osteoarthritis severity using deep neural networks. Radiology: Artificial Intelligence "
@@ -147,7 +158,9 @@ def heatmaps(model: InstalledModel, root: Path, out_dir: Path) -> dict[str, Any]
     out_dir.mkdir(parents=True, exist_ok=True)
     shown = []
     for array, label in zip(val.images, val.labels, strict=True):
-        image = Image(array.astype(np.float32), ImageLayout.YX, Geometry((1.0, 1.0), False))
+        image = Image(
+            array.astype(np.float32), ImageLayout.YX, Geometry((1.0, 1.0), spacing_known=False)
+        )
         [finding] = predict(image, card, backend)
         if finding.heatmap is None:
             continue
@@ -175,7 +188,11 @@ def heatmaps(model: InstalledModel, root: Path, out_dir: Path) -> dict[str, Any]
     }
 
 
-def fracture(root: Path, boxes_before: Path | None = None) -> dict[str, Any] | None:
+def fracture(
+    root: Path,
+    boxes_before: Path | None = None,
+    cam_compare: Sequence[tuple[str, Path]] = (),
+) -> dict[str, Any] | None:
     installed = discover(include_disabled=True)
     names = {mo.card.name for mo in installed}
     if FRACTURE not in names:
@@ -201,6 +218,9 @@ def fracture(root: Path, boxes_before: Path | None = None) -> dict[str, Any] | N
         "operating": card.metrics["val"],
     }
     out["cam_box"] = cam_box_figures(model)
+    out["localization"] = [localization_figures(model, "shipped")] + [
+        localization_figures(load_model(folder), label) for label, folder in cam_compare
+    ]
     if BOXES in names:
         out["detector"] = detector_figures(get_model(BOXES, installed))
     if boxes_before is not None:
@@ -208,42 +228,105 @@ def fracture(root: Path, boxes_before: Path | None = None) -> dict[str, Any] | N
     return out
 
 
+def _fractured_findings(
+    model: InstalledModel, card: ModelCard
+) -> Iterator[tuple[np.ndarray, np.ndarray, Finding]]:
+    """``(image, labelled boxes, finding)`` for every fractured image of the view's val
+    split, the finding from ``predict`` with ``card`` (the model's, or one with another
+    threshold)."""
+    from radlens.domain.imaging import Geometry, Image, ImageLayout
+    from radlens.io.box_sets import read_boxes
+
+    boxes = read_boxes(VIEW, "val", ("fracture",))
+    backend = OnnxBackend(model.weights, threads=1)
+    for array, truth in zip(boxes.images, boxes.boxes, strict=True):
+        if len(truth):
+            image = Image(
+                array.astype(np.float32), ImageLayout.YX, Geometry((1.0, 1.0), spacing_known=False)
+            )
+            [finding] = predict(image, card, backend)
+            yield array, truth, finding
+
+
+def _holds_a_centre(box: Box, truth: np.ndarray) -> bool:
+    mid_x, mid_y = (truth[:, 0] + truth[:, 2]) / 2, (truth[:, 1] + truth[:, 3]) / 2
+    return bool(
+        ((box.x0 <= mid_x) & (mid_x <= box.x1) & (box.y0 <= mid_y) & (mid_y <= box.y1)).any()
+    )
+
+
+def _share(box: Box, array: np.ndarray) -> float:
+    return float((box.x1 - box.x0) * (box.y1 - box.y0) / (array.shape[0] * array.shape[1]))
+
+
+def _median(values: list[float]) -> float | None:
+    return round(float(np.median(values)), 4) if values else None
+
+
 def cam_box_figures(model: InstalledModel) -> dict[str, Any]:
     """Where a positive fracture finding's box (its CAM's strongest region, what the report,
     SR and viewer show) lies: of the fractured val images the model calls positive, how many
     boxes overlap a labelled fracture box (IoU > 0.1), the bar the detector rows use."""
-    from radlens.domain.imaging import Geometry, Image, ImageLayout
     from radlens.inference.detection import box_iou
-    from radlens.io.box_sets import read_boxes
 
-    card = model.card
-    boxes = read_boxes(VIEW, "val", ("fracture",))
-    backend = OnnxBackend(model.weights, threads=1)
     fractured = called = hits = centred = 0
     shares: list[float] = []
-    for array, truth in zip(boxes.images, boxes.boxes, strict=True):
-        if not len(truth):
-            continue
+    for array, truth, finding in _fractured_findings(model, model.card):
         fractured += 1
-        image = Image(array.astype(np.float32), ImageLayout.YX, Geometry((1.0, 1.0), False))
-        [finding] = predict(image, card, backend)
-        if finding.box is None:
+        if (b := finding.box) is None:
             continue
         called += 1
-        b = finding.box
         found = np.array([[b.x0, b.y0, b.x1, b.y1]], np.float32)
         hits += bool((box_iou(found, truth) > 0.1).any())
-        mid_x, mid_y = (truth[:, 0] + truth[:, 2]) / 2, (truth[:, 1] + truth[:, 3]) / 2
-        inside = (b.x0 <= mid_x) & (mid_x <= b.x1) & (b.y0 <= mid_y) & (mid_y <= b.y1)
-        centred += bool(inside.any())
-        shares.append((b.x1 - b.x0) * (b.y1 - b.y0) / (array.shape[0] * array.shape[1]))
+        centred += _holds_a_centre(b, truth)
+        shares.append(_share(b, array))
     return {
         "fractured": fractured,
         "called": called,
         "box_overlaps": hits,
         "box_holds_a_fracture_centre": centred,
-        "median_box_share_of_image": round(float(np.median(shares)), 4) if shares else None,
+        "median_box_share_of_image": _median(shares),
     }
+
+
+def localization_figures(model: InstalledModel, label: str) -> dict[str, Any]:
+    """Where a fracture classifier's heatmap points on every fractured val image, whatever
+    its probability: its peak within ``POINT_TOLERANCE_PX`` of a labelled fracture box (the
+    pointing game), and its box (the one a positive finding carries) holding a labelled
+    box's centre."""
+    # Every image gets its box: the operating threshold only decides whether a finding
+    # carries it, and here the map is judged on every fractured image.
+    card = replace(model.card, thresholds={**model.card.thresholds, "operating": 0.0})
+    fractured = peaks = centred = 0
+    shares: list[float] = []
+    for array, truth, finding in _fractured_findings(model, card):
+        fractured += 1
+        if (heat := finding.heatmap) is None or (b := finding.box) is None:
+            continue
+        py, px = np.unravel_index(int(np.argmax(heat)), heat.shape)
+        y = (py + 0.5) * array.shape[0] / heat.shape[0]
+        x = (px + 0.5) * array.shape[1] / heat.shape[1]
+        peaks += bool(_near(truth, x, y, POINT_TOLERANCE_PX).any())
+        centred += _holds_a_centre(b, truth)
+        shares.append(_share(b, array))
+    return {
+        "label": label,
+        "model": f"{model.card.name} {model.card.version}",
+        "sha256": model.card.sha256,
+        "fractured": fractured,
+        "peak_near_a_fracture_box": peaks,
+        "point_tolerance_px": POINT_TOLERANCE_PX,
+        "box_holds_a_fracture_centre": centred,
+        "median_box_share_of_image": _median(shares),
+    }
+
+
+def _near(truth: np.ndarray, x: float, y: float, tolerance: float) -> np.ndarray:
+    """Which of the ``[x0, y0, x1, y1]`` rows of ``truth`` lie within ``tolerance`` px of
+    the point ``(x, y)`` (0 inside the box)."""
+    dx = np.maximum(np.maximum(truth[:, 0] - x, x - truth[:, 2]), 0.0)
+    dy = np.maximum(np.maximum(truth[:, 1] - y, y - truth[:, 3]), 0.0)
+    return np.hypot(dx, dy) <= tolerance
 
 
 def detector_figures(boxes: InstalledModel) -> dict[str, Any]:
@@ -293,7 +376,11 @@ def detector_figures(boxes: InstalledModel) -> dict[str, Any]:
 
 
 def run(
-    root: Path, ce_model: Path | None, out_dir: Path = HERE, boxes_before: Path | None = None
+    root: Path,
+    ce_model: Path | None,
+    out_dir: Path = HERE,
+    boxes_before: Path | None = None,
+    cam_compare: Sequence[tuple[str, Path]] = (),
 ) -> dict[str, Any]:
     knee = get_model(KNEE, discover(include_disabled=True))
     return {
@@ -301,7 +388,7 @@ def run(
         "knee": grading(knee, root),
         "knee_ce": grading(load_model(ce_model), root) if ce_model else None,
         "knee_heatmaps": heatmaps(knee, root, out_dir / "msk"),
-        "fracture": fracture(root, boxes_before),
+        "fracture": fracture(root, boxes_before, cam_compare),
         "goals": GOALS,
         "references": REFERENCES,
         "machine": {
@@ -418,6 +505,7 @@ def markdown(r: dict[str, Any]) -> str:
             )
         else:
             fracture_md += "\nThe fracture box detector is not shipped yet.\n"
+        fracture_md += localization_md(frac.get("localization") or [])
     refs = "\n".join(f"- {ref}" for ref in r["references"])
     ce = r["knee_ce"]
     ordinal_note = (
@@ -568,6 +656,40 @@ osteophytes; a map spread evenly would put {h["band_share_uniform"]:.0%} there) 
 """
 
 
+def localization_md(rows: list[dict[str, Any]]) -> str:
+    """The table of where each fracture classifier's heatmap points."""
+    if not rows:
+        return ""
+    n = rows[0]["fractured"]
+    out = (
+        f"\nWhere the classifier's heatmap points, on every one of the {n} fractured val "
+        f"images (called positive or not): its peak within {rows[0]['point_tolerance_px']:.0f} "
+        "px of a labelled fracture box (the pointing game; the view's images are 256 px on "
+        "their shorter side), and its box (the one a positive finding carries) around a labelled "
+        "box's centre. Models other than the shipped one are tried variants, named by what "
+        "they change (`--cam-compare`); robustness training can move the map off the "
+        "fracture.\n\n"
+        "| model | which | peak near a fracture box | box holds a fracture centre | "
+        "median box share of the image |\n|---|---|---|---|---|\n"
+    )
+    for r in rows:
+        share = r["median_box_share_of_image"]
+        out += (
+            f"| {r['model']} | {r['label']} | {r['peak_near_a_fracture_box']} of "
+            f"{r['fractured']} | {r['box_holds_a_fracture_centre']} of {r['fractured']} | "
+            f"{'—' if share is None else f'{100 * share:.0f}%'} |\n"
+        )
+    return out
+
+
+def cam_compare_arg(text: str) -> tuple[str, Path]:
+    """``LABEL=DIR`` of ``--cam-compare``."""
+    label, sep, folder = text.rpartition("=")
+    if not sep or not label or not folder:
+        raise argparse.ArgumentTypeError(f"{text!r}: give LABEL=DIR")
+    return label, Path(folder)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-root", type=Path, default=None, help="default ../shared/data")
@@ -576,11 +698,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--boxes-before", type=Path, default=None, help="the replaced fracture_boxes version"
     )
+    parser.add_argument(
+        "--cam-compare",
+        type=cam_compare_arg,
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="another fracture model whose heatmap placement to measure beside the shipped one",
+    )
     args = parser.parse_args(argv)
     root = args.data_root or Path(
         os.environ.get("RADLENS_DATA", HERE.parent.parent / "shared" / "data")
     )
-    result = run(root, args.ce_model, args.out_dir, args.boxes_before)
+    result = run(root, args.ce_model, args.out_dir, args.boxes_before, args.cam_compare)
     (args.out_dir / "msk.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     (args.out_dir / "msk.md").write_text(markdown(result), "utf-8")
     print(f"wrote {args.out_dir / 'msk.md'}")
