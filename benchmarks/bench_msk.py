@@ -11,9 +11,10 @@
   prepare fracatlas``): AUC, sensitivity at 90% specificity, and ``fracture_boxes`` (the
   fracture box detector): VOC AP@0.5 per box. Where the classifier's heatmap points, on
   every fractured val image (called or not): its peak within 15 px of a labelled fracture
-  box (the pointing game of Zhang et al., ECCV 2016) and its box around a fracture's centre, for the
-  shipped model and any other fracture model passed as ``--cam-compare LABEL=DIR`` (a
-  robustness-trained variant, say: robustness training can move the map off the fracture).
+  box (the pointing game of Zhang et al., ECCV 2016) and its box around a fracture's
+  centre, for the shipped model and any other fracture model passed as ``--cam-compare
+  LABEL=DIR`` (a robustness-trained variant, say: robustness training can move the map off
+  the fracture).
 
 Every figure comes from ONNX Runtime through the code ``radlens evaluate`` runs. Writes
 ``benchmarks/msk.json`` and ``benchmarks/msk.md``:
