@@ -31,6 +31,8 @@ from PIL import Image
 from pydicom import dcmread
 from pynetdicom import AE
 
+from radlens.models.card import read_card
+from radlens.models.registry import zoo_folder
 from serve_helpers import free_port, make_instance, stop_server
 
 if TYPE_CHECKING:
@@ -296,6 +298,20 @@ def test_reader_logs_in_opens_the_urgent_study_reviews_it_and_the_work_survives_
             expect(low.get_by_test_id("ood-warning")).to_contain_text(
                 "input unlike training data — low trust"
             )
+            # Its model's card, opened from the finding: intended use, validation figures and
+            # limitations, read from the card of the version that made the finding.
+            cxr = read_card(zoo_folder() / "cxr_pneumonia" / "card.json")
+            assert flagged["model_version"] == cxr.version
+            expect(low.get_by_test_id("model-card")).to_have_count(0)
+            low.get_by_test_id("finding-model").click()
+            expect(low.get_by_test_id("model-intended-use")).to_have_text(cxr.intended_use)
+            expect(low.get_by_test_id("model-validation")).to_contain_text(
+                f"AUC {cxr.metrics['val']['auc']:.3f}"
+            )
+            expect(low.get_by_test_id("model-limitations").locator("li")).to_have_count(
+                len(cxr.limitations)
+            )
+            _shot(page, "04-model-card.png")
 
             # The notes deny what the AI found: the finding says so.
             positive = page.locator(f"[data-testid=finding][data-finding-id='{finding['id']}']")
@@ -312,6 +328,8 @@ def test_reader_logs_in_opens_the_urgent_study_reviews_it_and_the_work_survives_
             expect(card.get_by_test_id("review-decision")).to_have_attribute(
                 "data-decision", "accepted"
             )
+            # The panel re-rendered: the opened model card stays open.
+            expect(low.get_by_test_id("model-card")).to_be_visible()
             page.get_by_test_id("report-text").fill(REPORT_TEXT)
             page.get_by_test_id("report-save").click()
             expect(page.get_by_test_id("report-status")).to_contain_text("Draft saved")

@@ -24,6 +24,8 @@ NOT_PATIENT_DATA = {
     ("GET", "/api/auth/sessions"),  # the caller's own sessions
     ("GET", "/api/auth/oidc/login"),  # a redirect; its callback records the login
     ("GET", "/api/users"),  # account names and roles, to administrators
+    ("GET", "/api/models"),  # model cards: what the models are, no patient data
+    ("GET", "/api/models/{name}/{version}"),
     ("GET", "/"),
 }
 """Routes that touch no patient data and change nothing about security; every other route

@@ -20,6 +20,8 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from radlens.config import Settings
+from radlens.models.card import read_card
+from radlens.models.registry import zoo_folder
 from radlens.privacy.deid import DeidState
 from radlens.server.app import create_app
 from radlens.store import accounts, review
@@ -106,6 +108,8 @@ MATRIX: dict[tuple[str, str], dict[str, dict[str, int]]] = {
     ("GET", "/api/studies/{study_uid}/findings/{finding_id}/heatmap.png"): {"": CLINICAL_READ},
     ("GET", "/api/learning/queue"): {"": READING},
     ("GET", "/api/monitoring"): {"": CLINICAL_READ},  # aggregates; no researcher access
+    ("GET", "/api/models"): {"": CLINICAL_READ},  # cards: no patient data, for readers
+    ("GET", "/api/models/{name}/{version}"): {"": CLINICAL_READ},
     ("GET", "/api/research/studies"): {"": _row(200, 403, 403, 200)},
     ("GET", "/api/research/instances/{instance_id}"): {"": _row(200, 403, 403, 200)},
     ("GET", "/fhir/DiagnosticReport"): {"": EXPORT},
@@ -217,6 +221,8 @@ def _url(  # noqa: C901 - one branch per route: the setup of its cell
         "resource_id": "",
         "username": "",
         "session_id": "",
+        "name": "cxr_pneumonia",
+        "version": read_card(zoo_folder() / "cxr_pneumonia" / "card.json").version,
     }
     kwargs: dict[str, Any] = {}
     me = USERS.get(role, COLLEAGUE)

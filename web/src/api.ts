@@ -2,6 +2,7 @@
 // the handler main.ts installs, which sends the reader back to the login page.
 import type {
   DicomJson,
+  ModelCard,
   Monitoring,
   PriorityName,
   QueueItem,
@@ -107,6 +108,12 @@ export const api = {
 
   seriesMetadata: (study: string, series: string) =>
     request<DicomJson[]>("GET", `/dicomweb/studies/${study}/series/${series}/metadata`),
+
+  modelCard: (name: string, version: string) =>
+    request<ModelCard>(
+      "GET",
+      `/api/models/${encodeURIComponent(name)}/${encodeURIComponent(version)}`,
+    ),
 };
 
 /** Feedback: the active-learning queue and the monitoring document (docs/feedback.md). */

@@ -3,7 +3,7 @@
 import { ApiError, api } from "./api";
 import { fill, h } from "./dom";
 import { AI_DRAFT, LOW_TRUST, dateTime, percent } from "./format";
-import type { Decision, Finding, Measurement, Review, ReviewIn, Study } from "./types";
+import type { Decision, Finding, Measurement, ModelCard, Review, ReviewIn, Study } from "./types";
 
 /** "176.4 mm" or "20.1 wk (18.9–21.3)"; "not given" with its reason when there is no value. */
 export function measurementText(m: Measurement): string {
@@ -18,7 +18,11 @@ export function measurementText(m: Measurement): string {
 function gradeDistribution(f: Finding): HTMLElement {
   return h(
     "div",
-    { class: "grades", testid: "grade-distribution", title: "Calibrated probability of each grade" },
+    {
+      class: "grades",
+      testid: "grade-distribution",
+      title: "Calibrated probability of each grade",
+    },
     ...(f.grade_probabilities ?? []).map(({ label, probability }) =>
       h(
         "div",
@@ -64,6 +68,66 @@ export function defaultFinding(study: Study): Finding | null {
   );
 }
 
+/** Model cards fetched so far, by "name version" (a version's card does not change), or
+ * the reason one could not be fetched. */
+const modelCards = new Map<string, ModelCard | string>();
+
+const VAL_FIGURES: [string, string][] = [
+  ["auc", "AUC"],
+  ["acc", "accuracy"],
+  ["qwk", "weighted kappa"],
+  ["mae", "mean grade error"],
+  ["dice", "Dice"],
+  ["ece", "ECE"],
+];
+
+/** "val (n 194): AUC 0.903 · accuracy 0.835 · ECE 0.056". */
+export function validationLine(card: ModelCard): string {
+  const figures = VAL_FIGURES.filter(([key]) => key in card.val).map(
+    ([key, name]) => `${name} ${card.val[key].toFixed(3)}`,
+  );
+  if (!figures.length) return "no validation figures on the card";
+  const n = card.val.n !== undefined ? ` (n ${card.val.n})` : "";
+  return `validation${n}: ${figures.join(" · ")}`;
+}
+
+/** What the reader needs to weigh the model's findings, from its card. */
+function modelCardBody(card: ModelCard): HTMLElement {
+  return h(
+    "div",
+    { class: "model-card-body", testid: "model-card" },
+    h("p", { testid: "model-intended-use" }, card.intended_use),
+    h("p", { class: "muted", testid: "model-validation" }, validationLine(card)),
+    card.abstain_band
+      ? h(
+          "p",
+          { class: "muted" },
+          `Too close to call between ${percent(card.abstain_band[0])} and ${percent(card.abstain_band[1])}.`,
+        )
+      : null,
+    card.limitations.length
+      ? h(
+          "div",
+          {},
+          h("strong", {}, "Limitations"),
+          h(
+            "ul",
+            { class: "limitations", testid: "model-limitations" },
+            card.limitations.map((text) => h("li", {}, text)),
+          ),
+        )
+      : null,
+    h(
+      "p",
+      { class: "muted" },
+      `Trained on ${card.training_data} (${card.licence}); applies to ${card.modalities.join(", ")}` +
+        (card.body_parts.length ? ` of ${card.body_parts.join(", ").toLowerCase()}` : "") +
+        (card.population ? `; ${card.population}` : "") +
+        ".",
+    ),
+  );
+}
+
 const DECISION_LABELS: Record<Decision, string> = {
   accepted: "Accepted",
   rejected: "Rejected",
@@ -79,6 +143,8 @@ export class FindingsPanel {
   readonly root = h("section", { class: "panel findings-panel", testid: "findings-panel" });
   private editing: string | null = null;
   private readonly errors = new Map<string, string>();
+  /** Findings whose model card the reader has opened (kept open across re-renders). */
+  private readonly openCards = new Set<string>();
 
   constructor(
     private study: Study,
@@ -162,6 +228,52 @@ export class FindingsPanel {
     fill(this.root, parts);
   }
 
+  /** The model line: a disclosure with the model's card (intended use, validation figures,
+   * limitations), fetched the first time a reader opens it. */
+  private modelCard(finding: Finding): HTMLElement {
+    const key = `${finding.model_name} ${finding.model_version}`;
+    const known = modelCards.get(key);
+    const body =
+      known === undefined
+        ? h("p", { class: "muted" }, "Loading the model card…")
+        : typeof known === "string"
+          ? h("p", { class: "warning", testid: "model-card-error" }, known)
+          : modelCardBody(known);
+    return h(
+      "details",
+      {
+        class: "model-details",
+        open: this.openCards.has(finding.id),
+        ontoggle: (event: Event) => {
+          const open = (event.currentTarget as HTMLDetailsElement).open;
+          if (open) this.openCards.add(finding.id);
+          else this.openCards.delete(finding.id);
+          if (open && !modelCards.has(key)) void this.fetchCard(finding, key);
+        },
+      },
+      h(
+        "summary",
+        {
+          class: "model muted",
+          testid: "finding-model",
+          title: "What this model is for, how it did on validation, and its limitations",
+        },
+        key,
+      ),
+      body,
+    );
+  }
+
+  private async fetchCard(finding: Finding, key: string): Promise<void> {
+    try {
+      modelCards.set(key, await api.modelCard(finding.model_name, finding.model_version));
+    } catch (error) {
+      const reason = error instanceof ApiError ? error.message : String(error);
+      modelCards.set(key, `No model card: ${reason}`);
+    }
+    this.render();
+  }
+
   private card(finding: Finding): HTMLElement {
     const review = this.study.reviews[finding.id];
     const selected = finding.id === this.selected;
@@ -212,7 +324,13 @@ export class FindingsPanel {
         finding.grade_label
           ? h("span", { class: "grade", testid: "finding-grade" }, `grade: ${finding.grade_label}`)
           : null,
-        finding.box_px ? h("span", { class: "muted" }, finding.detected && finding.counted ? "counted box" : "box") : null,
+        finding.box_px
+          ? h(
+              "span",
+              { class: "muted" },
+              finding.detected && finding.counted ? "counted box" : "box",
+            )
+          : null,
         finding.outline_px ? h("span", { class: "muted" }, "outline") : null,
         finding.has_heatmap ? h("span", { class: "muted" }, "heatmap") : null,
       ),
@@ -234,11 +352,7 @@ export class FindingsPanel {
             ]),
           )
         : null,
-      h(
-        "div",
-        { class: "model muted", testid: "finding-model" },
-        `${finding.model_name} ${finding.model_version}`,
-      ),
+      this.modelCard(finding),
       finding.ood_flag
         ? h(
             "div",
@@ -352,7 +466,11 @@ export class FindingsPanel {
       { testid: "edit-confidence" },
       h("option", { value: "" }, "not stated"),
       ...[1, 2, 3, 4, 5].map((c) =>
-        h("option", { value: String(c) }, `${c}${c === 1 ? " (guess)" : c === 5 ? " (certain)" : ""}`),
+        h(
+          "option",
+          { value: String(c) },
+          `${c}${c === 1 ? " (guess)" : c === 5 ? " (certain)" : ""}`,
+        ),
       ),
     );
     confidence.value = review?.confidence ? String(review.confidence) : "";

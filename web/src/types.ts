@@ -300,3 +300,24 @@ export interface Monitoring {
   alerts: string[];
   models: ModelMonitor[];
 }
+
+/** A model's card as a reader sees it (`GET /api/models/{name}/{version}`). */
+export interface ModelCard {
+  name: string;
+  version: string;
+  task: string;
+  finding_label: string;
+  intended_use: string;
+  limitations: string[];
+  modalities: string[];
+  body_parts: string[];
+  population: string;
+  val: Record<string, number>;
+  operating_threshold: number | null;
+  abstain_band: [number, number] | null;
+  calibration: string;
+  ood: boolean;
+  training_data: string;
+  licence: string;
+  citation: string;
+}

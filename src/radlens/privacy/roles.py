@@ -54,6 +54,7 @@ class Action(StrEnum):
     ACCOUNTS_MANAGE = "manage accounts"
     MONITORING_READ = "read model monitoring"
     LEARNING_QUEUE_READ = "read the learning queue"
+    MODELS_READ = "read model cards"
 
 
 _CLINICAL_READ = frozenset(
@@ -63,6 +64,7 @@ _CLINICAL_READ = frozenset(
         Action.IMAGES_READ,
         Action.IMAGES_STORE,
         Action.MONITORING_READ,
+        Action.MODELS_READ,
     }
 )
 _READING = frozenset(

@@ -41,6 +41,7 @@ from radlens.server.routes import (
     feedback,
     fhir,
     health,
+    models,
     research,
     users,
     worklist,
@@ -111,7 +112,7 @@ def create_app(settings: Settings, analyze: Analyze | None = None) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
-    for module in (health, auth, users, dicomweb, worklist, feedback, research, fhir):
+    for module in (health, auth, users, dicomweb, worklist, feedback, models, research, fhir):
         app.include_router(module.router)
 
     @app.middleware("http")

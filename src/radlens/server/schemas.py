@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from radlens.feedback.adjudication import Adjudication
 from radlens.feedback.monitor import MonitoringReport
 from radlens.feedback.queue import QueueItem
+from radlens.models.card import ModelCard
 from radlens.nlp import Alignment
 from radlens.privacy.roles import Role
 from radlens.store.drafts import MAX_NOTES_CHARS, Notes, StudyDraft
@@ -443,6 +444,59 @@ class QueueItemPublic(BaseModel):
             adjudication=None
             if item.adjudication is None
             else AdjudicationPublic.of(item.adjudication),
+        )
+
+
+class ModelCardPublic(BaseModel):
+    """What a reader needs to weigh a model's findings: what it is for, how it did on
+    validation, where it stops being reliable, and what it was trained on."""
+
+    name: str
+    version: str
+    task: str
+    finding_label: str
+    intended_use: str
+    limitations: list[str]
+    modalities: list[str]
+    body_parts: list[str] = Field(description="empty: any body part")
+    population: str = Field(description="who the training images came from")
+    val: dict[str, float] = Field(description="validation figures (radlens evaluate)")
+    operating_threshold: float | None = Field(
+        description="calibrated probability at or above which a finding is positive"
+    )
+    abstain_band: list[float] | None = Field(
+        description="probabilities too close to the threshold to call (low, high); null: "
+        "none, the model always calls"
+    )
+    calibration: str = Field(description="how probabilities were calibrated on val")
+    ood: bool = Field(description="whether findings carry an out-of-distribution score")
+    training_data: str
+    licence: str
+    citation: str
+
+    @classmethod
+    def of(cls, card: ModelCard) -> ModelCardPublic:
+        t = card.thresholds
+        # Equal edges: the band is empty, the model always calls (evaluation.calibration).
+        has_band = t.get("abstain_high", 0.0) > t.get("abstain_low", 1.0)
+        return cls(
+            name=card.name,
+            version=card.version,
+            task=card.task.value,
+            finding_label=card.finding_label,
+            intended_use=card.intended_use,
+            limitations=list(card.limitations),
+            modalities=list(card.applies_to.modalities),
+            body_parts=list(card.applies_to.body_parts),
+            population=card.applies_to.population.description,
+            val=dict(card.metrics.get("val", {})),
+            operating_threshold=t.get("operating"),
+            abstain_band=[t["abstain_low"], t["abstain_high"]] if has_band else None,
+            calibration=card.calibration.method.value,
+            ood=card.ood is not None,
+            training_data=card.training.data,
+            licence=card.training.licence,
+            citation=card.training.citation,
         )
 
 
