@@ -74,14 +74,21 @@ const modelCards = new Map<string, ModelCard | string>();
 
 const VAL_FIGURES: [string, string][] = [
   ["auc", "AUC"],
+  ["sensitivity_at_operating", "sensitivity"],
+  ["specificity_at_operating", "specificity"],
   ["acc", "accuracy"],
   ["qwk", "weighted kappa"],
   ["mae", "mean grade error"],
   ["dice", "Dice"],
+  ["hc_mad_mm", "HC median abs. error (mm)"],
+  ["map50", "mAP@0.5"],
+  ["precision_at_operating", "precision"],
+  ["recall_at_operating", "recall"],
   ["ece", "ECE"],
 ];
 
-/** "val (n 194): AUC 0.903 · accuracy 0.835 · ECE 0.056". */
+/** "validation (n 194): AUC 0.903 · sensitivity 0.841 · … · ECE 0.056" (sensitivity and
+ * specificity at the operating threshold). */
 export function validationLine(card: ModelCard): string {
   const figures = VAL_FIGURES.filter(([key]) => key in card.val).map(
     ([key, name]) => `${name} ${card.val[key].toFixed(3)}`,
