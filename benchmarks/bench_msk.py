@@ -28,7 +28,7 @@ import argparse
 import json
 import os
 import platform
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,6 @@ from radlens.inference.backends import OnnxBackend
 from radlens.inference.predict import predict
 from radlens.io.datasets import read_labelled
 from radlens.io.prepare import prepare
-from radlens.models.card import ModelCard
 from radlens.models.registry import InstalledModel, discover, get_model, load_model
 
 HERE = Path(__file__).parent
@@ -218,8 +217,9 @@ def fracture(
         "ece": round(result.metrics["ece"], 4),
         "operating": card.metrics["val"],
     }
-    out["cam_box"] = cam_box_figures(model)
-    out["localization"] = [localization_figures(model, "shipped")] + [
+    seen = _fractured_findings(model)  # one pass over the images for both figures
+    out["cam_box"] = cam_box_figures(model, seen)
+    out["localization"] = [localization_figures(model, "shipped", seen)] + [
         localization_figures(load_model(folder), label) for label, folder in cam_compare
     ]
     if BOXES in names:
@@ -229,24 +229,29 @@ def fracture(
     return out
 
 
-def _fractured_findings(
-    model: InstalledModel, card: ModelCard
-) -> Iterator[tuple[np.ndarray, np.ndarray, Finding]]:
-    """``(image, labelled boxes, finding)`` for every fractured image of the view's val
-    split, the finding from ``predict`` with ``card`` (the model's, or one with another
-    threshold)."""
+Fractured = list[tuple[np.ndarray, np.ndarray, Finding]]
+"""``(image, labelled boxes, finding)`` for every fractured image of the view's val split."""
+
+
+def _fractured_findings(model: InstalledModel) -> Fractured:
+    """The model's finding on every fractured val image, each with its box: ``predict``
+    runs with the operating threshold at 0, since the threshold only decides whether a
+    finding carries its box (callers compare the probability with the card's threshold)."""
     from radlens.domain.imaging import Geometry, Image, ImageLayout
     from radlens.io.box_sets import read_boxes
 
+    card = replace(model.card, thresholds={**model.card.thresholds, "operating": 0.0})
     boxes = read_boxes(VIEW, "val", ("fracture",))
     backend = OnnxBackend(model.weights, threads=1)
+    seen: Fractured = []
     for array, truth in zip(boxes.images, boxes.boxes, strict=True):
         if len(truth):
             image = Image(
                 array.astype(np.float32), ImageLayout.YX, Geometry((1.0, 1.0), spacing_known=False)
             )
             [finding] = predict(image, card, backend)
-            yield array, truth, finding
+            seen.append((array, truth, finding))
+    return seen
 
 
 def _holds_a_centre(box: Box, truth: np.ndarray) -> bool:
@@ -264,7 +269,7 @@ def _median(values: list[float]) -> float | None:
     return round(float(np.median(values)), 4) if values else None
 
 
-def cam_box_figures(model: InstalledModel) -> dict[str, Any]:
+def cam_box_figures(model: InstalledModel, seen: Fractured | None = None) -> dict[str, Any]:
     """Where a positive fracture finding's box (its CAM's strongest region, what the report,
     SR and viewer show) lies: of the fractured val images the model calls positive, how many
     boxes overlap a labelled fracture box (IoU > 0.1), the bar the detector rows use."""
@@ -272,9 +277,9 @@ def cam_box_figures(model: InstalledModel) -> dict[str, Any]:
 
     fractured = called = hits = centred = 0
     shares: list[float] = []
-    for array, truth, finding in _fractured_findings(model, model.card):
+    for array, truth, finding in _fractured_findings(model) if seen is None else seen:
         fractured += 1
-        if (b := finding.box) is None:
+        if (b := finding.box) is None or finding.probability < model.card.threshold:
             continue
         called += 1
         found = np.array([[b.x0, b.y0, b.x1, b.y1]], np.float32)
@@ -290,17 +295,16 @@ def cam_box_figures(model: InstalledModel) -> dict[str, Any]:
     }
 
 
-def localization_figures(model: InstalledModel, label: str) -> dict[str, Any]:
+def localization_figures(
+    model: InstalledModel, label: str, seen: Fractured | None = None
+) -> dict[str, Any]:
     """Where a fracture classifier's heatmap points on every fractured val image, whatever
     its probability: its peak within ``POINT_TOLERANCE_PX`` of a labelled fracture box (the
     pointing game), and its box (the one a positive finding carries) holding a labelled
     box's centre."""
-    # Every image gets its box: the operating threshold only decides whether a finding
-    # carries it, and here the map is judged on every fractured image.
-    card = replace(model.card, thresholds={**model.card.thresholds, "operating": 0.0})
     fractured = peaks = centred = 0
     shares: list[float] = []
-    for array, truth, finding in _fractured_findings(model, card):
+    for array, truth, finding in _fractured_findings(model) if seen is None else seen:
         fractured += 1
         if (heat := finding.heatmap) is None or (b := finding.box) is None:
             continue
