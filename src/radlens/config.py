@@ -272,6 +272,12 @@ class Settings(BaseSettings):
         return (self.model_store or self.home / "models").expanduser()
 
     @property
+    def card_folders(self) -> tuple[Path, ...]:
+        """Where model cards are read besides the zoo (``feedback.cards.known_cards``): the
+        extra model folders and the model store, so retired versions are found too."""
+        return (*self.models, self.model_store_dir)
+
+    @property
     def default_key_file(self) -> Path:
         """Where the embedded default keeps its key ring (outside the storage folder)."""
         return self.home.expanduser() / "keys" / "radlens.keys"

@@ -49,7 +49,7 @@ def export_command(
     chosen = rule or settings.adjudication_rule
     if chosen not in ("majority", "senior"):
         raise ConfigError(f"--rule must be majority or senior, got {chosen!r}")
-    card = card_named(model, known_cards([*settings.models, settings.model_store_dir]))
+    card = card_named(model, known_cards(settings.card_folders))
     database = open_database(settings.database_url, keys=encryption_keys(settings))
     try:
         trail = audit_trail(

@@ -56,7 +56,7 @@ def monitor_command(
         report = monitoring(
             database,
             settings.storage_dir,
-            [*settings.models, settings.model_store_dir],
+            settings.card_folders,
             policy,
             model,
             start,

@@ -77,7 +77,7 @@ async def monitoring_report(
         monitoring,
         services.db,
         s.storage_dir,
-        [*s.models, s.model_store_dir],
+        s.card_folders,
         feedback_policy(services),
         model,
         _utc(since),

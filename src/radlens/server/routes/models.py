@@ -8,7 +8,6 @@ active still finds its card. Cards hold no patient data: no audit record is writ
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter
@@ -28,9 +27,7 @@ _Part = Annotated[str, PathParam(max_length=128)]
 
 
 def _cards(services: Services) -> dict[tuple[str, str], ModelCard]:
-    s = services.settings
-    folders: list[Path] = [*s.models, s.model_store_dir]
-    return known_cards(folders)
+    return known_cards(services.settings.card_folders)
 
 
 @router.get("", response_model=list[ModelCardPublic])
