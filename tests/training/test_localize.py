@@ -21,6 +21,7 @@ from radlens.training.augment import RandomAugment  # noqa: E402
 from radlens.training.localize import (  # noqa: E402
     BoxHead,
     box_masks,
+    cam_box_loss,
     cell_targets,
     read_box_masks,
 )
@@ -197,3 +198,92 @@ def test_the_box_loss_of_a_batch_holding_other_views_is_its_first_items() -> Non
         mixed = float(head.loss(masks))
     assert mixed == pytest.approx(alone, rel=1e-5)
     head.remove()
+
+
+def test_the_cam_box_loss_is_the_share_of_the_map_in_the_boxes() -> None:
+    masks = torch.zeros(3, 1, 32, 32)
+    masks[0, 0, 0:8, 0:8] = 1.0  # one of 16 cells
+    masks[1, 0, 8:24, 8:24] = 1.0  # four of 16
+    flat = torch.zeros(3, 4, 4)
+    # A flat map puts 1/16 and 4/16 in the boxes; the boxless third item adds nothing.
+    expected = (np.log(16) + np.log(4)) / 2
+    assert float(cam_box_loss(flat, masks)) == pytest.approx(expected, rel=1e-6)
+    on = flat.clone()
+    on[0, 0, 0] = 6.0
+    on[1, 1:3, 1:3] = 6.0  # the peaks on the boxes: close to 0
+    off = flat.clone()
+    off[0, 3, 3] = 6.0
+    off[1, 0, 0] = 6.0  # the peaks elsewhere: more than flat
+    assert float(cam_box_loss(on, masks)) < 0.05 < expected < float(cam_box_loss(off, masks))
+    # The map's scale and offset on a boxless item change nothing.
+    moved = flat.clone()
+    moved[2] = torch.randn(4, 4) * 5 + 3
+    assert float(cam_box_loss(moved, masks)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_batch_without_boxes_has_no_cam_box_loss_and_still_backpropagates() -> None:
+    cam = torch.randn(2, 4, 4, requires_grad=True)
+    loss = cam_box_loss(cam, torch.zeros(2, 1, 16, 16))
+    assert float(loss.detach()) == 0.0
+    loss.backward()  # type: ignore[no-untyped-call]
+    assert cam.grad is not None and float(cam.grad.abs().sum()) == 0.0
+
+
+def test_the_cam_box_loss_moves_the_classifiers_own_map_onto_the_boxes() -> None:
+    """A few steps on the CAM box loss put the exported map's peak in the box (what the
+    box head alone does not do: it shapes the third stage, not the map)."""
+    x, y, masks = _toy(16, 64, 2)
+    boxed = torch.from_numpy(y == 1)
+    torch.manual_seed(0)
+    net = build_net(NetSpec(arch="resnet-tiny", stem_kernel=3, stem_stride=1), 1, 2, 2)
+
+    def peaks_in_box() -> int:
+        net.eval()
+        with torch.no_grad():
+            _, cams = net((x[boxed] - 0.5) / 0.25)
+        cells = cell_targets(masks[boxed], (cams.shape[-2], cams.shape[-1])).flatten(1)
+        peak = cams[:, 1].flatten(1).argmax(dim=1)
+        return int(cells[torch.arange(len(peak)), peak].sum())
+
+    before = peaks_in_box()
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    for _ in range(40):
+        net.train()
+        _, cams = net((x - 0.5) / 0.25)
+        loss = cam_box_loss(cams[:, 1], masks)
+        opt.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+    after = peaks_in_box()
+    assert after == int(boxed.sum()) > before
+
+
+def test_fit_with_the_cam_box_loss_adds_it_when_there_are_box_masks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    recipe = minimal_recipe("binary", ["no", "yes"], epochs=1, batch_size=8, cam_loss=1.0)
+    recipe = replace(
+        recipe,
+        input=replace(recipe.input, size=(64, 64), mean=0.5, std=0.25),
+        net=NetSpec(arch="resnet-tiny", stem_kernel=3, stem_stride=1),
+    )
+    x, y, masks = _toy(16, 64, 0)
+    log = logging.getLogger("test_localize")
+    net = build_net(recipe.net, 1, 2, 2)
+    with caplog.at_level(logging.INFO, logger="test_localize"):
+        fit(net, recipe, x, y, x[:8], y[:8], log)  # radlens learn: cases have no boxes
+    assert "cam_loss 1.00: no box masks given, so no CAM box loss" in caplog.text
+    caplog.clear()
+    torch.manual_seed(0)
+    with caplog.at_level(logging.INFO, logger="test_localize"):
+        _, history = fit(
+            build_net(recipe.net, 1, 2, 2), recipe, x, y, x[:8], y[:8], log, masks=masks
+        )
+    assert "CAM box loss: weight 1.00" in caplog.text
+    assert "box supervision" not in caplog.text  # no head without box_loss
+    torch.manual_seed(0)
+    plain = replace(recipe, schedule=replace(recipe.schedule, cam_loss=0.0))
+    _, plain_history = fit(
+        build_net(recipe.net, 1, 2, 2), plain, x, y, x[:8], y[:8], log, masks=masks
+    )
+    assert history[0].train_loss > plain_history[0].train_loss  # the term is in the loss

@@ -86,6 +86,19 @@ def test_robustness_training_outside_a_2d_classifier_is_a_config_error() -> None
     assert consistent.augment.corruption_severities == (1, 2, 3)
 
 
+def test_the_cam_box_loss_is_for_binary_2d_classifiers_and_needs_box_masks() -> None:
+    with pytest.raises(ConfigError, match="cam_loss is for binary 2D classifiers"):
+        read_recipe(RECIPES / "knee_oa_kl.toml", {"schedule.cam_loss": 1.0})
+    with pytest.raises(ConfigError, match="cam_loss must be >= 0"):
+        read_recipe(RECIPES / "fracture_xray.toml", {"schedule.cam_loss": -1.0})
+    shipped = read_recipe(RECIPES / "fracture_xray.toml")
+    guided = read_recipe(
+        RECIPES / "fracture_xray.toml", {"schedule.cam_loss": 1.0, "schedule.box_loss": 0.0}
+    )
+    assert shipped.needs_box_masks and guided.needs_box_masks
+    assert not read_recipe(RECIPES / "cxr_pneumonia.toml").needs_box_masks
+
+
 def test_dataset_name_finds_the_recipe_written_for_it() -> None:
     path, overrides = recipe_for_dataset("breastmnist", None, RECIPES)
     assert path == RECIPES / "breast_us_malignancy.toml" and overrides == {}

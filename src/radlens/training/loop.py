@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from radlens.evaluation import metrics as m
 from radlens.models.card import Task
 from radlens.training.augment import RandomAugment, js_divergence, mix_corrupted, pick_copy
-from radlens.training.localize import BoxHead
+from radlens.training.localize import BoxHead, cam_box_loss
 from radlens.training.nets import CamClassifier
 from radlens.training.recipe import Recipe
 
@@ -153,29 +153,38 @@ def batch_loss(
     weights: torch.Tensor,
     recipe: Recipe,
     view: torch.Tensor | None = None,
+    train_masks: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Augment the batch ``xb`` (train items ``idx``) and return its training loss.
 
     ``view`` is a corrupted copy of the same items for the consistency term
     (``augment.consistency``): it gets the very same augmentation draws as ``xb``. With a
     box ``head`` too, the box loss is the clean items' (the view's boxes are theirs).
+    ``train_masks`` are all train items' box masks (the head's when there is one); with
+    ``schedule.cam_loss`` the clean items' CAMs of the positive class are put on them.
     """
-    spec = recipe.input
+    spec, s = recipe.input, recipe.schedule
+    if train_masks is None and head is not None:
+        train_masks = head.masks
     state = augment.gen.get_state()  # for the view's draws (a few kB)
-    batch = augment(xb, None if head is None else head.masks[idx])
-    if head is not None:
+    batch = augment(xb, None if train_masks is None else train_masks[idx])
+    masks = None
+    if train_masks is not None:
         batch, masks = batch[:, :-1], batch[:, -1:]
     if view is not None:  # the same draws as its clean items (masks change no draw)
         augment.gen.set_state(state)
         batch = torch.cat([batch, augment(view)])
-    logits, _ = model((batch - spec.mean) / spec.std)
+    logits, cams = model((batch - spec.mean) / spec.std)
     ours = logits[: len(xb)]
     loss = loss_fn(ours, yb, weights, recipe)
     if view is not None:
         js = js_divergence(ours, logits[len(xb) :], recipe.task is Task.MULTILABEL)
         loss = loss + recipe.augment.consistency * js
-    if head is not None:
-        loss = loss + recipe.schedule.box_loss * head.loss(masks)
+    if head is not None and masks is not None:
+        loss = loss + s.box_loss * head.loss(masks)
+    if s.cam_loss > 0 and masks is not None:
+        cam = cams[: len(xb), recipe.positive_index]
+        loss = loss + s.cam_loss * cam_box_loss(cam, masks)
     return loss
 
 
@@ -197,6 +206,23 @@ def draw_batch(
     return xb, view
 
 
+def check_extras(
+    recipe: Recipe,
+    x_corrupted: torch.Tensor | None,
+    masks: torch.Tensor | None,
+    log: logging.Logger,
+) -> None:
+    """Refuse a consistency term without corrupted copies; say whether the CAM box loss is on
+    (as with the box head, there is none without masks: ``radlens learn``'s cases)."""
+    if recipe.augment.consistency > 0 and x_corrupted is None:
+        raise ValueError("augment.consistency needs corrupted copies (2D)")
+    weight = recipe.schedule.cam_loss
+    if weight > 0 and masks is None:
+        log.info("schedule.cam_loss %.2f: no box masks given, so no CAM box loss", weight)
+    elif weight > 0:
+        log.info("CAM box loss: weight %.2f on the positive class's map", weight)
+
+
 def fit(
     model: CamClassifier,
     recipe: Recipe,
@@ -216,7 +242,8 @@ def fit(
     ``recipe.augment.corruption_prob``, and with ``recipe.augment.consistency`` every item
     is also paired with one for the consistency term. ``masks``
     (``(N, 1, H, W)`` box masks of ``x_train``) turn on the auxiliary box loss of
-    ``training.localize``, weighted by ``recipe.schedule.box_loss``.
+    ``training.localize``, weighted by ``recipe.schedule.box_loss``, and its CAM box
+    loss, weighted by ``recipe.schedule.cam_loss``.
     """
     s, spec = recipe.schedule, recipe.input
     gen = torch.Generator().manual_seed(recipe.seed)
@@ -228,8 +255,7 @@ def fit(
     yt = torch.as_tensor(y_train)
     ema = moving_average(model, s.ema)
     head = box_head(model, masks, recipe, x_train, log)
-    if recipe.augment.consistency > 0 and x_corrupted is None:
-        raise ValueError("augment.consistency needs corrupted copies (2D)")
+    check_extras(recipe, x_corrupted, masks, log)
     params = list(model.parameters()) + ([] if head is None else list(head.parameters()))
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / s.batch_size)
@@ -254,7 +280,7 @@ def fit(
             if len(idx) < 2:
                 continue
             xb, view = draw_batch(x_train, x_corrupted, idx, recipe, gen)
-            loss = batch_loss(model, head, augment, xb, idx, yt[idx], weights, recipe, view)
+            loss = batch_loss(model, head, augment, xb, idx, yt[idx], weights, recipe, view, masks)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()

@@ -108,6 +108,11 @@ class Schedule:
     # 2D classifiers whose data folder also has boxes.csv: weight of the auxiliary box
     # localization loss (training.localize; the head is dropped at export). 0 = off.
     box_loss: float = 0.0
+    # Binary 2D classifiers whose data folder has boxes.csv: weight of a term that puts the
+    # classifier's own class activation map on the boxes (training.localize.cam_box_loss:
+    # the share of the positive class's CAM softmax that falls in a boxed item's boxes).
+    # Unlike box_loss it shapes the exported heatmap itself. 0 = off.
+    cam_loss: float = 0.0
     # Segmentation: a multi-scale ensemble (training.seg_ensemble). Member k is the recipe
     # trained at input size member_sizes[k] (rows, cols); input.size must be the largest.
     # () = one network at input.size.
@@ -116,6 +121,8 @@ class Schedule:
     def __post_init__(self) -> None:
         if self.box_loss < 0:
             raise ValueError("schedule.box_loss must be >= 0")
+        if self.cam_loss < 0:
+            raise ValueError("schedule.cam_loss must be >= 0")
         if self.workers < 1:
             raise ValueError("schedule.workers must be at least 1")
         sizes = tuple(tuple(int(v) for v in size) for size in self.member_sizes)
@@ -234,6 +241,13 @@ class Recipe:
             raise ValueError(
                 "augment.corruption_prob and augment.consistency are for 2D classifiers"
             )
+        if self.schedule.cam_loss > 0 and (self.task is not Task.BINARY or self.input.dims != 2):
+            raise ValueError("schedule.cam_loss is for binary 2D classifiers")
+
+    @property
+    def needs_box_masks(self) -> bool:
+        """Training reads the train split's box masks (``box_loss`` or ``cam_loss``)."""
+        return self.schedule.box_loss > 0 or self.schedule.cam_loss > 0
 
 
 def read_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:

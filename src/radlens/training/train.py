@@ -153,7 +153,7 @@ def _train(
         train_set = train_set.sample(recipe.schedule.max_train_items, recipe.seed)
     log.info("train %s, val %s", train_set.class_counts(), val_set.class_counts())
     masks = None
-    if recipe.schedule.box_loss > 0:
+    if recipe.needs_box_masks:
         masks = read_box_masks(source, train_set, recipe.input)
         boxed = int((masks.flatten(1).amax(1) > 0).sum())
         log.info("box masks: %d of %d train images have boxes", boxed, len(masks))
@@ -250,7 +250,8 @@ def fit_model(
 
     ``initial_state`` starts each member from those weights instead of the seed's random
     ones (``radlens learn`` fine-tunes a model this way). ``masks`` are the train images'
-    box masks for the auxiliary box loss (``schedule.box_loss``).
+    box masks for the auxiliary box loss and the CAM box loss (``schedule.box_loss``,
+    ``schedule.cam_loss``).
     """
     x_train, x_val = to_tensor(train_set, recipe), to_tensor(val_set, recipe)
     x_corrupted = None
