@@ -102,7 +102,7 @@ def test_consistency_with_box_supervision_keeps_the_box_loss_of_the_clean_items(
         recipe = replace(recipe, schedule=replace(recipe.schedule, box_loss=box))
         augment = RandomAugment(recipe.augment, torch.Generator().manual_seed(1))
         with torch.no_grad():
-            return float(batch_loss(net, head, augment, x, idx, y, w, recipe, view))
+            return float(batch_loss(net, head, augment, x, idx, y, w, recipe, view, masks))
 
     plain = loss(5.0, 1.0, None)
     assert loss(5.0, 1.0, x.clone()) == pytest.approx(plain, rel=1e-5)

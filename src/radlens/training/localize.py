@@ -89,7 +89,6 @@ class BoxHead(nn.Module):
 
     conv: nn.Conv2d
     cells: tuple[int, int]
-    masks: torch.Tensor
     pos_weight: float
 
     def __init__(
@@ -108,7 +107,6 @@ class BoxHead(nn.Module):
         self.cells = (int(self._stage.shape[-2]), int(self._stage.shape[-1]))
         self.conv = nn.Conv2d(int(self._stage.shape[1]), 1, kernel_size=1)
         self._stage = None
-        self.masks = masks
         self.pos_weight = positive_weight(masks, self.cells)
 
     def _keep(self, _module: nn.Module, _inputs: object, output: torch.Tensor) -> None:

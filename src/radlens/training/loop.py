@@ -160,12 +160,10 @@ def batch_loss(
     ``view`` is a corrupted copy of the same items for the consistency term
     (``augment.consistency``): it gets the very same augmentation draws as ``xb``. With a
     box ``head`` too, the box loss is the clean items' (the view's boxes are theirs).
-    ``train_masks`` are all train items' box masks (the head's when there is one); with
-    ``schedule.cam_loss`` the clean items' CAMs of the positive class are put on them.
+    ``train_masks`` are all train items' box masks, for the ``head``'s box loss and, with
+    ``schedule.cam_loss``, the CAM box loss of the clean items' positive-class maps.
     """
     spec, s = recipe.input, recipe.schedule
-    if train_masks is None and head is not None:
-        train_masks = head.masks
     state = augment.gen.get_state()  # for the view's draws (a few kB)
     batch = augment(xb, None if train_masks is None else train_masks[idx])
     masks = None
