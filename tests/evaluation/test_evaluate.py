@@ -79,6 +79,19 @@ def test_data_with_other_classes_is_incompatible(make_card) -> None:  # type: ig
         evaluate(make_card(), mean_backend(), three)
 
 
+def test_data_with_the_classes_in_another_order_is_incompatible(make_card) -> None:  # type: ignore[no-untyped-def]
+    # A folder's classes come sorted by name; FracAtlas's ("fracture", "no fracture") against
+    # the card's ("no fracture", "fracture") scored val AUC 0.097 instead of 0.903.
+    data = toy_data()
+    swapped = LabelledImages(
+        data.images, 1 - data.labels, ("PNEUMONIA", "NORMAL"), data.ids, "toy", "val"
+    )
+    with pytest.raises(IncompatibleInputError, match="in another order"):
+        evaluate(make_card(), mean_backend(), swapped)
+    numbered = LabelledImages(data.images, data.labels, ("0", "1"), data.ids, "toy", "val")
+    assert evaluate(make_card(), mean_backend(), numbered).metrics["auc"] == 1.0
+
+
 # --- multi-label ---------------------------------------------------------------------------
 
 LABELS = ("Effusion", "Nodule", "Mass")

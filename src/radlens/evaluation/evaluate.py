@@ -137,7 +137,9 @@ def check_labels(card: ModelCard, data: LabelledImages) -> None:
     """Raise unless ``data`` is labelled for ``card``'s task and classes (or labels).
 
     Raises:
-        IncompatibleInputError: single- vs multi-label, or a different number of classes.
+        IncompatibleInputError: single- vs multi-label, a different number of classes, or
+            the model's class names in another order (label index ``i`` would be scored as
+            the model's class ``i``, silently inverting the metrics).
     """
     if data.multilabel != (card.task is Task.MULTILABEL):
         kind = "multi-label" if data.multilabel else "single-label"
@@ -153,4 +155,11 @@ def check_labels(card: ModelCard, data: LabelledImages) -> None:
             data.source,
             f"data has {noun} {list(data.label_names)}, model {card.name} has "
             f"{list(card.labels)}; pass data labelled with the model's {noun}",
+        )
+    if tuple(data.label_names) != tuple(card.labels) and set(data.label_names) == set(card.labels):
+        raise IncompatibleInputError(
+            data.source,
+            f"data has the classes {list(data.label_names)} in another order than model "
+            f"{card.name} ({list(card.labels)}); read it with "
+            "read_labelled(path, split, card.labels)",
         )
