@@ -19,6 +19,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -572,12 +573,30 @@ def run(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "models.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    write_markdown(result, out_dir, experiments_path)
+    return result
+
+
+def write_markdown(result: dict[str, Any], out_dir: Path, experiments_path: Path) -> None:
+    """``models.md`` from measured ``result``, the experiments log and its findings."""
     # What the experiments showed, in words: kept beside the log it interprets.
     findings_path = experiments_path.with_name("experiments-findings.md")
     findings = findings_path.read_text(encoding="utf-8") if findings_path.exists() else ""
     markdown = render_markdown(result, read_experiments(experiments_path), findings)
     (out_dir / "models.md").write_text(markdown, "utf-8")
-    return result
+
+
+def rerender(out_dir: Path, experiments_path: Path) -> None:
+    """Rewrite ``models.md`` from the committed ``models.json``, measuring nothing.
+
+    For a new experiment record or finding: the model figures and timings stay those of the
+    last measured run (its date and machine head the page).
+
+    Raises:
+        FileNotFoundError: there is no ``models.json`` in ``out_dir`` to render.
+    """
+    result = json.loads((out_dir / "models.json").read_text(encoding="utf-8"))
+    write_markdown(result, out_dir, experiments_path)
 
 
 def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -597,7 +616,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiments", type=Path, default=HERE / "experiments.jsonl")
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--warmups", type=int, default=WARMUPS)
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite models.md from models.json and the experiments log; measure nothing",
+    )
     args = parser.parse_args(argv)
+    if args.render_only:
+        try:
+            rerender(args.out_dir, args.experiments)
+        except FileNotFoundError as exc:
+            print(f"bench_models: {exc.filename}: no measured run to render", file=sys.stderr)
+            return 2
+        print(f"rewrote {args.out_dir / 'models.md'} from models.json (nothing measured)")
+        return 0
     # Segmentation models and detectors have no AUC to compare: benchmarks/bench_seg_det.py
     # and benchmarks/bench_det.py measure them.
     classifiers = [

@@ -208,6 +208,42 @@ def test_run_benchmarks_a_tiny_model_and_writes_json_and_markdown(
     assert "skip Kermany" not in printed and "skip Other 28: absent not installed" in printed
 
 
+def test_render_only_rewrites_markdown_from_the_stored_run_and_the_new_records(
+    tiny_onnx_model_dir: Path, tmp_path: Path
+) -> None:
+    _tiny_npz(tmp_path / "tiny.npz")
+    experiments = tmp_path / "experiments.jsonl"
+    record = {"dataset": "tiny_cxr", "variant": "base", "val": {"auc": 0.9}}
+    experiments.write_text(json.dumps(record) + "\n")
+    out = tmp_path / "out"
+    model = load_model(tiny_onnx_model_dir)
+    bench.run([model], _references(), tmp_path, out, experiments, runs=3, warmups=1)
+    stored = (out / "models.json").read_text()
+    assert "later-variant" not in (out / "models.md").read_text()
+
+    experiments.write_text(
+        experiments.read_text() + json.dumps({**record, "variant": "later-variant"}) + "\n"
+    )
+    (tmp_path / "experiments-findings.md").write_text("- **A finding in words.**\n")
+    assert (
+        bench.main(["--render-only", "--out-dir", str(out), "--experiments", str(experiments)]) == 0
+    )
+
+    markdown = (out / "models.md").read_text()
+    assert "later-variant" in markdown and "A finding in words." in markdown
+    assert "| tiny_cxr 0.0.1 | 4 | 1.000 |" in markdown  # the measured figures, kept
+    assert (out / "models.json").read_text() == stored
+
+
+def test_render_only_without_a_measured_run_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bench.main(["--render-only", "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "models.json: no measured run to render" in err
+    assert not (tmp_path / "models.md").exists()
+
+
 def test_run_without_data_still_times_the_model_and_marks_val_missing(
     tiny_onnx_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
