@@ -11,6 +11,7 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -59,6 +60,10 @@ def one_run(sample: Path, out: Path) -> dict[str, float]:
     return t
 
 
+if __name__ == "__main__":
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
 models = discover()
 backends = onnx_backends(threads=1)
 if __name__ == "__main__":

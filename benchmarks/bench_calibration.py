@@ -20,6 +20,7 @@ Writes benchmarks/calibration.{json,md} and benchmarks/reliability/<model>.png.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -143,7 +144,10 @@ def data_source(card: ModelCard, root: Path) -> Path:
     return view
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args(argv)
     root = Path(os.environ.get("RADLENS_DATA", HERE.parent.parent / "shared" / "data"))
     if not root.exists():
         print(f"skip: no data at {root}")

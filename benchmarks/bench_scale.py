@@ -20,6 +20,7 @@ Writes benchmarks/scale.json and scale.md. Run: ``nice python benchmarks/bench_s
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -271,7 +272,13 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--markdown"]:  # rewrite scale.md from scale.json (new edge figures)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--markdown", action="store_true", help="only rewrite scale.md from scale.json"
+    )
+    if parser.parse_args().markdown:  # new edge figures: measure nothing
         (HERE / "scale.md").write_text(markdown(json.loads((HERE / "scale.json").read_text())))
     else:
         main()
