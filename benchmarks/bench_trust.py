@@ -613,6 +613,15 @@ def render(result: dict[str, Any]) -> str:
         "0.650 against 0.680). 1.4.0 (three members of that recipe with mirror-image "
         "test-time augmentation in one graph, 768 pooled features) reaches 0.909 on that row "
         "(feature AUROC 0.705) and raises every feature-score corruption row.",
+        "- `fracture_xray` 1.6.0 (2026-12-01, 1.5.0's four members trained with the CAM box "
+        "loss at weight 0.1) misses severity-5 brightness at AUROC 0.895, where 1.5.0 reached "
+        "0.907, though its feature score alone separates that row better (0.722 against "
+        "0.703; input score 0.963 both) and it flags more of those images (51.0% against "
+        "45.4%): the combined score ranks the rest of them less apart from own val. "
+        "Shipped for where its heatmap points (the peak near a "
+        "val fracture in 50 of 82 fractured images, 1.5.0: 13; `benchmarks/msk.md`) and its "
+        "corruption robustness (halved drop at 4 of 5 severities, 1.5.0: 3), with val AUC "
+        "0.900 against 0.903.",
         "- Tried for `fracture_boxes` 1.0.0 (a BoxNet) vs HC18 and not kept (2026-11-29, own "
         "val against the "
         "same 200 HC18 images): the detector's pooled features, read from its graph with an "
