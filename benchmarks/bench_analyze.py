@@ -64,9 +64,8 @@ if __name__ == "__main__":
     argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     ).parse_args()
-models = discover()
-backends = onnx_backends(threads=1)
-if __name__ == "__main__":
+    models = discover()  # module globals: one_run reads them
+    backends = onnx_backends(threads=1)
     sample = next(p for p in demo_inputs() if p.name == "RG1_J2KR.dcm")
     with tempfile.TemporaryDirectory() as tmp:
         one_run(sample, Path(tmp))  # warm-up: session load, imports
