@@ -4,6 +4,7 @@ clean versus corrupted images."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,18 @@ def test_the_card_quantiles_define_the_reference_bins() -> None:
     assert [b.statistic for b in reference_bins(no_inputs)] == ["decision"]
     never_flags = OodSpec("mahalanobis", "ood.npz", "0" * 64, threshold=12.0, val_flag_rate=0.0)
     assert reference_bins(never_flags) == ()
+
+
+def test_guards_at_the_largest_val_score_leave_no_tail_bin() -> None:
+    assert SPEC.inputs is not None
+    at_max = replace(SPEC, inputs=replace(SPEC.inputs, guard_quantile=1.0))
+    feature, inputs, decision = reference_bins(at_max)
+    assert feature.edges == (8.0, 12.0) and feature.expected == pytest.approx((0.5, 0.45, 0.05))
+    assert inputs.edges == (4.0,) and inputs.expected == pytest.approx((0.5, 0.5))
+    assert decision.expected == pytest.approx((0.95, 0.05))
+    rng = np.random.default_rng(0)
+    far = [OodSample(2.0, float(f), 3.0) for f in rng.uniform(12.0, 30.0, 60)]
+    assert drift(far, at_max).alert
 
 
 def test_streams_like_the_training_set_raise_no_alert() -> None:

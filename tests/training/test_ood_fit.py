@@ -92,6 +92,8 @@ def test_the_combined_threshold_flags_about_the_rate_asked_for_and_keeps_the_gua
     )
     assert flagged == pytest.approx(0.05, abs=0.004) and spec.val_flag_rate == flagged
     assert spec.feature_threshold == pytest.approx(np.quantile(feature, GUARD_QUANTILE), 1e-5)
+    # The guards sit above every val score: on val, only the product flags.
+    assert spec.feature_threshold >= feature.max() and spec.input_threshold >= inputs.max()
     assert spec.feature_median == pytest.approx(np.median(feature), 1e-5)
     # One extreme score is flagged whatever the other; both somewhat raised are flagged too.
     assert combined_score(spec.feature_threshold, 0.0, spec) >= 1

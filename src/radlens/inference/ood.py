@@ -9,7 +9,7 @@
   counts, then one mean and a shrunk covariance are fitted.
 * The decision combines the two (:func:`combined_score`): flagged when the product of the
   two scores' multiples of their medians on own validation images is high (both somewhat
-  unusual), or when either score alone is extreme (beyond its 99th validation percentile),
+  unusual), or when either score alone is extreme (beyond its largest validation value),
   with the product threshold set so 5% of validation images are flagged in all.
 
 Statistics are fitted by ``radlens ood`` (:mod:`radlens.training.ood`) and stored beside the
