@@ -350,12 +350,7 @@ def refit_detector_ood(model_dir: Path, data: Path, flag_rate: float = 0.05) -> 
 GUARD_QUANTILE = 1.0
 """Each score alone flags beyond this quantile of its validation scores (see InputStatsSpec):
 the largest, so a shift only one score sees is flagged once it goes beyond every val image.
-At the 99th percentile (until 2026-12-01) the guards flagged almost nothing the product did
-not (1 or 2 images in 3 of the 87 rows of ``benchmarks/trust.md``), but their thresholds sat
-nearer the median than the product's (fracture_xray: 1.87 against 2.85 times the median),
-so below the flag the decision score of most images was the feature distance over its
-guard, and unflagged images were ranked by the feature score alone: fracture_xray against
-severity-5 brightness scored AUROC 0.895 at 0.99 and 0.935 at 1.0."""
+Why not the 99th percentile (the value until 2026-12-01): docs/model-card.md."""
 
 
 def _combined_spec(
