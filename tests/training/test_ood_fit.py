@@ -81,7 +81,7 @@ def test_fit_ood_on_a_copy_of_the_breast_model(tmp_path: Path, shared_data_dir: 
 def test_the_combined_threshold_flags_about_the_rate_asked_for_and_keeps_the_guards() -> None:
     pytest.importorskip("onnx")
     from radlens.inference.ood import combined_score
-    from radlens.training.ood import GUARD_QUANTILE, _combined_spec
+    from radlens.training.ood import GUARD_QUANTILE, THRESHOLD_MARGIN, _combined_spec
 
     rng = np.random.default_rng(0)
     feature = rng.chisquare(16, 500) ** 0.5
@@ -91,13 +91,25 @@ def test_the_combined_threshold_flags_about_the_rate_asked_for_and_keeps_the_gua
         [combined_score(f, i, spec) >= 1 for f, i in zip(feature, inputs, strict=True)]
     )
     assert flagged == pytest.approx(0.05, abs=0.004) and spec.val_flag_rate == flagged
-    assert spec.feature_threshold == pytest.approx(np.quantile(feature, GUARD_QUANTILE), 1e-5)
+    assert spec.feature_threshold == pytest.approx(
+        np.quantile(feature, GUARD_QUANTILE) * (1 + THRESHOLD_MARGIN), 1e-5
+    )
     # The guards sit above every val score: on val, only the product flags.
     assert spec.feature_threshold >= feature.max() and spec.input_threshold >= inputs.max()
+    # No val image on a threshold, where float noise at inference would decide its flag.
+    products = np.maximum(feature / spec.feature_median, 1) * np.maximum(
+        inputs / spec.input_median, 1
+    )
+    for scores, threshold in (
+        (feature, spec.feature_threshold),
+        (inputs, spec.input_threshold),
+        (products, spec.product_threshold),
+    ):
+        assert np.min(np.abs(scores / threshold - 1)) > 1e-5
     assert spec.feature_median == pytest.approx(np.median(feature), 1e-5)
     # One extreme score is flagged whatever the other; both somewhat raised are flagged too.
     assert combined_score(spec.feature_threshold, 0.0, spec) >= 1
     assert combined_score(0.0, spec.input_threshold, spec) >= 1
-    both = np.sqrt(spec.product_threshold)
+    both = np.sqrt(spec.product_threshold) * (1 + 1e-9)  # just past it, not on it
     assert combined_score(both * spec.feature_median, both * spec.input_median, spec) >= 1
     assert both * spec.feature_median < spec.feature_threshold

@@ -297,8 +297,8 @@ class InputStatsSpec:
       (both scores somewhat unusual; each is a multiple of its median on own validation
       images, floored at 1 so a typical score cannot offset an unusual one);
     * ``feature >= feature_threshold`` or ``input >= input_threshold`` (one score alone
-      extreme: the ``guard_quantile`` of own validation scores, so a shift only one score
-      sees is never hidden by the other).
+      extreme: just above the ``guard_quantile`` of own validation scores, so a shift only
+      one score sees is never hidden by the other).
 
     ``product_threshold`` is set so the share of validation images flagged by the three
     together comes closest to the flag rate asked for; ``val_flag_rate`` is that share.
