@@ -223,7 +223,10 @@ def render(result: dict[str, Any]) -> str:
         f"probabilities at this n ({result['noise_draws']} label draws from those "
         "probabilities, seed 0): mean / 95th percentile. An ECE below the 95th percentile "
         "cannot be told from perfect calibration at this val size.",
-        "* ECE: top-label, 15 equal-width bins (`radlens.evaluation.metrics.ece`).\n",
+        "* ECE: top-label, 15 equal-width bins (`radlens.evaluation.metrics.ece`).",
+        "* Where val is too small to show the goal, `crossfit.md` measures each recipe's "
+        "calibration on its whole train split instead, by cross-fitting "
+        "(`benchmarks/bench_crossfit.py`).\n",
         "| model | n val | method | NLL gain (flexible) | ECE before | ECE after (in-sample) | "
         "ECE CV | noise floor mean / p95 | goal ECE CV <= 0.03 | card current |",
         "|---|---|---|---|---|---|---|---|---|---|",

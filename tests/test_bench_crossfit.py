@@ -1,0 +1,113 @@
+"""benchmarks/bench_crossfit.py: fold data, pooling and the result files (no training)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from bench_helpers import load_benchmark
+from radlens.evaluation.calibration import stratified_folds
+from radlens.io.datasets import read_labelled
+
+bench = load_benchmark("bench_crossfit")
+
+
+def _npz(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    np.savez(
+        path,
+        train_images=rng.integers(0, 255, (10, 4, 4), dtype=np.uint8),
+        train_labels=np.arange(10).reshape(-1, 1) % 2,
+        val_images=rng.integers(0, 255, (3, 4, 4), dtype=np.uint8),
+        val_labels=np.array([[0], [1], [1]]),
+    )
+    return path
+
+
+def test_a_fold_of_a_medmnist_file_keeps_only_its_train_rows_and_all_of_val(tmp_path: Path) -> None:
+    source = _npz(tmp_path / "tiny.npz")
+    train = read_labelled(source, "train")
+    keep = stratified_folds(train.labels, 5, 0) != 2
+    out = bench.fold_data(source, train, keep, tmp_path / "fold")
+    with np.load(source) as before, np.load(out) as after:
+        assert np.array_equal(after["train_images"], before["train_images"][keep])
+        assert np.array_equal(after["train_labels"], before["train_labels"][keep])
+        assert np.array_equal(after["val_images"], before["val_images"])
+        assert np.array_equal(after["val_labels"], before["val_labels"])
+    assert 0 < keep.sum() < len(keep)
+
+
+def test_a_fold_of_a_class_folder_set_links_the_kept_train_files_and_val(tmp_path: Path) -> None:
+    source = tmp_path / "set"
+    for split, count in (("train", 6), ("val", 2)):
+        for grade in ("0", "1"):
+            folder = source / split / grade
+            folder.mkdir(parents=True)
+            for i in range(count):
+                PILImage.fromarray(np.full((4, 4), i * 10, np.uint8)).save(folder / f"{i}.png")
+    train = read_labelled(source, "train")
+    keep = stratified_folds(train.labels, 3, 0) != 0
+    out = bench.fold_data(source, train, keep, tmp_path / "fold")
+    kept = read_labelled(out, "train")
+    assert kept.ids == tuple(i for i, k in zip(train.ids, keep, strict=True) if k)
+    assert np.array_equal(kept.labels, train.labels[keep])
+    assert read_labelled(out, "val").ids == read_labelled(source, "val").ids
+
+
+def _part(index: list[int], classes: int = 2) -> dict[str, Any]:
+    probs = np.tile(np.eye(classes)[0] * 0.6 + 0.2, (len(index), 1))
+    return {"index": np.array(index), "probs": probs + np.array(index)[:, None], "raw": probs}
+
+
+def test_pooling_puts_every_held_out_item_back_in_its_place() -> None:
+    labels = np.array([0, 1, 0, 1, 1])
+    y, probs, raw = bench.pool([_part([3, 0]), _part([4, 1, 2])], labels)
+    assert np.array_equal(y, labels)
+    assert probs[:, 0].tolist() == pytest.approx([0.8, 1.8, 2.8, 3.8, 4.8])
+    assert raw.shape == (5, 2)
+
+
+@pytest.mark.parametrize("parts", [[[0, 1], [1, 2]], [[0, 1], [3]]])
+def test_pooling_refuses_folds_that_miss_or_repeat_an_item(parts: list[list[int]]) -> None:
+    with pytest.raises(ValueError, match="exactly once"):
+        bench.pool([_part(p) for p in parts], np.zeros(4, dtype=np.int64))
+
+
+def _row(model: str, ece: float, high: float, noise_p95: float = 0.03) -> dict[str, Any]:
+    return {
+        "model": model,
+        "version": "1.0.0",
+        "task": "binary",
+        "folds": 5,
+        "n": 500,
+        "n_val": 80,
+        "methods": ["temperature"],
+        "fold_val_auc": [0.9, 0.91],
+        "fold_minutes": [1.0, 1.1],
+        "ece_before": 0.05,
+        "ece_after": ece,
+        "ece_after_ci95": [ece / 2, high],
+        "ece_noise_mean": 0.02,
+        "ece_noise_p95": noise_p95,
+        "goal_met": ece <= 0.03,
+        "goal_shown": high <= 0.03,
+    }
+
+
+def test_runs_merge_by_model_and_the_table_says_met_only_as_far_as_shown(tmp_path: Path) -> None:
+    bench.save([_row("a", 0.02, 0.028), _row("b", 0.025, 0.04)], tmp_path)
+    bench.save([_row("b", 0.05, 0.07), _row("c", 0.04, 0.06, 0.045)], tmp_path)  # b replaced
+    result = json.loads((tmp_path / "crossfit.json").read_text())
+    assert [r["model"] for r in result["rows"]] == ["a", "b", "c"]
+    table = (tmp_path / "crossfit.md").read_text()
+    row_a = next(line for line in table.splitlines() if line.startswith("| a "))
+    row_b = next(line for line in table.splitlines() if line.startswith("| b "))
+    assert "| met, shown |" in row_a
+    row_c = next(line for line in table.splitlines() if line.startswith("| c "))
+    assert "| not met |" in row_b and "0.050" in row_b
+    assert "| not met; within the noise floor |" in row_c
