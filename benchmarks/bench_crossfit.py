@@ -193,10 +193,14 @@ def pool(
     index = np.concatenate([p["index"] for p in parts])
     if np.sort(index).tolist() != list(range(len(labels))):
         raise ValueError("the folds' held-out items must cover every item exactly once")
-    order = np.argsort(index)
-    probs = np.concatenate([p["probs"] for p in parts])[order]
-    raw = np.concatenate([p["raw"] for p in parts])[order]
-    return labels, probs, raw
+    return labels, _in_item_order(parts, "probs"), _in_item_order(parts, "raw")
+
+
+def _in_item_order(parts: list[dict[str, Any]], key: str) -> np.ndarray:
+    """The parts' ``key`` arrays, concatenated and put back in item order."""
+    order = np.argsort(np.concatenate([p["index"] for p in parts]))
+    out: np.ndarray = np.concatenate([p[key] for p in parts])[order]
+    return out
 
 
 def bootstrap_ece(task: Task, y: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
@@ -273,9 +277,7 @@ def transferred(task: Task, parts: list[dict[str, Any]], labels: np.ndarray) -> 
             np.concatenate([labels[p["index"]] for p in others]),
         )
         out.append({"index": part["index"], "probs": fitted.probabilities(part["logits"], task)})
-    index = np.concatenate([p["index"] for p in out])
-    probs: np.ndarray = np.concatenate([p["probs"] for p in out])[np.argsort(index)]
-    return probs
+    return _in_item_order(out, "probs")
 
 
 @contextmanager
