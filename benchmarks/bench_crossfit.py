@@ -45,11 +45,14 @@ import time
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from radlens.cli.train import parse_sets
+from radlens.evaluation import metrics as m
 from radlens.evaluation.calibration import (
     NOISE_DRAWS,
     SEED,
@@ -65,6 +68,7 @@ from radlens.inference.backends import OnnxBackend
 from radlens.io.datasets import LabelledImages, read_labelled
 from radlens.models.card import Calibration, CalibrationMethod, Task
 from radlens.models.registry import load_model
+from radlens.training.recipe import read_recipe
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_calibration import reliability_png  # noqa: E402
@@ -75,6 +79,14 @@ REPO = HERE.parent
 GOAL_ECE = 0.03
 BOOTSTRAP = 2000
 WORK = Path("/tmp/radlens-crossfit")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The recipe with ``radlens train --set`` overrides, measured under its own name."""
+
+    name: str
+    sets: tuple[str, ...]
 
 
 def recipe_of(model: str) -> tuple[Path, dict[str, Any]]:
@@ -131,13 +143,55 @@ def subset(data: LabelledImages, index: np.ndarray) -> LabelledImages:
     )
 
 
+def fingerprint(recipe: Path, sets: tuple[str, ...] = ()) -> str:
+    """What makes the fold models: the recipe's training fields with the ``--set``
+    overrides, not its name, version or prose."""
+    made = read_recipe(recipe, parse_sets(list(sets)))
+    fields = ("task", "labels", "seed", "input", "net", "schedule", "augment")
+    return json.dumps({f: _plain(getattr(made, f)) for f in fields}, sort_keys=True, default=str)
+
+
+def _plain(value: Any) -> Any:
+    return asdict(value) if hasattr(value, "__dataclass_fields__") else value
+
+
+def check_stamp(base: Path, made_by: str) -> None:
+    """Fold models are reused only when made by the same recipe and overrides.
+
+    ``base/made-by.json`` records it. A fold folder without one (made before it was
+    written) is taken as made by this recipe, and stamped.
+
+    Raises:
+        ValueError: the folder's models were made by another recipe or overrides.
+    """
+    stamp = base / "made-by.json"
+    if stamp.exists() and stamp.read_text(encoding="utf-8") != made_by:
+        raise ValueError(
+            f"{base} was made by another recipe or other overrides (see {stamp.name}): "
+            "remove the folder to train it again, or measure the change as a --variant"
+        )
+    base.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(made_by, encoding="utf-8")
+
+
 def run_fold(
-    model: str, recipe: Path, source: Path, train: LabelledImages, k: int, folds: int, work: Path
+    model: str,
+    recipe: Path,
+    source: Path,
+    train: LabelledImages,
+    k: int,
+    folds: int,
+    work: Path,
+    variant: Variant | None = None,
 ) -> dict[str, Any]:
-    """Train fold ``k``'s model (unless already trained) and score its held-out items."""
+    """Train fold ``k``'s model (unless already trained) and score its held-out items.
+
+    A ``variant`` trains the recipe with its ``--set`` overrides, in a folder of its own."""
     fold = stratified_folds(train.labels, folds, SEED)
     held = np.flatnonzero(fold == k)
-    base = work / model / f"fold{k}of{folds}"
+    base = work / model / (variant.name if variant else "") / f"fold{k}of{folds}"
+    sets = [arg for kv in (variant.sets if variant else ()) for arg in ("--set", kv)]
+    check_stamp(base, fingerprint(recipe, variant.sets if variant else ()))
     scored = base / "scored.npz"
     if scored.exists():
         with np.load(scored) as saved:
@@ -152,6 +206,7 @@ def run_fold(
             str(recipe),
             "--set",
             f"data={json.dumps(str(data))}",
+            *sets,
             "-o",
             str(out),
         ]
@@ -213,13 +268,15 @@ def bootstrap_ece(task: Task, y: np.ndarray, probs: np.ndarray) -> tuple[float, 
     return float(low), float(high)
 
 
-def measure(model: str, folds: int, root: Path, work: Path) -> dict[str, Any]:
+def measure(
+    model: str, folds: int, root: Path, work: Path, variant: Variant | None = None
+) -> dict[str, Any]:
     recipe, raw = recipe_of(model)
     source = data_path(raw, root)
     labels = tuple(raw["labels"])
     task = Task(raw["task"])
     train = read_labelled(source, "train", labels)
-    parts = [run_fold(model, recipe, source, train, k, folds, work) for k in range(folds)]
+    parts = [run_fold(model, recipe, source, train, k, folds, work, variant) for k in range(folds)]
     y, probs, raw_probs = pool(parts, train.labels)
     transfer = transferred(task, parts, train.labels)
     ece_after = ece_for(task, y, probs)
@@ -227,8 +284,9 @@ def measure(model: str, folds: int, root: Path, work: Path) -> dict[str, Any]:
     noise_mean, noise_p95 = ece_noise_floor(task, probs)
     shipped = json.loads((REPO / "src/radlens/zoo" / model / "card.json").read_text())
     reliability_png(
-        HERE / "reliability" / f"{model}-crossfit.png",
-        f"{model} cross-fitted over train, n={len(y)} ({folds} folds)",
+        HERE / "reliability" / f"{model}-crossfit{f'-{variant.name}' if variant else ''}.png",
+        f"{model}{f' ({variant.name})' if variant else ''} cross-fitted over train, "
+        f"n={len(y)} ({folds} folds)",
         y,
         [
             (f"T = 1: ECE {ece_for(task, y, raw_probs):.3f}", raw_probs),
@@ -237,6 +295,8 @@ def measure(model: str, folds: int, root: Path, work: Path) -> dict[str, Any]:
     )
     return {
         "model": model,
+        "variant": variant.name if variant else "",
+        "sets": list(variant.sets) if variant else [],
         "version": shipped.get("version"),
         "task": task.value,
         "folds": folds,
@@ -245,6 +305,7 @@ def measure(model: str, folds: int, root: Path, work: Path) -> dict[str, Any]:
         "methods": sorted({str(p["method"]) for p in parts}),
         "fold_val_auc": [round(float(p["val_auc"]), 4) for p in parts],
         "fold_minutes": [round(float(p["minutes"]), 1) for p in parts],
+        **oof_metrics(task, y, probs, work / model / (variant.name if variant else "")),
         "ece_before": round(ece_for(task, y, raw_probs), 4),
         "ece_after": round(ece_after, 4),
         "ece_after_ci95": [round(low, 4), round(high, 4)],
@@ -260,6 +321,20 @@ def measure(model: str, folds: int, root: Path, work: Path) -> dict[str, Any]:
             "transfer": round(nll_for(task, y, transfer), 4),
         },
     }
+
+
+def oof_metrics(task: Task, y: np.ndarray, probs: np.ndarray, folds_dir: Path) -> dict[str, Any]:
+    """Discrimination of the pooled out-of-fold probabilities: AUC, and accuracy (and QWK
+    and MAE of a grade) of the class the fold models' card reports (``ModelCard.decide``)."""
+    if task is Task.MULTILABEL:
+        return {}
+    card = load_model(next(folds_dir.glob("fold*/model"))).card
+    pred = card.decide(probs)
+    out = {"auc_oof": round(m.auc(y, probs), 4), "acc_oof": round(m.accuracy(y, pred), 4)}
+    if task is Task.ORDINAL:
+        out["qwk_oof"] = round(m.quadratic_weighted_kappa(y, pred, probs.shape[1]), 4)
+        out["mae_oof"] = round(m.mean_abs_error(y, pred), 4)
+    return out
 
 
 def transferred(task: Task, parts: list[dict[str, Any]], labels: np.ndarray) -> np.ndarray:
@@ -288,15 +363,15 @@ def locked(path: Path) -> Iterator[None]:
 
 
 def save(rows: list[dict[str, Any]], directory: Path = HERE) -> dict[str, Any]:
-    """Merge ``rows`` into ``directory``/crossfit.json by model and rewrite it and
-    crossfit.md."""
+    """Merge ``rows`` into ``directory``/crossfit.json by model and variant and rewrite it
+    and crossfit.md."""
     target = directory / "crossfit.json"
     with locked(target):
         old = json.loads(target.read_text()) if target.exists() else {"rows": []}
-        merged = {r["model"]: r for r in old["rows"]}
+        merged = {(r["model"], r.get("variant", "")): r for r in old["rows"]}
         for row in rows:
             row["date"] = time.strftime("%Y-%m-%d")
-            merged[row["model"]] = row
+            merged[row["model"], row.get("variant", "")] = row
         result = {
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "goal_ece": GOAL_ECE,
@@ -356,7 +431,9 @@ def render(result: dict[str, Any]) -> str:
         "temperature | NLL before / after (val) / other folds' |",
         "|---|---|---|---|---|",
     ]
-    for r in result["rows"]:
+    recipes = [r for r in result["rows"] if not r.get("variant")]
+    variants = [r for r in result["rows"] if r.get("variant")]
+    for r in recipes:
         goal = _goal(r)
         low, high = r["ece_after_ci95"]
         out.append(
@@ -373,9 +450,47 @@ def render(result: dict[str, Any]) -> str:
                 f"{nll['after']:.3f} / {nll['transfer']:.3f} |"
             )
     out += table
+    if variants:
+        out += [
+            "\n## Recipe variants\n",
+            "The recipe with the `radlens train --set` overrides named, cross-fitted the same "
+            "way (same folds, val unchanged), to see whether a change to how the model is "
+            "made calibrates better on unseen items. Made by `python benchmarks/bench_crossfit.py"
+            " --models MODEL --folds FOLDS --variant NAME --set KEY=VALUE ...`. **OOF AUC / "
+            "ACC (/ QWK / MAE)**: of the pooled out-of-fold probabilities and the class the "
+            "card reports from them, against the recipe's.\n",
+            "| model | variant | overrides | date | folds | n | OOF AUC / ACC (/ QWK / MAE) | "
+            "ECE before | ECE after "
+            "| 95% CI | noise floor mean / p95 | goal | ECE, other folds' temperature | "
+            "NLL before / after (val) / other folds' | val temperatures | fold val AUC |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        varied = {v["model"] for v in variants}
+        compared = sorted(
+            (r for r in result["rows"] if r["model"] in varied),
+            key=lambda r: (r["model"], bool(r.get("variant")), r.get("variant", "")),
+        )
+        for r in compared:
+            low, high = r["ece_after_ci95"]
+            nll = r["nll"]
+            overrides = ", ".join(f"`{kv}`" for kv in r.get("sets", [])) or "(as shipped)"
+            auc = " / ".join(
+                f"{r[k]:.3f}" for k in ("auc_oof", "acc_oof", "qwk_oof", "mae_oof") if k in r
+            )
+            out.append(
+                f"| {r['model']} | {r.get('variant') or 'recipe'} | {overrides} | {r['date']} | "
+                f"{r['folds']} | {r['n']} | {auc} | {r['ece_before']:.3f} | "
+                f"{r['ece_after']:.3f} | {low:.3f}-{high:.3f} | {r['ece_noise_mean']:.3f} / "
+                f"{r['ece_noise_p95']:.3f} | {_goal(r)} | {r['ece_transfer']:.3f} | "
+                f"{nll['before']:.3f} / {nll['after']:.3f} / {nll['transfer']:.3f} | "
+                f"{' '.join(f'{t:.2f}' for t in r['fold_temperatures'])} | "
+                f"{' '.join(f'{a:.3f}' for a in r['fold_val_auc'])} |"
+            )
     out.append("\n## Reliability diagrams (cross-fitted)\n")
-    for r in result["rows"]:
-        out.append(f"![{r['model']}](reliability/{r['model']}-crossfit.png)\n")
+    for r in recipes + variants:
+        name = r["model"] + (f" ({r['variant']})" if r.get("variant") else "")
+        suffix = f"-{r['variant']}" if r.get("variant") else ""
+        out.append(f"![{name}](reliability/{r['model']}-crossfit{suffix}.png)\n")
     return "\n".join(out) + "\n"
 
 
@@ -387,7 +502,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--render-only", action="store_true", help="rewrite crossfit.md only")
+    parser.add_argument("--variant", default="", help="name of the --set overrides measured")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="radlens train --set"
+    )
     args = parser.parse_args(argv)
+    if bool(args.variant) != bool(args.set):
+        parser.error("--variant and --set go together: a variant is named overrides")
+    variant = Variant(args.variant, tuple(args.set)) if args.variant else None
     if args.render_only:
         save([])
         return 0
@@ -396,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skip: no data at {root}")
         return 0
     (HERE / "reliability").mkdir(exist_ok=True)
-    rows = [measure(model, args.folds, root, args.work) for model in args.models]
+    rows = [measure(model, args.folds, root, args.work, variant) for model in args.models]
     for row in rows:
         print(row)
     save(rows)

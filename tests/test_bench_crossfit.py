@@ -111,3 +111,46 @@ def test_runs_merge_by_model_and_the_table_says_met_only_as_far_as_shown(tmp_pat
     row_c = next(line for line in table.splitlines() if line.startswith("| c "))
     assert "| not met |" in row_b and "0.050" in row_b
     assert "| not met; within the noise floor |" in row_c
+
+
+def test_the_fingerprint_follows_training_fields_and_overrides_not_prose(tmp_path: Path) -> None:
+    recipe = bench.REPO / "recipes" / "retina_dr_grade.toml"
+    text = recipe.read_text(encoding="utf-8")
+    renamed = tmp_path / "retina_dr_grade.toml"
+    renamed.write_text(text.replace('version = "', 'version = "9').replace("Severe", "Sev."))
+    assert bench.fingerprint(renamed) == bench.fingerprint(recipe)
+    changed = bench.fingerprint(recipe, ("schedule.epochs=7",))
+    assert changed != bench.fingerprint(recipe)
+    assert changed == bench.fingerprint(recipe, ("schedule.epochs=7",))
+
+
+def test_fold_models_made_by_another_recipe_are_not_reused(tmp_path: Path) -> None:
+    bench.check_stamp(tmp_path / "fold0of5", "recipe A")  # a new folder: stamped
+    bench.check_stamp(tmp_path / "fold0of5", "recipe A")  # the same recipe: reused
+    with pytest.raises(ValueError, match="made by another recipe"):
+        bench.check_stamp(tmp_path / "fold0of5", "recipe B")
+    assert (tmp_path / "fold0of5" / "made-by.json").read_text() == "recipe A"
+
+
+def test_variant_rows_merge_beside_the_recipes_and_are_compared_with_them(
+    tmp_path: Path,
+) -> None:
+    def full(row: dict[str, Any], variant: str = "") -> dict[str, Any]:
+        extra = {"ece_transfer": 0.04, "fold_temperatures": [1.0, 1.1]}
+        nll = {"nll": {"before": 1.2, "after": 1.1, "transfer": 1.15}}
+        sets = {"variant": variant, "sets": ["schedule.keep=last"] if variant else []}
+        return {**row, **extra, **nll, **sets, "auc_oof": 0.75, "acc_oof": 0.5}
+
+    bench.save([full(_row("m", 0.06, 0.09)), full(_row("m", 0.04, 0.07), "last")], tmp_path)
+    bench.save([full(_row("m", 0.035, 0.07), "last")], tmp_path)  # the variant remeasured
+    result = json.loads((tmp_path / "crossfit.json").read_text())
+    assert [(r["model"], r["variant"]) for r in result["rows"]] == [("m", ""), ("m", "last")]
+    table = (tmp_path / "crossfit.md").read_text()
+    main = table.split("## Recipe variants")[0]
+    assert main.count("| m 1.0.0 |") == 1  # the variant is not a recipe row
+    variants = table.split("## Recipe variants")[1].split("## Reliability")[0]
+    lines = [x for x in variants.splitlines() if x.startswith("| m |")]
+    assert ["| recipe |" in lines[0], "| last |" in lines[1]] == [True, True]
+    assert "0.035" in lines[1] and "`schedule.keep=last`" in lines[1]
+    assert "0.750 / 0.500" in lines[1]
+    assert "reliability/m-crossfit-last.png" in table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.train
@@ -122,3 +123,26 @@ def test_consistency_without_corrupted_copies_is_refused() -> None:
     x, y = torch.rand(4, 1, 32, 32), torch.tensor([0, 1, 2, 0]).numpy()
     with pytest.raises(ValueError, match="consistency needs corrupted copies"):
         fit(net, _consistency_recipe(1.0), x, y, x, y, logging.getLogger("t"))
+
+
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_keep_last_runs_every_epoch_and_returns_the_last_weights(keep: str) -> None:
+    """``schedule.keep = "last"`` ignores val for selection and stopping (val stays an
+    unbiased calibration set); "best" keeps the best epoch and stops after ``patience``."""
+    import logging
+
+    from radlens.training.loop import fit, predict, selection_key, validation_scores
+    from radlens.training.nets import NetSpec, build_net
+
+    torch.manual_seed(0)
+    net = build_net(NetSpec(arch="resnet-tiny", stem_kernel=3, stem_stride=1), 1, 3, 2)
+    x = torch.rand(12, 1, 8, 8)
+    y = np.array([0, 1, 2] * 4)
+    recipe = recipe_with(epochs=8, patience=2, lr=0.05, warmup_epochs=0, batch_size=4, keep=keep)
+    fitted, history = fit(net, recipe, x, y, x[:6], y[:6], logging.getLogger("t"))
+    kept = history[-1] if keep == "last" else max(history, key=selection_key)
+    if keep == "last":
+        assert len(history) == 8
+    logits = predict(fitted, x[:6], recipe.input.mean, recipe.input.std)
+    val_loss = validation_scores(recipe.task, logits, y[:6])[0]
+    assert val_loss == pytest.approx(kept.val_loss, rel=1e-5)

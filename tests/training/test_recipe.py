@@ -163,3 +163,13 @@ def test_member_sizes_are_two_or_more_row_column_pairs() -> None:
     for bad in (((224, 336),), ((224, 336, 1), (160, 240)), ((8, 8), (16, 16))):
         with pytest.raises(ValueError, match="member_sizes"):
             Schedule(member_sizes=bad)  # type: ignore[arg-type]
+
+
+def test_keep_is_best_or_last_and_only_for_classifiers() -> None:
+    last = read_recipe(RECIPES / "retina_dr_grade.toml", {"schedule.keep": "last"})
+    assert last.schedule.keep == "last"
+    assert read_recipe(RECIPES / "retina_dr_grade.toml").schedule.keep == "best"
+    with pytest.raises(ConfigError, match="best or last"):
+        read_recipe(RECIPES / "retina_dr_grade.toml", {"schedule.keep": "first"})
+    with pytest.raises(ConfigError, match="for classifiers"):
+        read_recipe(RECIPES / "bccd_cells.toml", {"schedule.keep": "last"})

@@ -232,7 +232,8 @@ def fit(
     x_corrupted: torch.Tensor | None = None,
     masks: torch.Tensor | None = None,
 ) -> tuple[CamClassifier, list[EpochRecord]]:
-    """Train ``model`` and return the best epoch's weights and the history.
+    """Train ``model`` and return the best epoch's weights (the last epoch's with
+    ``schedule.keep = "last"``) and the history.
 
     ``x_*`` are ``(N, C, ...)`` float tensors in [0, 1]; normalization is applied per batch.
     ``x_corrupted`` (``(K, N, C, ...)``) holds K copies of ``x_train`` corrupted item by item
@@ -306,7 +307,8 @@ def fit(
             record.lr,
             record.seconds,
         )
-        key = selection_key(record)
+        # keep = "last" ranks epochs by number: each one replaces the one before, none stops.
+        key = selection_key(record) if s.keep == "best" else (float(epoch), 0.0)
         if key > best_key:
             best_key, best_state, stale = key, copy.deepcopy(evaluated.state_dict()), 0
         else:

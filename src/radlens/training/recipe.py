@@ -117,8 +117,14 @@ class Schedule:
     # trained at input size member_sizes[k] (rows, cols); input.size must be the largest.
     # () = one network at input.size.
     member_sizes: tuple[tuple[int, int], ...] = ()
+    # Classifiers: which epoch's weights are kept. "best": the best by val (AUC, then loss),
+    # stopping after ``patience`` epochs without improvement. "last": all ``epochs`` run and
+    # the last is kept, so val picks nothing and stays an unbiased calibration set.
+    keep: str = "best"
 
     def __post_init__(self) -> None:
+        if self.keep not in ("best", "last"):
+            raise ValueError(f"schedule.keep is best or last, not {self.keep!r}")
         if self.box_loss < 0:
             raise ValueError("schedule.box_loss must be >= 0")
         if self.cam_loss < 0:
@@ -243,6 +249,8 @@ class Recipe:
             )
         if self.schedule.cam_loss > 0 and (self.task is not Task.BINARY or self.input.dims != 2):
             raise ValueError("schedule.cam_loss is for binary 2D classifiers")
+        if self.schedule.keep != "best" and self.task in (Task.SEGMENTATION, Task.DETECTION):
+            raise ValueError("schedule.keep = last is for classifiers")
 
     @property
     def needs_box_masks(self) -> bool:

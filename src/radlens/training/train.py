@@ -233,8 +233,12 @@ def train_member(
         data.x_corrupted,
         data.masks,
     )
-    best = max(history, key=selection_key)
-    log.info("best epoch %d (val_auc %.4f)", best.epoch, best.val_auc)
+    if member_recipe.schedule.keep == "last":
+        last = history[-1]
+        log.info("kept the last epoch %d (val_auc %.4f)", last.epoch, last.val_auc)
+    else:
+        best = max(history, key=selection_key)
+        log.info("best epoch %d (val_auc %.4f)", best.epoch, best.val_auc)
     return net
 
 
