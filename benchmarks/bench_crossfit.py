@@ -87,6 +87,7 @@ class Variant:
 
     name: str
     sets: tuple[str, ...]
+    note: str = ""
 
 
 def recipe_of(model: str) -> tuple[Path, dict[str, Any]]:
@@ -148,7 +149,10 @@ def fingerprint(recipe: Path, sets: tuple[str, ...] = ()) -> str:
     overrides, not its name, version or prose."""
     made = read_recipe(recipe, parse_sets(list(sets)))
     fields = ("task", "labels", "seed", "input", "net", "schedule", "augment")
-    return json.dumps({f: _plain(getattr(made, f)) for f in fields}, sort_keys=True, default=str)
+    plain = {f: _plain(getattr(made, f)) for f in fields}
+    if made.schedule.keep == "last":
+        del plain["schedule"]["patience"]  # every epoch runs: patience changes nothing
+    return json.dumps(plain, sort_keys=True, default=str)
 
 
 def _plain(value: Any) -> Any:
@@ -297,6 +301,7 @@ def measure(
         "model": model,
         "variant": variant.name if variant else "",
         "sets": list(variant.sets) if variant else [],
+        "note": variant.note if variant else "",
         "version": shipped.get("version"),
         "task": task.value,
         "folds": folds,
@@ -453,10 +458,11 @@ def render(result: dict[str, Any]) -> str:
     if variants:
         out += [
             "\n## Recipe variants\n",
-            "The recipe with the `radlens train --set` overrides named, cross-fitted the same "
-            "way (same folds, val unchanged), to see whether a change to how the model is "
-            "made calibrates better on unseen items. Made by `python benchmarks/bench_crossfit.py"
-            " --models MODEL --folds FOLDS --variant NAME --set KEY=VALUE ...`. **OOF AUC / "
+            "The recipe as it is now with the `radlens train --set` overrides named, "
+            "cross-fitted the same way (same folds, val unchanged), to see whether a change to "
+            "how the model is made calibrates or discriminates better on unseen items. Made "
+            "by `python benchmarks/bench_crossfit.py --models MODEL --folds FOLDS --variant "
+            "NAME --set KEY=VALUE ... [--note TEXT]`. **OOF AUC / "
             "ACC (/ QWK / MAE)**: of the pooled out-of-fold probabilities and the class the "
             "card reports from them, against the recipe's.\n",
             "| model | variant | overrides | date | folds | n | OOF AUC / ACC (/ QWK / MAE) | "
@@ -478,7 +484,8 @@ def render(result: dict[str, Any]) -> str:
                 f"{r[k]:.3f}" for k in ("auc_oof", "acc_oof", "qwk_oof", "mae_oof") if k in r
             )
             out.append(
-                f"| {r['model']} | {r.get('variant') or 'recipe'} | {overrides} | {r['date']} | "
+                f"| {r['model']} | {r.get('variant') or 'recipe'}"
+                f"{f' ({note})' if (note := r.get('note')) else ''} | {overrides} | {r['date']} | "
                 f"{r['folds']} | {r['n']} | {auc} | {r['ece_before']:.3f} | "
                 f"{r['ece_after']:.3f} | {low:.3f}-{high:.3f} | {r['ece_noise_mean']:.3f} / "
                 f"{r['ece_noise_p95']:.3f} | {_goal(r)} | {r['ece_transfer']:.3f} | "
@@ -506,10 +513,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="radlens train --set"
     )
+    parser.add_argument("--note", default="", help="what the variant is, for the table")
     args = parser.parse_args(argv)
     if bool(args.variant) != bool(args.set):
         parser.error("--variant and --set go together: a variant is named overrides")
-    variant = Variant(args.variant, tuple(args.set)) if args.variant else None
+    variant = Variant(args.variant, tuple(args.set), args.note) if args.variant else None
     if args.render_only:
         save([])
         return 0

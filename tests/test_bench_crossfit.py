@@ -122,6 +122,10 @@ def test_the_fingerprint_follows_training_fields_and_overrides_not_prose(tmp_pat
     changed = bench.fingerprint(recipe, ("schedule.epochs=7",))
     assert changed != bench.fingerprint(recipe)
     assert changed == bench.fingerprint(recipe, ("schedule.epochs=7",))
+    last = ("schedule.keep=last",)
+    assert bench.fingerprint(recipe, (*last, "schedule.patience=3")) == bench.fingerprint(
+        recipe, (*last, "schedule.patience=30")
+    )
 
 
 def test_fold_models_made_by_another_recipe_are_not_reused(tmp_path: Path) -> None:

@@ -166,9 +166,10 @@ def test_member_sizes_are_two_or_more_row_column_pairs() -> None:
 
 
 def test_keep_is_best_or_last_and_only_for_classifiers() -> None:
-    last = read_recipe(RECIPES / "retina_dr_grade.toml", {"schedule.keep": "last"})
+    assert read_recipe(RECIPES / "retina_dr_grade.toml").schedule.keep == "last"
+    assert read_recipe(RECIPES / "knee_oa_kl.toml").schedule.keep == "best"  # the default
+    last = read_recipe(RECIPES / "knee_oa_kl.toml", {"schedule.keep": "last"})
     assert last.schedule.keep == "last"
-    assert read_recipe(RECIPES / "retina_dr_grade.toml").schedule.keep == "best"
     with pytest.raises(ConfigError, match="best or last"):
         read_recipe(RECIPES / "retina_dr_grade.toml", {"schedule.keep": "first"})
     with pytest.raises(ConfigError, match="for classifiers"):
