@@ -25,10 +25,18 @@ source for every dataset measured here.
     python benchmarks/bench_crossfit.py --models breast_us_malignancy retina_dr_grade
     python benchmarks/bench_crossfit.py --render-only
 
+A *variant* is the recipe with ``radlens train --set`` overrides, measured the same way on
+the same folds under its own name (``--variant NAME --set KEY=VALUE ...``), to compare a
+change to how the model is made on unseen items rather than on val:
+
+    python benchmarks/bench_crossfit.py --models retina_dr_grade --variant last20 \
+        --set schedule.epochs=20
+
 Fold models and their figures are kept under ``--work`` (default /tmp/radlens-crossfit):
-a rerun reuses every finished fold. Writes benchmarks/crossfit.{json,md} (rows merged by
-model, so models can be measured by separate runs) and
-benchmarks/reliability/<model>-crossfit.png.
+a rerun reuses every finished fold made by the same recipe and overrides (``made-by.json``
+in each fold folder; another recipe's folds are refused, not silently reused). Writes
+benchmarks/crossfit.{json,md} (rows merged by model and variant, so they can be measured by
+separate runs) and benchmarks/reliability/<model>-crossfit[-<variant>].png.
 """
 
 from __future__ import annotations
