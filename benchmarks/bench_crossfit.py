@@ -91,11 +91,20 @@ WORK = Path("/tmp/radlens-crossfit")
 
 @dataclass(frozen=True)
 class Variant:
-    """The recipe with ``radlens train --set`` overrides, measured under its own name."""
+    """The recipe with ``radlens train --set`` overrides, measured under its own name; the
+    recipe itself is the nameless one, ``AS_SHIPPED``."""
 
-    name: str
-    sets: tuple[str, ...]
+    name: str = ""
+    sets: tuple[str, ...] = ()
     note: str = ""
+
+    @property
+    def suffix(self) -> str:
+        """``-NAME`` for a variant's files, nothing for the recipe's."""
+        return f"-{self.name}" if self.name else ""
+
+
+AS_SHIPPED = Variant()
 
 
 def recipe_of(model: str) -> tuple[Path, dict[str, Any]]:
@@ -194,16 +203,16 @@ def run_fold(
     k: int,
     folds: int,
     work: Path,
-    variant: Variant | None = None,
+    variant: Variant = AS_SHIPPED,
 ) -> dict[str, Any]:
     """Train fold ``k``'s model (unless already trained) and score its held-out items.
 
     A ``variant`` trains the recipe with its ``--set`` overrides, in a folder of its own."""
     fold = stratified_folds(train.labels, folds, SEED)
     held = np.flatnonzero(fold == k)
-    base = work / model / (variant.name if variant else "") / f"fold{k}of{folds}"
-    sets = [arg for kv in (variant.sets if variant else ()) for arg in ("--set", kv)]
-    check_stamp(base, fingerprint(recipe, variant.sets if variant else ()))
+    base = work / model / variant.name / f"fold{k}of{folds}"
+    sets = [arg for kv in variant.sets for arg in ("--set", kv)]
+    check_stamp(base, fingerprint(recipe, variant.sets))
     scored = base / "scored.npz"
     if scored.exists():
         with np.load(scored) as saved:
@@ -281,7 +290,7 @@ def bootstrap_ece(task: Task, y: np.ndarray, probs: np.ndarray) -> tuple[float, 
 
 
 def measure(
-    model: str, folds: int, root: Path, work: Path, variant: Variant | None = None
+    model: str, folds: int, root: Path, work: Path, variant: Variant = AS_SHIPPED
 ) -> dict[str, Any]:
     recipe, raw = recipe_of(model)
     source = data_path(raw, root)
@@ -296,8 +305,8 @@ def measure(
     noise_mean, noise_p95 = ece_noise_floor(task, probs)
     shipped = json.loads((REPO / "src/radlens/zoo" / model / "card.json").read_text())
     reliability_png(
-        HERE / "reliability" / f"{model}-crossfit{f'-{variant.name}' if variant else ''}.png",
-        f"{model}{f' ({variant.name})' if variant else ''} cross-fitted over train, "
+        HERE / "reliability" / f"{model}-crossfit{variant.suffix}.png",
+        f"{model}{f' ({variant.name})' if variant.name else ''} cross-fitted over train, "
         f"n={len(y)} ({folds} folds)",
         y,
         [
@@ -307,9 +316,9 @@ def measure(
     )
     return {
         "model": model,
-        "variant": variant.name if variant else "",
-        "sets": list(variant.sets) if variant else [],
-        "note": variant.note if variant else "",
+        "variant": variant.name,
+        "sets": list(variant.sets),
+        "note": variant.note,
         "version": shipped.get("version"),
         "task": task.value,
         "folds": folds,
@@ -318,7 +327,7 @@ def measure(
         "methods": sorted({str(p["method"]) for p in parts}),
         "fold_val_auc": [round(float(p["val_auc"]), 4) for p in parts],
         "fold_minutes": [round(float(p["minutes"]), 1) for p in parts],
-        **oof_metrics(task, y, probs, work / model / (variant.name if variant else "")),
+        **oof_metrics(task, y, probs, work / model / variant.name),
         "ece_before": round(ece_for(task, y, raw_probs), 4),
         "ece_after": round(ece_after, 4),
         "ece_after_ci95": [round(low, 4), round(high, 4)],
@@ -504,7 +513,7 @@ def render(result: dict[str, Any]) -> str:
     out.append("\n## Reliability diagrams (cross-fitted)\n")
     for r in recipes + variants:
         name = r["model"] + (f" ({r['variant']})" if r.get("variant") else "")
-        suffix = f"-{r['variant']}" if r.get("variant") else ""
+        suffix = Variant(r.get("variant", "")).suffix
         out.append(f"![{name}](reliability/{r['model']}-crossfit{suffix}.png)\n")
     return "\n".join(out) + "\n"
 
@@ -525,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.variant) != bool(args.set):
         parser.error("--variant and --set go together: a variant is named overrides")
-    variant = Variant(args.variant, tuple(args.set), args.note) if args.variant else None
+    variant = Variant(args.variant, tuple(args.set), args.note)
     if args.render_only:
         save([])
         return 0

@@ -99,6 +99,13 @@ def selection_key(record: EpochRecord) -> tuple[float, float]:
     return auc, -record.val_loss
 
 
+def keep_key(record: EpochRecord, keep: str) -> tuple[float, float]:
+    """How epochs are ranked for keeping (``schedule.keep``): "best" by
+    :func:`selection_key`; "last" by number, so each replaces the one before and none stops
+    training early."""
+    return selection_key(record) if keep == "best" else (float(record.epoch), 0.0)
+
+
 @torch.no_grad()
 def predict(
     model: CamClassifier, x: torch.Tensor, mean: float, std: float, batch_size: int = 128
@@ -307,8 +314,7 @@ def fit(
             record.lr,
             record.seconds,
         )
-        # keep = "last" ranks epochs by number: each one replaces the one before, none stops.
-        key = selection_key(record) if s.keep == "best" else (float(epoch), 0.0)
+        key = keep_key(record, s.keep)
         if key > best_key:
             best_key, best_state, stale = key, copy.deepcopy(evaluated.state_dict()), 0
         else:

@@ -36,7 +36,7 @@ from radlens.models.registry import sha256_of
 from radlens.training.augment import corrupted_copies
 from radlens.training.export import export_onnx, parity
 from radlens.training.localize import read_box_masks
-from radlens.training.loop import fit, selection_key
+from radlens.training.loop import fit, keep_key
 from radlens.training.members import run_members
 from radlens.training.nets import FlipAverage, MeanEnsemble, build_net, tta_flips
 from radlens.training.ood import fit_ood
@@ -233,12 +233,10 @@ def train_member(
         data.x_corrupted,
         data.masks,
     )
-    if member_recipe.schedule.keep == "last":
-        last = history[-1]
-        log.info("kept the last epoch %d (val_auc %.4f)", last.epoch, last.val_auc)
-    else:
-        best = max(history, key=selection_key)
-        log.info("best epoch %d (val_auc %.4f)", best.epoch, best.val_auc)
+    keep = member_recipe.schedule.keep
+    kept = max(history, key=lambda record: keep_key(record, keep))
+    what = "best epoch" if keep == "best" else "kept the last epoch"
+    log.info("%s %d (val_auc %.4f)", what, kept.epoch, kept.val_auc)
     return net
 
 
