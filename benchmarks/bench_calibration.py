@@ -36,6 +36,7 @@ from PIL import ImageDraw
 from radlens.evaluation.calibration import (
     FOLDS,
     NOISE_DRAWS,
+    CrossFittedLogits,
     calibrate,
     cross_validated,
     ece_for,
@@ -47,6 +48,7 @@ from radlens.io.datasets import read_labelled
 from radlens.io.prepare import prepare
 from radlens.models.card import Calibration, ModelCard, Task
 from radlens.models.registry import discover
+from radlens.training.calibrate import read_cross_fitted
 
 HERE = Path(__file__).resolve().parent
 GOAL_ECE = 0.03
@@ -103,19 +105,35 @@ def reliability_png(
     img.save(path)
 
 
-def measure(model_name: str, task: Task, logits: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Every figure of one model's row, from its val logits."""
-    calibration, probs = calibrate(task, logits, y)
+def measure(
+    model_name: str,
+    task: Task,
+    logits: np.ndarray,
+    y: np.ndarray,
+    cross_fitted: CrossFittedLogits | None = None,
+) -> dict[str, Any]:
+    """Every figure of one model's row, from its val logits (pooled with ``cross_fitted``
+    when its card is calibrated that way: the figures are then the pool's, as on the card,
+    and ``ece_val`` is the calibration's ECE on the val items alone)."""
+    calibration, probs = calibrate(task, logits, y, cross_fitted=cross_fitted)
+    val_probs = probs
+    if cross_fitted is not None:
+        logits = np.concatenate([logits, cross_fitted.logits])
+        y = np.concatenate([y, cross_fitted.labels])
+        probs = calibration.probabilities(logits, task)
     out_of_fold = cross_validated(task, logits, y)
     flexible = [m for m in out_of_fold if m.value != "temperature"]
     gains = {m.value: nll_gain(task, y, out_of_fold, m) for m in flexible}
     cv_ece = {m.value: round(ece_for(task, y, p), 6) for m, p in out_of_fold.items()}
     assert calibration.ece_cv is not None and calibration.ece_noise_p95 is not None
     met = calibration.ece_cv <= GOAL_ECE
+    n_val = len(val_probs)
     return {
         "model": model_name,
         "task": task.value,
-        "n_val": len(y),
+        "n_val": n_val,
+        "n_cross_fitted": len(y) - n_val,
+        "ece_val": round(ece_for(task, y[:n_val], val_probs), 6),
         "method": calibration.method.value,
         "calibration": calibration,
         "cv_nll": calibration.cv_nll,
@@ -128,7 +146,7 @@ def measure(model_name: str, task: Task, logits: np.ndarray, y: np.ndarray) -> d
         "ece_noise_p95": calibration.ece_noise_p95,
         "goal_met": met,
         "within_noise_floor": calibration.ece_cv <= calibration.ece_noise_p95,
-        "_probs": (probs, out_of_fold[calibration.method]),
+        "_probs": (val_probs, out_of_fold[calibration.method][:n_val]),
     }
 
 
@@ -188,13 +206,17 @@ def main(argv: list[str] | None = None) -> int:
             data_source(card, root), "val", card.labels, card.task is Task.MULTILABEL
         )
         logits = predict_logits(card, OnnxBackend(model.weights, threads=2), val)
-        row = measure(card.name, card.task, logits, val.labels)
+        pooled = card.calibration.cross_fitted
+        extra = None if pooled is None else read_cross_fitted(model.folder / pooled.file, card)
+        row = measure(card.name, card.task, logits, val.labels, extra)
         calibration: Calibration = row.pop("calibration")
         row["card_is_current"] = same_calibration(card.calibration, calibration)
         probs, out_of_fold = row.pop("_probs")
         reliability_png(
             HERE / "reliability" / f"{card.name}.png",
-            f"{card.name} val n={len(val)}, {row['method']}",
+            f"{card.name} val n={len(val)}"
+            + (f" + {row['n_cross_fitted']} cross-fitted" if extra else "")
+            + f", {row['method']}",
             val.labels,
             [
                 (
@@ -251,19 +273,29 @@ def render(result: dict[str, Any]) -> str:
         "* ECE: top-label, 15 equal-width bins (`radlens.evaluation.metrics.ece`).",
         "* Where val is too small to show the goal, `crossfit.md` measures each recipe's "
         "calibration on its whole train split instead, by cross-fitting "
-        "(`benchmarks/bench_crossfit.py`).\n",
-        "| model | n val | method | NLL gain (flexible) | ECE before | ECE after (in-sample) | "
-        "ECE CV | noise floor mean / p95 | goal ECE CV <= 0.03 | card current |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "(`benchmarks/bench_crossfit.py`).",
+        "* **calibrated on**: a card calibrated by `radlens calibrate --cross-fitted` is "
+        "fitted on val pooled with its recipe's cross-fitted train logits (the `.npz` beside "
+        "the card): its method, gains and ECE figures are then of that pool, as on the "
+        "card, and **ECE on val** is that calibration on the val items alone (in-sample: val "
+        "is part of the pool). Whether the pool transfers to a new model is measured in "
+        "`crossfit.md`.\n",
+        "| model | n val | calibrated on | method | NLL gain (flexible) | ECE before | "
+        "ECE after (in-sample) | ECE CV | noise floor mean / p95 | goal ECE CV <= 0.03 | "
+        "ECE on val | card current |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         gains = "; ".join(
             f"{k} {g:+.4f} +- {e:.4f}" for k, (g, e) in r["nll_gain_vs_temperature"].items()
         )
+        extra = r.get("n_cross_fitted", 0)
         out.append(
-            f"| {r['model']} | {r['n_val']} | {r['method']} | {gains or '-'} | "
-            f"{r['ece_before']:.3f} | {r['ece_after']:.3f} | {r['ece_cv']:.3f} | "
-            f"{r['ece_noise_mean']:.3f} / {r['ece_noise_p95']:.3f} | {_goal(r)} | "
+            f"| {r['model']} | {r['n_val']} | "
+            f"{f'val + {extra} cross-fitted' if extra else 'val'} | {r['method']} | "
+            f"{gains or '-'} | {r['ece_before']:.3f} | {r['ece_after']:.3f} | "
+            f"{r['ece_cv']:.3f} | {r['ece_noise_mean']:.3f} / {r['ece_noise_p95']:.3f} | "
+            f"{_goal(r)} | {r.get('ece_val', r['ece_after']):.3f} | "
             f"{'yes' if r['card_is_current'] else 'no'} |"
         )
     out += [

@@ -133,6 +133,127 @@ def test_calibrate_refuses_data_labelled_for_another_model(
     assert (model_dir / "card.json").read_text() == before
 
 
+@pytest.fixture
+def cross_fitted(model_dir: Path, tmp_path: Path) -> Path:
+    """The tiny model's logits on 400 more images drawn as the fixture's, as a recipe's
+    cross-fitted train logits would be (the same model here: the file format is the point)."""
+    rng = np.random.default_rng(1)
+    bright = rng.uniform(0.1, 0.9, 400)
+    labels = (rng.random(400) < bright).astype(np.int64)
+    images = ((rng.random((400, 28, 28)) < bright[:, None, None]) * 200 + 20).astype(np.uint8)
+    items = tmp_path / "more.npz"
+    np.savez(items, val_images=images, val_labels=labels[:, None])
+    card = read_card(model_dir / "card.json")
+    logits = predict_logits(
+        card, OnnxBackend(model_dir / "model.onnx"), read_labelled(items, "val", card.labels)
+    )
+    path = tmp_path / "tiny_cxr-cross-fitted.npz"
+    np.savez(path, logits=logits.astype(np.float32), labels=labels)
+    return path
+
+
+def test_calibrate_pools_cross_fitted_items_with_val_and_keeps_them_beside_the_card(
+    radlens: Radlens, model_dir: Path, npz: Path, cross_fitted: Path
+) -> None:
+    hs = ("--high-sensitivity", "0.9")
+    (model_dir / "train.log").write_text("trained\n")  # a calibration is logged beside it
+    assert radlens("calibrate", model_dir, "--data", npz, *hs).exit_code == 0
+    val_only = read_card(model_dir / "card.json")
+
+    result = radlens(
+        "calibrate", model_dir, "--data", npz, *hs, "--cross-fitted", cross_fitted, "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["after"]["cross_fitted"]["n"] == 400
+    pooled = load_model(model_dir).card
+    record = pooled.calibration.cross_fitted
+    assert record is not None and record.n == 400 and record.file == "cross_fitted.npz"
+    kept = model_dir / "cross_fitted.npz"
+    assert kept.read_bytes() == cross_fitted.read_bytes() and sha256_of(kept) == record.sha256
+    assert pooled.calibration.temperature != val_only.calibration.temperature
+    # Thresholds and metrics stay val's: the val items under the pooled calibration.
+    val = read_labelled(npz, "val", pooled.labels)
+    logits = predict_logits(pooled, OnnxBackend(model_dir / "model.onnx"), val)
+    probs = pooled.calibration.probabilities(logits, pooled.task)
+    assert pooled.thresholds == thresholds_for(
+        pooled.task, val.labels, probs, 0.9, 1, pooled.labels
+    )
+    assert pooled.metrics["val"]["n"] == 80
+    assert "+ 400 cross-fitted train items" in (model_dir / "train.log").read_text()
+
+    # A plain refit uses the file the card names, and gives the same card.
+    first = (model_dir / "card.json").read_text()
+    assert radlens("calibrate", model_dir, "--data", npz, *hs).exit_code == 0
+    assert (model_dir / "card.json").read_text() == first
+
+    # --val-only drops the pool and its file, back to the val-only card.
+    assert radlens("calibrate", model_dir, "--data", npz, *hs, "--val-only").exit_code == 0
+    assert read_card(model_dir / "card.json") == val_only
+    assert not kept.exists()
+
+
+def test_calibrate_refuses_a_changed_cross_fitted_file_beside_the_card(
+    radlens: Radlens, model_dir: Path, npz: Path, cross_fitted: Path
+) -> None:
+    assert (
+        radlens("calibrate", model_dir, "--data", npz, "--cross-fitted", cross_fitted).exit_code
+        == 0
+    )
+    with np.load(model_dir / "cross_fitted.npz") as saved:
+        logits, labels = saved["logits"], saved["labels"]
+    np.savez(model_dir / "cross_fitted.npz", logits=logits, labels=1 - labels)
+    before = (model_dir / "card.json").read_text()
+    result = radlens("calibrate", model_dir, "--data", npz)
+    assert result.exit_code != 0
+    assert "cross_fitted.npz" in result.stderr and "sha256" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (model_dir / "card.json").read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("arrays", "reason"),
+    [
+        ({"logits": np.zeros((5, 3)), "labels": np.zeros(5, np.int64)}, "(N, 2)"),
+        ({"logits": np.zeros((5, 2)), "labels": np.full(5, 2)}, "labels must lie in 0-1"),
+        ({"logits": np.zeros((5, 2)), "labels": np.zeros(4, np.int64)}, "labels must be 5"),
+        ({"logits": np.full((5, 2), np.nan), "labels": np.zeros(5, np.int64)}, "finite"),
+        ({"scores": np.zeros((5, 2))}, "'logits' and 'labels'"),
+        (None, "'logits' and 'labels'"),
+    ],
+)
+def test_calibrate_refuses_cross_fitted_logits_that_do_not_fit_the_model(
+    radlens: Radlens,
+    model_dir: Path,
+    npz: Path,
+    tmp_path: Path,
+    arrays: dict[str, np.ndarray] | None,
+    reason: str,
+) -> None:
+    bad = tmp_path / "bad.npz"
+    if arrays is None:
+        bad.write_bytes(b"not a zip")
+    else:
+        np.savez(bad, **arrays)
+    before = (model_dir / "card.json").read_text()
+    result = radlens("calibrate", model_dir, "--data", npz, "--cross-fitted", bad)
+    assert result.exit_code == 2, result.stderr
+    assert "bad.npz" in result.stderr and reason in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (model_dir / "card.json").read_text() == before
+    assert not (model_dir / "cross_fitted.npz").exists()
+
+
+def test_calibrate_refuses_a_missing_cross_fitted_file_and_both_options(
+    radlens: Radlens, model_dir: Path, npz: Path, cross_fitted: Path, tmp_path: Path
+) -> None:
+    missing = radlens("calibrate", model_dir, "--data", npz, "--cross-fitted", tmp_path / "no.npz")
+    assert missing.exit_code == 1 and "no.npz not found" in missing.stderr
+    both = radlens(
+        "calibrate", model_dir, "--data", npz, "--cross-fitted", cross_fitted, "--val-only"
+    )
+    assert both.exit_code == 1 and "not both" in both.stderr
+
+
 @pytest.mark.shared_data
 def test_calibrate_fits_a_detectors_operating_score_on_val_and_nothing_else(
     radlens: Radlens, tmp_path: Path, shared_data_dir: Path

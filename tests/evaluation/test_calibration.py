@@ -8,6 +8,7 @@ import pytest
 
 from radlens.evaluation import metrics as m
 from radlens.evaluation.calibration import (
+    CrossFittedLogits,
     calibrate,
     calibrate_card,
     candidate_methods,
@@ -23,7 +24,7 @@ from radlens.evaluation.calibration import (
     thresholds_for,
 )
 from radlens.evaluation.evaluate import summarize
-from radlens.models.card import Calibration, CalibrationMethod, Task
+from radlens.models.card import Calibration, CalibrationMethod, CrossFitted, Task
 
 
 def binary_logits(
@@ -126,6 +127,33 @@ def test_calibrate_reports_in_sample_out_of_fold_and_noise_floor_ece() -> None:
     assert calibration.ece_after < calibration.ece_before
     assert calibration.ece_noise_mean is not None and calibration.ece_noise_p95 is not None
     assert 0 < calibration.ece_noise_mean < calibration.ece_noise_p95 < 0.2
+
+
+def test_calibrate_pools_cross_fitted_items_with_val_and_returns_val_probabilities() -> None:
+    """A small val (true temperature 0.8) is outweighed by many cross-fitted items (true
+    temperature 2); the figures are the pool's, the probabilities val's."""
+    z_val, y_val = binary_logits(40, 0.8, 0.0, seed=5)
+    z_pool, y_pool = binary_logits(3000, 2.0, 0.0, seed=6)
+    record = CrossFitted("cross_fitted.npz", "0" * 64, 3000)
+    alone, _ = calibrate(Task.BINARY, z_val, y_val)
+    pooled, probs = calibrate(
+        Task.BINARY, z_val, y_val, cross_fitted=CrossFittedLogits(z_pool, y_pool, record)
+    )
+    assert pooled.temperature == pytest.approx(2.0, abs=0.2)
+    assert abs(alone.temperature - 2.0) > 0.4  # val alone: the val-sized error
+    assert pooled.cross_fitted == record and alone.cross_fitted is None
+    assert probs.shape == (40, 2)
+    np.testing.assert_allclose(probs, pooled.probabilities(z_val, Task.BINARY))
+    assert pooled.ece_noise_p95 is not None and alone.ece_noise_p95 is not None
+    assert pooled.ece_noise_p95 < alone.ece_noise_p95 / 3  # measured on 3040 items, not 40
+
+
+def test_cross_fitted_logits_must_match_their_record() -> None:
+    record = CrossFitted("cross_fitted.npz", "0" * 64, 3)
+    with pytest.raises(ValueError, match="the record says 3"):
+        CrossFittedLogits(np.zeros((2, 2)), np.zeros(2, np.int64), record)
+    with pytest.raises(ValueError, match="one label per row"):
+        CrossFittedLogits(np.zeros((3, 2)), np.zeros(2, np.int64), record)
 
 
 def test_calibrate_is_deterministic_for_a_seed() -> None:

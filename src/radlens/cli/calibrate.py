@@ -15,7 +15,7 @@ from rich.table import Table
 from radlens.cli.analyze import Json, ModelsDir, model_folder
 from radlens.cli.render import out
 from radlens.evaluation.calibration import describe
-from radlens.models.card import Task, read_card
+from radlens.models.card import Calibration, Task, read_card
 from radlens.training.calibrate import (
     OperatingChange,
     Refit,
@@ -40,22 +40,42 @@ def calibrate_command(
     version: Annotated[
         str | None, typer.Option(help="the card's new version (default: unchanged)")
     ] = None,
+    cross_fitted: Annotated[
+        Path | None,
+        typer.Option(
+            help="an .npz of the recipe's cross-fitted train logits and labels to pool with "
+            "val (bench_crossfit.py --save-logits); kept beside the card"
+        ),
+    ] = None,
+    val_only: Annotated[
+        bool, typer.Option(help="fit on val alone, dropping the card's cross-fitted items")
+    ] = False,
     as_json: Json = False,
     models_dir: ModelsDir = None,
 ) -> None:
-    """Refit a trained model's calibration (method chosen by cross-validated NLL on val),
-    thresholds and val metrics in card.json; the weights are not touched. For a detector:
-    the score a box needs to be reported (the best val F1 of boxes at IoU 0.5)."""
+    """Refit a trained model's calibration (method chosen by cross-validated NLL on val,
+    or on val pooled with cross-fitted train items), thresholds and val metrics in card.json;
+    the weights are not touched. For a detector: the score a box needs to be reported (the
+    best val F1 of boxes at IoU 0.5)."""
     folder = model_folder(model, models_dir)
     if read_card(folder / "card.json").task is Task.DETECTION:
         refit = refit_operating_score(folder, data, threads=threads, version=version)
         _show_operating(refit, as_json)
         return
-    change = recalibrate_model(folder, data, high_sensitivity, threads=threads, version=version)
+    change = recalibrate_model(
+        folder,
+        data,
+        high_sensitivity,
+        threads=threads,
+        version=version,
+        cross_fitted=cross_fitted,
+        val_only=val_only,
+    )
     table = _table_or_json(change, as_json)
     if table is None:
         return
     table.add_row("calibration", describe(change.before), describe(change.after))
+    table.add_row("fitted on", _fitted_on(change.before), _fitted_on(change.after))
     for key in ("ece_before", "ece_after", "ece_cv", "ece_noise_mean", "ece_noise_p95"):
         old, new = getattr(change.before, key), getattr(change.after, key)
         table.add_row(key, "-" if old is None else f"{old:.4f}", f"{new:.4f}")
@@ -71,6 +91,11 @@ def calibrate_command(
         f"high_sensitivity keeps val sensitivity {change.high_sensitivity:.3f} "
         f"({escape(change.high_sensitivity_from)}); weights unchanged"
     )
+
+
+def _fitted_on(calibration: Calibration) -> str:
+    pooled = calibration.cross_fitted
+    return "val" if pooled is None else f"val + {pooled.n} cross-fitted train items"
 
 
 def _show_operating(change: OperatingChange, as_json: bool) -> None:

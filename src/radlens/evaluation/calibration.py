@@ -42,13 +42,13 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from radlens.evaluation import metrics as m
 from radlens.evaluation.evaluate import Evaluation, summarize
-from radlens.models.card import Calibration, CalibrationMethod, ModelCard, Task
+from radlens.models.card import Calibration, CalibrationMethod, CrossFitted, ModelCard, Task
 
 FOLDS = 5
 SEED = 0
@@ -317,11 +317,41 @@ def _ece_of_draws(confidence: np.ndarray, correct: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class CrossFittedLogits:
+    """Out-of-fold logits and labels of a model's recipe over its train split (each item
+    scored by a fold model that never trained on it), to pool with val when fitting the
+    calibration; ``record`` is what the card keeps of them (:class:`CrossFitted`)."""
+
+    logits: np.ndarray
+    labels: np.ndarray
+    record: CrossFitted
+
+    def __post_init__(self) -> None:
+        if self.logits.ndim != 2 or len(self.logits) != len(self.labels):
+            raise ValueError("cross-fitted logits must be (N, K) with one label per row")
+        if len(self.labels) != self.record.n:
+            raise ValueError(
+                f"{len(self.labels)} cross-fitted items, the record says {self.record.n}"
+            )
+
+
 def calibrate(
-    task: Task, logits: np.ndarray, y: np.ndarray, folds: int = FOLDS, seed: int = SEED
+    task: Task,
+    logits: np.ndarray,
+    y: np.ndarray,
+    folds: int = FOLDS,
+    seed: int = SEED,
+    cross_fitted: CrossFittedLogits | None = None,
 ) -> tuple[Calibration, np.ndarray]:
     """Choose and fit the calibration on validation logits; return it with its figures and
-    the calibrated probabilities.
+    the calibrated probabilities of the validation items.
+
+    With ``cross_fitted``, the method is chosen and fitted on val pooled with those items,
+    and the calibration's figures are of the pool (its ``cross_fitted`` says so): a
+    calibration set several times val's size, of items no model of the recipe saw, for a
+    model whose val alone is too small to fit or check one (``bench_crossfit.py`` measures
+    whether that transfers better than val alone, recipe by recipe).
 
     The probabilities use the parameters as the card stores them (6 decimals), so thresholds
     chosen on them are the ones ``predict`` and ``radlens evaluate`` reproduce.
@@ -330,7 +360,11 @@ def calibrate(
         >>> calibration, probs = calibrate(Task.BINARY, logits_val, y_val)  # doctest: +SKIP
     """
     task = Task(task)
-    logits = np.asarray(logits, dtype=np.float64)
+    val_logits = np.asarray(logits, dtype=np.float64)
+    logits, y = val_logits, np.asarray(y)
+    if cross_fitted is not None:
+        logits = np.concatenate([val_logits, np.asarray(cross_fitted.logits, np.float64)])
+        y = np.concatenate([y, cross_fitted.labels])
     out_of_fold = cross_validated(task, logits, y, folds, seed)
     cv_nll = {method: nll_for(task, y, p) for method, p in out_of_fold.items()}
     chosen = choose_method(task, y, out_of_fold)
@@ -346,8 +380,9 @@ def calibrate(
         ece_noise_mean=round(noise_mean, 6),
         ece_noise_p95=round(noise_p95, 6),
         cv_nll={method.value: round(v, 6) for method, v in cv_nll.items()},
+        cross_fitted=None if cross_fitted is None else cross_fitted.record,
     )
-    return calibration, probs
+    return calibration, probs[: len(val_logits)]
 
 
 def describe(calibration: Calibration) -> str:
@@ -426,6 +461,7 @@ def calibrate_card(
     high_sensitivity: float,
     folds: int = FOLDS,
     seed: int = SEED,
+    cross_fitted: CrossFittedLogits | None = None,
 ) -> tuple[ModelCard, Evaluation]:
     """The card with calibration, thresholds and val metrics refitted on val logits.
 
@@ -435,8 +471,10 @@ def calibrate_card(
     Args:
         high_sensitivity: the val sensitivity the ``high_sensitivity`` threshold must keep
             (the recipe's ``high_sensitivity``).
+        cross_fitted: items pooled with val for the calibration (:func:`calibrate`); the
+            thresholds and val metrics stay val's.
     """
-    calibration, probs = calibrate(card.task, logits, y, folds, seed)
+    calibration, probs = calibrate(card.task, logits, y, folds, seed, cross_fitted)
     card = replace(
         card,
         calibration=calibration,

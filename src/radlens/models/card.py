@@ -136,6 +136,37 @@ class CalibrationMethod(StrEnum):
     VECTOR = "vector"
 
 
+def _check_npz_beside_card(where: str, name: str, file: str, sha256: str) -> None:
+    """A card's ``where.name`` must name an ``.npz`` beside the card, with a 64-character
+    ``where.sha256``."""
+    if not file.endswith(".npz") or "/" in file:
+        raise ValueError(f"{where}.{name} must be an .npz beside the card: {file}")
+    if len(sha256) != 64:
+        raise ValueError(f"{where}.sha256 must be 64 hex characters")
+
+
+@dataclass(frozen=True)
+class CrossFitted:
+    """Items pooled with val to fit a calibration: the out-of-fold logits of the model's
+    recipe cross-fitted over its train split (each item scored by a model of the same recipe
+    that never trained on it, ``benchmarks/bench_crossfit.py --save-logits``), in an ``.npz``
+    beside the card (``logits``, ``labels``).
+
+    Attributes:
+        file, sha256: the ``.npz`` beside the card and its hash.
+        n: how many items it holds.
+    """
+
+    file: str
+    sha256: str
+    n: int
+
+    def __post_init__(self) -> None:
+        _check_npz_beside_card("calibration.cross_fitted", "file", self.file, self.sha256)
+        if self.n < 1:
+            raise ValueError("calibration.cross_fitted.n must be positive")
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Calibration fitted on validation data, and how well it worked there.
@@ -155,6 +186,9 @@ class Calibration:
             calibrated probabilities would show at this val size (labels simulated from the
             probabilities): its mean and 95th percentile.
         cv_nll: method -> out-of-fold NLL on val, for every method tried.
+        cross_fitted: when set, the calibration was fitted on val pooled with these
+            cross-fitted train items, and every figure above is of that pool (val + ``n``
+            items), not of val alone.
 
     Cards written before the other methods existed have only ``method``, ``temperature``,
     ``ece_before`` and ``ece_after``, and read as temperature scaling.
@@ -170,9 +204,12 @@ class Calibration:
     ece_noise_mean: float | None = None
     ece_noise_p95: float | None = None
     cv_nll: dict[str, float] = field(default_factory=dict)
+    cross_fitted: CrossFitted | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", CalibrationMethod(self.method))
+        if isinstance(self.cross_fitted, dict):
+            object.__setattr__(self, "cross_fitted", CrossFitted(**self.cross_fitted))
         object.__setattr__(self, "class_temperatures", tuple(self.class_temperatures))
         object.__setattr__(self, "biases", tuple(self.biases))
         if self.temperature <= 0 or any(t <= 0 for t in self.class_temperatures):
@@ -325,12 +362,7 @@ class InputStatsSpec:
     val_flag_rate: float
 
     def __post_init__(self) -> None:
-        if not self.stats_file.endswith(".npz") or "/" in self.stats_file:
-            raise ValueError(
-                f"ood.inputs.stats_file must be an .npz beside the card: {self.stats_file}"
-            )
-        if len(self.sha256) != 64:
-            raise ValueError("ood.inputs.sha256 must be 64 hex characters")
+        _check_npz_beside_card("ood.inputs", "stats_file", self.stats_file, self.sha256)
         scores = (self.feature_median, self.input_median)
         if min(scores) <= 0 or self.feature_threshold <= 0 or self.input_threshold <= 0:
             raise ValueError("ood.inputs medians and thresholds must be positive")
@@ -374,10 +406,7 @@ class OodSpec:
     def __post_init__(self) -> None:
         if self.method != "mahalanobis":
             raise ValueError(f"ood.method must be 'mahalanobis', got {self.method!r}")
-        if not self.stats_file.endswith(".npz") or "/" in self.stats_file:
-            raise ValueError(f"ood.stats_file must be an .npz beside the card: {self.stats_file}")
-        if len(self.sha256) != 64:
-            raise ValueError("ood.sha256 must be 64 hex characters")
+        _check_npz_beside_card("ood", "stats_file", self.stats_file, self.sha256)
         if not 0 <= self.val_flag_rate <= 1:
             raise ValueError("ood.val_flag_rate must lie in [0, 1]")
         if self.inputs is not None and self.inputs.stats_file == self.stats_file:
@@ -415,12 +444,7 @@ class InputOodSpec:
     val_flag_rate: float
 
     def __post_init__(self) -> None:
-        if not self.stats_file.endswith(".npz") or "/" in self.stats_file:
-            raise ValueError(
-                f"ood_inputs.stats_file must be an .npz beside the card: {self.stats_file}"
-            )
-        if len(self.sha256) != 64:
-            raise ValueError("ood_inputs.sha256 must be 64 hex characters")
+        _check_npz_beside_card("ood_inputs", "stats_file", self.stats_file, self.sha256)
         if not (self.threshold > 0 and self.median > 0 and 0 <= self.val_flag_rate <= 1):
             raise ValueError("ood_inputs: threshold and median positive, flag rate in [0, 1]")
 
@@ -711,7 +735,7 @@ def card_to_dict(card: ModelCard) -> dict[str, Any]:
     for key in ("class_temperatures", "biases", "cv_nll"):
         if not data["calibration"][key]:
             del data["calibration"][key]  # a temperature card reads as before the methods
-    for key in ("ece_cv", "ece_noise_mean", "ece_noise_p95"):
+    for key in ("ece_cv", "ece_noise_mean", "ece_noise_p95", "cross_fitted"):
         if data["calibration"][key] is None:
             del data["calibration"][key]
     if card.int8 is None:

@@ -22,6 +22,12 @@ Example:
     >>> change.before.method, change.after.method  # doctest: +SKIP
     (<CalibrationMethod.TEMPERATURE: 'temperature'>, <CalibrationMethod.PLATT: 'platt'>)
 
+A model whose val is too small to fit or check a calibration may pool val with its recipe's
+cross-fitted train logits (``cross_fitted``: an ``.npz`` of ``logits`` and ``labels`` from
+``benchmarks/bench_crossfit.py --save-logits``). The file is copied beside the card as
+:data:`CROSS_FITTED_FILE` with its hash in ``calibration.cross_fitted``, so a later
+``radlens calibrate`` of the folder refits on the same pool; ``val_only`` drops it.
+
 A detector has no probabilities to calibrate: :func:`refit_operating_score` refits the score
 a box needs to be reported (the best val F1 of boxes at IoU 0.5,
 :func:`radlens.evaluation.detection.operating_point`, as ``radlens train`` now fits it) and
@@ -31,27 +37,43 @@ its val figures, and appends the change to ``train.log``.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from radlens.errors import ConfigError
+from radlens.errors import ConfigError, IncompatibleInputError, ModelIntegrityError
 from radlens.evaluation import metrics as m
-from radlens.evaluation.calibration import FOLDS, SEED, calibrate_card, describe
+from radlens.evaluation.calibration import (
+    FOLDS,
+    SEED,
+    CrossFittedLogits,
+    calibrate_card,
+    describe,
+)
 from radlens.evaluation.detection import OperatingPoint, measure_detector
 from radlens.evaluation.evaluate import check_labels, predict_logits
 from radlens.inference.backends import OnnxBackend
 from radlens.io.box_sets import read_boxes
 from radlens.io.datasets import read_labelled
-from radlens.models.card import Calibration, ModelCard, Task, require_classifier, write_card
-from radlens.models.registry import load_model
+from radlens.models.card import (
+    Calibration,
+    CrossFitted,
+    ModelCard,
+    Task,
+    require_classifier,
+    write_card,
+)
+from radlens.models.registry import load_model, sha256_of
 from radlens.training.recipe import read_recipe
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SENSITIVITY = 0.95  # the recipe default
+CROSS_FITTED_FILE = "cross_fitted.npz"  # beside the card
 
 
 @dataclass(frozen=True)
@@ -95,6 +117,8 @@ def recalibrate_model(
     folds: int = FOLDS,
     seed: int = SEED,
     version: str | None = None,
+    cross_fitted: Path | None = None,
+    val_only: bool = False,
 ) -> CalibrationChange:
     """Refit ``folder``'s calibration, thresholds and val metrics from its val split.
 
@@ -106,24 +130,39 @@ def recalibrate_model(
         threads: ONNX Runtime threads.
         folds, seed: the cross-validation that chooses the method.
         version: the card's new version (default: unchanged).
+        cross_fitted: cross-fitted train logits to pool with val (module docstring);
+            default: the ones the card already names, if any.
+        val_only: fit on val alone, dropping the card's cross-fitted items.
 
     Raises:
-        ConfigError: the data cannot be found, or ``high_sensitivity`` is not in (0, 1].
-        IncompatibleInputError: the data are not labelled for this model.
-        ModelIntegrityError: the weights do not match the card (before or after).
+        ConfigError: the data or the cross-fitted file cannot be found, both
+            ``cross_fitted`` and ``val_only`` are given, or ``high_sensitivity`` is not in
+            (0, 1].
+        IncompatibleInputError: the data or the cross-fitted file do not fit this model.
+        ModelIntegrityError: the weights, or the cross-fitted file beside the card, do not
+            match the card.
     """
     model = load_model(folder)
     card = model.card
     require_classifier(card, "calibrate")
+    if cross_fitted is not None and val_only:
+        raise ConfigError("pass either a cross-fitted file or val only, not both")
     source = _data_of(card, data)
     if high_sensitivity is not None and not 0 < high_sensitivity <= 1:
         raise ConfigError(f"high_sensitivity must lie in (0, 1], got {high_sensitivity}")
+    pool = None if val_only else _cross_fitted_pool(card, model.folder, cross_fitted)
     val = read_labelled(source, "val", card.labels, card.task is Task.MULTILABEL)
     check_labels(card, val)
     logits = predict_logits(card, OnnxBackend(model.weights, threads=threads), val)
     sensitivity, where = _high_sensitivity(card, logits, val.labels, high_sensitivity)
-    new, _ = calibrate_card(card, logits, val.labels, sensitivity, folds, seed)
+    new, _ = calibrate_card(card, logits, val.labels, sensitivity, folds, seed, pool)
     new = replace(new, version=version or card.version)
+    if pool is not None and cross_fitted is not None:
+        kept = model.folder / CROSS_FITTED_FILE
+        if cross_fitted.resolve() != kept.resolve():
+            shutil.copyfile(cross_fitted, kept)
+    if pool is None:
+        (model.folder / CROSS_FITTED_FILE).unlink(missing_ok=True)
     write_card(new, model.folder / "card.json")
     load_model(model.folder)  # the registry still accepts the folder
     change = CalibrationChange(
@@ -141,6 +180,16 @@ def recalibrate_model(
         high_sensitivity_from=where,
     )
     _log(change)
+    train_log = model.folder / "train.log"
+    if train_log.exists():  # how the card's calibration was made, beside how its weights were
+        pooled = new.calibration.cross_fitted
+        with train_log.open("a", encoding="utf-8") as handle:
+            handle.write(
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')} radlens calibrate: "
+                f"{describe(card.calibration)} -> {describe(new.calibration)} on val n={len(val)}"
+                + ("" if pooled is None else f" + {pooled.n} cross-fitted train items")
+                + f", version {card.version} -> {new.version}\n"
+            )
     return change
 
 
@@ -204,6 +253,58 @@ def refit_operating_score(
     return change
 
 
+def read_cross_fitted(path: Path, card: ModelCard) -> CrossFittedLogits:
+    """Cross-fitted ``logits`` ``(N, classes)`` and ``labels`` ``(N,)`` for ``card``'s model
+    from an ``.npz``, with the record the card keeps (its file name beside the card).
+
+    Raises:
+        ConfigError: the file is missing, or the model is multi-label (one shared
+            temperature, fitted on val).
+        IncompatibleInputError: the file is not an ``.npz`` of logits and labels of this
+            model's classes.
+    """
+    if card.task is Task.MULTILABEL:
+        raise ConfigError(f"{card.name}: a multi-label model is calibrated on val alone")
+    if not path.is_file():
+        raise ConfigError(f"cross-fitted logits {path} not found")
+    classes = len(card.labels)
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            logits, labels = np.asarray(saved["logits"]), np.asarray(saved["labels"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise IncompatibleInputError(
+            path, f"not an .npz with 'logits' and 'labels' arrays ({exc})"
+        ) from exc
+    if logits.ndim != 2 or logits.shape[1] != classes or not np.isfinite(logits).all():
+        raise IncompatibleInputError(
+            path, f"logits must be finite, (N, {classes}) for {card.name}; got {logits.shape}"
+        )
+    if labels.shape != (len(logits),) or not np.issubdtype(labels.dtype, np.integer):
+        raise IncompatibleInputError(path, f"labels must be {len(logits)} integers")
+    if len(labels) == 0 or labels.min() < 0 or labels.max() >= classes:
+        raise IncompatibleInputError(path, f"labels must lie in 0-{classes - 1} ({card.name})")
+    record = CrossFitted(CROSS_FITTED_FILE, sha256_of(path), len(labels))
+    return CrossFittedLogits(logits.astype(np.float64), labels.astype(np.int64), record)
+
+
+def _cross_fitted_pool(
+    card: ModelCard, folder: Path, given: Path | None
+) -> CrossFittedLogits | None:
+    """The items to pool with val: ``given``, else the card's own file (its hash checked)."""
+    if given is not None:
+        return read_cross_fitted(given, card)
+    named = card.calibration.cross_fitted
+    if named is None:
+        return None
+    path = folder / named.file
+    if not path.is_file() or sha256_of(path) != named.sha256:
+        raise ModelIntegrityError(
+            f"{card.name}: {named.file} beside the card is missing or differs from the card's "
+            "sha256; pass the cross-fitted file again, or calibrate on val only"
+        )
+    return read_cross_fitted(path, card)
+
+
 def _data_of(card: ModelCard, data: Path | None) -> Path:
     source = data if data is not None else card.training.data_path()
     if not source.exists():
@@ -233,11 +334,13 @@ def _high_sensitivity(
 
 
 def _log(change: CalibrationChange) -> None:
+    pooled = change.after.cross_fitted
     log.info(
-        "%s: val n=%d from %s; calibration %s -> %s",
+        "%s: val n=%d from %s%s; calibration %s -> %s",
         change.model,
         change.n_val,
         change.data,
+        "" if pooled is None else f", pooled with {pooled.n} cross-fitted train items",
         describe(change.before),
         describe(change.after),
     )
