@@ -126,9 +126,22 @@ def test_a_row_shipped_with_a_pooled_calibration_is_judged_on_its_pooled_figures
         "fold_temperatures": [1.1, 1.2],
         "nll": {"before": 0.5, "after": 0.4, "transfer": 0.41, "pooled": 0.396},
     }
-    bench.save([pooled, _row("v", 0.05, 0.07)], tmp_path)
+    variant = _row("p", 0.06, 0.08) | {
+        "variant": "x",
+        "sets": ["schedule.epochs=9"],
+        "ece_transfer": 0.05,
+        "fold_temperatures": [1.0],
+        "nll": {"before": 0.5, "after": 0.4, "transfer": 0.41},
+        "auc_oof": 0.9,
+        "acc_oof": 0.8,
+    }
+    bench.save([pooled, _row("v", 0.05, 0.07), variant], tmp_path)
     lines = (tmp_path / "crossfit.md").read_text().splitlines()
-    main, transfer = (line for line in lines if line.startswith("| p "))
+    main = next(line for line in lines if line.startswith("| p 1.0.0 |"))
+    transfer = next(line for line in lines if line.startswith("| p | 1.10 1.20 |"))
+    # Among the variants every row is judged on val, the recipe's as well.
+    recipe = next(line for line in lines if line.startswith("| p | recipe |"))
+    assert "| 0.050 | 0.025-0.070 |" in recipe and "| not met |" in recipe
     assert f"| {bench.POOLED} | platt, temperature | 0.050 | 0.025 | 0.018-0.036 |" in main
     assert main.endswith("| met | 0.900 0.910 |")  # 0.025 meets 0.03, the interval does not
     assert "0.050 / 0.040 / 0.025 (platt, temperature)" in transfer

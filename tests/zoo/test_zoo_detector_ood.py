@@ -56,15 +56,21 @@ def named_files(card: ModelCard) -> dict[str, str]:
     return files
 
 
+def beside_card(card: ModelCard) -> dict[str, str]:
+    """Every ``.npz`` a card names beside its weights, with its sha256: the statistics files
+    and, for a calibration fitted on val pooled with cross-fitted logits, that file."""
+    pooled = card.calibration.cross_fitted
+    return named_files(card) | ({} if pooled is None else {pooled.file: pooled.sha256})
+
+
 def test_every_shipped_model_names_an_ood_score_whose_files_pass_the_hash_check(
     installed: list[InstalledModel],
 ) -> None:
     names = {m.card.name for m in installed}
     assert set(DETECTORS) <= names
     for model in installed:
-        files = named_files(model.card)
-        assert files, f"{model.card.name} has no OOD score"
-        for name, sha256 in files.items():
+        assert named_files(model.card), f"{model.card.name} has no OOD score"
+        for name, sha256 in beside_card(model.card).items():
             assert sha256_of(model.folder / name) == sha256, f"{model.card.name}: {name}"
         # ... and the loaders inference uses accept them (they check the same hashes).
         if model.card.ood is not None:
@@ -74,8 +80,8 @@ def test_every_shipped_model_names_an_ood_score_whose_files_pass_the_hash_check(
             if spec is not None:
                 verified_input_stats(model.folder / spec.stats_file, spec.sha256)
     on_disk = {p.relative_to(zoo_folder()).as_posix() for p in zoo_folder().glob("*/*.npz")}
-    named = {f"{m.folder.name}/{n}" for m in installed for n in named_files(m.card)}
-    assert on_disk == named  # no stale statistics file ships without a card naming it
+    named = {f"{m.folder.name}/{n}" for m in installed for n in beside_card(m.card)}
+    assert on_disk == named  # no stale .npz ships without a card naming it
 
 
 @pytest.mark.parametrize("name", DETECTORS)
