@@ -32,6 +32,19 @@ A treated model that ships is measured against the untreated one from git:
     python benchmarks/bench_robustness.py --before /tmp/before/src/radlens/zoo \
         --label "shipped" --before-label "<commit>"
 
+Where val is too small to tell a halved drop from noise, ``--crossfit MODEL`` measures the
+recipe instead, on its whole train split: the fold models ``bench_crossfit.py`` trained (the
+recipe's, ``--before-variant ""``, and a treated variant's, ``--after-variant NAME``, on the
+same folds) each score their own unseen train fold, clean and corrupted, and the pooled
+out-of-fold probabilities give the AUCs, drops and intervals of one row (``n`` = train
+items; the label says it is cross-fitted):
+
+    python benchmarks/bench_crossfit.py --models retina_dr_grade --variant cons12 \
+        --set augment.consistency=12 ...
+    python benchmarks/bench_robustness.py --crossfit retina_dr_grade --folds 5 \
+        --after-variant cons12 --seen gaussian_noise,blur,contrast,brightness,jpeg,pixelate \
+        --label "cross-fitted: cons12 against the recipe"
+
 Writes benchmarks/robustness.{json,md}.
 """
 
@@ -92,6 +105,58 @@ def aucs(model: InstalledModel, val: LabelledImages) -> dict[str, Any]:
         probs[kind] = [e.probs for e in runs]
         print(model.card.name, model.folder.parent.name, kind, np.round(out[kind], 3))
     out["_probs"] = probs
+    return out
+
+
+def pooled_aucs(parts: list[tuple[np.ndarray, dict[str, Any]]]) -> dict[str, Any]:
+    """One :func:`aucs` result from the fold models' results on their held-out items
+    (``(item indices, aucs result)`` per fold): their probabilities put back in item order,
+    and the AUCs of the pooled probabilities (``clean_metrics`` left to the caller: they
+    need the card's grade rule).
+
+    Raises:
+        ValueError: the folds do not cover every item exactly once.
+    """
+    index = np.concatenate([held for held, _ in parts])
+    if np.sort(index).tolist() != list(range(len(index))):
+        raise ValueError("the folds' held-out items must cover every item exactly once")
+    order = np.argsort(index)
+
+    def pooled(get: Any) -> np.ndarray:
+        out: np.ndarray = np.concatenate([get(r["_probs"]) for _, r in parts])[order]
+        return out
+
+    probs: dict[str, Any] = {"labels": pooled(lambda p: p["labels"])}
+    probs["clean"] = pooled(lambda p: p["clean"])
+    for kind in CORRUPTIONS:
+        probs[kind] = [pooled(lambda p, i=i, k=kind: p[k][i]) for i in range(len(SEVERITIES))]
+    y = probs["labels"]
+    return {
+        "clean": m.auc(y, probs["clean"]),
+        "clean_metrics": {},
+        **{k: [m.auc(y, p) for p in probs[k]] for k in CORRUPTIONS},
+        "_probs": probs,
+    }
+
+
+def cross_fitted(
+    model: str, folds: int, variant: str, train: LabelledImages, work: Path
+) -> dict[str, Any]:
+    """:func:`aucs` of a recipe (or one of its ``bench_crossfit.py`` variants) measured on
+    its whole train split: each fold model on the train fold it never saw, pooled."""
+    import bench_crossfit as crossfit  # benchmarks/ is sys.path[0]
+
+    fold = crossfit.stratified_folds(train.labels, folds, crossfit.SEED)
+    folder = work / model / variant
+    parts = []
+    for k in range(folds):
+        held = np.flatnonzero(fold == k)
+        fold_model = load_model(folder / f"fold{k}of{folds}" / "model")
+        parts.append((held, aucs(fold_model, crossfit.subset(train, held))))
+    out = pooled_aucs(parts)
+    probs = out["_probs"]
+    clean = crossfit.oof_metrics(fold_model.card.task, probs["labels"], probs["clean"], folder)
+    out["clean_metrics"] = {k: clean[f"{k}_oof"] for k in OTHER_METRICS if f"{k}_oof" in clean}
     return out
 
 
@@ -161,14 +226,23 @@ def main() -> int:
     from bench_calibration import data_source  # benchmarks/ is sys.path[0]
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--before", type=Path, required=True, help="untreated model folders")
+    parser.add_argument("--before", type=Path, help="untreated model folders (val)")
     parser.add_argument("--after", type=Path, default=zoo_folder(), help="treated models")
     parser.add_argument("--label", default="shipped", help="what the treated models are")
     parser.add_argument("--before-label", default="", help="where --before came from")
     parser.add_argument("--models", default="", help="comma-separated names (default: all)")
     parser.add_argument("--seen", default="", help="corruptions trained on (default: recipe)")
     parser.add_argument("--out", type=Path, default=HERE, help="folder for the results")
+    parser.add_argument("--crossfit", default="", metavar="MODEL", help="measure on train")
+    parser.add_argument("--folds", type=int, default=5, help="with --crossfit")
+    parser.add_argument("--before-variant", default="", help="with --crossfit: the recipe")
+    parser.add_argument("--after-variant", default="", help="with --crossfit: treated")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/radlens-crossfit"))
     args = parser.parse_args()
+    if bool(args.crossfit) == (args.before is not None):
+        parser.error("give --before (val) or --crossfit MODEL (train), not both")
+    if args.crossfit and not args.after_variant:
+        parser.error("--crossfit needs --after-variant: the treated recipe's folds")
     root = Path(os.environ.get("RADLENS_DATA", HERE.parent.parent / "shared" / "data"))
     if not root.exists():
         print(f"skip: no data at {root}")
@@ -176,7 +250,15 @@ def main() -> int:
     wanted = {m for m in args.models.split(",") if m}
     json_path = args.out / "robustness.json"
     rows = json.loads(json_path.read_text())["rows"] if json_path.is_file() else []
-    for folder in sorted(p for p in args.after.iterdir() if (p / "card.json").is_file()):
+    if args.crossfit:
+        row = crossfit_row(args, root)
+        rows = [r for r in rows if (r["model"], r["label"]) != (row["model"], row["label"])]
+        rows.append(row)
+    for folder in (
+        []
+        if args.crossfit
+        else sorted(p for p in args.after.iterdir() if (p / "card.json").is_file())
+    ):
         if wanted and folder.name not in wanted:
             continue
         if not (args.before / folder.name / "card.json").is_file():
@@ -190,32 +272,19 @@ def main() -> int:
         val = read_labelled(data_source(after.card, root), "val", after.card.labels)
         val = val.sample(MAX_VAL)
         measured = {"before": aucs(before, val), "after": aucs(after, val)}
-        intervals = drop_intervals(measured["before"], measured["after"])
-        for side in measured.values():
-            del side["_probs"]
-        row: dict[str, Any] = {
-            "model": folder.name,
-            "label": args.label,
-            "versions": [before.card.version, after.card.version],
-            "before_source": args.before_label or str(args.before),
-            "date": time.strftime("%Y-%m-%d"),
-            "n_val": len(val),
-            "seen": seen,
-            "sha256": [before.card.sha256, after.card.sha256],
-            "command": after.card.training.command,
-            **measured,
-            "drop_all_ci": intervals,
-        }
-        for name, kinds in (
-            ("all", list(CORRUPTIONS)),
-            ("seen", seen),
-            ("unseen", [k for k in CORRUPTIONS if k not in seen]),
-        ):
-            if kinds:
-                row[f"drop_{name}"] = {
-                    "before": mean_drops(measured["before"], kinds),
-                    "after": mean_drops(measured["after"], kinds),
-                }
+        row = measured_row(
+            {
+                "model": folder.name,
+                "label": args.label,
+                "versions": [before.card.version, after.card.version],
+                "before_source": args.before_label or str(args.before),
+                "n_val": len(val),
+                "sha256": [before.card.sha256, after.card.sha256],
+                "command": after.card.training.command,
+            },
+            measured,
+            seen,
+        )
         rows = [r for r in rows if (r["model"], r["label"]) != (row["model"], row["label"])]
         rows.append(row)
     rows.sort(key=lambda r: (r["label"] != "shipped", r["label"], r["model"]))
@@ -223,6 +292,66 @@ def main() -> int:
     json_path.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     (args.out / "robustness.md").write_text(render(result), encoding="utf-8")
     return 0
+
+
+def measured_row(
+    head: dict[str, Any], measured: dict[str, dict[str, Any]], seen: list[str]
+) -> dict[str, Any]:
+    """A robustness.json row: ``head`` (what was measured), the two :func:`aucs` results,
+    the intervals of the drops and the mean drops over all, seen and unseen corruptions."""
+    intervals = drop_intervals(measured["before"], measured["after"])
+    for side in measured.values():
+        del side["_probs"]
+    row: dict[str, Any] = {
+        **head,
+        "date": time.strftime("%Y-%m-%d"),
+        "seen": seen,
+        **measured,
+        "drop_all_ci": intervals,
+    }
+    for name, kinds in (
+        ("all", list(CORRUPTIONS)),
+        ("seen", seen),
+        ("unseen", [k for k in CORRUPTIONS if k not in seen]),
+    ):
+        if kinds:
+            row[f"drop_{name}"] = {
+                "before": mean_drops(measured["before"], kinds),
+                "after": mean_drops(measured["after"], kinds),
+            }
+    return row
+
+
+def crossfit_row(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """The ``--crossfit`` row: the recipe's and the treated variant's fold models on train."""
+    import bench_crossfit as crossfit  # benchmarks/ is sys.path[0]
+
+    model = args.crossfit
+    _, raw = crossfit.recipe_of(model)
+    train = read_labelled(crossfit.data_path(raw, root), "train", tuple(raw["labels"]))
+    measured = {
+        side: cross_fitted(model, args.folds, variant, train, args.work)
+        for side, variant in (("before", args.before_variant), ("after", args.after_variant))
+    }
+    trained_on = args.seen.split(",") if args.seen else []
+    return measured_row(
+        {
+            "model": model,
+            "label": args.label,
+            "versions": [raw["version"], raw["version"]],
+            "before_source": f"the recipe's {args.before_variant or 'own'} fold models, "
+            f"cross-fitted over train ({args.folds} folds; bench_crossfit.py)",
+            "n_val": len(train),
+            "cross_fitted": {
+                "folds": args.folds,
+                "before": args.before_variant,
+                "after": args.after_variant,
+            },
+            "command": f"bench_crossfit.py --variant {args.after_variant}",
+        },
+        measured,
+        [k for k in CORRUPTIONS if k in trained_on],
+    )
 
 
 def goal_count(before: list[float], after: list[float]) -> int:

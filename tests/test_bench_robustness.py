@@ -160,3 +160,31 @@ def test_rows_with_intervals_get_the_how_sure_table() -> None:
         {"machine": "x86_64, 2 cores", "rows": [_row("m", "x", (0.9, 0.9), [0.0] * 5, [0.0] * 5)]}
     )
     assert "## How sure" not in plain
+
+
+def _fold_result(index: list[int], labels: np.ndarray, score: np.ndarray) -> dict[str, Any]:
+    """An :func:`aucs` result of one fold model on ``index``: probabilities only."""
+    probs = np.stack([1 - score[index], score[index]], axis=1)
+    corrupted = [probs * (1 - 0.1 * s) + 0.05 * s for s in range(5)]  # rank-preserving
+    return {
+        "_probs": {
+            "labels": labels[index],
+            "clean": probs,
+            **{k: corrupted for k in bench.CORRUPTIONS},
+        }
+    }
+
+
+def test_cross_fitted_results_are_pooled_in_item_order_and_scored_together() -> None:
+    labels = np.array([0, 1, 0, 1, 1, 0])
+    score = np.array([0.1, 0.9, 0.4, 0.6, 0.3, 0.2])  # one mistake: item 4 under item 2
+    parts = [
+        (np.array(idx), _fold_result(idx, labels, score)) for idx in ([4, 0, 2], [1, 5, 3])
+    ]
+    out = bench.pooled_aucs(parts)
+    np.testing.assert_array_equal(out["_probs"]["labels"], labels)
+    np.testing.assert_allclose(out["_probs"]["clean"][:, 1], score)
+    assert out["clean"] == pytest.approx(8 / 9)  # one of nine positive-negative pairs wrong
+    assert out["blur"] == pytest.approx([8 / 9] * 5)
+    with pytest.raises(ValueError, match="exactly once"):
+        bench.pooled_aucs(parts[:1])
