@@ -528,7 +528,9 @@ def render(result: dict[str, Any]) -> str:
         "pooled with every fold's; see the next section for both).",
         "* **fold val AUC**: each fold model's val AUC (the shipped model's is in models.md).",
         "* Made by `python benchmarks/bench_crossfit.py --models MODEL --folds FOLDS` (fold "
-        "models under /tmp/radlens-crossfit; a rerun reuses finished folds).\n",
+        "models under /tmp/radlens-crossfit; a rerun reuses finished folds); `--save-logits "
+        "DIR` writes the out-of-fold logits that `radlens calibrate --cross-fitted` pools "
+        "with a shipped model's val.\n",
         "| model | date | folds | n | calibrated on | method(s) | ECE before | ECE after | "
         "95% CI | noise floor mean / p95 | goal | fold val AUC |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
