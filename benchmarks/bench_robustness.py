@@ -45,6 +45,8 @@ items; the label says it is cross-fitted):
         --after-variant cons12 --seen gaussian_noise,blur,contrast,brightness,jpeg,pixelate \
         --label "cross-fitted: cons12 against the recipe"
 
+(``--before-variant NAME`` with the recipe after: the recipe once it is the treated one.)
+
 Writes benchmarks/robustness.{json,md}.
 """
 
@@ -235,14 +237,18 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE, help="folder for the results")
     parser.add_argument("--crossfit", default="", metavar="MODEL", help="measure on train")
     parser.add_argument("--folds", type=int, default=5, help="with --crossfit")
-    parser.add_argument("--before-variant", default="", help="with --crossfit: the recipe")
-    parser.add_argument("--after-variant", default="", help="with --crossfit: treated")
+    parser.add_argument(
+        "--before-variant", default="", help="with --crossfit: untreated (default the recipe)"
+    )
+    parser.add_argument(
+        "--after-variant", default="", help="with --crossfit: treated (default the recipe)"
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/radlens-crossfit"))
     args = parser.parse_args()
     if bool(args.crossfit) == (args.before is not None):
         parser.error("give --before (val) or --crossfit MODEL (train), not both")
-    if args.crossfit and not args.after_variant:
-        parser.error("--crossfit needs --after-variant: the treated recipe's folds")
+    if args.crossfit and args.before_variant == args.after_variant:
+        parser.error("--crossfit compares two recipes: give --before-variant or --after-variant")
     root = Path(os.environ.get("RADLENS_DATA", HERE.parent.parent / "shared" / "data"))
     if not root.exists():
         print(f"skip: no data at {root}")
@@ -339,15 +345,21 @@ def crossfit_row(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "model": model,
             "label": args.label,
             "versions": [raw["version"], raw["version"]],
-            "before_source": f"the recipe's {args.before_variant or 'own'} fold models, "
-            f"cross-fitted over train ({args.folds} folds; bench_crossfit.py)",
+            "before_source": (
+                f"bench_crossfit.py variant `{args.before_variant}`"
+                if args.before_variant
+                else "the recipe"
+            )
+            + f": fold models cross-fitted over train ({args.folds} folds)",
             "n_val": len(train),
             "cross_fitted": {
                 "folds": args.folds,
                 "before": args.before_variant,
                 "after": args.after_variant,
             },
-            "command": f"bench_crossfit.py --variant {args.after_variant}",
+            "command": f"bench_crossfit.py --variant {args.after_variant}"
+            if args.after_variant
+            else f"the recipe, recipes/{model}.toml",
         },
         measured,
         [k for k in CORRUPTIONS if k in trained_on],
