@@ -69,8 +69,8 @@ from radlens.evaluation.calibration import (
     ece_for,
     ece_noise_floor,
     fit_method,
-    item_nll,
     nll_for,
+    paired_nll_gain,
     stratified_folds,
 )
 from radlens.evaluation.evaluate import predict_logits, summarize
@@ -89,7 +89,7 @@ REPO = HERE.parent
 GOAL_ECE = 0.03
 BOOTSTRAP = 2000
 WORK = Path("/tmp/radlens-crossfit")
-POOLED = "val + cross-fitted"  # how a card calibrated with radlens calibrate --cross-fitted is
+POOLED = "val + cross-fitted"  # calibrated_on of a card made by radlens calibrate --cross-fitted
 
 
 @dataclass(frozen=True)
@@ -306,7 +306,7 @@ def measure(
     y, probs, raw_probs = pool(parts, train.labels)
     transfer = transferred(task, parts, train.labels)
     pooled, pooled_methods = pooled_with_val(task, parts, train.labels)
-    gain, error = nll_gain_of(task, y, probs, pooled)
+    gain, error = paired_nll_gain(task, y, probs, pooled)
     pooled_noise = ece_noise_floor(task, pooled)
     ece_after = ece_for(task, y, probs)
     low, high = bootstrap_ece(task, y, probs)
@@ -382,15 +382,6 @@ def pooled_with_val(
         out.append({"index": part["index"], "probs": fitted.probabilities(part["logits"], task)})
         methods.append(fitted.method.value)
     return _in_item_order(out, "probs"), methods
-
-
-def nll_gain_of(
-    task: Task, y: np.ndarray, base: np.ndarray, other: np.ndarray
-) -> tuple[float, float]:
-    """How much lower ``other``'s NLL is than ``base``'s: the mean per-item difference and
-    its standard error (paired over items)."""
-    gain = item_nll(task, y, base) - item_nll(task, y, other)
-    return float(gain.mean()), float(gain.std(ddof=1) / np.sqrt(len(gain)))
 
 
 def save_logits(model: str, folds: int, root: Path, work: Path, out: Path) -> Path:

@@ -189,7 +189,7 @@ def test_pooled_calibration_fits_each_fold_on_its_val_and_the_other_folds_unseen
             for p in parts
         ]
     )[np.argsort(np.concatenate([p["index"] for p in parts]))]
-    gain, error = bench.nll_gain_of(bench.Task.BINARY, labels, val_only, probs)
+    gain, error = bench.paired_nll_gain(bench.Task.BINARY, labels, val_only, probs)
     assert gain > error > 0
 
 

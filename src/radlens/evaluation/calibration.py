@@ -250,8 +250,15 @@ def nll_gain(
     """How much lower ``method``'s out-of-fold NLL is than temperature scaling's: the mean
     per-item difference and its standard error (paired over items)."""
     method = CalibrationMethod(method)
-    base = item_nll(task, y, out_of_fold[CalibrationMethod.TEMPERATURE])
-    gain = base - item_nll(task, y, out_of_fold[method])
+    return paired_nll_gain(task, y, out_of_fold[CalibrationMethod.TEMPERATURE], out_of_fold[method])
+
+
+def paired_nll_gain(
+    task: Task, y: np.ndarray, base: np.ndarray, other: np.ndarray
+) -> tuple[float, float]:
+    """How much lower ``other``'s NLL is than ``base``'s (two sets of probabilities of the
+    same items): the mean per-item difference and its standard error (paired)."""
+    gain = item_nll(task, y, base) - item_nll(task, y, other)
     if len(gain) < 2:
         return float(gain.mean()), math.inf
     return float(gain.mean()), float(gain.std(ddof=1) / math.sqrt(len(gain)))
