@@ -118,8 +118,7 @@ def measure(
     calibration, probs = calibrate(task, logits, y, cross_fitted=cross_fitted)
     val_probs = probs
     if cross_fitted is not None:
-        logits = np.concatenate([logits, cross_fitted.logits])
-        y = np.concatenate([y, cross_fitted.labels])
+        logits, y = cross_fitted.pooled_with(logits, y)
         probs = calibration.probabilities(logits, task)
     out_of_fold = cross_validated(task, logits, y)
     flexible = [m for m in out_of_fold if m.value != "temperature"]

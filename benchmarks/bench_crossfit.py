@@ -198,6 +198,16 @@ def check_stamp(base: Path, made_by: str) -> None:
     stamp.write_text(made_by, encoding="utf-8")
 
 
+def held_out(labels: np.ndarray, folds: int, k: int) -> np.ndarray:
+    """The train items fold ``k`` holds out (``folds`` stratified folds, seed :data:`SEED`)."""
+    return np.flatnonzero(stratified_folds(labels, folds, SEED) == k)
+
+
+def fold_folder(work: Path, model: str, variant: str, k: int, folds: int) -> Path:
+    """Where fold ``k``'s model of ``model``'s recipe (or its ``variant``) is kept."""
+    return work / model / variant / f"fold{k}of{folds}"
+
+
 def run_fold(
     model: str,
     recipe: Path,
@@ -211,9 +221,8 @@ def run_fold(
     """Train fold ``k``'s model (unless already trained) and score its held-out items.
 
     A ``variant`` trains the recipe with its ``--set`` overrides, in a folder of its own."""
-    fold = stratified_folds(train.labels, folds, SEED)
-    held = np.flatnonzero(fold == k)
-    base = work / model / variant.name / f"fold{k}of{folds}"
+    held = held_out(train.labels, folds, k)
+    base = fold_folder(work, model, variant.name, k, folds)
     sets = [arg for kv in variant.sets for arg in ("--set", kv)]
     check_stamp(base, fingerprint(recipe, variant.sets))
     scored = base / "scored.npz"
@@ -221,7 +230,9 @@ def run_fold(
         with np.load(scored) as saved:
             if "val_logits" in saved.files:  # else scored by an older version: score again
                 return {key: saved[key] for key in saved.files}
-    data = fold_data(source, train, fold != k, base / "data")
+    keep = np.ones(len(train.labels), dtype=bool)
+    keep[held] = False
+    data = fold_data(source, train, keep, base / "data")
     out = base / "model"
     if not (out / "card.json").exists():
         command = [
@@ -271,16 +282,26 @@ def pool(
     Raises:
         ValueError: the parts do not cover every item exactly once.
     """
+    probs = in_item_order(parts, "probs")
+    if len(probs) != len(labels):
+        raise ValueError(COVER)
+    return labels, probs, in_item_order(parts, "raw")
+
+
+COVER = "the folds' held-out items must cover every item exactly once"
+
+
+def in_item_order(parts: list[dict[str, Any]], key: str) -> np.ndarray:
+    """The parts' ``key`` arrays, concatenated and put back in item order (each part's
+    ``index`` says which items it holds).
+
+    Raises:
+        ValueError: the parts do not hold items 0 .. N - 1 exactly once.
+    """
     index = np.concatenate([p["index"] for p in parts])
-    if np.sort(index).tolist() != list(range(len(labels))):
-        raise ValueError("the folds' held-out items must cover every item exactly once")
-    return labels, _in_item_order(parts, "probs"), _in_item_order(parts, "raw")
-
-
-def _in_item_order(parts: list[dict[str, Any]], key: str) -> np.ndarray:
-    """The parts' ``key`` arrays, concatenated and put back in item order."""
-    order = np.argsort(np.concatenate([p["index"] for p in parts]))
-    out: np.ndarray = np.concatenate([p[key] for p in parts])[order]
+    if np.sort(index).tolist() != list(range(len(index))):
+        raise ValueError(COVER)
+    out: np.ndarray = np.concatenate([p[key] for p in parts])[np.argsort(index)]
     return out
 
 
@@ -381,7 +402,7 @@ def pooled_with_val(
         fitted, _ = calibrate(task, part["val_logits"], part["val_labels"], cross_fitted=extra)
         out.append({"index": part["index"], "probs": fitted.probabilities(part["logits"], task)})
         methods.append(fitted.method.value)
-    return _in_item_order(out, "probs"), methods
+    return in_item_order(out, "probs"), methods
 
 
 def save_logits(model: str, folds: int, root: Path, work: Path, out: Path) -> Path:
@@ -396,9 +417,9 @@ def save_logits(model: str, folds: int, root: Path, work: Path, out: Path) -> Pa
     path = out / f"{model}-cross-fitted.npz"
     np.savez(
         path,
-        logits=_in_item_order(parts, "logits").astype(np.float32),
+        logits=in_item_order(parts, "logits").astype(np.float32),
         labels=train.labels.astype(np.int64),
-        fold=_in_item_order(fold, "fold"),
+        fold=in_item_order(fold, "fold"),
     )
     return path
 
@@ -432,7 +453,7 @@ def transferred(task: Task, parts: list[dict[str, Any]], labels: np.ndarray) -> 
             np.concatenate([labels[p["index"]] for p in others]),
         )
         out.append({"index": part["index"], "probs": fitted.probabilities(part["logits"], task)})
-    return _in_item_order(out, "probs")
+    return in_item_order(out, "probs")
 
 
 @contextmanager

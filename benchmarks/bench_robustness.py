@@ -58,6 +58,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,10 @@ from radlens.inference.backends import OnnxBackend
 from radlens.io.datasets import LabelledImages, read_labelled
 from radlens.models.registry import InstalledModel, load_model, zoo_folder
 from radlens.training.recipe import read_recipe
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_crossfit as crossfit  # noqa: E402
+from bench_calibration import data_source  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RECIPES = HERE.parent / "recipes"
@@ -119,14 +124,11 @@ def pooled_aucs(parts: list[tuple[np.ndarray, dict[str, Any]]]) -> dict[str, Any
     Raises:
         ValueError: the folds do not cover every item exactly once.
     """
-    index = np.concatenate([held for held, _ in parts])
-    if np.sort(index).tolist() != list(range(len(index))):
-        raise ValueError("the folds' held-out items must cover every item exactly once")
-    order = np.argsort(index)
 
     def pooled(get: Any) -> np.ndarray:
-        out: np.ndarray = np.concatenate([get(r["_probs"]) for _, r in parts])[order]
-        return out
+        return crossfit.in_item_order(
+            [{"index": held, "value": get(r["_probs"])} for held, r in parts], "value"
+        )
 
     probs: dict[str, Any] = {"labels": pooled(lambda p: p["labels"])}
     probs["clean"] = pooled(lambda p: p["clean"])
@@ -146,18 +148,16 @@ def cross_fitted(
 ) -> dict[str, Any]:
     """:func:`aucs` of a recipe (or one of its ``bench_crossfit.py`` variants) measured on
     its whole train split: each fold model on the train fold it never saw, pooled."""
-    import bench_crossfit as crossfit  # benchmarks/ is sys.path[0]
-
-    fold = crossfit.stratified_folds(train.labels, folds, crossfit.SEED)
-    folder = work / model / variant
     parts = []
     for k in range(folds):
-        held = np.flatnonzero(fold == k)
-        fold_model = load_model(folder / f"fold{k}of{folds}" / "model")
+        held = crossfit.held_out(train.labels, folds, k)
+        fold_model = load_model(crossfit.fold_folder(work, model, variant, k, folds) / "model")
         parts.append((held, aucs(fold_model, crossfit.subset(train, held))))
     out = pooled_aucs(parts)
     probs = out["_probs"]
-    clean = crossfit.oof_metrics(fold_model.card.task, probs["labels"], probs["clean"], folder)
+    clean = crossfit.oof_metrics(
+        fold_model.card.task, probs["labels"], probs["clean"], work / model / variant
+    )
     out["clean_metrics"] = {k: clean[f"{k}_oof"] for k in OTHER_METRICS if f"{k}_oof" in clean}
     return out
 
@@ -225,8 +225,6 @@ def mean_drops(result: dict[str, Any], kinds: list[str]) -> list[float]:
 
 
 def main() -> int:
-    from bench_calibration import data_source  # benchmarks/ is sys.path[0]
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", type=Path, help="untreated model folders (val)")
     parser.add_argument("--after", type=Path, default=zoo_folder(), help="treated models")
@@ -256,15 +254,20 @@ def main() -> int:
     wanted = {m for m in args.models.split(",") if m}
     json_path = args.out / "robustness.json"
     rows = json.loads(json_path.read_text())["rows"] if json_path.is_file() else []
-    if args.crossfit:
-        row = crossfit_row(args, root)
+    measured = [crossfit_row(args, root)] if args.crossfit else val_rows(args, root, wanted)
+    for row in measured:
         rows = [r for r in rows if (r["model"], r["label"]) != (row["model"], row["label"])]
         rows.append(row)
-    for folder in (
-        []
-        if args.crossfit
-        else sorted(p for p in args.after.iterdir() if (p / "card.json").is_file())
-    ):
+    rows.sort(key=lambda r: (r["label"] != "shipped", r["label"], r["model"]))
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}
+    json_path.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    (args.out / "robustness.md").write_text(render(result), encoding="utf-8")
+    return 0
+
+
+def val_rows(args: argparse.Namespace, root: Path, wanted: set[str]) -> Iterator[dict[str, Any]]:
+    """A row per 2D model in ``--after`` whose ``--before`` weights differ, measured on val."""
+    for folder in sorted(p for p in args.after.iterdir() if (p / "card.json").is_file()):
         if wanted and folder.name not in wanted:
             continue
         if not (args.before / folder.name / "card.json").is_file():
@@ -278,7 +281,7 @@ def main() -> int:
         val = read_labelled(data_source(after.card, root), "val", after.card.labels)
         val = val.sample(MAX_VAL)
         measured = {"before": aucs(before, val), "after": aucs(after, val)}
-        row = measured_row(
+        yield measured_row(
             {
                 "model": folder.name,
                 "label": args.label,
@@ -291,13 +294,6 @@ def main() -> int:
             measured,
             seen,
         )
-        rows = [r for r in rows if (r["model"], r["label"]) != (row["model"], row["label"])]
-        rows.append(row)
-    rows.sort(key=lambda r: (r["label"] != "shipped", r["label"], r["model"]))
-    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}
-    json_path.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
-    (args.out / "robustness.md").write_text(render(result), encoding="utf-8")
-    return 0
 
 
 def measured_row(
@@ -330,8 +326,6 @@ def measured_row(
 
 def crossfit_row(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     """The ``--crossfit`` row: the recipe's and the treated variant's fold models on train."""
-    import bench_crossfit as crossfit  # benchmarks/ is sys.path[0]
-
     model = args.crossfit
     _, raw = crossfit.recipe_of(model)
     train = read_labelled(crossfit.data_path(raw, root), "train", tuple(raw["labels"]))

@@ -342,6 +342,13 @@ class CrossFittedLogits:
                 f"{len(self.labels)} cross-fitted items, the record says {self.record.n}"
             )
 
+    def pooled_with(self, logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(logits, y)`` (val) followed by these items: the pool a calibration is fitted on."""
+        return (
+            np.concatenate([np.asarray(logits, np.float64), np.asarray(self.logits, np.float64)]),
+            np.concatenate([np.asarray(y), self.labels]),
+        )
+
 
 def calibrate(
     task: Task,
@@ -370,8 +377,7 @@ def calibrate(
     val_logits = np.asarray(logits, dtype=np.float64)
     logits, y = val_logits, np.asarray(y)
     if cross_fitted is not None:
-        logits = np.concatenate([val_logits, np.asarray(cross_fitted.logits, np.float64)])
-        y = np.concatenate([y, cross_fitted.labels])
+        logits, y = cross_fitted.pooled_with(val_logits, y)
     out_of_fold = cross_validated(task, logits, y, folds, seed)
     cv_nll = {method: nll_for(task, y, p) for method, p in out_of_fold.items()}
     chosen = choose_method(task, y, out_of_fold)

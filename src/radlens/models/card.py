@@ -208,8 +208,6 @@ class Calibration:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", CalibrationMethod(self.method))
-        if isinstance(self.cross_fitted, dict):
-            object.__setattr__(self, "cross_fitted", CrossFitted(**self.cross_fitted))
         object.__setattr__(self, "class_temperatures", tuple(self.class_temperatures))
         object.__setattr__(self, "biases", tuple(self.biases))
         if self.temperature <= 0 or any(t <= 0 for t in self.class_temperatures):
@@ -707,6 +705,8 @@ def card_from_dict(data: dict[str, Any], source: str = "card") -> ModelCard:
         ood = fields.pop("ood", None)
         segmentation = fields.pop("segmentation", None)
         detection = fields.pop("detection", None)
+        calibration = dict(fields.pop("calibration"))
+        pooled = calibration.pop("cross_fitted", None)
         if ood is not None:
             ood = dict(ood)
             inputs = ood.pop("inputs", None)
@@ -714,7 +714,9 @@ def card_from_dict(data: dict[str, Any], source: str = "card") -> ModelCard:
         return ModelCard(
             input=InputSpec(**fields.pop("input")),
             applies_to=AppliesTo(population=population, **applies),
-            calibration=Calibration(**fields.pop("calibration")),
+            calibration=Calibration(
+                **calibration, cross_fitted=None if pooled is None else CrossFitted(**pooled)
+            ),
             training=Training(**fields.pop("training")),
             int8=None if int8 is None else Int8Variant(**int8),
             ood=None if ood is None else OodSpec(**ood),
