@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import signal
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -39,6 +38,7 @@ from pydicom.uid import (
 from radlens.errors import InputError
 from radlens.models.registry import InstalledModel, discover, route
 from radlens.store.intake import parse_header
+from radlens.warning_scopes import ignoring
 
 PYDICOM_DATA_SEEDS = (
     "SC_rgb.dcm",  # uncompressed RGB
@@ -74,10 +74,9 @@ def intake_once(data: bytes) -> str:
     Raises:
         InputError: the input is refused (the expected outcome for most mutations).
     """
-    with warnings.catch_warnings():
-        # Read warnings (DicomReadWarning, numpy overflow on absurd rescale values) are
-        # expected for mutated data; only exceptions are findings.
-        warnings.simplefilter("ignore")
+    # Read warnings (DicomReadWarning, numpy overflow on absurd rescale values) are
+    # expected for mutated data; only exceptions are findings.
+    with ignoring():
         header = parse_header(data, "fuzz")
         chosen = route(header.series, list(fuzz_models()))
         if not header.instance.has_pixels:
@@ -208,7 +207,6 @@ def _encode(ds: Dataset, syntax: str) -> bytes:
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.file_meta.TransferSyntaxUID = syntax
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # big endian is retired; pydicom says so
+    with ignoring():  # big endian is retired; pydicom says so
         ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import time
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from pydicom.data import get_testdata_file
 from radlens.domain.findings import Box, Finding, SeriesResult, StudyResult
 from radlens.domain.imaging import Study
 from radlens.store.accounts import add_user, list_users
+from radlens.warning_scopes import ignoring
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -26,8 +26,7 @@ if TYPE_CHECKING:
 def make_instance(study_uid: str, sop_uid: str, series_uid: str = "") -> bytes:
     """A real CT instance (pydicom's CT_small) with the given UIDs, as PS3.10 bytes."""
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tests also build invalid UIDs on purpose
+    with ignoring():  # tests also build invalid UIDs on purpose
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid or f"{study_uid}.1"
         ds.SOPInstanceUID = sop_uid

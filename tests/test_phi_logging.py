@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import warnings
 from pathlib import Path
 
 import pydicom
@@ -22,6 +21,7 @@ from net.test_scp import send_files
 from radlens.config import Settings
 from radlens.privacy.logs import RedactQuotedValues, install_log_filters
 from radlens.server.app import create_app
+from radlens.warning_scopes import ignoring
 from serve_helpers import log_in, wait_until_ready
 
 PHI = {
@@ -42,8 +42,7 @@ def with_phi(
     ds = pydicom.dcmread(get_testdata_file(name))
     for keyword, value in PHI.items():
         setattr(ds, keyword, value)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # invalid values on purpose
+    with ignoring():  # invalid values on purpose
         if invalid:  # pydicom logs invalid values, quoted, when it reads them
             ds.PatientBirthDate = "1937-11-13 Philippa"
             ds.PatientAge = "Leakcheck"

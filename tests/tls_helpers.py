@@ -14,7 +14,6 @@ import logging
 import socket
 import ssl
 import threading
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from radlens.warning_scopes import ignoring
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,7 @@ def legacy_client_context(ca: Path, version: ssl.TLSVersion) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(ca)
     ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # that is the point here
+    with ignoring(DeprecationWarning):  # that is the point here
         ctx.minimum_version = version
         ctx.maximum_version = version
     return ctx
@@ -192,6 +192,5 @@ def refused_quietly() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
+        with ignoring(ResourceWarning):
             gc.collect()

@@ -9,7 +9,6 @@ whichever door the study came through.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from radlens.io.load import load_images
 from radlens.models.card import Task
 from radlens.models.registry import InstalledModel, applies, route, series_shape
 from radlens.triage.priority import study_priority
+from radlens.warning_scopes import recording
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,8 +90,7 @@ def process_study(
         try:
             # Decoding re-reads each file: keep its read warnings (which scan already
             # reported to the user) in the result instead of re-emitting them.
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+            with recording() as caught:
                 images = load_images(series)
             read_warnings.extend(str(w.message) for w in caught)
         except InputError as exc:

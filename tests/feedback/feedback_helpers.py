@@ -4,7 +4,6 @@ with chosen equipment and patient."""
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from pydicom.data import get_testdata_file
 
 from radlens.feedback.equipment import Equipment
 from radlens.store.db import Database
+from radlens.warning_scopes import ignoring
 
 PATIENT_NAME, PATIENT_ID = "Doe^Jane^Q", "MRN-0042-77"
 ACME = Equipment("ACME", "Scan 1", "CT01")
@@ -55,8 +55,7 @@ def make_instance(
     """pydicom's CT_small with these UIDs, equipment and patient (and Burned In Annotation
     YES when asked)."""
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring():
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = f"{study_uid}.1"
         ds.SOPInstanceUID = sop_uid

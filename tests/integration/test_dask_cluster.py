@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from radlens.cluster.batch import DB_FILE, SUMMARY_FILE
 from radlens.cluster.results import TIMING_COLUMNS
 from radlens.store.batch import batch_records
 from radlens.store.db import open_database
+from radlens.warning_scopes import ignoring
 
 pytestmark = pytest.mark.integration
 
@@ -79,10 +79,9 @@ class Cluster:
     def wait_for_workers(self, count: int, timeout_s: float = 90.0) -> None:
         from distributed import Client
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Dask's own deprecations are not ours to fail on
-            with Client(self.address, timeout=timeout_s) as client:
-                client.wait_for_workers(count, timeout=timeout_s)
+        # Dask's own deprecations are not ours to fail on
+        with ignoring(), Client(self.address, timeout=timeout_s) as client:
+            client.wait_for_workers(count, timeout=timeout_s)
 
     def stop(self) -> None:
         for process in [*self.workers, *([self.scheduler] if self.scheduler else [])]:

@@ -35,6 +35,7 @@ from radlens.store.intake import Intake
 from radlens.store.jobs import JobQueue
 from radlens.store.review import Decision, review_finding
 from radlens.store.worklist import get_study
+from radlens.warning_scopes import ignoring
 from serve_helpers import free_port, stop_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -55,14 +56,12 @@ class Server:
 
 def _instance(uid: str, station: str) -> bytes:
     import io
-    import warnings
 
     import pydicom
     from pydicom.data import get_testdata_file
 
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring():
         ds.StudyInstanceUID, ds.SeriesInstanceUID = uid, f"{uid}.1"
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{uid}.1.1"
         ds.Manufacturer, ds.ManufacturerModelName = STATIONS[station]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-import warnings
 import zipfile
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
@@ -35,6 +34,7 @@ from radlens.io.dicom import (
     read_frame_positions,
     read_instance,
 )
+from radlens.warning_scopes import ignoring
 
 # Files that load but are not as written: no file meta, or an invalid UI value.
 WARNS_ON_READ = {
@@ -70,8 +70,7 @@ def _maybe_warns(name: str) -> AbstractContextManager[object]:
 
 def _expected_from_pydicom(path: Path) -> tuple[tuple[int, ...], bool]:
     """Shape and colour of a file's image according to pydicom's own header read."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring():
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     colour = ds.PhotometricInterpretation in COLOUR

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ from pydicom.pixels.processing import apply_color_lut
 
 from radlens.domain.imaging import Image, ImageLayout, Window
 from radlens.io.dicom import DicomReadWarning, decode_instance, read_instance
+from radlens.warning_scopes import recording
 
 LOSSLESS_TWINS = [
     ("RG1_J2KR.dcm", "RG1_UNCR.dcm"),
@@ -258,8 +258,7 @@ def test_decode_warnings_come_out_as_one_dicom_read_warning(dicom_dir: Path) -> 
     assert message.startswith(str(path))
     assert "value withheld" in message
     assert "dccc9599" not in message  # pydicom quoted the bad value; it stays out
-    with warnings.catch_warnings(record=True) as decode_warnings:
-        warnings.simplefilter("always")
+    with recording() as decode_warnings:
         load_image = decode_instance(instance)
     assert all(w.category is DicomReadWarning for w in decode_warnings)
     assert load_image.units == "HU"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from pydicom.pixels.decoders.base import get_decoder
 
 from radlens.errors import NotFoundError
 from radlens.io.wado import web_frame, web_metadata
+from radlens.warning_scopes import ignoring
 
 pytest.importorskip("data_store", reason="needs pydicom-data (pip install pydicom-data)")
 
@@ -48,8 +48,7 @@ def _path(name: str) -> Path:
 
 def _pixel_array(path: Path) -> np.ndarray:
     """pydicom's own decoding, frame axis first (colour converted to RGB)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # e.g. Bits Stored differing from the J2K stream
+    with ignoring():  # e.g. Bits Stored differing from the J2K stream
         array = pydicom.dcmread(path).pixel_array
     frames = int(pydicom.dcmread(path, stop_before_pixels=True).get("NumberOfFrames", 1) or 1)
     return array if frames > 1 else array[np.newaxis]
@@ -73,8 +72,7 @@ def _sent(path: Path, number: int) -> np.ndarray:
 
 def _save(ds: Dataset, tmp_path: Path, name: str = "edited.dcm") -> Path:
     path = tmp_path / name
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # invalid values on purpose
+    with ignoring():  # invalid values on purpose
         ds.save_as(path, enforce_file_format=True)
     return path
 
@@ -248,8 +246,7 @@ def test_valid_spacing_and_orientation_are_passed_on(tmp_path: Path) -> None:
 )
 def test_unusable_pixel_spacing_is_left_out(tmp_path: Path, spacing: list[Any]) -> None:
     ds = _ct_small()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pydicom warns about NaN and a wrong VM
+    with ignoring():  # pydicom warns about NaN and a wrong VM
         ds.PixelSpacing = spacing
         ds.ImagerPixelSpacing = spacing
     document = web_metadata(_save(ds, tmp_path))
@@ -271,8 +268,7 @@ def test_unusable_pixel_spacing_is_left_out(tmp_path: Path, spacing: list[Any]) 
 )
 def test_unusable_orientation_is_left_out(tmp_path: Path, cosines: list[Any]) -> None:
     ds = _ct_small()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring():
         ds.ImageOrientationPatient = cosines
     document = web_metadata(_save(ds, tmp_path))
     assert ORIENTATION not in document

@@ -3,7 +3,6 @@ from __future__ import annotations
 import io
 import logging
 import struct
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from radlens.net.scp import ReceiveGuard, StorageSCP, StoreStatus, start_scp
 from radlens.store.db import Database, open_database
 from radlens.store.intake import Intake, parse_header
 from radlens.store.worklist import list_worklist
+from radlens.warning_scopes import ignoring
 from serve_helpers import make_instance
 
 MALFORMED_DIR = Path(__file__).parents[2].parent / "shared" / "data" / "dicom" / "malformed"
@@ -41,8 +41,7 @@ def scp(db: Database, tmp_path: Path) -> Iterator[StorageSCP]:
 
 def _file_meta(path: Path) -> tuple[str, str] | None:
     """(SOP class, transfer syntax) a file would be sent with, or None if unsendable."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring():
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
         except Exception:
@@ -77,20 +76,18 @@ def send_files(port: int, files: list[Path]) -> dict[Path, int | None]:
         ae.add_requested_context(sop_class, syntax)
     ae.add_requested_context(Verification)
     statuses: dict[Path, int | None] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the SCU's pydicom reads the malformed files too
-        assoc = ae.associate("127.0.0.1", port, ae_title="RADLENS")
-        assert assoc.is_established
-        try:
-            for path in files:
-                try:
-                    status = assoc.send_c_store(_dataset_or_path(path))
-                except Exception:  # the SCU itself cannot encode or send this file
-                    statuses[path] = None
-                    continue
-                statuses[path] = int(status.Status) if status else None
-        finally:
-            assoc.release()
+    assoc = ae.associate("127.0.0.1", port, ae_title="RADLENS")
+    assert assoc.is_established
+    try:
+        for path in files:
+            try:
+                status = assoc.send_c_store(_dataset_or_path(path))
+            except Exception:  # the SCU itself cannot encode or send this file
+                statuses[path] = None
+                continue
+            statuses[path] = int(status.Status) if status else None
+    finally:
+        assoc.release()
     return statuses
 
 
@@ -129,8 +126,7 @@ def test_pydicom_data_files_over_c_store_all_reach_the_worklist(
     assert {p.name for p in stored} == {p.name for p in files} - malformed
     assert refused <= malformed and "bad_sequence.dcm" in refused
     assert all(statuses[p] is None for p in files if p.name in malformed - refused)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring():
         expected = {
             str(pydicom.dcmread(p, stop_before_pixels=True, force=True).StudyInstanceUID)
             for p in stored
@@ -148,8 +144,7 @@ def test_the_shared_real_dicom_files_over_c_store_all_reach_the_worklist(
     assert len(files) >= 50
     statuses = send_files(scp.port, files)
     assert {p.name: s for p, s in statuses.items() if s != StoreStatus.SUCCESS} == {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring():
         expected = {
             str(pydicom.dcmread(p, stop_before_pixels=True, force=True).StudyInstanceUID)
             for p in files

@@ -8,7 +8,6 @@ import socket
 import ssl
 import struct
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from radlens.store.db import Database, open_database
 from radlens.store.intake import Intake
 from radlens.store.models import InstanceRow
 from radlens.store.worklist import list_worklist
+from radlens.warning_scopes import ignoring
 from tls_helpers import Pki, legacy_client_context, make_pki, refused_quietly
 
 FILES = ("MR2_J2KR.dcm", "JPEG-LL.dcm", "OBXXXX1A_rle.dcm", "SC_rgb.dcm")  # pydicom-data
@@ -101,8 +101,7 @@ def test_real_files_stored_over_tls_are_durable_and_on_the_worklist(
     tls_scp: StorageSCP, db: Database, pydicom_data_dir: Path, tmp_path: Path, pki: Pki
 ) -> None:
     assert tls_scp.port is None and tls_scp.tls_port  # TLS only: no plain port opened
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring():
         datasets = [pydicom.dcmread(pydicom_data_dir / name) for name in FILES]
     pairs = [(str(d.SOPClassUID), str(d.file_meta.TransferSyntaxUID)) for d in datasets]
     assoc = _associate(tls_scp.tls_port, client_context(pki.ca), pairs)

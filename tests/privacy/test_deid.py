@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from radlens.privacy.deid import (
     read_key,
 )
 from radlens.privacy.profile import ALL_OPTIONS, DeidOption
+from radlens.warning_scopes import ignoring
 
 KEY = DeidKey(b"radlens test key - not a secret", "test")
 CHECKER_NAMES = {
@@ -86,8 +86,7 @@ def offset_of(state: DeidState, original: Dataset) -> int:
 def read(path: Path) -> Dataset:
     """A source file as pydicom reads it, its invalid-value warnings silenced (some test
     files carry invalid UIDs on purpose; radlens reports them itself)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring():
         ds = pydicom.dcmread(path, force=True)
         for _ in ds.iterall():  # convert every raw element while warnings are off
             pass

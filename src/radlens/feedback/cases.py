@@ -51,7 +51,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, field, fields
 from pathlib import Path
@@ -70,6 +69,7 @@ from radlens.privacy.deid import DeidKey, DeidState, burned_in_reason, deidentif
 from radlens.store.db import Database
 from radlens.store.files import read_stored
 from radlens.store.research import research_key
+from radlens.warning_scopes import ignoring
 
 CASES_FILE = "cases.csv"
 IMAGES_DIR = "images"
@@ -284,8 +284,7 @@ def _export_image(
     location = f"instance {hashlib.sha256(sop_uid.encode()).hexdigest()[:12]}"
     try:
         data = read_stored(storage_dir, storage_dir / path, db.keys)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # intake accepted it; values are not judged here
+        with ignoring():  # intake accepted it; values are not judged here
             ds = dcmread(io.BytesIO(data))
     except (InputError, OSError, InvalidDicomError) as exc:
         return f"the stored image cannot be read ({type(exc).__name__})"

@@ -10,7 +10,6 @@ damaged) leaves the equipment unknown and is tried again next time.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +28,7 @@ from radlens.io.dicom import read_instance
 from radlens.store.db import Database
 from radlens.store.files import read_stored
 from radlens.store.models import FindingReviewRow, InstanceRow, SeriesRow, StudyRow, StudyStatus
+from radlens.warning_scopes import ignoring
 
 OPEN_STATUSES = (StudyStatus.READY, StudyStatus.IN_REVIEW)
 _FIELD_LENGTH = 64
@@ -232,8 +232,7 @@ def _read_equipment(db: Database, storage_dir: Path, path: str | None) -> Equipm
     full = storage_dir / path
     try:
         data = read_stored(storage_dir, full, db.keys)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # intake already accepted this file
+        with ignoring():  # intake already accepted this file
             series = read_instance(full, data).series
     except (InputError, OSError):
         return None

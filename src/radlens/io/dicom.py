@@ -76,6 +76,7 @@ from radlens.io.pixels import (
     stored_values,
 )
 from radlens.io.uids import uid_from
+from radlens.warning_scopes import recording
 
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel, Float and Double Float Pixel Data
 _PIXEL_TAG_BYTES = frozenset(
@@ -168,7 +169,7 @@ def read_instance(
         ('CT', 128)
     """
     location = f"{path}!{member}" if member else str(path)
-    with _captured_warnings() as caught:
+    with recording() as caught:
         read = _read(location, path, data, header_only=True, limits=limits)
         with _attributes_read(location, NotDicomError):
             header, notes = _header(read, location, path, member, limits)
@@ -189,7 +190,7 @@ def read_dataset(instance: Instance, *, pixels: bool = False) -> Dataset:
         InputError: the file cannot be read (typed subclass).
     """
     data = read_member(instance.path, instance.member) if instance.member else None
-    with _captured_warnings():
+    with recording():
         return _read(instance.location, instance.path, data, header_only=not pixels).ds
 
 
@@ -225,7 +226,7 @@ def decode_instance(
         )
     if data is None and instance.member:
         data = read_member(instance.path, instance.member)
-    with _captured_warnings() as caught:
+    with recording() as caught:
         read = _read(location, instance.path, data, header_only=False, limits=limits)
         if not read.has_pixels:
             cut = any(_EOF_BEFORE_DELIMITER in m for m in _messages(caught))
@@ -250,7 +251,7 @@ def read_stored_pixels(path: Path) -> tuple[Dataset, np.ndarray, str]:
         InputError: the file cannot be read or its pixels decoded (typed subclass).
     """
     location = str(path)
-    with _captured_warnings():
+    with recording():
         read = _read(location, path, None, header_only=False)
         if not read.has_pixels:
             raise NotAnImageError(location, "no pixel data")
@@ -270,7 +271,7 @@ def read_frame_positions(
     location = instance.location
     if data is None and instance.member:
         data = read_member(instance.path, instance.member)
-    with _captured_warnings():
+    with recording():
         read = _read(location, instance.path, data, header_only=True)
         with _attributes_read(location, NotDicomError):
             return _all_frame_positions(read.ds, instance.frames)
@@ -283,7 +284,7 @@ def read_slice_spacing(instance: Instance, data: bytes | None = None) -> float |
     """
     if data is None and instance.member:
         data = read_member(instance.path, instance.member)
-    with _captured_warnings():
+    with recording():
         ds = _read(instance.location, instance.path, data, header_only=True).ds
     holders = [ds]
     for shared in ds.get("SharedFunctionalGroupsSequence", None) or []:
@@ -327,13 +328,6 @@ def _attributes_read(location: str, error: type[InputError]) -> Iterator[None]:
     except _READ_ERRORS as exc:
         reason = _INVALID_VALUE.sub(r"invalid value for VR \1 (value withheld)", str(exc))
         raise error(location, f"an attribute cannot be read: {_one_line(reason)}") from exc
-
-
-@contextmanager
-def _captured_warnings() -> Iterator[list[warnings.WarningMessage]]:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield caught
 
 
 def _messages(caught: list[warnings.WarningMessage]) -> list[str]:

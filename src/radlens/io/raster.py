@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from radlens.errors import (
     TruncatedFileError,
     UnsupportedFormatError,
 )
+from radlens.warning_scopes import raising
 
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _UNKNOWN_SPACING = Geometry((1.0, 1.0), spacing_known=False)
@@ -120,8 +120,7 @@ def write_png(path: Path, rgb_uint8: np.ndarray) -> None:
 
 def _open(path: Path, data: bytes | None) -> PILImage.Image:
     """Open lazily (header only); an oversize image is refused, not just warned about."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+    with raising(PILImage.DecompressionBombWarning):
         try:
             return PILImage.open(io.BytesIO(data) if data is not None else path)
         except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:

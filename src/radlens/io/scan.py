@@ -31,7 +31,6 @@ Failure policy:
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,6 +54,7 @@ from radlens.io.formats import HEAD_BYTES, SourceFormat, read_head, sniff_format
 from radlens.io.nifti import read_nifti_shape
 from radlens.io.raster import read_raster_info
 from radlens.io.uids import uid_from
+from radlens.warning_scopes import recording
 
 _HASH_CHUNK_BYTES = 1024 * 1024
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
@@ -113,8 +113,7 @@ def scan(
         if not path.exists():
             raise InputError(path, "no such file or directory")
     collector = _Collector(modality.upper(), body_part.upper())
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with recording() as caught:
         for path in inputs:
             _scan_path(path, collector, max_unzipped_bytes, alone=len(inputs) == 1)
     found = collector.result([" ".join(str(w.message).split()) for w in caught])

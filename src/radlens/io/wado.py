@@ -20,7 +20,6 @@ asks for the frames of a multi-frame object one by one.
 from __future__ import annotations
 
 import math
-import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from radlens.errors import NotFoundError, PixelDataError
 from radlens.io.dicom import read_stored_pixels
+from radlens.warning_scopes import ignoring
 
 FRAME_TRANSFER_SYNTAX = str(ExplicitVRLittleEndian)
 _BULK_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
@@ -59,8 +59,7 @@ def web_metadata(path: Path) -> dict[str, Any]:
             continue  # large private or overlay data: not needed to display the image
         header.add(element)
     _describe_sent_pixels(header, values, photometric)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # odd values in real files must not stop the viewer
+    with ignoring():  # odd values in real files must not stop the viewer
         document: dict[str, Any] = header.to_json_dict(bulk_data_threshold=_MAX_INLINE_BYTES)
     _drop_unusable_geometry(document)
     return document
@@ -82,8 +81,7 @@ def web_frame(path: Path, number: int) -> bytes:
 
 def header_of(path: Path) -> Dataset:
     """The stored instance's header, without pixel data."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring():
         return dcmread(path, stop_before_pixels=True, force=True)
 
 

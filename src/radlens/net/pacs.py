@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, timedelta
 
@@ -38,6 +37,7 @@ from radlens.report.equipment import to_bytes
 from radlens.report.sc import to_secondary_capture, write_secondary_capture
 from radlens.store.intake import Intake
 from radlens.store.models import InstanceRow
+from radlens.warning_scopes import ignoring
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +230,7 @@ def push_overlay(client: DicomWebClient, study: Study, result: StudyResult) -> i
         if not findings or not series.instances:
             continue
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # intake already accepted these files
+            with ignoring():  # intake already accepted these files
                 images = load_images(series)
                 source = read_dataset(series.instances[0])
         except InputError as exc:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import logging
 import ssl
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -24,6 +23,7 @@ from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from radlens.errors import DicomNetworkError
+from radlens.warning_scopes import ignoring
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +157,7 @@ def _associate(ae: AE, peer: DicomPeer) -> Association:
 
 
 def _read(data: bytes) -> pydicom.Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pydicom warns about values the peer may judge
+    with ignoring():  # pydicom warns about values the peer may judge
         return pydicom.dcmread(io.BytesIO(data))
 
 

@@ -43,7 +43,6 @@ import hmac
 import os
 import re
 import secrets
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -79,6 +78,7 @@ from radlens.privacy.actions import (
     values,
 )
 from radlens.privacy.profile import ALL_OPTIONS, DeidOption, method_codes
+from radlens.warning_scopes import recording
 
 KEY_ENV = "RADLENS_DEID_KEY"
 """Environment variable holding the de-identification key (when no key file is given)."""
@@ -352,8 +352,7 @@ def deidentify_tree(
     written: list[DeidOutput] = []
     quarantined: list[BurnedInAnnotationError] = []
     refused: list[InputError] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with recording() as caught:
         found = scan(inputs, max_unzipped_bytes=max_unzipped_bytes)
         refused.extend(found.rejected)
         for instance in _instances(found.studies):

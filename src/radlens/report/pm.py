@@ -28,7 +28,6 @@ draw orientation markers from it. Its heatmap stays in the Secondary Capture ove
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +58,7 @@ from radlens.report.equipment import (
     complete_derived_image,
 )
 from radlens.report.sr import is_2d_reference
+from radlens.warning_scopes import ignoring
 
 SERIES_DESCRIPTION = f"radlens heatmap - {SERIES_SUFFIX}"
 SERIES_NUMBER = 9904
@@ -126,8 +126,7 @@ def to_parametric_map(
     )
     clean = clean_source(placed)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # highdicom notes on source attributes it copies
+        with ignoring():  # highdicom notes on source attributes it copies
             pm = ParametricMap(
                 source_images=[clean],
                 pixel_array=stored,

@@ -10,7 +10,6 @@ draft.
 from __future__ import annotations
 
 import io
-import warnings
 
 import numpy as np
 from highdicom.sc import SCImage
@@ -19,6 +18,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from radlens import __version__
 from radlens.report.equipment import complete_derived_image
+from radlens.warning_scopes import ignoring
 
 SERIES_DESCRIPTION = "radlens overlay - AI draft, requires physician review"
 SERIES_NUMBER = 9901
@@ -41,8 +41,7 @@ def to_secondary_capture(
     if len(found) != 2:
         raise ValueError("source has no Patient Orientation (0020,0020); cannot place overlay")
     orientation = (found[0], found[1])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # highdicom notes on source attributes it copies
+    with ignoring():  # highdicom notes on source attributes it copies
         sc = SCImage.from_ref_dataset(
             ref_dataset=source,
             pixel_array=np.ascontiguousarray(rgb, dtype=np.uint8),

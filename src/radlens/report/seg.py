@@ -14,7 +14,6 @@ for ``n`` single-frame images of one series or the ``n`` frames of one multi-fra
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -48,6 +47,7 @@ from radlens.report.equipment import (
     complete_derived_image,
     concept_of,
 )
+from radlens.warning_scopes import ignoring
 
 SERIES_DESCRIPTION = f"radlens segmentation - {SERIES_SUFFIX}"
 SERIES_NUMBER = 9903
@@ -110,8 +110,7 @@ def to_dicom_seg(
     )
     clean = [clean_source(s) for s in sources]
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # highdicom notes on source attributes it copies
+        with ignoring():  # highdicom notes on source attributes it copies
             seg = HdSegmentation(
                 source_images=clean,
                 pixel_array=pixels,
@@ -151,8 +150,7 @@ def read_dicom_seg(dataset: Dataset, sources: Sequence[Dataset]) -> SegRecord:
         seg = HdSegmentation.from_dataset(dataset)
         description = seg.get_segment_description(1)
         fractional = seg.segmentation_type == SegmentationTypeValues.FRACTIONAL
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with ignoring():
             if len(sources) == 1 and int(sources[0].get("NumberOfFrames", 1) or 1) > 1:
                 n = int(sources[0].NumberOfFrames)
                 pixels = seg.get_pixels_by_source_frame(

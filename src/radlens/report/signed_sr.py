@@ -30,7 +30,6 @@ document made again for the same signature is the same instance.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,6 +63,7 @@ from radlens.report.equipment import (
     SOFTWARE_VERSIONS,
 )
 from radlens.report.sr import procedures_reported
+from radlens.warning_scopes import ignoring
 
 SERIES_DESCRIPTION = "radlens signed report"
 SERIES_NUMBER = 9905
@@ -287,8 +287,7 @@ def to_signed_sr(
     procedures = procedures_reported(sources)
     try:
         content = _content(report.text, signer, report.signed_by, organization, procedures)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # highdicom notes on source attributes it copies
+        with ignoring():  # highdicom notes on source attributes it copies
             sr = EnhancedSR(
                 evidence=[_with_type2(sources[0]), *sources[1:]],
                 content=content,

@@ -28,7 +28,6 @@ such a document back (with highdicom's own content accessors) into :class:`SrFin
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -90,6 +89,7 @@ from radlens.report.equipment import (
     coded,
     concept_of,
 )
+from radlens.warning_scopes import ignoring
 
 SERIES_DESCRIPTION = f"radlens findings - {SERIES_SUFFIX}"
 SERIES_NUMBER = 9902
@@ -176,8 +176,7 @@ def to_dicom_sr(
         imaging_measurements=groups,
     )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # highdicom notes on source attributes it copies
+        with ignoring():  # highdicom notes on source attributes it copies
             return Comprehensive3DSR(
                 evidence=list(sources),
                 content=report[0],

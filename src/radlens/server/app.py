@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import RequestResponseEndpoint
 
-from radlens import __version__
+from radlens import __version__, warning_scopes
 from radlens.cluster.remote import ClusterAnalyzer, cluster_analyzer
 from radlens.config import Settings
 from radlens.io.limits import ReadLimits
@@ -100,20 +100,7 @@ def create_app(settings: Settings, analyze: Analyze | None = None) -> FastAPI:
             services.db.close()
 
     install_log_filters()  # pydicom quotes invalid values, patient data included
-    # No /docs or /redoc: FastAPI's Swagger UI and ReDoc pages load their scripts, styles
-    # and favicon from CDNs, and radlens serves nothing that reaches outside the site
-    # (docs/edge.md). The OpenAPI document stays at /openapi.json.
-    app = FastAPI(
-        title="radlens",
-        version=__version__,
-        description=DESCRIPTION,
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-    )
-    errors.install(app)
-    for module in (health, auth, users, dicomweb, worklist, feedback, models, research, fhir):
-        app.include_router(module.router)
+    app = _routed_app(lifespan)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
@@ -134,6 +121,38 @@ def create_app(settings: Settings, analyze: Analyze | None = None) -> FastAPI:
         def not_built() -> HTMLResponse:
             return HTMLResponse(_NOT_BUILT)
 
+    return app
+
+
+def _routed_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> FastAPI:
+    """The FastAPI app with radlens's routes and error handlers.
+
+    FastAPI builds each route's fields, and the OpenAPI document, inside
+    ``warnings.catch_warnings``: both happen under :data:`warning_scopes.LOCK`, so that
+    the job workers' and the DICOM listener's warning scopes cannot interleave with them.
+    """
+    # No /docs or /redoc: FastAPI's Swagger UI and ReDoc pages load their scripts, styles
+    # and favicon from CDNs, and radlens serves nothing that reaches outside the site
+    # (docs/edge.md). The OpenAPI document stays at /openapi.json.
+    with warning_scopes.LOCK:
+        app = FastAPI(
+            title="radlens",
+            version=__version__,
+            description=DESCRIPTION,
+            lifespan=lifespan,
+            docs_url=None,
+            redoc_url=None,
+        )
+        errors.install(app)
+        for module in (health, auth, users, dicomweb, worklist, feedback, models, research, fhir):
+            app.include_router(module.router)
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        with warning_scopes.LOCK:
+            return build_openapi()
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import os
 import uuid
-import warnings
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +39,7 @@ from radlens.report.findings_json import from_json
 from radlens.store.db import Database
 from radlens.store.files import reading_stored, write_durably
 from radlens.store.models import InstanceRow, StudyRow, utcnow
+from radlens.warning_scopes import ignoring
 
 MAX_NOTES_CHARS = 100_000
 PATIENT_KEY_FILE = "patient-key"
@@ -166,8 +166,7 @@ def _headers(paths: list[Path]) -> list[Study]:
     found = []
     for path in paths:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # intake already accepted these files
+            with ignoring():  # intake already accepted these files
                 found.append(read_instance(path).study)
         except (InputError, OSError):
             continue  # an unreadable file leaves its part of the context out

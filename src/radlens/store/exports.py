@@ -13,7 +13,6 @@ indexed by :func:`index_missing` on the first read that misses.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +33,7 @@ from radlens.store.db import Database
 from radlens.store.drafts import study_draft
 from radlens.store.files import reading_stored
 from radlens.store.models import FhirResourceRow, InstanceRow, StudyRow
+from radlens.warning_scopes import ignoring
 
 READABLE = ("DiagnosticReport", "Observation", "ImagingStudy", "Device")
 """Resource types a client can read by id."""
@@ -166,8 +166,7 @@ def _load(db: Database, storage_dir: Path, study_uid: str) -> _Stored:
 def _stored_study(study_uid: str, paths: list[Path]) -> Study:
     """The study's DICOM context from the headers of its stored files."""
     if paths:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # intake already accepted these files
+        with ignoring():  # intake already accepted these files
             found = scan(paths)
         for study in found.studies:
             if study.study_instance_uid == study_uid:

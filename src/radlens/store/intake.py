@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from radlens.store.db import Database
 from radlens.store.drafts import patient_key, patient_secret
 from radlens.store.files import instance_path, validate_uid, write_stored
 from radlens.store.models import InstanceRow, SeriesRow, StudyRow, StudyStatus, utcnow
+from radlens.warning_scopes import ignoring
 
 log = logging.getLogger(__name__)
 _LOCK_STRIPES = 64
@@ -203,8 +203,7 @@ def parse_header(raw: bytes, source: str, limits: ReadLimits = DEFAULT_LIMITS) -
     if not raw:
         raise InputError(location, "empty data set")
     # Read warnings (e.g. no file meta) do not refuse an instance; the file is kept as sent.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring():
         header = read_instance(location, raw, limits=limits)
     try:
         validate_uid(header.instance.sop_instance_uid)

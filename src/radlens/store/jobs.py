@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +39,7 @@ from radlens.store.files import reading_stored
 from radlens.store.models import InstanceRow, JobRow, JobState, StudyRow, StudyStatus, utcnow
 from radlens.store.results import annotate, save_heatmaps
 from radlens.triage.priority import TriageRules
+from radlens.warning_scopes import ignoring
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +230,7 @@ class JobQueue:
     def _load_study(self, claimed: Claimed) -> Study:
         if not claimed.paths:
             raise InputError(None, "study has no stored instances")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # intake already accepted these files
+        with ignoring():  # intake already accepted these files
             found = scan(list(claimed.paths))
         for study in found.studies:
             if study.study_instance_uid == claimed.study_uid:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import warnings
 from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
@@ -34,6 +33,7 @@ from radlens.report.signed_sr import to_signed_sr
 from radlens.store.db import Database
 from radlens.store.files import read_stored, validate_uid, write_stored
 from radlens.store.models import InstanceRow, StudyRow, StudyStatus
+from radlens.warning_scopes import ignoring
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,7 @@ def _signed(
 def _headers(storage_dir: Path, paths: list[Path], keys: KeyRing | None) -> list[pydicom.Dataset]:
     """The headers of the study's stored instances (the SR's evidence)."""
     headers: list[pydicom.Dataset] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # intake already accepted these files
+    with ignoring():  # intake already accepted these files
         for path in paths:
             try:
                 data = io.BytesIO(read_stored(storage_dir, path, keys))

@@ -39,7 +39,6 @@ import copy
 import logging
 import math
 import time
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -66,6 +65,7 @@ from radlens.models.registry import sha256_of
 from radlens.training.members import run_members
 from radlens.training.nets import build_net
 from radlens.training.recipe import NetSpec, Recipe
+from radlens.warning_scopes import ignoring
 
 GAUSSIAN_ALPHA = 0.54  # TTFNet's choice for both the heatmap and the regression area
 FOCAL_ALPHA, FOCAL_BETA = 2.0, 4.0  # CenterNet
@@ -658,8 +658,7 @@ def export_detector(net: nn.Module, example: torch.Tensor, path: Path, opset: in
     dynamic = {"image": axes, "heatmap": axes, "ltrb": axes}
     if FEATURES in names:
         dynamic[FEATURES] = {0: "batch"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring():
         torch.onnx.export(
             exported,
             (example,),

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from radlens.warning_scopes import ignoring
+
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int = 17) -> None:
     """Write ``model`` to ``path`` with a dynamic batch axis."""
     model.eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring():
         torch.onnx.export(
             model,
             (example,),

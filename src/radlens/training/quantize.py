@@ -49,6 +49,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from radlens import warning_scopes
 from radlens.errors import ConfigError, ModelError, RadlensError
 from radlens.evaluation.evaluate import evaluate
 from radlens.inference.backends import OnnxBackend
@@ -280,7 +281,7 @@ def _quantize_static(
     """Shape inference and graph optimisation, then calibrated QDQ quantization."""
     prepared = Path(scratch) / "prepared.onnx"
     try:
-        with warnings.catch_warnings():
+        with warning_scopes.LOCK, warnings.catch_warnings():
             # onnx and ORT warn about their own internals (deprecations, shape inference).
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"onnx.*")
             warnings.filterwarnings("ignore", category=UserWarning, module=r"onnx.*")

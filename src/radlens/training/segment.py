@@ -36,6 +36,7 @@ from radlens.io.segmentation_sets import SegmentedImages, read_segmentation
 from radlens.models.card import Measure, ModelCard
 from radlens.training.augment import affine, intensity
 from radlens.training.recipe import Recipe
+from radlens.warning_scopes import ignoring
 
 PARITY_TOLERANCE = 1e-3
 
@@ -303,11 +304,9 @@ def infer_segmentation_recipe(data: Path, name: str, size: int | None = None) ->
 def export_mask_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> float:
     """Write ``model`` with one output ``mask_logits`` and a dynamic batch axis; return the
     largest |torch - ONNX Runtime| difference on ``example``."""
-    import warnings
 
     model.eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring():
         torch.onnx.export(
             model,
             (example,),
