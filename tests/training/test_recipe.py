@@ -81,7 +81,7 @@ def test_robustness_training_outside_a_2d_classifier_is_a_config_error() -> None
         read_recipe(RECIPES / "bccd_cells.toml", {**kinds, "augment.corruption_prob": 0.5})
     boxed = read_recipe(RECIPES / "fracture_xray.toml", {**kinds, "augment.consistency": 1.0})
     assert boxed.augment.consistency == 1.0 and boxed.schedule.box_loss > 0
-    consistent = read_recipe(RECIPES / "knee_oa_kl.toml")
+    consistent = read_recipe(RECIPES / "retina_dr_grade.toml")
     assert consistent.augment.consistency == 12.0
     assert consistent.augment.corruption_severities == (1, 2, 3)
 
