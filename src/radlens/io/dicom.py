@@ -76,7 +76,7 @@ from radlens.io.pixels import (
     stored_values,
 )
 from radlens.io.uids import uid_from
-from radlens.warning_scopes import recording
+from radlens.warning_scopes import ignoring, recording
 
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel, Float and Double Float Pixel Data
 _PIXEL_TAG_BYTES = frozenset(
@@ -190,7 +190,7 @@ def read_dataset(instance: Instance, *, pixels: bool = False) -> Dataset:
         InputError: the file cannot be read (typed subclass).
     """
     data = read_member(instance.path, instance.member) if instance.member else None
-    with recording():
+    with ignoring():  # read warnings are reported where the file is first read
         return _read(instance.location, instance.path, data, header_only=not pixels).ds
 
 
@@ -251,7 +251,7 @@ def read_stored_pixels(path: Path) -> tuple[Dataset, np.ndarray, str]:
         InputError: the file cannot be read or its pixels decoded (typed subclass).
     """
     location = str(path)
-    with recording():
+    with ignoring():  # read warnings are reported where the file is first read
         read = _read(location, path, None, header_only=False)
         if not read.has_pixels:
             raise NotAnImageError(location, "no pixel data")
@@ -271,7 +271,7 @@ def read_frame_positions(
     location = instance.location
     if data is None and instance.member:
         data = read_member(instance.path, instance.member)
-    with recording():
+    with ignoring():  # read warnings are reported where the file is first read
         read = _read(location, instance.path, data, header_only=True)
         with _attributes_read(location, NotDicomError):
             return _all_frame_positions(read.ds, instance.frames)
@@ -284,7 +284,7 @@ def read_slice_spacing(instance: Instance, data: bytes | None = None) -> float |
     """
     if data is None and instance.member:
         data = read_member(instance.path, instance.member)
-    with recording():
+    with ignoring():  # read warnings are reported where the file is first read
         ds = _read(instance.location, instance.path, data, header_only=True).ds
     holders = [ds]
     for shared in ds.get("SharedFunctionalGroupsSequence", None) or []:
