@@ -334,6 +334,15 @@ def measure(
     noise_mean, noise_p95 = ece_noise_floor(task, probs)
     shipped = json.loads((REPO / "src/radlens/zoo" / model / "card.json").read_text())
     shipped_calibration = shipped.get("calibration", {})
+    card_method = CalibrationMethod(shipped_calibration.get("method", "temperature"))
+    fixed = fixed_method(
+        task,
+        parts,
+        train.labels,
+        card_method,
+        pooled=shipped_calibration.get("cross_fitted") is not None,
+    )
+    fixed_noise = ece_noise_floor(task, fixed)
     reliability_png(
         HERE / "reliability" / f"{model}-crossfit{variant.suffix}.png",
         f"{model}{f' ({variant.name})' if variant.name else ''} cross-fitted over train, "
@@ -371,6 +380,11 @@ def measure(
         "ece_pooled_noise_mean": round(pooled_noise[0], 4),
         "ece_pooled_noise_p95": round(pooled_noise[1], 4),
         "pooled_methods": sorted(set(pooled_methods)),
+        "card_method": card_method.value,
+        "ece_card_method": round(ece_for(task, y, fixed), 4),
+        "ece_card_method_ci95": [round(v, 4) for v in bootstrap_ece(task, y, fixed)],
+        "ece_card_method_noise_mean": round(fixed_noise[0], 4),
+        "ece_card_method_noise_p95": round(fixed_noise[1], 4),
         "nll_gain_pooled": [round(gain, 4), round(error, 4)],
         "pool_wins": gain > error,
         "fold_temperatures": [float(p["temperature"]) for p in parts],
@@ -379,8 +393,32 @@ def measure(
             "after": round(nll_for(task, y, probs), 4),
             "transfer": round(nll_for(task, y, transfer), 4),
             "pooled": round(nll_for(task, y, pooled), 4),
+            "card_method": round(nll_for(task, y, fixed), 4),
         },
     }
+
+
+def fixed_method(
+    task: Task,
+    parts: list[dict[str, Any]],
+    labels: np.ndarray,
+    method: CalibrationMethod,
+    pooled: bool = False,
+) -> np.ndarray:
+    """Each fold's items calibrated by ``method`` fitted on its model's val (``pooled``: val
+    and the other folds' out-of-fold items, as :func:`pooled_with_val`), whatever
+    ``radlens calibrate`` would choose for that fold model: the figures of the method the
+    shipped card uses (chosen once, on the shipped model's val), in item order."""
+    out = []
+    for k, part in enumerate(parts):
+        logits, y = part["val_logits"], part["val_labels"]
+        if pooled:
+            others = [p for j, p in enumerate(parts) if j != k]
+            logits = np.concatenate([logits, *(p["logits"] for p in others)])
+            y = np.concatenate([y, *(labels[p["index"]] for p in others)])
+        fitted = fit_method(method, task, logits, y)
+        out.append({"index": part["index"], "probs": fitted.probabilities(part["logits"], task)})
+    return in_item_order(out, "probs")
 
 
 def pooled_with_val(
@@ -504,7 +542,31 @@ def as_shipped(row: dict[str, Any], on_val: bool = False) -> dict[str, Any]:
 
 
 def _goal(row: dict[str, Any], on_val: bool = False) -> str:
-    figures = as_shipped(row, on_val)
+    return _goal_of(as_shipped(row, on_val))
+
+
+def card_method_figures(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The row's figures with the shipped card's method fitted on every fold model's val
+    (``None`` for a row measured before they were kept)."""
+    if "ece_card_method" not in row:
+        return None
+    keys = ("ece", "ci95", "noise_mean", "noise_p95")
+    return {k: row[f"ece_card_method{'' if k == 'ece' else '_' + k}"] for k in keys}
+
+
+def _card_method_cell(row: dict[str, Any]) -> str:
+    figures = card_method_figures(row)
+    if figures is None:
+        return "(not measured)"
+    low, high = figures["ci95"]
+    chooser = row["nll"]["pooled" if row.get("calibrated_on") == POOLED else "after"]
+    return (
+        f"{row['card_method']}: {figures['ece']:.3f} ({low:.3f}-{high:.3f}), NLL "
+        f"{row['nll']['card_method']:.3f} vs {chooser:.3f}; {_goal_of(figures)}"
+    )
+
+
+def _goal_of(figures: dict[str, Any]) -> str:
     if figures["ci95"][1] <= GOAL_ECE:
         return "met, shown"
     if figures["ece"] <= GOAL_ECE:
@@ -538,14 +600,23 @@ def render(result: dict[str, Any]) -> str:
         f"`{POOLED}` (`radlens calibrate --cross-fitted`: each fold model calibrated on val "
         "pooled with the other folds' out-of-fold logits, as the shipped model is on val "
         "pooled with every fold's; see the next section for both).",
+        "* **the card's method on every fold**: `radlens calibrate` chooses the method per "
+        "model on its val (temperature unless the flexible method's cross-validated NLL is "
+        "lower by more than one standard error), so the fold models of one recipe may be "
+        "calibrated by different methods (*method(s)*). The shipped card's method was chosen "
+        "once, on the shipped model's val; this column fits that method on every fold "
+        "model's val (with the other folds' items for a card calibrated on both): the "
+        "figures of the calibration the shipped card actually applies, "
+        "with its NLL against the per-fold choice's (lower is better).",
         "* **fold val AUC**: each fold model's val AUC (the shipped model's is in models.md).",
         "* Made by `python benchmarks/bench_crossfit.py --models MODEL --folds FOLDS` (fold "
         "models under /tmp/radlens-crossfit; a rerun reuses finished folds); `--save-logits "
         "DIR` writes the out-of-fold logits that `radlens calibrate --cross-fitted` pools "
         "with a shipped model's val.\n",
         "| model | date | folds | n | calibrated on | method(s) | ECE before | ECE after | "
-        "95% CI | noise floor mean / p95 | goal | fold val AUC |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "95% CI | noise floor mean / p95 | goal | the card's method on every fold: ECE "
+        "(95% CI), NLL vs per-fold choice; goal | fold val AUC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     table = [
         "\n## Calibrated on val, or on the other folds' unseen items\n",
@@ -573,7 +644,7 @@ def render(result: dict[str, Any]) -> str:
             f"{r.get('calibrated_on', 'val')} | {', '.join(shipped['methods'])} | "
             f"{r['ece_before']:.3f} | {shipped['ece']:.3f} | {low:.3f}-{high:.3f} | "
             f"{shipped['noise_mean']:.3f} / {shipped['noise_p95']:.3f} | {_goal(r)} | "
-            f"{' '.join(f'{a:.3f}' for a in r['fold_val_auc'])} |"
+            f"{_card_method_cell(r)} | {' '.join(f'{a:.3f}' for a in r['fold_val_auc'])} |"
         )
         if "ece_pooled" in r:
             nll = r["nll"]

@@ -143,7 +143,8 @@ def test_a_row_shipped_with_a_pooled_calibration_is_judged_on_its_pooled_figures
     recipe = next(line for line in lines if line.startswith("| p | recipe |"))
     assert "| 0.050 | 0.025-0.070 |" in recipe and "| not met |" in recipe
     assert f"| {bench.POOLED} | platt, temperature | 0.050 | 0.025 | 0.018-0.036 |" in main
-    assert main.endswith("| met | 0.900 0.910 |")  # 0.025 meets 0.03, the interval does not
+    # 0.025 meets 0.03, the interval does not; a row from before the card's-method figures
+    assert main.endswith("| met | (not measured) | 0.900 0.910 |")
     assert "0.050 / 0.040 / 0.025 (platt, temperature)" in transfer
     assert "+0.0040 +- 0.0010" in transfer
     row_v = next(line for line in lines if line.startswith("| v "))
@@ -191,6 +192,53 @@ def test_pooled_calibration_fits_each_fold_on_its_val_and_the_other_folds_unseen
     )[np.argsort(np.concatenate([p["index"] for p in parts]))]
     gain, error = bench.paired_nll_gain(bench.Task.BINARY, labels, val_only, probs)
     assert gain > error > 0
+
+
+def test_the_cards_method_is_fitted_on_every_folds_val_whatever_each_fold_would_choose() -> None:
+    parts = [_fold(list(range(k, 300, 3)), k, 2.0) for k in range(3)]
+    labels = np.empty(300, dtype=np.int64)
+    for part in parts:
+        labels[part["index"]] = part["_y"]
+    platt = bench.CalibrationMethod.PLATT
+    probs = bench.fixed_method(bench.Task.BINARY, parts, labels, platt)
+    for part in parts:
+        fitted = bench.fit_method(platt, bench.Task.BINARY, part["val_logits"], part["val_labels"])
+        np.testing.assert_allclose(
+            probs[part["index"]], fitted.probabilities(part["logits"], bench.Task.BINARY)
+        )
+    pooled = bench.fixed_method(bench.Task.BINARY, parts, labels, platt, pooled=True)
+    on_pool = bench.fit_method(
+        platt,
+        bench.Task.BINARY,
+        np.concatenate([parts[2]["val_logits"], parts[0]["logits"], parts[1]["logits"]]),
+        np.concatenate([parts[2]["val_labels"], parts[0]["_y"], parts[1]["_y"]]),
+    )
+    np.testing.assert_allclose(
+        pooled[parts[2]["index"]], on_pool.probabilities(parts[2]["logits"], bench.Task.BINARY)
+    )
+    assert not np.allclose(pooled, probs)
+
+
+def test_the_table_judges_the_cards_method_on_every_fold_beside_the_per_fold_choice(
+    tmp_path: Path,
+) -> None:
+    row = _row("a", 0.038, 0.06) | {
+        "methods": ["platt", "temperature"],
+        "card_method": "platt",
+        "ece_card_method": 0.029,
+        "ece_card_method_ci95": [0.02, 0.045],
+        "ece_card_method_noise_mean": 0.02,
+        "ece_card_method_noise_p95": 0.031,
+        "nll": {"before": 0.44, "after": 0.36, "card_method": 0.3505},
+    }
+    bench.save([row], tmp_path)
+    line = next(
+        line
+        for line in (tmp_path / "crossfit.md").read_text().splitlines()
+        if line.startswith("| a 1.0.0 |")
+    )
+    assert "| 0.038 | 0.019-0.060 |" in line and "| not met |" in line
+    assert "| platt: 0.029 (0.020-0.045), NLL 0.350 vs 0.360; met |" in line
 
 
 def test_the_fingerprint_follows_training_fields_and_overrides_not_prose(tmp_path: Path) -> None:
