@@ -252,17 +252,26 @@ def main() -> int:
         print(f"skip: no data at {root}")
         return 0
     wanted = {m for m in args.models.split(",") if m}
-    json_path = args.out / "robustness.json"
-    rows = json.loads(json_path.read_text())["rows"] if json_path.is_file() else []
-    measured = [crossfit_row(args, root)] if args.crossfit else val_rows(args, root, wanted)
-    for row in measured:
-        rows = [r for r in rows if (r["model"], r["label"]) != (row["model"], row["label"])]
-        rows.append(row)
-    rows.sort(key=lambda r: (r["label"] != "shipped", r["label"], r["model"]))
-    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}
-    json_path.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
-    (args.out / "robustness.md").write_text(render(result), encoding="utf-8")
+    measured = [crossfit_row(args, root)] if args.crossfit else list(val_rows(args, root, wanted))
+    save(measured, args.out)
     return 0
+
+
+def save(measured: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    """Merge ``measured`` into ``out``/robustness.json by model and label and rewrite it and
+    robustness.md. The file is read only now, under a lock, so runs measured side by side
+    (minutes each) keep each other's rows."""
+    json_path = out / "robustness.json"
+    with crossfit.locked(json_path):
+        rows = json.loads(json_path.read_text())["rows"] if json_path.is_file() else []
+        for row in measured:
+            rows = [r for r in rows if (r["model"], r["label"]) != (row["model"], row["label"])]
+            rows.append(row)
+        rows.sort(key=lambda r: (r["label"] != "shipped", r["label"], r["model"]))
+        result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}
+        json_path.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+        (out / "robustness.md").write_text(render(result), encoding="utf-8")
+    return result
 
 
 def val_rows(args: argparse.Namespace, root: Path, wanted: set[str]) -> Iterator[dict[str, Any]]:

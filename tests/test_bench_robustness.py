@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,22 @@ def test_a_variant_ships_only_with_more_severities_than_untreated_and_its_clean_
     assert delta == pytest.approx(clean[1] - clean[0])
     assert qualifies is ok
     assert treated == bench.goal_count(row["drop_all"]["before"], after)
+
+
+def test_saving_reads_the_results_file_when_it_writes_so_side_by_side_runs_keep_both(
+    tmp_path: Path,
+) -> None:
+    first = _row("a", "tried x", (0.9, 0.9), [0.02] * 5, [0.01] * 5)
+    bench.save([first], tmp_path)
+    # A second run, started before the first saved, saves after it: both rows stay.
+    second = _row("b", "tried y", (0.9, 0.9), [0.02] * 5, [0.01] * 5)
+    bench.save([second], tmp_path)
+    again = _row("a", "tried x", (0.9, 0.89), [0.02] * 5, [0.01] * 5)
+    result = bench.save([again], tmp_path)  # same model and label: replaced, not added
+    saved = json.loads((tmp_path / "robustness.json").read_text())
+    assert saved == result
+    assert [(r["model"], r["after"]["clean"]) for r in saved["rows"]] == [("a", 0.89), ("b", 0.9)]
+    assert "| b | tried y |" in (tmp_path / "robustness.md").read_text()
 
 
 def test_what_was_tried_lists_every_row_with_its_figures_and_the_rule() -> None:
