@@ -398,6 +398,18 @@ def measure(
     }
 
 
+def other_folds(
+    parts: list[dict[str, Any]], labels: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The out-of-fold logits and labels of every fold but ``k``: items that neither fold
+    ``k``'s model nor their own fold's model trained on."""
+    others = [p for j, p in enumerate(parts) if j != k]
+    return (
+        np.concatenate([p["logits"] for p in others]),
+        np.concatenate([labels[p["index"]] for p in others]),
+    )
+
+
 def fixed_method(
     task: Task,
     parts: list[dict[str, Any]],
@@ -413,9 +425,8 @@ def fixed_method(
     for k, part in enumerate(parts):
         logits, y = part["val_logits"], part["val_labels"]
         if pooled:
-            others = [p for j, p in enumerate(parts) if j != k]
-            logits = np.concatenate([logits, *(p["logits"] for p in others)])
-            y = np.concatenate([y, *(labels[p["index"]] for p in others)])
+            extra_logits, extra_labels = other_folds(parts, labels, k)
+            logits, y = np.concatenate([logits, extra_logits]), np.concatenate([y, extra_labels])
         fitted = fit_method(method, task, logits, y)
         out.append({"index": part["index"], "probs": fitted.probabilities(part["logits"], task)})
     return in_item_order(out, "probs")
@@ -430,10 +441,9 @@ def pooled_with_val(
     item order, and each fold's chosen method."""
     out, methods = [], []
     for k, part in enumerate(parts):
-        others = [p for j, p in enumerate(parts) if j != k]
-        extra_labels = np.concatenate([labels[p["index"]] for p in others])
+        extra_logits, extra_labels = other_folds(parts, labels, k)
         extra = CrossFittedLogits(
-            np.concatenate([p["logits"] for p in others]),
+            extra_logits,
             extra_labels,
             CrossFitted("cross_fitted.npz", "0" * 64, len(extra_labels)),
         )
@@ -483,13 +493,7 @@ def transferred(task: Task, parts: list[dict[str, Any]], labels: np.ndarray) -> 
     shipped model)."""
     out = []
     for k, part in enumerate(parts):
-        others = [p for j, p in enumerate(parts) if j != k]
-        fitted = fit_method(
-            CalibrationMethod.TEMPERATURE,
-            task,
-            np.concatenate([p["logits"] for p in others]),
-            np.concatenate([labels[p["index"]] for p in others]),
-        )
+        fitted = fit_method(CalibrationMethod.TEMPERATURE, task, *other_folds(parts, labels, k))
         out.append({"index": part["index"], "probs": fitted.probabilities(part["logits"], task)})
     return in_item_order(out, "probs")
 
@@ -550,8 +554,14 @@ def card_method_figures(row: dict[str, Any]) -> dict[str, Any] | None:
     (``None`` for a row measured before they were kept)."""
     if "ece_card_method" not in row:
         return None
-    keys = ("ece", "ci95", "noise_mean", "noise_p95")
-    return {k: row[f"ece_card_method{'' if k == 'ece' else '_' + k}"] for k in keys}
+    keys = (
+        "ece_card_method",
+        "ece_card_method_ci95",
+        "ece_card_method_noise_mean",
+        "ece_card_method_noise_p95",
+    )
+    names = ("ece", "ci95", "noise_mean", "noise_p95")
+    return dict(zip(names, (row[k] for k in keys), strict=True))
 
 
 def _card_method_cell(row: dict[str, Any]) -> str:
