@@ -181,5 +181,7 @@ def test_consistency_settings_are_validated() -> None:
         Augment(corruption_severities=(0, 2), corruptions=("blur",))
     with pytest.raises(ValueError, match="some of"):
         Augment(corruption_severities=(), corruptions=("blur",))
+    with pytest.raises(ValueError, match="consistency_anchor needs augment.consistency"):
+        Augment(consistency_anchor=True, corruptions=("blur",))
     assert Augment(consistency=1.0, corruptions=("blur",)).corrupts
     assert not Augment(corruptions=("blur",)).corrupts

@@ -79,6 +79,51 @@ def test_a_consistency_view_gets_the_same_augmentation_draws_as_its_clean_items(
     assert loss(5.0, other) > loss(1.0, other) > loss(0.0, other)
 
 
+@pytest.mark.parametrize("anchor", [False, True])
+def test_an_anchored_consistency_term_sends_no_gradient_to_the_clean_predictions(
+    anchor: bool,
+) -> None:
+    """With ``augment.consistency_anchor`` the clean logits get the task loss's gradient
+    alone and the corrupted view's logits get the divergence's; without it the divergence
+    pulls the clean logits too."""
+    from dataclasses import replace
+
+    from radlens.training.augment import RandomAugment
+    from radlens.training.loop import batch_loss
+    from radlens.training.nets import NetSpec, build_net
+
+    torch.manual_seed(0)
+    spec = NetSpec(arch="resnet-tiny", stem_kernel=3, stem_stride=1, dropout=0.0)
+    net = build_net(spec, 1, 3, 2)
+    x = torch.rand(6, 1, 32, 32)
+    view = x.flip(-1) * 0.5
+    y, idx, w = torch.tensor([0, 1, 2, 0, 1, 2]), torch.arange(6), torch.ones(3)
+    seen: list[torch.Tensor] = []
+    hook = net.fc.register_forward_hook(lambda _m, _i, out: seen.append(out))
+
+    def logit_grads(weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+        recipe = _consistency_recipe(weight)
+        if weight > 0:
+            spec = replace(recipe.augment, consistency_anchor=anchor)
+            recipe = replace(recipe, augment=spec)
+        augment = RandomAugment(recipe.augment, torch.Generator().manual_seed(1))
+        seen.clear()
+        net.zero_grad()
+        loss = batch_loss(net, None, augment, x, idx, y, w, recipe, view)
+        seen[0].retain_grad()
+        loss.backward()
+        grad = seen[0].grad
+        assert grad is not None
+        return grad[: len(x)], grad[len(x) :]
+
+    task_clean, task_view = logit_grads(0.0)
+    clean, on_view = logit_grads(5.0)
+    hook.remove()
+    assert float(task_view.abs().max()) == 0.0  # the task loss is the clean items' alone
+    assert float(on_view.abs().max()) > 1e-4
+    assert torch.allclose(clean, task_clean, atol=1e-7) is anchor
+
+
 def test_consistency_with_box_supervision_keeps_the_box_loss_of_the_clean_items() -> None:
     """With a box head, an unchanged view leaves the loss as without a view (the box loss of
     the clean items); a changed view adds its divergence and not its boxes' loss."""

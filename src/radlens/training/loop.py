@@ -165,7 +165,8 @@ def batch_loss(
     """Augment the batch ``xb`` (train items ``idx``) and return its training loss.
 
     ``view`` is a corrupted copy of the same items for the consistency term
-    (``augment.consistency``): it gets the very same augmentation draws as ``xb``. With a
+    (``augment.consistency``): it gets the very same augmentation draws as ``xb``, and with
+    ``augment.consistency_anchor`` the clean predictions are its fixed target. With a
     box ``head`` too, the box loss is the clean items' (the view's boxes are theirs).
     ``train_masks`` are all train items' box masks, for the ``head``'s box loss and, with
     ``schedule.cam_loss``, the CAM box loss of the clean items' positive-class maps.
@@ -183,7 +184,8 @@ def batch_loss(
     ours = logits[: len(xb)]
     loss = loss_fn(ours, yb, weights, recipe)
     if view is not None:
-        js = js_divergence(ours, logits[len(xb) :], recipe.task is Task.MULTILABEL)
+        target = ours.detach() if recipe.augment.consistency_anchor else ours
+        js = js_divergence(target, logits[len(xb) :], recipe.task is Task.MULTILABEL)
         loss = loss + recipe.augment.consistency * js
     if head is not None and masks is not None:
         loss = loss + s.box_loss * head.loss(masks)

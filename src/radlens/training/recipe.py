@@ -174,6 +174,10 @@ class Augment:
     # augmentation, and the Jensen-Shannon divergence between the two predictions is added
     # to the loss. The task loss stays on the clean (or ``corruption_prob``-mixed) items.
     consistency: float = 0.0
+    # With ``consistency``: the clean prediction is the fixed target of the divergence (no
+    # gradient flows through it), so the term moves the corrupted view's prediction
+    # towards the clean one and never the clean one towards the corrupted one.
+    consistency_anchor: bool = False
 
     @property
     def corrupts(self) -> bool:
@@ -185,6 +189,8 @@ class Augment:
             raise ValueError("augment.corruption_prob must be in [0, 1]")
         if self.consistency < 0:
             raise ValueError("augment.consistency must be at least 0")
+        if self.consistency_anchor and self.consistency == 0:
+            raise ValueError("augment.consistency_anchor needs augment.consistency")
         if self.corruption_copies < 1:
             raise ValueError("augment.corruption_copies must be at least 1")
         if self.corrupts and not self.corruptions:

@@ -264,13 +264,14 @@ def fit_model(
         del tensors
         log.info(
             "robustness training: %s at severities %s; %d corrupted cop%s per image, "
-            "p=%.2f per item, consistency weight %g",
+            "p=%.2f per item, consistency weight %g%s",
             ", ".join(recipe.augment.corruptions),
             ", ".join(str(v) for v in recipe.augment.corruption_severities),
             len(copies),
             "y" if len(copies) == 1 else "ies",
             recipe.augment.corruption_prob,
             recipe.augment.consistency,
+            " (anchored on the clean prediction)" if recipe.augment.consistency_anchor else "",
         )
     data = MemberData(x_train, train_set.labels, x_val, val_set.labels, x_corrupted, masks)
     members = run_members(
