@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 
 from radlens.evaluation import metrics as m
-from radlens.evaluation.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from radlens.evaluation.corruptions import RADLENS, SEVERITIES, corrupt, kinds_in
 from radlens.evaluation.evaluate import evaluate
 from radlens.inference.backends import OnnxBackend
 from radlens.io.datasets import LabelledImages, read_labelled
@@ -85,19 +85,79 @@ MAX_CLEAN_LOSS = 0.01
 OTHER_METRICS = ("acc", "qwk", "mae")
 # Bootstrap resamples of the val images behind the drop intervals.
 BOOTS = 500
+# ``--table medmnistc``: each model's MedMNIST-C table (radlens.evaluation.medmnistc). The
+# chest X-ray models read the Kermany set, PneumoniaMNIST's source; breast and retina read
+# BreastMNIST and RetinaMNIST themselves; the two other X-ray models (adult knee and
+# extremity radiographs) have no MedMNIST-C dataset and take ChestMNIST's, the general X-ray
+# table (and the harsher of the two X-ray tables).
+MEDMNISTC = {
+    "cxr_pneumonia": "pneumoniamnist",
+    "cxr_pneumonia_128": "pneumoniamnist",
+    "breast_us_malignancy": "breastmnist",
+    "retina_dr_grade": "retinamnist",
+    "knee_oa_kl": "chestmnist",
+    "fracture_xray": "chestmnist",
+}
+# A MedMNIST-C kind counts as *seen* when a treated model trained on radlens' kind of the
+# same family (other parameters): radlens' blur is a Gaussian, its contrast lowers and its
+# brightness raises.
+FAMILY = {
+    "gaussian_noise": ("gaussian_noise",),
+    "blur": ("gaussian_blur", "motion_blur", "defocus_blur"),
+    "contrast": ("contrast_down",),
+    "brightness": ("brightness_up",),
+    "jpeg": ("jpeg_compression",),
+    "pixelate": ("pixelate",),
+}
 
 
-def corrupted(val: LabelledImages, kind: str, severity: int) -> LabelledImages:
+def table_for(model: str, table: str) -> str:
+    """The corruption table a ``--table`` choice means for ``model``."""
+    if table != "medmnistc":
+        kinds_in(table)  # refuses an unknown one
+        return table
+    if model not in MEDMNISTC:
+        raise ValueError(f"{model}: no MedMNIST-C table chosen for it (MEDMNISTC)")
+    return MEDMNISTC[model]
+
+
+def seen_kinds(trained_on: list[str] | tuple[str, ...], table: str) -> list[str]:
+    """The kinds of ``table`` a model trained on radlens' ``trained_on`` kinds has seen.
+
+    Example:
+        >>> seen_kinds(["blur", "brightness"], "breastmnist")
+        ['motion_blur', 'brightness_up']
+        >>> seen_kinds(["blur", "jpeg"], "radlens")
+        ['blur', 'jpeg']
+    """
+    if table == RADLENS:
+        return [k for k in kinds_in(table) if k in trained_on]
+    family = {m for k in trained_on for m in FAMILY.get(k, ())}
+    return [k for k in kinds_in(table) if k in family]
+
+
+def row_kinds(row: dict[str, Any]) -> tuple[str, ...]:
+    """The corruption kinds of a robustness.json row (rows before tables: radlens')."""
+    return kinds_in(row.get("table", RADLENS))
+
+
+def _kinds(result: dict[str, Any]) -> list[str]:
+    """The corruption kinds of an :func:`aucs` result, from its probabilities."""
+    return [k for k in result["_probs"] if k not in ("clean", "labels")]
+
+
+def corrupted(val: LabelledImages, kind: str, severity: int, table: str) -> LabelledImages:
     images = [
-        np.rint(corrupt(im, kind, severity, seed=i)).astype(np.uint8)
+        np.rint(corrupt(im, kind, severity, seed=i, table=table)).astype(np.uint8)
         for i, im in enumerate(val.images)
     ]
     return LabelledImages(images, val.labels, val.label_names, val.ids, val.source, val.split)
 
 
-def aucs(model: InstalledModel, val: LabelledImages) -> dict[str, Any]:
+def aucs(model: InstalledModel, val: LabelledImages, table: str = RADLENS) -> dict[str, Any]:
     """Clean AUC, the other clean metrics (``clean_metrics``: accuracy, and QWK and MAE of
-    an ordinal grade) and ``{kind: [AUC at severity 1..5]}`` of one model."""
+    an ordinal grade) and ``{kind: [AUC at severity 1..5]}`` of one model, for the kinds of
+    corruption ``table``."""
     backend = OnnxBackend(model.weights, threads=2)
     clean = evaluate(model.card, backend, val)
     out: dict[str, Any] = {
@@ -106,8 +166,8 @@ def aucs(model: InstalledModel, val: LabelledImages) -> dict[str, Any]:
     }
     # Per-image probabilities for the intervals (``drop_intervals``); never written out.
     probs: dict[str, Any] = {"clean": clean.probs, "labels": clean.labels}
-    for kind in CORRUPTIONS:
-        runs = [evaluate(model.card, backend, corrupted(val, kind, s)) for s in SEVERITIES]
+    for kind in kinds_in(table):
+        runs = [evaluate(model.card, backend, corrupted(val, kind, s, table)) for s in SEVERITIES]
         out[kind] = [e.metrics["auc"] for e in runs]
         probs[kind] = [e.probs for e in runs]
         print(model.card.name, model.folder.parent.name, kind, np.round(out[kind], 3))
@@ -132,19 +192,20 @@ def pooled_aucs(parts: list[tuple[np.ndarray, dict[str, Any]]]) -> dict[str, Any
 
     probs: dict[str, Any] = {"labels": pooled(lambda p: p["labels"])}
     probs["clean"] = pooled(lambda p: p["clean"])
-    for kind in CORRUPTIONS:
+    kinds = _kinds(parts[0][1])
+    for kind in kinds:
         probs[kind] = [pooled(lambda p, i=i, k=kind: p[k][i]) for i in range(len(SEVERITIES))]
     y = probs["labels"]
     return {
         "clean": m.auc(y, probs["clean"]),
         "clean_metrics": {},
-        **{k: [m.auc(y, p) for p in probs[k]] for k in CORRUPTIONS},
+        **{k: [m.auc(y, p) for p in probs[k]] for k in kinds},
         "_probs": probs,
     }
 
 
 def cross_fitted(
-    model: str, folds: int, variant: str, train: LabelledImages, work: Path
+    model: str, folds: int, variant: str, train: LabelledImages, work: Path, table: str
 ) -> dict[str, Any]:
     """:func:`aucs` of a recipe (or one of its ``bench_crossfit.py`` variants) measured on
     its whole train split: each fold model on the train fold it never saw, pooled."""
@@ -152,7 +213,7 @@ def cross_fitted(
     for k in range(folds):
         held = crossfit.held_out(train.labels, folds, k)
         fold_model = load_model(crossfit.fold_folder(work, model, variant, k, folds) / "model")
-        parts.append((held, aucs(fold_model, crossfit.subset(train, held))))
+        parts.append((held, aucs(fold_model, crossfit.subset(train, held), table)))
     out = pooled_aucs(parts)
     probs = out["_probs"]
     clean = crossfit.oof_metrics(
@@ -173,7 +234,7 @@ def drop_intervals(
     ``before`` and ``after`` are :func:`aucs` results with their ``_probs``.
     """
     pb, pa = before["_probs"], after["_probs"]
-    y = pb["labels"]
+    y, kinds = pb["labels"], _kinds(before)
     rng = np.random.default_rng(seed)
     samples: dict[str, list[list[float]]] = {"before": [], "after": [], "excess": []}
     done = 0
@@ -185,7 +246,7 @@ def drop_intervals(
         for name, p in (("before", pb), ("after", pa)):
             clean = m.auc(y[idx], p["clean"][idx])
             rows[name] = [
-                float(np.mean([clean - m.auc(y[idx], p[k][i][idx]) for k in CORRUPTIONS]))
+                float(np.mean([clean - m.auc(y[idx], p[k][i][idx]) for k in kinds]))
                 for i in range(len(SEVERITIES))
             ]
         samples["before"].append(rows["before"])
@@ -242,6 +303,12 @@ def main() -> int:
         "--after-variant", default="", help="with --crossfit: treated (default the recipe)"
     )
     parser.add_argument("--work", type=Path, default=Path("/tmp/radlens-crossfit"))
+    parser.add_argument(
+        "--table",
+        default=RADLENS,
+        help="corruptions: radlens (its own six), medmnistc (each model's MedMNIST-C table, "
+        "MEDMNISTC) or a MedMNIST-C dataset's name",
+    )
     args = parser.parse_args()
     if bool(args.crossfit) == (args.before is not None):
         parser.error("give --before (val) or --crossfit MODEL (train), not both")
@@ -265,13 +332,26 @@ def save(measured: list[dict[str, Any]], out: Path) -> dict[str, Any]:
     with crossfit.locked(json_path):
         rows = json.loads(json_path.read_text())["rows"] if json_path.is_file() else []
         for row in measured:
-            rows = [r for r in rows if (r["model"], r["label"]) != (row["model"], row["label"])]
+            rows = [r for r in rows if _key(r) != _key(row)]
             rows.append(row)
-        rows.sort(key=lambda r: (r["label"] != "shipped", r["label"], r["model"]))
+        rows.sort(
+            key=lambda r: (
+                r.get("table", RADLENS) != RADLENS,
+                r["label"] != "shipped",
+                r["label"],
+                r["model"],
+                r.get("table", RADLENS),
+            )
+        )
         result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}
         json_path.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
         (out / "robustness.md").write_text(render(result), encoding="utf-8")
     return result
+
+
+def _key(row: dict[str, Any]) -> tuple[str, str, str]:
+    """A row's identity in robustness.json: model, label and corruption table."""
+    return row["model"], row["label"], row.get("table", RADLENS)
 
 
 def val_rows(args: argparse.Namespace, root: Path, wanted: set[str]) -> Iterator[dict[str, Any]]:
@@ -286,10 +366,10 @@ def val_rows(args: argparse.Namespace, root: Path, wanted: set[str]) -> Iterator
             continue
         recipe = read_recipe(RECIPES / f"{folder.name}.toml")
         trained_on = args.seen.split(",") if args.seen else recipe.augment.corruptions
-        seen = [k for k in CORRUPTIONS if k in trained_on]
+        table = table_for(folder.name, args.table)
         val = read_labelled(data_source(after.card, root), "val", after.card.labels)
         val = val.sample(MAX_VAL)
-        measured = {"before": aucs(before, val), "after": aucs(after, val)}
+        measured = {"before": aucs(before, val, table), "after": aucs(after, val, table)}
         yield measured_row(
             {
                 "model": folder.name,
@@ -299,17 +379,20 @@ def val_rows(args: argparse.Namespace, root: Path, wanted: set[str]) -> Iterator
                 "n_val": len(val),
                 "sha256": [before.card.sha256, after.card.sha256],
                 "command": after.card.training.command,
+                "table": table,
             },
             measured,
-            seen,
+            seen_kinds(trained_on, table),
         )
 
 
 def measured_row(
     head: dict[str, Any], measured: dict[str, dict[str, Any]], seen: list[str]
 ) -> dict[str, Any]:
-    """A robustness.json row: ``head`` (what was measured), the two :func:`aucs` results,
-    the intervals of the drops and the mean drops over all, seen and unseen corruptions."""
+    """A robustness.json row: ``head`` (what was measured, its corruption ``table``), the
+    two :func:`aucs` results, the intervals of the drops and the mean drops over all, seen
+    and unseen corruptions."""
+    every = _kinds(measured["before"])
     intervals = drop_intervals(measured["before"], measured["after"])
     for side in measured.values():
         del side["_probs"]
@@ -321,9 +404,9 @@ def measured_row(
         "drop_all_ci": intervals,
     }
     for name, kinds in (
-        ("all", list(CORRUPTIONS)),
+        ("all", every),
         ("seen", seen),
-        ("unseen", [k for k in CORRUPTIONS if k not in seen]),
+        ("unseen", [k for k in every if k not in seen]),
     ):
         if kinds:
             row[f"drop_{name}"] = {
@@ -338,8 +421,9 @@ def crossfit_row(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     model = args.crossfit
     _, raw = crossfit.recipe_of(model)
     train = read_labelled(crossfit.data_path(raw, root), "train", tuple(raw["labels"]))
+    table = table_for(model, args.table)
     measured = {
-        side: cross_fitted(model, args.folds, variant, train, args.work)
+        side: cross_fitted(model, args.folds, variant, train, args.work, table)
         for side, variant in (("before", args.before_variant), ("after", args.after_variant))
     }
     trained_on = args.seen.split(",") if args.seen else []
@@ -363,9 +447,10 @@ def crossfit_row(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "command": f"bench_crossfit.py --variant {args.after_variant}"
             if args.after_variant
             else f"the recipe, recipes/{model}.toml",
+            "table": table,
         },
         measured,
-        [k for k in CORRUPTIONS if k in trained_on],
+        seen_kinds(trained_on, table),
     )
 
 
@@ -403,6 +488,12 @@ def ship_check(row: dict[str, Any]) -> tuple[int, int, float, bool]:
     return treated, untreated, delta, treated > untreated and delta >= -MAX_CLEAN_LOSS - 1e-12
 
 
+def _label(row: dict[str, Any]) -> str:
+    """A row's label, and its corruption table when it is not radlens' own."""
+    table = row.get("table", RADLENS)
+    return row["label"] + ("" if table == RADLENS else f" [MedMNIST-C {table}]")
+
+
 def _other_metrics(row: dict[str, Any]) -> str:
     before = row["before"].get("clean_metrics")
     after = row["after"].get("clean_metrics")
@@ -430,12 +521,22 @@ def render(result: dict[str, Any]) -> str:
         "robustness training at most half of the untreated model's. *Seen* corruptions are "
         "the kinds the treated model trained on (other seeds and severities drawn at "
         "random); *unseen* ones test generalization.\n",
+        "Two corruption tables. Rows without a mark use radlens' own six corruptions "
+        "(`radlens.evaluation.corruptions`, the same for every modality; its blur scales "
+        "from 28 px, so at 224 px it is a 4-18 px Gaussian, far beyond MedMNIST-C's X-ray "
+        "blur). Rows marked *[MedMNIST-C dataset]* use that MedMNIST-C dataset's "
+        "modality-specific corruptions and severities (`radlens.evaluation.medmnistc`, "
+        "`--table medmnistc`): pneumoniamnist for the chest X-ray models (their source "
+        "set), breastmnist and retinamnist for breast and retina, chestmnist for knee and "
+        "fracture X-rays. There, *seen* means a kind of a family the model trained on "
+        "(radlens' blur, noise, lowered contrast, raised brightness, JPEG, pixelation) with "
+        "other parameters.\n",
         "| model | label | versions before -> after | before from | date | n val |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
         out.append(
-            f"| {r['model']} | {r['label']} | {' -> '.join(r['versions'])} | "
+            f"| {r['model']} | {_label(r)} | {' -> '.join(r['versions'])} | "
             f"{r['before_source']} | {r['date']} | {r['n_val']} |"
         )
     out += [
@@ -444,7 +545,7 @@ def render(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        unseen = [k for k in CORRUPTIONS if k not in r["seen"]]
+        unseen = [k for k in row_kinds(r) if k not in r["seen"]]
         for name, kinds in (("all", []), ("seen", r["seen"]), ("unseen", unseen)):
             drops = r.get(f"drop_{name}")
             if drops is None:
@@ -454,7 +555,7 @@ def render(result: dict[str, Any]) -> str:
             what = name + (": " + ", ".join(kinds) if kinds else "")
             goal = _goal(drops["before"], drops["after"])
             out.append(
-                f"| {r['model']} | {r['label']} | {what} | " + " | ".join(cells) + f" | {goal} |"
+                f"| {r['model']} | {_label(r)} | {what} | " + " | ".join(cells) + f" | {goal} |"
             )
     with_ci = [r for r in rows if "drop_all_ci" in r]
     if with_ci:
@@ -476,7 +577,7 @@ def render(result: dict[str, Any]) -> str:
                 f"[{b[0]:+.3f}, {b[1]:+.3f}] / [{a[0]:+.3f}, {a[1]:+.3f}]: **{verdict(b, e)}**"
                 for b, a, e in zip(ci["before"], ci["after"], ci["excess"], strict=True)
             ]
-            out.append(f"| {r['model']} | {r['label']} | " + " | ".join(cells) + " |")
+            out.append(f"| {r['model']} | {_label(r)} | " + " | ".join(cells) + " |")
     out += [
         "\n## AUC per corruption and severity (before / after)\n",
         "| model | label | corruption | clean | s1 | s2 | s3 | s4 | s5 |",
@@ -484,11 +585,11 @@ def render(result: dict[str, Any]) -> str:
     ]
     for r in rows:
         b, a = r["before"], r["after"]
-        for kind in CORRUPTIONS:
+        for kind in row_kinds(r):
             cells = [f"{x:.3f} / {y:.3f}" for x, y in zip(b[kind], a[kind], strict=True)]
             mark = " (seen)" if kind in r["seen"] else ""
             out.append(
-                f"| {r['model']} | {r['label']} | {kind}{mark} | "
+                f"| {r['model']} | {_label(r)} | {kind}{mark} | "
                 f"{b['clean']:.3f} / {a['clean']:.3f} | " + " | ".join(cells) + " |"
             )
     out += [
@@ -508,14 +609,14 @@ def render(result: dict[str, Any]) -> str:
         "metrics before / after | goal all / seen / unseen | untreated | rule |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(rows, key=lambda r: (r["model"], r["label"] != "shipped", r["label"])):
+    for r in sorted(rows, key=lambda r: (r["model"], r["label"] != "shipped", _label(r))):
         treated, untreated, delta, ok = ship_check(r)
         counts = " / ".join(
             _goal(r[f"drop_{n}"]["before"], r[f"drop_{n}"]["after"]) if f"drop_{n}" in r else "-"
             for n in ("all", "seen", "unseen")
         )
         out.append(
-            f"| {r['model']} | {r['label']} | {', '.join(r['seen']) or '-'} | "
+            f"| {r['model']} | {_label(r)} | {', '.join(r['seen']) or '-'} | "
             f"{r['before']['clean']:.3f} / {r['after']['clean']:.3f} ({delta:+.3f}) | "
             f"{_other_metrics(r)} | {counts} | {untreated}/{len(SEVERITIES)} | "
             f"{'met' if ok else 'not met'} |"

@@ -11,16 +11,23 @@ import numpy as np
 import pytest
 
 from bench_helpers import BENCHMARKS, load_benchmark
+from radlens.evaluation.corruptions import CORRUPTIONS, kinds_in
 from radlens.io.datasets import LabelledImages
 
 bench = load_benchmark("bench_robustness")
 
 
 def _row(
-    model: str, label: str, clean: tuple[float, float], before: list[float], after: list[float]
+    model: str,
+    label: str,
+    clean: tuple[float, float],
+    before: list[float],
+    after: list[float],
+    table: str = "",
 ) -> dict[str, Any]:
-    kinds = bench.CORRUPTIONS
+    kinds = kinds_in(table) if table else CORRUPTIONS
     return {
+        **({"table": table} if table else {}),
         "model": model,
         "label": label,
         "versions": ["1.0.0", "1.1.0" if label == "shipped" else "1.0.0"],
@@ -106,10 +113,34 @@ def test_corrupted_val_images_keep_labels_and_are_stored_as_8_bit() -> None:
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(3)]
     val = LabelledImages(images, np.array([0, 1, 0]), ("a", "b"), ["1", "2", "3"], "s", "val")
-    noisy = bench.corrupted(val, "gaussian_noise", 5)
-    assert all(im.dtype == np.uint8 and im.shape == (28, 28) for im in noisy.images)
-    assert np.array_equal(noisy.labels, val.labels)
-    assert not np.array_equal(noisy.images[0], images[0])
+    for table, kind in (("radlens", "gaussian_noise"), ("breastmnist", "speckle_noise")):
+        noisy = bench.corrupted(val, kind, 5, table)
+        assert all(im.dtype == np.uint8 and im.shape == (28, 28) for im in noisy.images)
+        assert np.array_equal(noisy.labels, val.labels)
+        assert not np.array_equal(noisy.images[0], images[0])
+
+
+def test_each_model_gets_its_medmnistc_table_and_seen_kinds_by_family() -> None:
+    assert bench.table_for("knee_oa_kl", "medmnistc") == "chestmnist"
+    assert bench.table_for("cxr_pneumonia", "medmnistc") == "pneumoniamnist"
+    assert bench.table_for("knee_oa_kl", "radlens") == "radlens"
+    with pytest.raises(ValueError, match="no MedMNIST-C table"):
+        bench.table_for("adrenal_ct_3d_64", "medmnistc")
+    with pytest.raises(ValueError, match="unknown corruption table"):
+        bench.table_for("knee_oa_kl", "organmnist")
+    seen = bench.seen_kinds(["gaussian_noise", "blur", "brightness"], "chestmnist")
+    assert seen == ["gaussian_noise", "gaussian_blur", "brightness_up"]
+
+
+def test_a_medmnistc_row_is_kept_beside_the_same_label_on_radlens_table(tmp_path: Path) -> None:
+    ours = _row("knee", "shipped", (0.8, 0.8), [0.02] * 5, [0.01] * 5)
+    theirs = _row("knee", "shipped", (0.8, 0.8), [0.01] * 5, [0.01] * 5, table="chestmnist")
+    saved = bench.save([ours, theirs], tmp_path)
+    assert [r.get("table", "radlens") for r in saved["rows"]] == ["radlens", "chestmnist"]
+    text = (tmp_path / "robustness.md").read_text()
+    assert "| knee | shipped [MedMNIST-C chestmnist] | gamma_corr_down |" in text
+    assert "| knee | shipped | contrast |" in text
+    assert "| knee | shipped [MedMNIST-C chestmnist] | contrast |" not in text
 
 
 def test_the_committed_results_render_to_the_committed_table_and_say_what_shipped() -> None:
@@ -143,7 +174,7 @@ def _probs(y: np.ndarray, noise: list[float], rng: np.random.Generator) -> dict[
     and severity the same scores with ``noise[s]`` of uniform noise mixed in."""
     clean = np.clip(0.3 * y + 0.35 + 0.3 * rng.random(len(y)), 0, 1)
     out: dict[str, Any] = {"clean": np.stack([1 - clean, clean], 1), "labels": y}
-    for kind in bench.CORRUPTIONS:
+    for kind in CORRUPTIONS:
         out[kind] = []
         for w in noise:
             p = (1 - w) * clean + w * rng.random(len(y))
@@ -193,7 +224,7 @@ def _fold_result(index: list[int], labels: np.ndarray, score: np.ndarray) -> dic
         "_probs": {
             "labels": labels[index],
             "clean": probs,
-            **{k: corrupted for k in bench.CORRUPTIONS},
+            **{k: corrupted for k in CORRUPTIONS},
         }
     }
 

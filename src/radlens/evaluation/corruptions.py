@@ -1,11 +1,19 @@
-"""Image corruptions at five severities, for robustness tests (in the spirit of MedMNIST-C).
+"""Image corruptions at five severities, for robustness tests and robustness training.
+
+Two kinds of table:
+
+- ``radlens`` (the default): this module's six corruptions, the same for every modality, in
+  the spirit of Hendrycks & Dietterich (ICLR 2019). Their blur is scaled from 28 px, so at
+  224 px it is 4-18 px sigma: a stress test well beyond MedMNIST-C's X-ray blur.
+- a MedMNIST-C dataset's name (``chestmnist``, ``pneumoniamnist``, ``breastmnist``,
+  ``retinamnist``): that dataset's modality-specific corruptions and severities, as
+  ``radlens.evaluation.medmnistc`` reproduces them.
 
 Each corruption maps a uint8-range image (gray ``(H, W)`` or RGB ``(H, W, 3)``) to a float
-image of the same shape in [0, 255]. Severities 1-5 follow Hendrycks & Dietterich (ICLR 2019)
-in spirit: 5 is the worst a site is likely to send. Deterministic for a given ``seed``.
+image of the same shape in [0, 255]. Deterministic for a given ``seed``.
 
 Example:
-    >>> corrupt(np.full((8, 8), 100.0), "contrast", 5).max() <= 100.0
+    >>> bool(corrupt(np.full((8, 8), 100.0), "contrast", 5).max() <= 100.0)
     True
 """
 
@@ -16,6 +24,10 @@ import io
 import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageFilter
+
+from radlens.evaluation.medmnistc import TABLES as MEDMNISTC_TABLES
+from radlens.evaluation.medmnistc import kinds_of as medmnistc_kinds
+from radlens.evaluation.medmnistc import medmnistc_corrupt
 
 SEVERITIES = (1, 2, 3, 4, 5)
 CORRUPTIONS = ("gaussian_noise", "blur", "contrast", "brightness", "jpeg", "pixelate")
@@ -28,8 +40,32 @@ _JPEG = (60, 40, 25, 15, 8)  # quality
 _PIXELATE = (0.85, 0.7, 0.55, 0.45, 0.35)  # downsampling factor
 
 
-def corrupt(image: np.ndarray, kind: str, severity: int, seed: int = 0) -> np.ndarray:
-    """``image`` corrupted by ``kind`` at ``severity`` (1-5)."""
+RADLENS = "radlens"
+TABLES = (RADLENS, *MEDMNISTC_TABLES)
+
+
+def kinds_in(table: str = RADLENS) -> tuple[str, ...]:
+    """The corruption kinds of ``table`` (see the module's docstring).
+
+    Example:
+        >>> kinds_in("breastmnist")[:3]
+        ('pixelate', 'jpeg_compression', 'speckle_noise')
+    """
+    if table == RADLENS:
+        return CORRUPTIONS
+    if table not in MEDMNISTC_TABLES:
+        raise ValueError(f"unknown corruption table {table!r}; known: {', '.join(TABLES)}")
+    return medmnistc_kinds(table)
+
+
+def corrupt(
+    image: np.ndarray, kind: str, severity: int, seed: int = 0, table: str = RADLENS
+) -> np.ndarray:
+    """``image`` corrupted by ``kind`` of ``table`` at ``severity`` (1-5)."""
+    if table != RADLENS:
+        if kind not in kinds_in(table):
+            raise ValueError(f"table {table!r} has no corruption {kind!r}")
+        return medmnistc_corrupt(image, table, kind, severity, seed)
     if kind not in CORRUPTIONS or severity not in SEVERITIES:
         raise ValueError(f"unknown corruption {kind!r} or severity {severity}")
     x = np.asarray(image, np.float64)
