@@ -86,6 +86,31 @@ def test_corrupted_copy_is_reproducible_8_bit_and_uses_only_the_recipe_kinds() -
     assert not np.array_equal(first[0], corrupted_copy(images, spec, seed=8)[0])
 
 
+def test_a_corrupted_copy_draws_from_the_recipes_medmnistc_table() -> None:
+    import numpy as np
+
+    from radlens.evaluation.corruptions import corrupt
+    from radlens.training.augment import corrupted_copy
+
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(6)]
+    kinds = ("speckle_noise", "gamma_corr_down")
+    spec = Augment(consistency=1.0, corruptions=kinds, corruption_table="chestmnist")
+    for i, (image, out) in enumerate(zip(images, corrupted_copy(images, spec, 9), strict=True)):
+        candidates = [
+            np.rint(corrupt(image, kind, s, 9 + i, "chestmnist")).astype(np.uint8)
+            for kind in kinds
+            for s in range(1, 6)
+        ]
+        assert any(np.array_equal(out, c) for c in candidates), i
+    with pytest.raises(
+        ValueError, match="unknown corruption\\(s\\) \\['blur'\\] in table 'chestmnist'"
+    ):
+        Augment(consistency=1.0, corruptions=("blur",), corruption_table="chestmnist")
+    with pytest.raises(ValueError, match="unknown corruption table 'organmnist'"):
+        Augment(consistency=1.0, corruptions=("pixelate",), corruption_table="organmnist")
+
+
 def test_mix_corrupted_draws_items_from_the_corrupted_batch_at_its_rate() -> None:
     from radlens.training.augment import mix_corrupted
 

@@ -109,7 +109,8 @@ def blur(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
 def corrupted_copy(images: list[np.ndarray], spec: Augment, seed: int) -> list[np.ndarray]:
     """Each 2D image corrupted once at its source resolution, stored as 8-bit like a file.
 
-    Item ``i`` gets a kind from ``spec.corruptions`` and a severity from
+    Item ``i`` gets a kind from ``spec.corruptions`` (of ``spec.corruption_table``) and a
+    severity from
     ``spec.corruption_severities`` (1-5 unless narrowed) drawn by a generator
     seeded with ``seed``; the corruption's own noise is seeded per item, so the copy is
     reproducible.
@@ -119,7 +120,9 @@ def corrupted_copy(images: list[np.ndarray], spec: Augment, seed: int) -> list[n
     levels = spec.corruption_severities
     severities = rng.integers(0, len(levels), len(images))
     return [
-        np.rint(corrupt(image, spec.corruptions[k], levels[s], seed=seed + i)).astype(np.uint8)
+        np.rint(
+            corrupt(image, spec.corruptions[k], levels[s], seed + i, spec.corruption_table)
+        ).astype(np.uint8)
         for i, (image, k, s) in enumerate(zip(images, kinds, severities, strict=True))
     ]
 

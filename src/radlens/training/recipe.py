@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from radlens.errors import ConfigError
-from radlens.evaluation.corruptions import CORRUPTIONS, SEVERITIES
+from radlens.evaluation.corruptions import RADLENS, SEVERITIES, kinds_in
 from radlens.models.card import AppliesTo, DetectionSpec, InputSpec, Measure, Population, Task
 
 # ``--arch`` presets: (blocks per stage, channels per stage) of a MONAI ResNet trunk.
@@ -169,6 +169,9 @@ class Augment:
     corruption_copies: int = 1
     # The severities a copy is drawn from (all five unless narrowed).
     corruption_severities: tuple[int, ...] = SEVERITIES
+    # Whose corruptions ``corruptions`` names: "radlens" (radlens.evaluation.corruptions'
+    # own six) or a MedMNIST-C dataset's table ("chestmnist", "breastmnist", ...).
+    corruption_table: str = RADLENS
     # Weight of a consistency term (AugMix, Hendrycks et al., ICLR 2020): every batch item
     # is also seen as one of its corrupted copies, under the same geometric and intensity
     # augmentation, and the Jensen-Shannon divergence between the two predictions is added
@@ -201,9 +204,13 @@ class Augment:
         if not levels or set(levels) - set(SEVERITIES):
             raise ValueError(f"augment.corruption_severities must be some of {SEVERITIES}")
         object.__setattr__(self, "corruption_severities", levels)
-        unknown = set(self.corruptions) - set(CORRUPTIONS)
+        known = kinds_in(self.corruption_table)  # refuses an unknown table
+        unknown = set(self.corruptions) - set(known)
         if unknown:
-            raise ValueError(f"unknown corruption(s) {sorted(unknown)}; known: {CORRUPTIONS}")
+            raise ValueError(
+                f"unknown corruption(s) {sorted(unknown)} in table {self.corruption_table!r}; "
+                f"known: {known}"
+            )
 
 
 @dataclass(frozen=True)

@@ -263,9 +263,10 @@ def fit_model(
         x_corrupted = tensors[0][None] if len(tensors) == 1 else torch.stack(tensors)
         del tensors
         log.info(
-            "robustness training: %s at severities %s; %d corrupted cop%s per image, "
+            "robustness training: %s (%s) at severities %s; %d corrupted cop%s per image, "
             "p=%.2f per item, consistency weight %g%s",
             ", ".join(recipe.augment.corruptions),
+            recipe.augment.corruption_table,
             ", ".join(str(v) for v in recipe.augment.corruption_severities),
             len(copies),
             "y" if len(copies) == 1 else "ies",
