@@ -4,7 +4,10 @@ MedMNIST-C (Di Salvo et al., 2024, arXiv:2406.17536; the ``medmnistc`` package) 
 each MedMNIST+ dataset by the artifacts of its modality, at five severities tuned per
 dataset on 224 x 224 images. The package imports torchvision and ImageMagick (Wand) at
 import time, which radlens does not install, so its tables are reproduced here
-(``medmnistc/corruptions/registry.py``, v0.1) with the same operations:
+(``medmnistc/corruptions/registry.py``, v0.1.0) with the same operations. Checked against
+the 0.1.0 wheel (its modules loaded without torchvision): the tables are its first five
+severities exactly, pixelation and JPEG give identical bytes, and the noise kinds the same
+mean change within sampling error.
 
 - ``pixelate``: Pillow box resize down by the factor and box resize back;
 - ``jpeg_compression``: Pillow JPEG at the quality;
@@ -46,7 +49,6 @@ from PIL import ImageEnhance
 REFERENCE = 224  # the side MedMNIST-C's tables are tuned at
 
 _XRAY_COMMON = {
-    "jpeg_compression": (50, 30, 15, 10, 7),
     "gaussian_blur": (3, 5, 7, 9, 11),
     "brightness_up": (1.1, 1.2, 1.3, 1.4, 1.5),
     "brightness_down": (0.9, 0.8, 0.7, 0.6, 0.5),
@@ -61,6 +63,7 @@ _XRAY_COMMON = {
 TABLES: dict[str, dict[str, tuple[Any, ...]]] = {
     "chestmnist": {
         "pixelate": (0.30, 0.25, 0.20, 0.15, 0.10),
+        "jpeg_compression": (50, 30, 15, 10, 7),
         "gaussian_noise": (0.04, 0.08, 0.12, 0.18, 0.26),
         "speckle_noise": (0.05, 0.15, 0.2, 0.35, 0.45),
         "impulse_noise": (0.01, 0.03, 0.06, 0.09, 0.17),
@@ -69,6 +72,7 @@ TABLES: dict[str, dict[str, tuple[Any, ...]]] = {
     },
     "pneumoniamnist": {
         "pixelate": (0.8, 0.7, 0.6, 0.5, 0.40),
+        "jpeg_compression": (50, 30, 15, 10, 7),
         "gaussian_noise": (0.04, 0.05, 0.06, 0.07, 0.08),
         "speckle_noise": (0.05, 0.07, 0.10, 0.15, 0.20),
         "impulse_noise": (0.005, 0.01, 0.013, 0.017, 0.02),
