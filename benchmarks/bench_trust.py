@@ -30,6 +30,11 @@ what input statistics make of real DICOM resolution, bit depth and compression.
 ``python benchmarks/bench_trust.py`` measures every shipped model; ``--only NAME ...``
 measures the named models and merges their rows into the existing ``trust.json`` (rows of
 other models are kept as measured, with the date of their run), then renders ``trust.md``.
+
+``--medmnistc`` measures only the severity-5 corruptions of each 2D classifier's MedMNIST-C
+table (``bench_robustness.MEDMNISTC``: the modality-specific corruptions issue 5 names) and
+keeps them apart (``corruptions_medmnistc``), with their own goal line; the rest of
+``trust.json`` is left as it is.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from radlens.evaluation.corruptions import CORRUPTIONS, corrupt
+from radlens.evaluation.corruptions import CORRUPTIONS, corrupt, kinds_in
 from radlens.evaluation.evaluate import prepare_batch
 from radlens.evaluation.metrics import auc_binary
 from radlens.inference.backends import OnnxBackend
@@ -68,6 +73,9 @@ from radlens.io.scan import scan
 from radlens.io.segmentation_sets import read_segmentation
 from radlens.models.card import ModelCard, Task
 from radlens.models.registry import InstalledModel, discover
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_robustness import MEDMNISTC  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -189,11 +197,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=HERE,
         help="folder for trust.json and trust.md (default: benchmarks/)",
     )
+    parser.add_argument(
+        "--medmnistc",
+        action="store_true",
+        help="measure only the severity-5 corruptions of each model's MedMNIST-C table",
+    )
     args = parser.parse_args(argv)
     root = Path(os.environ.get("RADLENS_DATA", HERE.parent.parent / "shared" / "data"))
     if not root.exists():
         print(f"skip: no data at {root}")
         return 0
+    if args.medmnistc:
+        return medmnistc_main(root, args.out, args.only)
     pools = {name: images_of(root, w, how, PER_SOURCE) for name, (w, how) in SOURCES.items()}
     installed = [
         m
@@ -225,6 +240,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / "trust.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (args.out / "trust.md").write_text(render(result), encoding="utf-8")
     return 0
+
+
+def medmnistc_main(root: Path, out: Path, only: Sequence[str] | None) -> int:
+    """``--medmnistc``: the MedMNIST-C rows of the 2D classifiers that have a table (or of
+    ``only``), replacing those models' earlier MedMNIST-C rows in ``out``/trust.json."""
+    models = [
+        m
+        for m in discover(include_disabled=True)
+        if m.card.name in MEDMNISTC and m.card.ood is not None
+        if not only or m.card.name in only
+    ]
+    result = json.loads((out / "trust.json").read_text(encoding="utf-8"))
+    names = {m.card.name for m in models}
+    rows = [r for r in result.get("corruptions_medmnistc", []) if r["model"] not in names]
+    for model in models:
+        rows += corruption_rows(root, model, MEDMNISTC[model.card.name])
+    result["corruptions_medmnistc"] = rows
+    result["medmnistc_date"] = time.strftime("%Y-%m-%d")
+    (out / "trust.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (out / "trust.md").write_text(render(result), encoding="utf-8")
+    return 0
+
+
+def corruption_rows(root: Path, model: InstalledModel, table: str) -> list[dict[str, Any]]:
+    """Severity-5 rows of ``model``'s own val (up to ``MAX_VAL`` images) under every kind
+    of corruption ``table``, stored as 8-bit."""
+    card, read = model.card, reader(model)
+    sample = _sample(own_val(root, card, _data_of(card.training.data)), MAX_VAL)
+    clean = read(sample)
+    rows = []
+    for kind in kinds_in(table):
+        bad = [corrupt(im, kind, SEVERITY, i, table) for i, im in enumerate(sample)]
+        stored = [np.round(b).astype(np.uint8) for b in bad]
+        row = {"model": card.name, "table": table, "corruption": kind, "severity": SEVERITY}
+        row |= compare(clean, read(stored))
+        row["input_change"] = input_change(card, sample, stored)
+        rows.append(row)
+        print(rows[-1], flush=True)
+    return rows
 
 
 def measure(
@@ -472,14 +526,18 @@ def goals(result: dict[str, Any]) -> list[str]:
     for label, rows, goal in (
         ("other datasets", result["rows"], 0.99),
         ("severity-5 corruptions (8-bit)", result["corruptions"], 0.90),
+        *(
+            [("MedMNIST-C severity-5 corruptions", result["corruptions_medmnistc"], 0.90)]
+            if result.get("corruptions_medmnistc")
+            else []
+        ),
     ):
         with_features = [r for r in rows if r["auroc_feature"] is not None]
         before = sum(r["auroc_feature"] >= goal for r in with_features)
         now = [r for r in rows if r["auroc_combined"] < goal]
         alone = [r for r in rows if r["model"] in input_only]
         missed = "; ".join(
-            f"{r['model']} vs {r.get('ood_source') or r.get('corruption')} "
-            f"{r['auroc_combined']:.3f}"
+            f"{r['model']} vs {r.get('ood_source') or _kind(r)} {r['auroc_combined']:.3f}"
             for r in now
         )
         lines.append(
@@ -505,6 +563,37 @@ def _measured(result: dict[str, Any]) -> str:
         for i, r in enumerate(runs)
     ]
     return "Measured in " + str(len(runs)) + " runs: " + "; ".join(parts)
+
+
+def _kind(row: dict[str, Any]) -> str:
+    """A corruption row's kind, with its MedMNIST-C table where it has one."""
+    return row["corruption"] + (f" ({row['table']})" if "table" in row else "")
+
+
+def _medmnistc_section(result: dict[str, Any]) -> list[str]:
+    """The MedMNIST-C severity-5 table, when ``--medmnistc`` has measured it."""
+    rows = result.get("corruptions_medmnistc")
+    if not rows:
+        return []
+    lines = [
+        f"\n## Severity-{SEVERITY} corruptions of MedMNIST-C (measured "
+        f"{result['medmnistc_date']})\n",
+        "Each 2D classifier's MedMNIST-C table (`radlens.evaluation.medmnistc`; "
+        "pneumoniamnist for the chest X-ray models, chestmnist for knee and fracture, "
+        "breastmnist, retinamnist), applied as above to up to "
+        f"{result['max_val_corrupted']} own val images and stored as 8-bit.\n",
+        "| model | table | corruption | n | AUROC feature | AUROC input "
+        "| **AUROC combined** | flagged (combined) | model input change |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['table']} | {r['corruption']} | {r['n_out']} | "
+            f"{_f(r['auroc_feature'])} | {_f(r['auroc_input'])} | "
+            f"**{_f(r['auroc_combined'])}** | {r['flagged_out']:.1%} | "
+            f"{r['input_change']:.1%} |"
+        )
+    return lines
 
 
 def render(result: dict[str, Any]) -> str:
@@ -577,6 +666,7 @@ def render(result: dict[str, Any]) -> str:
             f"{r['flagged_out']:.1%} | {_pct(r['flagged_out_feature_only'])} | "
             f"{_f(r['auroc_combined_float'])} | {'—' if change is None else f'{change:.1%}'} |"
         )
+    lines += _medmnistc_section(result)
     if result["real_dicom"]:
         lines += [
             "\n## Real DICOM radiographs and ultrasound (`../shared/data/dicom`, first image)\n",
@@ -666,7 +756,7 @@ def render(result: dict[str, Any]) -> str:
     ]
     unseen = [
         r
-        for r in result["corruptions"]
+        for r in [*result["corruptions"], *result.get("corruptions_medmnistc", [])]
         if r.get("input_change") is not None
         and r["input_change"] < 0.1
         and r["auroc_combined"] < 0.9
@@ -675,7 +765,7 @@ def render(result: dict[str, Any]) -> str:
         lines.append(
             "- Misses where the model reads nearly the clean image: "
             + "; ".join(
-                f"{r['model']} vs {r['corruption']} (model input change "
+                f"{r['model']} vs {_kind(r)} (model input change "
                 f"{r['input_change']:.1%}, AUROC {r['auroc_combined']:.3f})"
                 for r in unseen
             )

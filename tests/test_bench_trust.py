@@ -100,6 +100,34 @@ def test_input_only_models_render_with_empty_feature_columns_and_are_counted_apa
     assert "Measured 2026-03-03 on test, 2 cores" in text
 
 
+def test_medmnistc_rows_get_their_own_section_and_goal_line() -> None:
+    result = _result({"knee": "features + inputs"}, "2026-03-03")
+    plain = bench.render(result)
+    assert "MedMNIST-C" not in plain
+    row = {
+        "model": "knee",
+        "table": "chestmnist",
+        "corruption": "shot_noise",
+        "severity": 5,
+        "n_out": 30,
+        "auroc_feature": 0.99,
+        "auroc_input": 1.0,
+        "auroc_combined": 1.0,
+        "flagged_out": 0.9,
+        "input_change": 0.4,
+    }
+    faint = row | {"corruption": "contrast_down", "auroc_combined": 0.52, "input_change": 0.01}
+    result |= {"corruptions_medmnistc": [row, faint], "medmnistc_date": "2026-03-04"}
+    text = bench.render(result)
+    assert "## Severity-5 corruptions of MedMNIST-C (measured 2026-03-04)" in text
+    assert (
+        "| knee | chestmnist | shot_noise | 30 | 0.9900 | 1.0000 | **1.0000** | 90.0% | 40.0% |"
+        in text
+    )
+    assert "- MedMNIST-C severity-5 corruptions (AUROC ≥ 0.9): 1 of 2 met" in text
+    assert "not met: knee vs contrast_down (chestmnist) 0.520" in text
+
+
 def test_flag_shares_are_none_for_a_score_the_model_has_not() -> None:
     assert bench._share(np.array([True, False])) == 0.5
     assert bench._share(np.full(3, np.nan)) is None
