@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from fastapi.testclient import TestClient
 
 from serve_helpers import make_instance, wait_until_ready
@@ -22,6 +25,30 @@ def test_health_readiness_and_openapi(client: TestClient) -> None:
     assert ready.json()["migrations_at_head"] and ready.json()["database"]
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/healthz", "/readyz", "/dicomweb/studies", "/api/worklist"} <= set(paths)
+
+
+def test_every_route_is_built_with_the_app_not_at_its_first_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastAPI builds a route's fields inside ``warnings.catch_warnings``; done in a request
+    thread beside a job worker's warning scope, a warning it holds back escapes (an error
+    under pytest). So the app builds them all under the warning lock when it is made: after
+    that, serving any route builds nothing."""
+    import fastapi.routing
+
+    from radlens.config import Settings
+    from radlens.server.app import create_app
+
+    app = create_app(Settings(home=tmp_path))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a route was built at request time")
+
+    monkeypatch.setattr(fastapi.routing, "get_dependant", refuse)
+    with TestClient(app) as late:  # the lifespan starts the workers as in service
+        assert late.get("/healthz").status_code == 200
+        assert late.get("/api/worklist").status_code == 401  # matched, then refused
+        assert late.get("/api/studies/1.2.3").status_code == 401
 
 
 def test_stow_rs_stores_all_and_answers_200_with_references(client: TestClient) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import RequestResponseEndpoint
+from starlette.routing import NoMatchFound
 
 from radlens import __version__, warning_scopes
 from radlens.cluster.remote import ClusterAnalyzer, cluster_analyzer
@@ -128,8 +129,9 @@ def _routed_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]
     """The FastAPI app with radlens's routes and error handlers.
 
     FastAPI builds each route's fields, and the OpenAPI document, inside
-    ``warnings.catch_warnings``: both happen under :data:`warning_scopes.LOCK`, so that
-    the job workers' and the DICOM listener's warning scopes cannot interleave with them.
+    ``warnings.catch_warnings``: both happen under :data:`warning_scopes.LOCK` (the routes
+    here, at once: :func:`build_routes`), so that the job workers' and the DICOM
+    listener's warning scopes cannot interleave with them.
     """
     # No /docs or /redoc: FastAPI's Swagger UI and ReDoc pages load their scripts, styles
     # and favicon from CDNs, and radlens serves nothing that reaches outside the site
@@ -146,6 +148,7 @@ def _routed_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]
         errors.install(app)
         for module in (health, auth, users, dicomweb, worklist, feedback, models, research, fhir):
             app.include_router(module.router)
+        build_routes(app)
     build_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -154,6 +157,19 @@ def _routed_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def build_routes(app: FastAPI) -> None:
+    """Have FastAPI build every route of ``app``'s included routers, and their fields, now.
+
+    FastAPI 0.16x builds an included router's routes when the first request reaches them,
+    inside ``warnings.catch_warnings``, in whatever thread serves that request, where a job
+    worker's warning scope could undo its filters (:mod:`radlens.warning_scopes`).
+    Resolving a URL for a name no route has walks, and so builds, all of them; the caller
+    holds the lock.
+    """
+    with suppress(NoMatchFound):
+        app.url_path_for("radlens: build every route")
 
 
 def start_services(settings: Settings, analyze: Analyze | None) -> tuple[Services, Workers]:
