@@ -116,7 +116,8 @@ def medmnistc_corrupt(
 ) -> np.ndarray:
     """``image`` (uint8-range gray ``(H, W)`` or RGB ``(H, W, 3)``) corrupted by ``kind``
     of MedMNIST-C dataset ``table`` at ``severity`` (1-5): a float image of the same shape
-    in [0, 255], 8-bit valued."""
+    in [0, 255]: 8-bit values from 224 px up, the reduced change added to a smaller image
+    (round it to store it as a file would)."""
     if kind not in kinds_of(table) or severity not in (1, 2, 3, 4, 5):
         raise ValueError(f"{table} has no corruption {kind!r} at severity {severity}")
     param = TABLES[table][kind][severity - 1]
