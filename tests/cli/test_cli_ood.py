@@ -79,7 +79,7 @@ def test_ood_refits_a_segmenters_input_statistics_and_reproduces_the_shipped_fil
     (folder / "ood_inputs.npz").unlink()
     result = radlens("ood", folder, "--data", shared_data_dir / HC18)
     assert result.exit_code == 0, result.output
-    assert "(image2d/3) from 154 train images" in result.output
+    assert "(image2d/4) from 154 train images" in result.output
     assert "of 40 val images" in result.output
     assert_refitted_like_the_shipped_model(folder, "fetal_head_hc18")
 

@@ -286,8 +286,8 @@ def test_each_set_describes_every_statistic_once() -> None:
 
 
 def test_the_set_follows_the_card(make_card) -> None:  # type: ignore[no-untyped-def]
-    # Newly fitted 2D cards get image2d/3; image2d/1 and image2d/2 cards keep theirs.
-    assert statistic_set_for(make_card()) is STATISTICS["image2d/3"]
+    # Newly fitted 2D cards get image2d/4; cards fitted with an earlier set keep theirs.
+    assert statistic_set_for(make_card()) is STATISTICS["image2d/4"]
     mask_card = make_card(input=MASK_SPEC, applies_to=AppliesTo(modalities=("SEG",), dims=3))
     assert statistic_set_for(mask_card) is SHAPE  # newly fitted; mask3d/1 cards keep theirs
     ct_card = make_card(input=MASK_SPEC, applies_to=AppliesTo(modalities=("CT",), dims=3))
@@ -348,3 +348,75 @@ def test_image2d_3_sees_pixelation_of_a_frame_much_larger_than_the_model_input()
     # A 12-bit frame with noise moves at nearly every step: no pixelation.
     wide = frame.astype(np.uint16) * 16 + rng.integers(0, 16, frame.shape).astype(np.uint16)
     assert values(wide, v3)["pixelation_decoded"] < 0.2
+
+
+V3, V4 = STATISTICS["image2d/3"], STATISTICS["image2d/4"]
+GAPS, HIGH, LOW = (V4.names.index(n) for n in V4.names[len(V3.names) :])
+
+
+def v4(raw: np.ndarray, spec: InputSpec = SPEC) -> np.ndarray:
+    return statistics_of(V4, raw, prepare_2d(raw, spec)[0], spec)
+
+
+def mapped(curve: np.ndarray) -> np.ndarray:
+    """An image put through a grey-level curve (on 0..1), stored back as 8 bits."""
+    return np.round(np.clip(curve, 0, 1) * 255).astype(np.uint8)
+
+
+def test_image2d_4_extends_image2d_3_with_the_stored_levels() -> None:
+    assert V4.names[: len(V3.names)] == V3.names
+    assert V4.names[len(V3.names) :] == (
+        "level_gaps_decoded",
+        "high_level_decoded",
+        "low_level_decoded",
+    )
+    assert (V4.direction[GAPS], V4.direction[HIGH], V4.direction[LOW]) == (1, -1, 1)
+    image = texture(256)
+    np.testing.assert_array_equal(
+        v4(image)[: len(V3.names)], statistics_of(V3, image, prepare_2d(image, SPEC)[0], SPEC)
+    )
+
+
+def test_a_grey_level_stretch_of_a_stored_image_leaves_empty_levels() -> None:
+    """Gamma 1.6, contrast x1.6 and brightness x1.5 (MedMNIST-C's severity 5) spread the
+    stored levels apart; the untouched image uses every level it spans."""
+    image = texture(256)
+    u = image / 255.0
+    clean = v4(image)[GAPS]
+    assert clean < 0.01
+    for curve in (u**1.6, 0.5 + 1.6 * (u - 0.5), 1.5 * u):
+        assert v4(mapped(curve))[GAPS] > 0.1
+    # Dimming merges levels, leaving no gaps, but a dimmed or flattened image no longer
+    # reaches the stored range's ends.
+    dim, flat = v4(mapped(0.5 * u)), v4(mapped(0.5 + 0.4 * (u - 0.5)))
+    assert dim[GAPS] < 0.01 and dim[HIGH] < 0.45 < 0.8 < v4(image)[HIGH]
+    assert flat[LOW] > 0.3 > 0.15 > v4(image)[LOW]
+
+
+def test_level_statistics_are_neutral_beyond_8_bits_on_floats_and_on_sparse_histograms() -> None:
+    image = texture(256)
+    neutral = [0.0, 1.0, 0.0]
+    # A 12-bit frame using every 16th level, as stored, is not a stretched 8-bit image.
+    assert v4(image.astype(np.uint16) * 16)[[GAPS, HIGH, LOW]].tolist() == neutral
+    assert v4(image / 255.0 * 200.5)[[GAPS, HIGH, LOW]].tolist() == neutral
+    # Integers stored as floats count as 8-bit.
+    assert v4(image.astype(np.float32))[HIGH] == v4(image)[HIGH]
+    # A 28 px image spreads 784 pixels over ~250 levels: too few to call a level empty.
+    small = texture(28)
+    assert np.count_nonzero(np.bincount(small.ravel(), minlength=256)[3:248] == 0) > 50
+    assert v4(small, InputSpec(size=(28, 28)))[GAPS] == 0.0
+    # A colour frame is read on its green channel.
+    colour = np.stack([image, mapped((image / 255.0) ** 1.6), image], axis=-1)
+    assert v4(colour, InputSpec(size=(64, 64), channels=3))[GAPS] > 0.1
+
+
+@pytest.mark.parametrize("levels", [1, 2, 4])
+def test_level_statistics_of_a_frame_with_a_few_levels_are_defined(levels: int) -> None:
+    few = (np.random.default_rng(levels).integers(0, levels, (64, 64)) * 60).astype(np.uint8)
+    values = v4(few)
+    assert np.isfinite(values).all()
+    if levels == 1:  # blank: one level, nothing between
+        assert values[GAPS] == 0.0 and values[HIGH] == values[LOW] == 0.0
+    else:  # a few levels 60 apart: the dense levels beside each are empty
+        assert 0.5 < values[GAPS] < 1.0
+        assert (values[LOW], values[HIGH]) == (0.0, 60 * (levels - 1) / 255)

@@ -217,7 +217,7 @@ def test_a_trunk_detector_trains_with_the_feature_and_input_ood_score(tmp_path: 
     assert card.outputs == ("heatmap", "ltrb", "features")
     assert card.detection is not None and card.detection.ood_inputs is None
     assert card.ood is not None and card.ood.inputs is not None
-    assert card.ood.inputs.statistics == "image2d/3"
+    assert card.ood.inputs.statistics == "image2d/4"
     assert card_input_stats(model.folder, card) is None  # not the input-only score
     stats = stats_for(model.folder, card.ood)
     assert stats is not None and stats.means.shape == (1, 32)  # one class: a box set

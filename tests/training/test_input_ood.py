@@ -61,7 +61,7 @@ def test_fit_writes_the_statistics_and_the_card_and_leaves_the_weights(tmp_path:
     card = load_model(folder).card  # the weights still match the card
     assert card.detection is not None and card.detection.ood_inputs is not None
     spec = card.detection.ood_inputs
-    assert (report.n_train, report.n_val, report.statistics) == (12, 20, "image2d/3")
+    assert (report.n_train, report.n_val, report.statistics) == (12, 20, "image2d/4")
     assert spec.sha256 == sha256_of(folder / "ood_inputs.npz")
     assert spec.val_flag_rate == report.val_flag_rate == pytest.approx(0.05)  # 1 of 20
     assert sha256_of(folder / "model.onnx") == weights == card.sha256
@@ -95,7 +95,7 @@ def test_a_segmenter_gets_its_statistics_refitted_from_its_own_split(tmp_path: P
     report = fit_input_only_ood(folder, data)
     val = read_segmentation(data, "val", seed=card.training.seed)
     assert (report.n_train, report.n_val) == (30 - len(val), len(val))
-    assert report.statistics == "image2d/3"
+    assert report.statistics == "image2d/4"
     refitted = load_model(folder).card  # the weights still match the card
     assert refitted.segmentation is not None and refitted.segmentation.ood_inputs is not None
     assert refitted.segmentation.ood_inputs.sha256 == sha256_of(folder / "ood_inputs.npz")

@@ -57,9 +57,9 @@ def test_fit_ood_on_a_copy_of_the_breast_model(tmp_path: Path, shared_data_dir: 
     assert 0.05 <= model.card.ood.val_flag_rate <= 0.15
     # The input statistics are fitted too, and the decision flags about the rate asked for.
     inputs = model.card.ood.inputs
-    assert inputs is not None and inputs.statistics == "image2d/3"
+    assert inputs is not None and inputs.statistics == "image2d/4"
     assert (folder / inputs.stats_file).exists() and report.n_statistics == len(
-        STATISTICS["image2d/3"].names
+        STATISTICS["image2d/4"].names
     )
     assert 0.05 <= inputs.val_flag_rate <= 0.15 and report.val_flag_rate == inputs.val_flag_rate
     from radlens.inference.ood import stats_for

@@ -10,7 +10,7 @@ gives the same file and card.
 
 ``radlens train`` fits it at the end of training; ``radlens ood MODEL --data PATH``
 (:func:`fit_input_only_ood`) refits it, for a model trained before it existed or with an
-earlier statistic set (``image2d/1`` -> ``image2d/3``). A detector whose graph has a
+earlier statistic set (``image2d/1`` -> ``image2d/4``). A detector whose graph has a
 ``features`` output (a ``TrunkBoxNet``) gets a classifier's score instead
 (:func:`radlens.training.ood.refit_detector_ood`).
 """
@@ -36,7 +36,7 @@ class InputOodReport:
     Attributes:
         model: the model's name.
         n_train, n_val: images the statistics and the threshold were fitted on.
-        statistics: the statistic set (``image2d/3``).
+        statistics: the statistic set (``image2d/4``).
         threshold, median: the flag threshold and the median distance on val.
         val_flag_rate: the share of val images flagged.
     """
