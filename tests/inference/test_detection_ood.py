@@ -100,6 +100,7 @@ def test_a_blank_image_without_boxes_still_gives_one_low_trust_finding() -> None
     assert not image_level.positive and image_level.probability == pytest.approx(0.2)
     assert image_level.ood_flag and NO_BOX in image_level.warnings
     assert any(w.startswith("blank image") for w in image_level.warnings)
+    assert image_level.ood_reasons and image_level.ood_reasons[0][0] in stats.statistics.names
     # A usual image without a box above the operating score gives no finding, as before.
     usual = detect_findings(image_of(smear(7)), card, one_box_backend(score=0.2), input_stats=stats)
     assert usual == []

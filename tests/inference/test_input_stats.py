@@ -12,9 +12,11 @@ from PIL import Image as PILImage
 from PIL import ImageFilter
 
 from radlens.inference.input_stats import (
+    DESCRIPTIONS,
     STATISTICS,
     StatisticSet,
     _symmetric_eigenvalues,
+    describe,
     statistic_set_for,
     statistics_of,
 )
@@ -420,3 +422,11 @@ def test_level_statistics_of_a_frame_with_a_few_levels_are_defined(levels: int) 
     else:  # a few levels 60 apart: the dense levels beside each are empty
         assert 0.5 < values[GAPS] < 1.0
         assert (values[LOW], values[HIGH]) == (0.0, 60 * (levels - 1) / 255)
+
+
+def test_every_statistic_has_plain_words_for_each_side() -> None:
+    for statistics in STATISTICS.values():
+        for name in statistics.names:
+            above, below = DESCRIPTIONS[name]
+            assert above and below and above != below, name
+            assert describe(name, 1.0) == above and describe(name, -1.0) == below

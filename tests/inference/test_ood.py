@@ -22,9 +22,11 @@ from radlens.inference.ood import (
     load_input_stats,
     mahalanobis_scores,
     read_ood,
+    reasons_warning,
     save_input_stats,
     save_stats,
     stats_for,
+    unusual_statistics,
 )
 from radlens.inference.preprocess import prepare_2d
 from radlens.models.card import InputSpec, InputStatsSpec, OodSpec
@@ -210,3 +212,29 @@ def test_read_ood_combines_features_and_input_statistics(make_card) -> None:  # 
     assert not clean.flagged and clean.inputs is not None and clean.inputs < 2 * typical
     assert low_contrast.flagged and low_contrast.feature == clean.feature == 1.0
     assert low_contrast.score == pytest.approx(combined_score(1.0, low_contrast.inputs, inputs))
+    # The flag says why: 256 levels squeezed into ~50 leave flat steps (posterized), tens of
+    # spreads beyond training (about 40). The clean image gets no reasons.
+    assert clean.reasons == ()
+    assert low_contrast.reasons[0][0] == "flat_steps" and low_contrast.reasons[0][1] > 10
+
+
+def test_unusual_statistics_name_the_furthest_from_training_largest_first() -> None:
+    rng = np.random.default_rng(3)
+    fitted = fit_input_stats(rng.normal(size=(400, 29)), "image2d/4")
+    names = STATISTICS["image2d/4"].names
+    values = np.zeros(29)
+    values[names.index("mean")] = -5.0  # darker
+    values[names.index("level_gaps_decoded")] = 20.0  # one-sided, degraded side
+    values[names.index("gradient")] = 2.0  # within 3 spreads: not a reason
+    found = unusual_statistics(values, fitted)
+    assert [n for n, _ in found] == ["level_gaps_decoded", "mean"]
+    assert found[0][1] > 10 and found[1][1] < -3
+    assert reasons_warning(found) == (
+        "unlike training data in: empty grey levels (a contrast, gamma or brightness change); "
+        "darker",
+    )
+    # The good side of a one-sided statistic is no reason; at most three are named.
+    values[names.index("level_gaps_decoded")] = -20.0
+    assert "level_gaps_decoded" not in dict(unusual_statistics(values, fitted))
+    assert len(unusual_statistics(np.full(29, 9.0), fitted)) == 3
+    assert unusual_statistics(np.zeros(29), fitted) == () and reasons_warning(()) == ()

@@ -117,6 +117,10 @@ def test_the_input_statistics_score_flags_an_image_unlike_training() -> None:
     [odd] = segment(flat, card, FakeBackend(ellipse_logits), input_stats=stats)
     assert odd.ood_flag and LOW_TRUST in odd.warnings and odd.ood_score is not None
     assert odd.ood_score >= 1.0
+    # It says why: the statistics furthest from the noise it was fitted on, in plain words.
+    assert 1 <= len(odd.ood_reasons) <= 3 and all(abs(z) >= 3 for _, z in odd.ood_reasons)
+    assert any(w.startswith("unlike training data in: ") for w in odd.warnings)
+    assert usual.ood_score < 1 and usual.ood_reasons == ()
     assert card_from_dict(card_to_dict(card)) == card
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,22 @@ def test_the_ood_decision_and_its_two_parts_are_written() -> None:
     assert (d["ood_feature_score"], d["ood_input_score"]) == (9.1, 31.5)
     plain = finding_to_dict(finding())
     assert plain["ood_score"] is plain["ood_feature_score"] is plain["ood_input_score"] is None
+    assert plain["ood_reasons"] == []
+
+
+def test_the_reasons_for_a_flag_are_written_and_read_back() -> None:
+    reasons = (("level_gaps_decoded", 14.2), ("mean", -3.4))
+    study, result = study_and_result()
+    series, *others = result.series
+    flagged = replace(series.findings[0], ood_reasons=reasons)
+    result = replace(result, series=(replace(series, findings=(flagged,)), *others))
+    document = json.loads(json.dumps(to_json(result, study.modalities)))
+    written = document["series"][0]["findings"][0]["ood_reasons"]
+    assert written == [
+        {"statistic": "level_gaps_decoded", "z": 14.2},
+        {"statistic": "mean", "z": -3.4},
+    ]
+    assert from_json(document).series[0].findings[0].ood_reasons == reasons
 
 
 def test_from_json_gives_back_the_result_that_was_written() -> None:

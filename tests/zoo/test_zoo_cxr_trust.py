@@ -96,6 +96,7 @@ def test_the_control_a_val_chest_radiograph_is_read_with_normal_trust(
     series = _read_as(root / first_val, tmp_path / "control", models)
     [finding] = series.findings
     assert not finding.ood_flag and finding.ood_score is not None and finding.ood_score < 1
+    assert finding.ood_reasons == ()
 
 
 def test_the_flag_reaches_findings_json(
@@ -108,3 +109,27 @@ def test_the_flag_reaches_findings_json(
     [doc] = [json.loads(p.read_text()) for p in (tmp_path / "out").rglob("findings.json")]
     [finding] = [f for s in doc["series"] for f in s["findings"]]
     assert finding["ood_flag"] is True and finding["trust"] == LOW_TRUST
+
+
+def test_a_gamma_stretched_chest_radiograph_is_flagged_and_told_why(
+    tmp_path: Path, shared_data_dir: Path, models: list[InstalledModel]
+) -> None:
+    """MedMNIST-C's severity-5 gamma (1.6) on the control image, stored as 8-bit PNG: the
+    model input looks like another exposure, but the stored levels have gaps (image2d/4);
+    the finding is flagged, and findings.json and the warning say so in plain words."""
+    import json
+
+    root = shared_data_dir / "cxr_pneumonia"
+    with (root / "labels.csv").open() as f:
+        first_val = next(row["file"] for row in csv.DictReader(f) if row["split"] == "val")
+    pixels = np.asarray(PILImage.open(root / first_val).convert("L"), np.float64)
+    stretched = tmp_path / "gamma.png"
+    PILImage.fromarray(np.floor(255.999 * (pixels / 255) ** 1.6).astype(np.uint8)).save(stretched)
+    [finding] = _read_as(stretched, tmp_path / "out", models).findings
+    assert finding.ood_flag
+    assert finding.ood_reasons[0][0] == "level_gaps_decoded", finding.ood_reasons
+    assert any("empty grey levels" in w for w in finding.warnings), finding.warnings
+    [doc] = [json.loads(p.read_text()) for p in (tmp_path / "out").rglob("findings.json")]
+    [written] = [f for s in doc["series"] for f in s["findings"]]
+    assert written["ood_reasons"][0]["statistic"] == "level_gaps_decoded"
+    assert written["ood_reasons"][0]["z"] > 3

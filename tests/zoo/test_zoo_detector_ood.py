@@ -135,7 +135,7 @@ def decision_scores(
     if card.ood is None:
         stats = card_input_stats(model.folder, card)
         return np.array(
-            [card_input_ood(card, stats, im, prepare_2d(im, card.input)[0])[0] for im in images]
+            [card_input_ood(card, stats, im, prepare_2d(im, card.input)[0]).score for im in images]
         )
     ood_stats = stats_for(model.folder, card.ood)
     scores = []

@@ -95,6 +95,8 @@ class Finding:
             unlike training data"); with input statistics this is the combined decision.
         ood_feature_score, ood_input_score: its parts: the Mahalanobis distances of the
             model's features and of the input's statistics to their training distributions.
+        ood_reasons: for a flagged input, the input statistics furthest from training as
+            ``(name, robust z-score)``, largest first (their plain words are a warning).
         warnings: reasons to trust this finding less (population, uncalibrated, ...).
         mask: where the finding is, on the grid of the image it was made on (bool, or
             float in [0, 1]), for models that segment; None otherwise.
@@ -130,6 +132,7 @@ class Finding:
     ood_flag: bool = False
     ood_feature_score: float | None = None
     ood_input_score: float | None = None
+    ood_reasons: tuple[tuple[str, float], ...] = ()
     warnings: tuple[str, ...] = ()
     mask: np.ndarray | None = field(default=None, repr=False)
     measurements: tuple[Measurement, ...] = ()

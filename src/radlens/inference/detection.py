@@ -32,7 +32,14 @@ import numpy as np
 from radlens.domain.findings import Box, Finding
 from radlens.domain.imaging import Image, Patient, Window
 from radlens.inference.backends import Backend
-from radlens.inference.ood import LOW_TRUST, InputStats, OodStats, card_input_ood, read_ood
+from radlens.inference.ood import (
+    LOW_TRUST,
+    InputStats,
+    OodStats,
+    card_input_ood,
+    read_ood,
+    reasons_warning,
+)
 from radlens.inference.preprocess import Placement, prepare_2d
 from radlens.inference.quality import check_quality
 from radlens.models.card import DetectionSpec, ModelCard, Task
@@ -252,15 +259,19 @@ def detect_findings(
     if timings_s is not None:
         timings_s["inference"] = timings_s.get("inference", 0.0) + time.perf_counter() - clock
     quality = check_quality(frame.array, False, max(8, min(card.input.size) // 2))
-    feature_score = None
     if card.ood is not None:
         reading = read_ood(card, ood_stats, out.get(card.ood.output), [frame.array], x[None])[0]
-        ood_score, feature_score, input_score = reading.score, reading.feature, reading.inputs
     else:
-        ood_score, input_score = card_input_ood(card, input_stats, frame.array, x)
-    flagged = ood_score is not None and ood_score >= 1.0
+        reading = card_input_ood(card, input_stats, frame.array, x)
+    ood_score, feature_score, input_score = reading.score, reading.feature, reading.inputs
+    flagged = reading.flagged
     population, outside = population_warning(card, patient or Patient())
-    warnings = ((population,) if population else ()) + quality + ((LOW_TRUST,) if flagged else ())
+    warnings = (
+        ((population,) if population else ())
+        + quality
+        + ((LOW_TRUST,) if flagged else ())
+        + reasons_warning(reading.reasons)
+    )
     low_trust = bool(quality) or outside or flagged
     triaged = card.detection.triage_classes
     findings = []
@@ -283,6 +294,7 @@ def detect_findings(
                 ood_flag=low_trust,
                 ood_feature_score=feature_score,
                 ood_input_score=input_score,
+                ood_reasons=reading.reasons,
                 warnings=warnings,
                 detected=True,
                 counted=triaged is not None and name not in triaged,
@@ -305,6 +317,7 @@ def detect_findings(
             ood_flag=True,
             ood_feature_score=feature_score,
             ood_input_score=input_score,
+            ood_reasons=reading.reasons,
             warnings=(NO_BOX, *warnings),
             detected=True,
             counted=True,

@@ -650,6 +650,77 @@ STATISTICS: dict[str, StatisticSet] = {
 }
 
 
+DESCRIPTIONS: dict[str, tuple[str, str]] = {
+    # name: (what a value above the training images' says, what a value below them says)
+    "grey_levels_bits": ("more grey levels", "few grey levels (contrast reduced)"),
+    "jpeg_blockiness": ("JPEG block edges (heavy compression)", "fewer JPEG block edges"),
+    "staircase_decoded": ("flat steps (pixelated)", "fewer flat steps"),
+    "pixelation_decoded": ("pixelated (enlarged by nearest neighbour)", "less pixelated"),
+    "colour_chroma": ("more colour", "less colour"),
+    "mean": ("brighter", "darker"),
+    "std": ("wider intensity spread", "narrower intensity spread"),
+    "skewness": ("mostly dark with a bright tail", "mostly bright with a dark tail"),
+    "log1p_kurtosis": ("intensity histogram peaked", "intensity histogram flat"),
+    "p5": ("dark tones lifted", "dark tones deepened"),
+    "p25": ("lower tones brighter", "lower tones darker"),
+    "p50": ("mid tones brighter", "mid tones darker"),
+    "p75": ("upper tones brighter", "upper tones darker"),
+    "p95": ("bright tones brighter", "bright tones darker"),
+    "share_black": ("more black background", "less black background"),
+    "share_white": ("more clipped white", "less clipped white"),
+    "gradient": ("sharper or noisier", "blurred or smoother"),
+    "edge_density": ("more edges (noise or texture)", "fewer edges (blur)"),
+    "autocorr_lag1": ("smoother (blur)", "grainier (noise)"),
+    "autocorr_lag2": ("smoother (blur)", "grainier (noise)"),
+    "autocorr_lag4": ("smoother at larger scales", "less coherent at larger scales"),
+    "lag1_to_lag2_step": ("pixel-level noise", "smooth at the pixel level (blur)"),
+    "saturation": ("more colour", "less colour"),
+    "flat_steps": ("flat steps (pixelated or posterized)", "fewer flat steps"),
+    "staircase": ("staircase steps (pixelated)", "fewer staircase steps"),
+    "tissue_block_cv": ("grainy texture (speckle or noise)", "smooth texture"),
+    "tissue_laplacian": ("grainy texture (speckle or noise)", "smooth texture"),
+    "level_gaps_decoded": (
+        "empty grey levels (a contrast, gamma or brightness change)",
+        "fewer empty grey levels",
+    ),
+    "high_level_decoded": ("brighter top level", "dimmed (brightest levels unused)"),
+    "low_level_decoded": ("black level lifted", "deeper black level"),
+    "log_foreground_share": ("larger object", "smaller object"),
+    "log_extent_short": ("thicker object", "thinner object"),
+    "log_extent_middle": ("wider object", "narrower object"),
+    "log_extent_long": ("longer object", "shorter object"),
+    "log_box_fill": ("fills its box more", "fills its box less"),
+    "log_surface_share": ("rougher or thinner surface", "smoother or thicker surface"),
+    "log_centre_offset_small": ("off centre", "more centred"),
+    "log_centre_offset_middle": ("off centre", "more centred"),
+    "log_centre_offset_large": ("off centre", "more centred"),
+    "log_elongation_middle": ("less elongated", "more elongated"),
+    "log_elongation_short": ("less flat", "flatter"),
+    "log_local_planarity_fine": ("more sheet-like", "less sheet-like"),
+    "log_local_planarity_coarse": ("more sheet-like", "less sheet-like"),
+    "log_local_roundness_coarse": ("rounder cross-section", "flatter cross-section"),
+    "log_local_linearity_coarse": ("more tube-like", "less tube-like"),
+    "log_cross_section_ratio": ("rounder cross-section", "flatter cross-section"),
+    "log_ellipsoid_fill": ("more compact", "more branched or bent"),
+}
+"""Plain words for each statistic's departure from training, shown to the reader with a
+low-trust flag (:func:`radlens.inference.ood.unusual_statistics`)."""
+
+
+def describe(name: str, z: float) -> str:
+    """Plain words for statistic ``name`` at robust z-score ``z`` (sign: above or below the
+    training images).
+
+    Example:
+        >>> describe("level_gaps_decoded", 12.0)
+        'empty grey levels (a contrast, gamma or brightness change)'
+        >>> describe("mean", -4.0)
+        'darker'
+    """
+    above, below = DESCRIPTIONS.get(name, (f"{name} higher", f"{name} lower"))
+    return above if z > 0 else below
+
+
 def statistic_set_for(card: ModelCard) -> StatisticSet | None:
     """The set ``radlens ood`` fits for a model: images for a 2D model, shapes for a model
     that reads segmentation masks; None for a 3D model of intensities (none defined yet).

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from radlens.errors import ModelIntegrityError
-from radlens.inference.input_stats import STATISTICS, StatisticSet, statistics_of
+from radlens.inference.input_stats import STATISTICS, StatisticSet, describe, statistics_of
 from radlens.models.card import InputStatsSpec, ModelCard, OodSpec
 from radlens.models.registry import sha256_of
 
@@ -175,6 +175,46 @@ def combined_score(feature: float, inputs: float, spec: InputStatsSpec) -> float
     )
 
 
+REASON_Z = 3.0
+"""A statistic is named as a reason for a flag at this many robust spreads (scaled MADs) from
+the training images' median, on its degraded side for a one-sided one."""
+MAX_REASONS = 3
+
+
+def unusual_statistics(values: np.ndarray, stats: InputStats) -> tuple[tuple[str, float], ...]:
+    """The statistics of one input (``values``, ``(D,)``) furthest from training, as
+    ``(name, robust z-score)``, largest first: those at least ``REASON_Z`` away, at most
+    ``MAX_REASONS``.
+
+    Example:
+        >>> fitted = fit_input_stats(np.random.default_rng(0).normal(size=(200, 29)), "image2d/4")
+        >>> values = np.zeros(29)
+        >>> values[26] = 9.0  # many empty grey levels
+        >>> unusual_statistics(values, fitted)[0][0]
+        'level_gaps_decoded'
+    """
+    z = robust_z(np.asarray(values, np.float64)[None], stats)[0]
+    order = np.argsort(-np.abs(z), kind="stable")[:MAX_REASONS]
+    names = stats.statistics.names
+    return tuple((names[i], round(float(z[i]), 2)) for i in order if abs(z[i]) >= REASON_Z)
+
+
+def reasons_warning(reasons: tuple[tuple[str, float], ...]) -> tuple[str, ...]:
+    """The warning that says in plain words how a flagged input differs from training (none
+    without reasons).
+
+    Example:
+        >>> reasons_warning((("mean", -4.0), ("gradient", -3.5)))
+        ('unlike training data in: darker; blurred or smoother',)
+    """
+    if not reasons:
+        return ()
+    return (UNLIKE_IN + "; ".join(describe(name, z) for name, z in reasons),)
+
+
+UNLIKE_IN = "unlike training data in: "
+
+
 @dataclass(frozen=True)
 class OodReading:
     """The out-of-distribution verdict on one input.
@@ -184,12 +224,15 @@ class OodReading:
         feature, inputs: the feature and input-statistics distances (``inputs`` None when the
             card has no input statistics).
         flagged: ``score >= 1``.
+        reasons: for a flagged input with input statistics, the statistics furthest from
+            training (:func:`unusual_statistics`); empty otherwise.
     """
 
     score: float | None = None
     feature: float | None = None
     inputs: float | None = None
     flagged: bool = False
+    reasons: tuple[tuple[str, float], ...] = ()
 
 
 def read_ood(
@@ -222,9 +265,11 @@ def read_ood(
         ]
     )
     readings = []
-    for f, i in zip(feature, input_scores(values, stats.inputs), strict=True):
+    for f, i, v in zip(feature, input_scores(values, stats.inputs), values, strict=True):
         score = combined_score(float(f), float(i), spec.inputs)
-        readings.append(OodReading(score, float(f), float(i), score >= 1.0))
+        flagged = score >= 1.0
+        reasons = unusual_statistics(v, stats.inputs) if flagged else ()
+        readings.append(OodReading(score, float(f), float(i), flagged, reasons))
     return readings
 
 
@@ -310,15 +355,18 @@ def card_input_stats(folder: Path, card: ModelCard) -> InputStats | None:
 
 def card_input_ood(
     card: ModelCard, stats: InputStats | None, raw: np.ndarray, model_input: np.ndarray
-) -> tuple[float | None, float | None]:
-    """``(distance / threshold, distance)`` of an input's statistics under the card's
-    ``card.input_ood``, or ``(None, None)`` without one or its statistics."""
+) -> OodReading:
+    """The reading of an input's statistics alone under the card's ``card.input_ood``
+    (``score``: distance / threshold, ``inputs``: the distance), or an empty one without it
+    or its statistics."""
     spec = card.input_ood
     if spec is None or stats is None:
-        return None, None
+        return OodReading()
     values = statistics_of(stats.statistics, raw, model_input, card.input)
     distance = float(input_scores(values[None], stats)[0])
-    return distance / spec.threshold, distance
+    score = distance / spec.threshold
+    reasons = unusual_statistics(values, stats) if score >= 1.0 else ()
+    return OodReading(score, None, distance, score >= 1.0, reasons)
 
 
 def _verified(path: Path, sha256: str, load: Callable[[Path], T]) -> T:

@@ -19,7 +19,7 @@ from radlens.domain.imaging import Image, ImageLayout, Patient
 from radlens.errors import IncompatibleInputError
 from radlens.explain.heatmaps import cam_box, cam_to_heatmap
 from radlens.inference.backends import Backend
-from radlens.inference.ood import LOW_TRUST, OodStats, read_ood
+from radlens.inference.ood import LOW_TRUST, OodStats, read_ood, reasons_warning
 from radlens.inference.preprocess import Placement, prepare_2d, prepare_3d
 from radlens.inference.quality import check_quality
 from radlens.models.card import ModelCard, Task
@@ -178,10 +178,12 @@ def predict(
                     ood_flag=outside or ood[i].flagged or bool(quality[i]),
                     ood_feature_score=ood[i].feature,
                     ood_input_score=ood[i].inputs,
+                    ood_reasons=ood[i].reasons,
                     warnings=warnings
                     + _indeterminate(card, probability)
                     + quality[i]
-                    + ((LOW_TRUST,) if ood[i].flagged else ()),
+                    + ((LOW_TRUST,) if ood[i].flagged else ())
+                    + reasons_warning(ood[i].reasons),
                 )
             )
     return findings

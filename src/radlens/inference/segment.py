@@ -27,7 +27,7 @@ from radlens.domain.imaging import Image, Patient
 from radlens.errors import InferenceError
 from radlens.inference.backends import Backend
 from radlens.inference.biometry import GA_CITATION, head_biometry
-from radlens.inference.ood import LOW_TRUST, InputStats, card_input_ood
+from radlens.inference.ood import LOW_TRUST, InputStats, card_input_ood, reasons_warning
 from radlens.inference.preprocess import Placement, prepare_2d
 from radlens.inference.quality import check_quality
 from radlens.models.card import Measure, ModelCard, Task
@@ -162,8 +162,8 @@ def segment(
     if timings_s is not None:
         timings_s["inference"] = timings_s.get("inference", 0.0) + time.perf_counter() - clock
     quality = check_quality(frame.array, False, max(8, min(card.input.size) // 2))
-    ood_score, input_score = card_input_ood(card, input_stats, frame.array, model_input)
-    flagged = ood_score is not None and ood_score >= 1.0
+    reading = card_input_ood(card, input_stats, frame.array, model_input)
+    flagged = reading.flagged
     found = bool(mask.any())
     population, outside = population_warning(card, patient or Patient())
     warnings: tuple[str, ...] = (population,) if population else ()
@@ -202,10 +202,14 @@ def segment(
             sop_instance_uid=frame.sop_instance_uid,
             frame=frame.frame,
             box=box,
-            ood_score=ood_score,
+            ood_score=reading.score,
             ood_flag=bool(quality) or outside or flagged,
-            ood_input_score=input_score,
-            warnings=warnings + quality + ((LOW_TRUST,) if flagged else ()),
+            ood_input_score=reading.inputs,
+            ood_reasons=reading.reasons,
+            warnings=warnings
+            + quality
+            + ((LOW_TRUST,) if flagged else ())
+            + reasons_warning(reading.reasons),
             mask=mask if found else None,
             measurements=measurements,
             outline_px=outline,
