@@ -55,10 +55,11 @@ from radlens.evaluation.corruptions import RADLENS, corrupt, kinds_in
 from radlens.evaluation.evaluate import prepare_batch
 from radlens.evaluation.metrics import auc_binary
 from radlens.inference.backends import OnnxBackend
-from radlens.inference.input_stats import statistics_of
+from radlens.inference.input_stats import describe, statistics_of
 from radlens.inference.ood import (
     InputStats,
     OodStats,
+    card_input_ood,
     input_scores,
     read_ood,
     stats_for,
@@ -444,37 +445,26 @@ def real_dicom(folder: Path, models: list[InstalledModel]) -> list[dict[str, Any
 def _real_row(path: Path, modality: str, model: InstalledModel, image: Any) -> dict[str, Any]:
     card = model.card
     spec = card.input_ood
-    if spec is not None:  # input statistics alone: the score detect_findings/segment give
+    if spec is not None:  # input statistics alone: the reading detect_findings/segment give
         frame = frames_of(image)[0]
         x = prepare_2d(frame.array, card.input, image.window)[0]
         stats = verified_input_stats(model.folder / spec.stats_file, spec.sha256)
-        distance = float(
-            input_scores(statistics_of(stats.statistics, frame.array, x, card.input)[None], stats)[
-                0
-            ]
-        )
-        return {
-            "file": Path(path).name,
-            "modality": modality,
-            "model": card.name,
-            "feature": None,
-            "input": _round(distance),
-            "combined": _round(distance / spec.threshold),
-            "flag": distance / spec.threshold >= 1.0,
-            "feature_only_flag": None,
-        }
-    stats = stats_for(model.folder, card.ood)
-    assert card.ood is not None
-    backend = OnnxBackend(model.weights, threads=2)
-    if card.task is Task.DETECTION:  # features and inputs: the reading detect_findings gives
-        frame = frames_of(image)[0]
-        x = prepare_2d(frame.array, card.input, image.window)[0][None]
-        features = backend.run(x)[card.ood.output]
-        r = read_ood(card, stats, features, [frame.array], x)[0]
-        feature, inputs, score = r.feature, r.inputs, r.score
+        r = card_input_ood(card, stats, frame.array, x)
+        feature, inputs, score, reasons = None, r.inputs, r.score, r.reasons
     else:
-        [f] = predict(image, card, backend, ood_stats=stats)[:1]
-        feature, inputs, score = f.ood_feature_score, f.ood_input_score, f.ood_score
+        ood_stats = stats_for(model.folder, card.ood)
+        assert card.ood is not None
+        backend = OnnxBackend(model.weights, threads=2)
+        if card.task is Task.DETECTION:  # features and inputs: what detect_findings reads
+            frame = frames_of(image)[0]
+            x = prepare_2d(frame.array, card.input, image.window)[0][None]
+            features = backend.run(x)[card.ood.output]
+            r = read_ood(card, ood_stats, features, [frame.array], x)[0]
+            feature, inputs, score, reasons = r.feature, r.inputs, r.score, r.reasons
+        else:
+            [f] = predict(image, card, backend, ood_stats=ood_stats)[:1]
+            feature, inputs, score = f.ood_feature_score, f.ood_input_score, f.ood_score
+            reasons = f.ood_reasons
     return {
         "file": Path(path).name,
         "modality": modality,
@@ -483,8 +473,18 @@ def _real_row(path: Path, modality: str, model: InstalledModel, image: Any) -> d
         "input": _round(inputs),
         "combined": _round(score),
         "flag": score is not None and score >= 1.0,
-        "feature_only_flag": feature is not None and feature >= card.ood.threshold,
+        "feature_only_flag": (
+            None if card.ood is None or feature is None else feature >= card.ood.threshold
+        ),
+        "reasons": [{"statistic": name, "z": z} for name, z in reasons],
     }
+
+
+def _why(reasons: list[dict[str, Any]] | None) -> str:
+    """A real-DICOM row's reasons in the words its finding's warning uses, with z-scores."""
+    if not reasons:
+        return "—"
+    return "; ".join(f"{describe(r['statistic'], r['z'])} ({r['z']:+.0f})" for r in reasons)
 
 
 def _yes(flag: bool | None) -> str:
@@ -693,15 +693,15 @@ def render(result: dict[str, Any]) -> str:
             "threshold (flagged at 1); *feature* and *input* are the distances (no *feature* "
             "for a model without one).\n",
             "| file | modality | model | feature | input | combined | flagged | "
-            "flagged by feature alone |",
-            "|---|---|---|---|---|---|---|---|",
+            "flagged by feature alone | why (the finding's warning; robust z) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in result["real_dicom"]:
             lines.append(
                 f"| {r['file']} | {r['modality']} | {r['model']} | "
                 f"{'—' if r['feature'] is None else r['feature']} | "
                 f"{r['input']} | {r['combined']} | {'yes' if r['flag'] else 'no'} | "
-                f"{_yes(r['feature_only_flag'])} |"
+                f"{_yes(r['feature_only_flag'])} | {_why(r.get('reasons'))} |"
             )
     lines += [
         "\n## Notes\n",

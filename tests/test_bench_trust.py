@@ -100,6 +100,27 @@ def test_input_only_models_render_with_empty_feature_columns_and_are_counted_apa
     assert "Measured 2026-03-03 on test, 2 cores" in text
 
 
+def test_a_real_dicom_row_says_why_it_is_flagged_in_the_warning_s_words() -> None:
+    result = _result({"cxr": "features + inputs"}, "2026-03-03")
+    base = {"modality": "CR", "model": "cxr", "feature": 9.0, "input": 30.0}
+    result["real_dicom"] = [
+        base
+        | {"file": "a.dcm", "combined": 2.5, "flag": True, "feature_only_flag": False}
+        | {"reasons": [{"statistic": "share_white", "z": 41.6}, {"statistic": "mean", "z": -5.2}]},
+        base
+        | {"file": "b.dcm", "combined": 0.5, "flag": False, "feature_only_flag": False}
+        | {"reasons": []},
+        base | {"file": "old.dcm", "combined": 0.5, "flag": False, "feature_only_flag": False},
+    ]
+    text = bench.render(result)
+    assert (
+        "| a.dcm | CR | cxr | 9.0 | 30.0 | 2.5 | yes | no | more clipped white (+42); darker (-5) |"
+        in text
+    )
+    assert "| b.dcm | CR | cxr | 9.0 | 30.0 | 0.5 | no | no | — |" in text
+    assert "| old.dcm | CR | cxr | 9.0 | 30.0 | 0.5 | no | no | — |" in text  # rows from before
+
+
 def test_medmnistc_rows_get_their_own_section_and_goal_line() -> None:
     result = _result({"knee": "features + inputs"}, "2026-03-03")
     plain = bench.render(result)

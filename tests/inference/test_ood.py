@@ -237,4 +237,10 @@ def test_unusual_statistics_name_the_furthest_from_training_largest_first() -> N
     values[names.index("level_gaps_decoded")] = -20.0
     assert "level_gaps_decoded" not in dict(unusual_statistics(values, fitted))
     assert len(unusual_statistics(np.full(29, 9.0), fitted)) == 3
+    # Statistics that read alike are named once, the furthest of them.
+    grainy = np.zeros(29)
+    grainy[names.index("autocorr_lag1")] = -9.0
+    grainy[names.index("autocorr_lag2")] = -6.0
+    grainy[names.index("mean")] = 4.0
+    assert [n for n, _ in unusual_statistics(grainy, fitted)] == ["autocorr_lag1", "mean"]
     assert unusual_statistics(np.zeros(29), fitted) == () and reasons_warning(()) == ()

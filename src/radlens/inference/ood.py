@@ -184,7 +184,8 @@ MAX_REASONS = 3
 def unusual_statistics(values: np.ndarray, stats: InputStats) -> tuple[tuple[str, float], ...]:
     """The statistics of one input (``values``, ``(D,)``) furthest from training, as
     ``(name, robust z-score)``, largest first: those at least ``REASON_Z`` away, at most
-    ``MAX_REASONS``.
+    ``MAX_REASONS``, each saying something the ones before it do not (autocorrelation at
+    lags 1 and 2 both read "grainier (noise)": only the larger is named).
 
     Example:
         >>> fitted = fit_input_stats(np.random.default_rng(0).normal(size=(200, 29)), "image2d/4")
@@ -194,9 +195,13 @@ def unusual_statistics(values: np.ndarray, stats: InputStats) -> tuple[tuple[str
         'level_gaps_decoded'
     """
     z = robust_z(np.asarray(values, np.float64)[None], stats)[0]
-    order = np.argsort(-np.abs(z), kind="stable")[:MAX_REASONS]
     names = stats.statistics.names
-    return tuple((names[i], round(float(z[i]), 2)) for i in order if abs(z[i]) >= REASON_Z)
+    found: dict[str, tuple[str, float]] = {}  # plain words -> (name, z)
+    for i in np.argsort(-np.abs(z), kind="stable"):
+        if abs(z[i]) < REASON_Z or len(found) == MAX_REASONS:
+            break
+        found.setdefault(describe(names[i], float(z[i])), (names[i], round(float(z[i]), 2)))
+    return tuple(found.values())
 
 
 def reasons_warning(reasons: tuple[tuple[str, float], ...]) -> tuple[str, ...]:
