@@ -2,7 +2,7 @@
 // reader's decision on it (accept / reject / edit), and whatever the analysis could not do.
 import { ApiError, api } from "./api";
 import { fill, h } from "./dom";
-import { AI_DRAFT, LOW_TRUST, dateTime, percent } from "./format";
+import { AI_DRAFT, LOW_TRUST, UNLIKE_IN, dateTime, percent } from "./format";
 import type { Decision, Finding, Measurement, ModelCard, Review, ReviewIn, Study } from "./types";
 
 /** "176.4 mm" or "20.1 wk (18.9–21.3)"; "not given" with its reason when there is no value. */
@@ -297,6 +297,9 @@ export class FindingsPanel {
           `negative (< ${percent(finding.threshold)})`,
         );
     const error = this.errors.get(finding.id);
+    const reasons = finding.ood_flag
+      ? finding.warnings.find((w) => w.startsWith(UNLIKE_IN))
+      : undefined;
     return h(
       "article",
       {
@@ -366,6 +369,13 @@ export class FindingsPanel {
             { class: "ood-warning", testid: "ood-warning" },
             LOW_TRUST,
             finding.ood_score !== null ? ` (OOD score ${finding.ood_score.toFixed(2)})` : "",
+            reasons
+              ? h(
+                  "div",
+                  { class: "ood-reasons", testid: "ood-reasons" },
+                  `Unlike its training images in: ${reasons.slice(UNLIKE_IN.length)}`,
+                )
+              : null,
           )
         : finding.ood_score !== null
           ? h(
@@ -380,9 +390,9 @@ export class FindingsPanel {
         ? h(
             "ul",
             { class: "warnings", testid: "finding-warnings" },
-            // The low-trust line is already shown above.
+            // The low-trust line and its reasons are already shown above.
             finding.warnings
-              .filter((w) => !finding.ood_flag || w !== LOW_TRUST)
+              .filter((w) => !finding.ood_flag || (w !== LOW_TRUST && w !== reasons))
               .map((w) => h("li", {}, w)),
           )
         : null,

@@ -2,6 +2,9 @@
 import type { PriorityName, StudyStatus } from "./types";
 
 export const LOW_TRUST = "input unlike training data — low trust";
+/** The warning that names what makes a flagged input unlike the training images
+ * (``radlens.inference.ood.UNLIKE_IN``). */
+export const UNLIKE_IN = "unlike training data in: ";
 export const AI_DRAFT = "AI draft — requires physician review";
 
 export function percent(probability: number): string {
