@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from radlens.inference.ood import (
     input_scores,
     load_input_stats,
     mahalanobis_scores,
+    rank_gaussian,
     read_ood,
     reasons_warning,
     save_input_stats,
@@ -142,8 +144,18 @@ def test_input_stats_round_trip_and_refuse_another_statistic_set(tmp_path: Path)
     fitted = fit_input_stats(np.random.default_rng(5).normal(size=(50, N_STATS)), KIND)
     save_input_stats(fitted, tmp_path / "ood_inputs.npz")
     back = load_input_stats(tmp_path / "ood_inputs.npz")
-    assert back.kind == KIND
+    assert back.kind == KIND and back.quantiles is not None and fitted.quantiles is not None
     np.testing.assert_allclose(back.precision, fitted.precision)
+    np.testing.assert_array_equal(back.quantiles, fitted.quantiles)
+    # A file fitted before rank-Gaussian z-scores has no quantiles: read with robust ones.
+    robust = fit_input_stats(np.random.default_rng(5).normal(size=(50, N_STATS)), KIND, rank=False)
+    save_input_stats(robust, tmp_path / "robust.npz")
+    with np.load(tmp_path / "robust.npz") as data:
+        assert "quantiles" not in data
+    old = load_input_stats(tmp_path / "robust.npz")
+    probe = np.random.default_rng(1).normal(size=(3, N_STATS))
+    assert old.quantiles is None
+    np.testing.assert_allclose(input_scores(probe, old), input_scores(probe, robust))
     np.savez(
         tmp_path / "old.npz",
         kind=np.array(KIND),
@@ -244,3 +256,44 @@ def test_unusual_statistics_name_the_furthest_from_training_largest_first() -> N
     grainy[names.index("mean")] = 4.0
     assert [n for n, _ in unusual_statistics(grainy, fitted)] == ["autocorr_lag1", "mean"]
     assert unusual_statistics(np.zeros(29), fitted) == () and reasons_warning(()) == ()
+
+
+def test_rank_gaussian_z_scores_follow_the_training_ranks_and_grow_beyond_them() -> None:
+    names = STATISTICS["image2d/4"].names
+    train = np.tile(np.linspace(0.0, 1.0, 101)[:, None], (1, len(names)))
+    fitted = fit_input_stats(train, "image2d/4")
+    mean = names.index("mean")  # two-sided
+    z = rank_gaussian(np.array([[0.5] * len(names), [0.9] * len(names)]), fitted)[:, mean]
+    # 0.9 is the 91st of 101 values: mid-rank 90.5, p = 91 / 102.
+    assert z[0] == 0.0 and z[1] == pytest.approx(NormalDist().inv_cdf(91 / 102))
+    beyond = rank_gaussian(np.array([[1.0] * len(names), [3.0] * len(names)]), fitted)[:, mean]
+    assert beyond[0] == pytest.approx(NormalDist().inv_cdf(101 / 102))  # the largest
+    assert beyond[1] == pytest.approx(beyond[0] + 2.0 / fitted.scale[mean])  # 2 beyond it
+    # Ties share their middle rank: a statistic 0 for 91 of 101 training images.
+    gaps = names.index("level_gaps_decoded")
+    train[:, gaps] = np.r_[np.zeros(91), np.linspace(0.01, 0.1, 10)]
+    fitted = fit_input_stats(train, "image2d/4")
+    values = np.zeros((2, len(names)))
+    values[1, gaps] = 0.05
+    zero, some = rank_gaussian(values, fitted)[:, gaps]
+    assert zero == 0.0 and 1.5 < some < 2.0  # one-sided: the tie's middle is below the median
+
+
+def test_a_shift_in_one_tight_statistic_is_not_swamped_by_heavy_tails_in_others() -> None:
+    """The robust z-score's failure: statistics with heavy training tails (some images with
+    a large clipped-white area) dominate the covariance, so a 4-spread shift in one tightly
+    distributed statistic barely moves the distance. On the rank-Gaussian scale every
+    statistic is standard normal in training."""
+    rng = np.random.default_rng(8)
+    train = rng.normal(size=(1000, N_STATS))
+    train[:, :6] = rng.standard_cauchy(size=(1000, 6))  # heavy-tailed statistics
+    clean = rng.normal(size=(300, N_STATS))
+    clean[:, :6] = rng.standard_cauchy(size=(300, 6))
+    shifted = clean.copy()
+    shifted[:, 10] += 4.0  # one tight statistic, 4 spreads off
+    auroc = {}
+    for rank in (False, True):
+        fitted = fit_input_stats(train, KIND, rank=rank)
+        a, b = input_scores(clean, fitted), input_scores(shifted, fitted)
+        auroc[rank] = float(np.mean(b[:, None] > a[None, :]))
+    assert auroc[True] > auroc[False] + 0.03, auroc  # about 0.88 vs 0.83

@@ -5,8 +5,13 @@
   Detecting Out-of-Distribution Samples and Adversarial Attacks", NeurIPS 2018).
 * The input score is the Mahalanobis distance of the input's statistics
   (:mod:`radlens.inference.input_stats`) to their training distribution: each statistic is
-  first turned into a robust z-score (median, scaled MAD), one-sided where only degradation
-  counts, then one mean and a shrunk covariance are fitted.
+  first put on a common scale, one-sided where only degradation counts, then one mean and a
+  shrunk covariance are fitted. Since 2026-12-02 the scale is rank-Gaussian (the normal
+  quantile of the statistic's rank among the training images, :func:`rank_gaussian`; beyond
+  the training range it grows linearly in robust spreads); before, a robust z-score (median,
+  scaled MAD), which let the heavy tails of some statistics in training (clipped white,
+  black background) swamp a shift in a tightly distributed one. Files fitted before keep
+  their robust z-scores (no ``quantiles`` in them).
 * The decision combines the two (:func:`combined_score`): flagged when the product of the
   two scores' multiples of their medians on own validation images is high (both somewhat
   unusual), or when either score alone is extreme (beyond its largest validation value),
@@ -26,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any, TypeVar
 
 import numpy as np
@@ -45,8 +51,12 @@ class InputStats:
 
     Attributes:
         kind: the statistic set, e.g. ``image2d/1``.
-        centre, scale: per statistic, the training median and robust spread of the z-scores.
+        centre, scale: per statistic, the training median and robust spread (scaled MAD,
+            floored at the set's ``min_scale``).
         mean, precision: mean and shrunk inverse covariance of the training z-scores.
+        quantiles: ``(K, D)`` training quantiles of each statistic (``K`` up to
+            ``RANK_GRID``): with them z-scores are rank-Gaussian (:func:`rank_gaussian`),
+            without them (files fitted before 2026-12-02) robust (:func:`robust_z`).
     """
 
     kind: str
@@ -54,6 +64,7 @@ class InputStats:
     scale: np.ndarray = field(repr=False)
     mean: np.ndarray = field(repr=False)
     precision: np.ndarray = field(repr=False)
+    quantiles: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def statistics(self) -> StatisticSet:
@@ -116,8 +127,60 @@ def robust_z(values: np.ndarray, stats: InputStats) -> np.ndarray:
     return out
 
 
-def fit_input_stats(values: np.ndarray, kind: str, shrinkage: float = 0.1) -> InputStats:
-    """The distribution of training statistics ``(N, D)`` of the set ``kind``.
+RANK_GRID = 513
+"""At most this many training quantiles per statistic are kept (all training values when there
+are fewer): rank-Gaussian z-scores inside the training range then reach about +-3.1."""
+
+
+def rank_gaussian(values: np.ndarray, stats: InputStats) -> np.ndarray:
+    """Rank-Gaussian z-scores of statistics ``(N, D)``: the normal quantile of each value's
+    mid-rank among the training quantiles (``(r + 0.5) / (K + 1)``, ties sharing their
+    middle rank); below or above every training value, the z of the end value plus the
+    distance beyond it in robust spreads (``scale``, floored at the set's ``min_scale``), so
+    a value far outside training stays far and one a hair beyond a constant statistic stays
+    near. A one-sided statistic's good side is 0.
+
+    Example:
+        >>> fitted = fit_input_stats(np.arange(200.0)[:, None].repeat(29, 1), "image2d/4")
+        >>> z = rank_gaussian(np.array([[100.0] * 29, [400.0] * 29]), fitted)
+        >>> float(z[0, 5].round(1)), bool(z[1, 5] > 3)
+        (0.0, True)
+    """
+    assert stats.quantiles is not None
+    x = np.asarray(values, np.float64)
+    grid = stats.quantiles
+    k = len(grid)
+    # The normal quantile of every possible mid-rank r = 0, 0.5, ..., k (indexed by 2r).
+    table = np.array([NormalDist().inv_cdf((r / 2 + 0.5) / (k + 1)) for r in range(2 * k + 1)])
+    z = np.empty_like(x)
+    for j in range(x.shape[1]):
+        col, v = grid[:, j], x[:, j]
+        twice = np.searchsorted(col, v, "left") + np.searchsorted(col, v, "right")
+        zj = table[twice]
+        # Beyond the range: the z of the end value itself plus the distance in robust spreads,
+        # so a value a hair beyond a statistic that never varied stays near it.
+        low = table[int(np.searchsorted(col, col[0], "right"))]
+        high = table[int(np.searchsorted(col, col[-1], "left")) + k]
+        zj = np.where(v < col[0], low - (col[0] - v) / stats.scale[j], zj)
+        z[:, j] = np.where(v > col[-1], high + (v - col[-1]) / stats.scale[j], zj)
+    direction = np.array(stats.statistics.direction)
+    z = np.where((direction > 0) & (z < 0), 0.0, z)
+    z = np.where((direction < 0) & (z > 0), 0.0, z)
+    out: np.ndarray = np.clip(z, -Z_LIMIT, Z_LIMIT)
+    return out
+
+
+def standardized(values: np.ndarray, stats: InputStats) -> np.ndarray:
+    """The z-scores the input score is computed on: rank-Gaussian when the fitted file has
+    quantiles, robust otherwise."""
+    return robust_z(values, stats) if stats.quantiles is None else rank_gaussian(values, stats)
+
+
+def fit_input_stats(
+    values: np.ndarray, kind: str, shrinkage: float = 0.1, rank: bool = True
+) -> InputStats:
+    """The distribution of training statistics ``(N, D)`` of the set ``kind``; ``rank=False``
+    fits robust z-scores (as before 2026-12-02).
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -135,15 +198,20 @@ def fit_input_stats(values: np.ndarray, kind: str, shrinkage: float = 0.1) -> In
     mad = 1.4826 * np.median(np.abs(x - centre), axis=0)
     spread = np.where(mad > 0, mad, x.std(axis=0))
     scale = np.maximum(spread, np.array(statistics.min_scale))
-    partial = InputStats(kind, centre, scale, np.zeros(x.shape[1]), np.eye(x.shape[1]))
-    z = robust_z(x, partial)
+    quantiles = None
+    if rank:
+        grid = np.linspace(0.0, 1.0, min(RANK_GRID, len(x)))
+        quantiles = np.quantile(x, grid, axis=0, method="inverted_cdf")
+    partial = InputStats(kind, centre, scale, np.zeros(x.shape[1]), np.eye(x.shape[1]), quantiles)
+    z = standardized(x, partial)
     cov = np.cov(z.T)
-    return InputStats(kind, centre, scale, z.mean(axis=0), _shrunk_precision(cov, shrinkage))
+    precision = _shrunk_precision(cov, shrinkage)
+    return InputStats(kind, centre, scale, z.mean(axis=0), precision, quantiles)
 
 
 def input_scores(values: np.ndarray, stats: InputStats) -> np.ndarray:
     """Mahalanobis distance of each row of statistics to the training distribution."""
-    d = robust_z(values, stats) - stats.mean
+    d = standardized(values, stats) - stats.mean
     out: np.ndarray = np.sqrt(np.maximum(np.einsum("nd,de,ne->n", d, stats.precision, d), 0.0))
     return out
 
@@ -176,8 +244,9 @@ def combined_score(feature: float, inputs: float, spec: InputStatsSpec) -> float
 
 
 REASON_Z = 3.0
-"""A statistic is named as a reason for a flag at this many robust spreads (scaled MADs) from
-the training images' median, on its degraded side for a one-sided one."""
+"""A statistic is named as a reason for a flag at this z-score (:func:`standardized`: on the
+rank-Gaussian scale, beyond nearly every training image), on its degraded side for a
+one-sided one."""
 MAX_REASONS = 3
 
 
@@ -194,7 +263,7 @@ def unusual_statistics(values: np.ndarray, stats: InputStats) -> tuple[tuple[str
         >>> unusual_statistics(values, fitted)[0][0]
         'level_gaps_decoded'
     """
-    z = robust_z(np.asarray(values, np.float64)[None], stats)[0]
+    z = standardized(np.asarray(values, np.float64)[None], stats)[0]
     names = stats.statistics.names
     found: dict[str, tuple[str, float]] = {}  # plain words -> (name, z)
     for i in np.argsort(-np.abs(z), kind="stable"):
@@ -287,15 +356,17 @@ def save_stats(stats: OodStats, path: Path) -> None:
 
 def save_input_stats(stats: InputStats, path: Path) -> None:
     """Write the input statistics' distribution (``ood_inputs.npz``), naming the set."""
-    np.savez(
-        path,
-        kind=np.array(stats.kind),
-        names=np.array(stats.statistics.names),
-        centre=stats.centre,
-        scale=stats.scale,
-        mean=stats.mean,
-        precision=stats.precision,
-    )
+    arrays: dict[str, Any] = {
+        "kind": np.array(stats.kind),
+        "names": np.array(stats.statistics.names),
+        "centre": stats.centre,
+        "scale": stats.scale,
+        "mean": stats.mean,
+        "precision": stats.precision,
+    }
+    if stats.quantiles is not None:
+        arrays["quantiles"] = stats.quantiles
+    np.savez(path, **arrays)
 
 
 def load_input_stats(path: Path) -> InputStats:
@@ -309,14 +380,19 @@ def load_input_stats(path: Path) -> InputStats:
         with np.load(path) as data:
             kind = str(data["kind"])
             names = tuple(str(n) for n in data["names"])
-            fields = [data[k].astype(np.float64) for k in ("centre", "scale", "mean", "precision")]
+            centre, scale, mean, precision = (
+                data[k].astype(np.float64) for k in ("centre", "scale", "mean", "precision")
+            )
+            quantiles = data["quantiles"].astype(np.float64) if "quantiles" in data else None
     except (OSError, KeyError, ValueError) as exc:
         raise ModelIntegrityError(f"{path}: cannot read input statistics: {exc}") from exc
     if kind not in STATISTICS or STATISTICS[kind].names != names:
         raise ModelIntegrityError(
             f"{path}: input statistics {kind!r} differ from this radlens's; rerun radlens ood"
         )
-    return InputStats(kind, *fields)
+    if quantiles is not None and (quantiles.ndim != 2 or quantiles.shape[1] != len(names)):
+        raise ModelIntegrityError(f"{path}: quantiles of shape {quantiles.shape} do not fit")
+    return InputStats(kind, centre, scale, mean, precision, quantiles)
 
 
 def stats_for(folder: Path, spec: OodSpec | None) -> OodStats | None:
