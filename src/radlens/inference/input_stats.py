@@ -84,6 +84,8 @@ class StatisticSet:
             varies in training (colour of greyscale images) does not make every small
             difference extreme.
         compute: ``(raw, model_input, spec) -> values``.
+        rank: whether new fits put the statistics on rank-Gaussian z-scores
+            (:func:`radlens.inference.ood.rank_gaussian`) rather than robust ones.
     """
 
     kind: str
@@ -91,6 +93,7 @@ class StatisticSet:
     direction: tuple[int, ...]
     min_scale: tuple[float, ...]
     compute: Callable[[np.ndarray, np.ndarray, InputSpec], np.ndarray]
+    rank: bool = True
 
     def __post_init__(self) -> None:
         n = len(self.names)
@@ -624,6 +627,7 @@ def _set(
     kind: str,
     table: tuple[tuple[str, int, float], ...],
     compute: Callable[[np.ndarray, np.ndarray, InputSpec], np.ndarray],
+    rank: bool = True,
 ) -> StatisticSet:
     return StatisticSet(
         kind,
@@ -631,6 +635,7 @@ def _set(
         tuple(t[1] for t in table),
         tuple(t[2] for t in table),
         compute,
+        rank,
     )
 
 
@@ -645,8 +650,10 @@ STATISTICS: dict[str, StatisticSet] = {
     "image2d/4": _set(
         "image2d/4", _IMAGE_NAMES_V3 + _TEXTURE_NAMES + _LEVEL_NAMES, _image_statistics_v4
     ),
-    "mask3d/1": _set("mask3d/1", _MASK_NAMES, _mask_statistics),
-    "mask3d/2": _set("mask3d/2", _MASK_NAMES + _LOCAL_NAMES, _mask_statistics_v2),
+    # Mask shapes keep robust z-scores: rank-Gaussian ones lowered vessel_mra_3d's AUROC
+    # against adrenal masks from 0.9946 to 0.9899 (benchmarks/trust.md, 2026-12-02).
+    "mask3d/1": _set("mask3d/1", _MASK_NAMES, _mask_statistics, rank=False),
+    "mask3d/2": _set("mask3d/2", _MASK_NAMES + _LOCAL_NAMES, _mask_statistics_v2, rank=False),
 }
 
 

@@ -177,10 +177,11 @@ def standardized(values: np.ndarray, stats: InputStats) -> np.ndarray:
 
 
 def fit_input_stats(
-    values: np.ndarray, kind: str, shrinkage: float = 0.1, rank: bool = True
+    values: np.ndarray, kind: str, shrinkage: float = 0.1, rank: bool | None = None
 ) -> InputStats:
-    """The distribution of training statistics ``(N, D)`` of the set ``kind``; ``rank=False``
-    fits robust z-scores (as before 2026-12-02).
+    """The distribution of training statistics ``(N, D)`` of the set ``kind``, on
+    rank-Gaussian z-scores or (``rank=False``; by default the set's own ``rank``: the mask
+    shapes) robust ones.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -199,7 +200,7 @@ def fit_input_stats(
     spread = np.where(mad > 0, mad, x.std(axis=0))
     scale = np.maximum(spread, np.array(statistics.min_scale))
     quantiles = None
-    if rank:
+    if statistics.rank if rank is None else rank:
         grid = np.linspace(0.0, 1.0, min(RANK_GRID, len(x)))
         quantiles = np.quantile(x, grid, axis=0, method="inverted_cdf")
     partial = InputStats(kind, centre, scale, np.zeros(x.shape[1]), np.eye(x.shape[1]), quantiles)
