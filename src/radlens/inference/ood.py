@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any, TypeVar
@@ -150,8 +151,7 @@ def rank_gaussian(values: np.ndarray, stats: InputStats) -> np.ndarray:
     x = np.asarray(values, np.float64)
     grid = stats.quantiles
     k = len(grid)
-    # The normal quantile of every possible mid-rank r = 0, 0.5, ..., k (indexed by 2r).
-    table = np.array([NormalDist().inv_cdf((r / 2 + 0.5) / (k + 1)) for r in range(2 * k + 1)])
+    table = _mid_rank_quantiles(k)
     z = np.empty_like(x)
     for j in range(x.shape[1]):
         col, v = grid[:, j], x[:, j]
@@ -168,6 +168,13 @@ def rank_gaussian(values: np.ndarray, stats: InputStats) -> np.ndarray:
     z = np.where((direction < 0) & (z > 0), 0.0, z)
     out: np.ndarray = np.clip(z, -Z_LIMIT, Z_LIMIT)
     return out
+
+
+@lru_cache(maxsize=8)
+def _mid_rank_quantiles(k: int) -> np.ndarray:
+    """The normal quantile of every possible mid-rank r = 0, 0.5, ..., k among ``k`` training
+    quantiles, indexed by 2r."""
+    return np.array([NormalDist().inv_cdf((r / 2 + 0.5) / (k + 1)) for r in range(2 * k + 1)])
 
 
 def standardized(values: np.ndarray, stats: InputStats) -> np.ndarray:
