@@ -19,6 +19,7 @@ from radlens.inference.ood import (
     combined_score,
     fit_input_stats,
     fit_stats,
+    flag_reasons,
     input_scores,
     load_input_stats,
     mahalanobis_scores,
@@ -306,3 +307,18 @@ def test_image_statistics_are_fitted_rank_gaussian_and_mask_shapes_robust() -> N
     assert image.quantiles is not None and image.quantiles.shape == (60, 29)
     assert mask.quantiles is None  # vessel vs adrenal masks: 0.9946 robust, 0.9899 ranked
     assert fit_input_stats(rng.normal(size=(60, 17)), "mask3d/2", rank=True).quantiles is not None
+
+
+def test_a_flag_without_a_far_statistic_names_the_nearer_ones_as_somewhat() -> None:
+    rng = np.random.default_rng(3)
+    fitted = fit_input_stats(rng.normal(size=(400, 29)), "image2d/4")
+    names = STATISTICS["image2d/4"].names
+    values = np.zeros(29)
+    values[names.index("mean")] = -2.5  # darker, but within the training images
+    values[names.index("gradient")] = 1.0
+    assert unusual_statistics(values, fitted) == ()
+    [(name, z)] = flag_reasons(values, fitted)
+    assert name == "mean" and -3 < z < -2
+    assert reasons_warning(((name, z),)) == ("unlike training data in: darker (somewhat)",)
+    values[names.index("level_gaps_decoded")] = 20.0  # one far: only the far ones are named
+    assert [n for n, _ in flag_reasons(values, fitted)] == ["level_gaps_decoded"]

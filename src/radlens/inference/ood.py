@@ -255,10 +255,15 @@ REASON_Z = 3.0
 """A statistic is named as a reason for a flag at this z-score (:func:`standardized`: on the
 rank-Gaussian scale, beyond nearly every training image), on its degraded side for a
 one-sided one."""
+LEANING_Z = 2.0
+"""When no statistic of a flagged input reaches ``REASON_Z`` (a flag from two somewhat unusual
+scores together), those at least this far are named instead, marked "somewhat"."""
 MAX_REASONS = 3
 
 
-def unusual_statistics(values: np.ndarray, stats: InputStats) -> tuple[tuple[str, float], ...]:
+def unusual_statistics(
+    values: np.ndarray, stats: InputStats, floor: float = REASON_Z
+) -> tuple[tuple[str, float], ...]:
     """The statistics of one input (``values``, ``(D,)``) furthest from training, as
     ``(name, robust z-score)``, largest first: those at least ``REASON_Z`` away, at most
     ``MAX_REASONS``, each saying something the ones before it do not (autocorrelation at
@@ -275,10 +280,16 @@ def unusual_statistics(values: np.ndarray, stats: InputStats) -> tuple[tuple[str
     names = stats.statistics.names
     found: dict[str, tuple[str, float]] = {}  # plain words -> (name, z)
     for i in np.argsort(-np.abs(z), kind="stable"):
-        if abs(z[i]) < REASON_Z or len(found) == MAX_REASONS:
+        if abs(z[i]) < floor or len(found) == MAX_REASONS:
             break
         found.setdefault(describe(names[i], float(z[i])), (names[i], round(float(z[i]), 2)))
     return tuple(found.values())
+
+
+def flag_reasons(values: np.ndarray, stats: InputStats) -> tuple[tuple[str, float], ...]:
+    """The reasons a flagged input carries: its statistics at least ``REASON_Z`` from
+    training, or, when none is, those at least ``LEANING_Z``."""
+    return unusual_statistics(values, stats) or unusual_statistics(values, stats, LEANING_Z)
 
 
 def reasons_warning(reasons: tuple[tuple[str, float], ...]) -> tuple[str, ...]:
@@ -291,7 +302,8 @@ def reasons_warning(reasons: tuple[tuple[str, float], ...]) -> tuple[str, ...]:
     """
     if not reasons:
         return ()
-    return (UNLIKE_IN + "; ".join(describe(name, z) for name, z in reasons),)
+    words = [describe(n, z) + ("" if abs(z) >= REASON_Z else " (somewhat)") for n, z in reasons]
+    return (UNLIKE_IN + "; ".join(words),)
 
 
 UNLIKE_IN = "unlike training data in: "
@@ -307,7 +319,7 @@ class OodReading:
             card has no input statistics).
         flagged: ``score >= 1``.
         reasons: for a flagged input with input statistics, the statistics furthest from
-            training (:func:`unusual_statistics`); empty otherwise.
+            training (:func:`flag_reasons`); empty otherwise.
     """
 
     score: float | None = None
@@ -350,7 +362,7 @@ def read_ood(
     for f, i, v in zip(feature, input_scores(values, stats.inputs), values, strict=True):
         score = combined_score(float(f), float(i), spec.inputs)
         flagged = score >= 1.0
-        reasons = unusual_statistics(v, stats.inputs) if flagged else ()
+        reasons = flag_reasons(v, stats.inputs) if flagged else ()
         readings.append(OodReading(score, float(f), float(i), flagged, reasons))
     return readings
 
@@ -454,7 +466,7 @@ def card_input_ood(
     values = statistics_of(stats.statistics, raw, model_input, card.input)
     distance = float(input_scores(values[None], stats)[0])
     score = distance / spec.threshold
-    reasons = unusual_statistics(values, stats) if score >= 1.0 else ()
+    reasons = flag_reasons(values, stats) if score >= 1.0 else ()
     return OodReading(score, None, distance, score >= 1.0, reasons)
 
 
