@@ -32,14 +32,7 @@ import numpy as np
 from radlens.domain.findings import Box, Finding
 from radlens.domain.imaging import Image, Patient, Window
 from radlens.inference.backends import Backend
-from radlens.inference.ood import (
-    LOW_TRUST,
-    InputStats,
-    OodStats,
-    card_input_ood,
-    read_ood,
-    reasons_warning,
-)
+from radlens.inference.ood import InputStats, OodStats, card_input_ood, read_ood
 from radlens.inference.preprocess import Placement, prepare_2d
 from radlens.inference.quality import check_quality
 from radlens.models.card import DetectionSpec, ModelCard, Task
@@ -266,12 +259,7 @@ def detect_findings(
     ood_score, feature_score, input_score = reading.score, reading.feature, reading.inputs
     flagged = reading.flagged
     population, outside = population_warning(card, patient or Patient())
-    warnings = (
-        ((population,) if population else ())
-        + quality
-        + ((LOW_TRUST,) if flagged else ())
-        + reasons_warning(reading.reasons)
-    )
+    warnings = ((population,) if population else ()) + quality + reading.warnings
     low_trust = bool(quality) or outside or flagged
     triaged = card.detection.triage_classes
     findings = []

@@ -265,9 +265,10 @@ def unusual_statistics(
     values: np.ndarray, stats: InputStats, floor: float = REASON_Z
 ) -> tuple[tuple[str, float], ...]:
     """The statistics of one input (``values``, ``(D,)``) furthest from training, as
-    ``(name, robust z-score)``, largest first: those at least ``REASON_Z`` away, at most
-    ``MAX_REASONS``, each saying something the ones before it do not (autocorrelation at
-    lags 1 and 2 both read "grainier (noise)": only the larger is named).
+    ``(name, z-score)`` on the input score's scale (:func:`standardized`), largest first:
+    those at least ``floor`` away, at most ``MAX_REASONS``, each saying something the ones
+    before it do not (autocorrelation at lags 1 and 2 both read "grainier (noise)": only the
+    larger is named).
 
     Example:
         >>> fitted = fit_input_stats(np.random.default_rng(0).normal(size=(200, 29)), "image2d/4")
@@ -327,6 +328,12 @@ class OodReading:
     inputs: float | None = None
     flagged: bool = False
     reasons: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What a flagged reading adds to its finding's warnings: ``LOW_TRUST`` and, with
+        reasons, their plain words (:func:`reasons_warning`); nothing when not flagged."""
+        return ((LOW_TRUST,) + reasons_warning(self.reasons)) if self.flagged else ()
 
 
 def read_ood(

@@ -19,7 +19,7 @@ from radlens.domain.imaging import Image, ImageLayout, Patient
 from radlens.errors import IncompatibleInputError
 from radlens.explain.heatmaps import cam_box, cam_to_heatmap
 from radlens.inference.backends import Backend
-from radlens.inference.ood import LOW_TRUST, OodStats, read_ood, reasons_warning
+from radlens.inference.ood import OodStats, read_ood
 from radlens.inference.preprocess import Placement, prepare_2d, prepare_3d
 from radlens.inference.quality import check_quality
 from radlens.models.card import ModelCard, Task
@@ -182,8 +182,7 @@ def predict(
                     warnings=warnings
                     + _indeterminate(card, probability)
                     + quality[i]
-                    + ((LOW_TRUST,) if ood[i].flagged else ())
-                    + reasons_warning(ood[i].reasons),
+                    + ood[i].warnings,
                 )
             )
     return findings

@@ -27,7 +27,7 @@ from radlens.domain.imaging import Image, Patient
 from radlens.errors import InferenceError
 from radlens.inference.backends import Backend
 from radlens.inference.biometry import GA_CITATION, head_biometry
-from radlens.inference.ood import LOW_TRUST, InputStats, card_input_ood, reasons_warning
+from radlens.inference.ood import InputStats, card_input_ood
 from radlens.inference.preprocess import Placement, prepare_2d
 from radlens.inference.quality import check_quality
 from radlens.models.card import Measure, ModelCard, Task
@@ -206,10 +206,7 @@ def segment(
             ood_flag=bool(quality) or outside or flagged,
             ood_input_score=reading.inputs,
             ood_reasons=reading.reasons,
-            warnings=warnings
-            + quality
-            + ((LOW_TRUST,) if flagged else ())
-            + reasons_warning(reading.reasons),
+            warnings=warnings + quality + reading.warnings,
             mask=mask if found else None,
             measurements=measurements,
             outline_px=outline,
