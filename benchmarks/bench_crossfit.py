@@ -32,6 +32,12 @@ change to how the model is made on unseen items rather than on val:
     python benchmarks/bench_crossfit.py --models retina_dr_grade --variant last20 \
         --set schedule.epochs=20
 
+``{fold}`` in a ``--set`` value becomes the fold's number, so a variant can fine-tune each
+fold's model of the recipe (``net.start``) on that fold's own training items:
+
+    python benchmarks/bench_crossfit.py --models knee_oa_kl --variant ft --set \
+        'net.start="/tmp/radlens-crossfit/knee_oa_kl/fold{fold}of5/model"' ...
+
 Fold models and their figures are kept under ``--work`` (default /tmp/radlens-crossfit):
 a rerun reuses every finished fold made by the same recipe and overrides (``made-by.json``
 in each fold folder; another recipe's folds are refused, not silently reused). Writes
@@ -223,7 +229,7 @@ def run_fold(
     A ``variant`` trains the recipe with its ``--set`` overrides, in a folder of its own."""
     held = held_out(train.labels, folds, k)
     base = fold_folder(work, model, variant.name, k, folds)
-    sets = [arg for kv in variant.sets for arg in ("--set", kv)]
+    sets = [arg for kv in variant.sets for arg in ("--set", kv.replace("{fold}", str(k)))]
     check_stamp(base, fingerprint(recipe, variant.sets))
     scored = base / "scored.npz"
     if scored.exists():

@@ -274,6 +274,53 @@ def test_trained_members_are_only_for_segmentation_ensembles(
     assert done.exit_code != 0 and "schedule.member_sizes" in done.stderr
 
 
+@pytest.mark.train
+@pytest.mark.slow
+def test_net_start_fine_tunes_a_trained_model_of_the_recipe_and_refuses_another(
+    radlens: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``net.start``: a second run starts from the first run's whole weights, checked
+    against its ONNX file before training; a model of other labels is refused."""
+    pytest.importorskip("torch")
+    pytest.importorskip("monai")
+    monkeypatch.setenv("RADLENS_DATA", str(tmp_path / "data"))
+    learnable_npz(tmp_path / "data" / "medmnist" / "tinymnist.npz", (12, 12), 2)
+    learnable_npz(tmp_path / "data" / "medmnist" / "threemnist.npz", (12, 12), 3)
+    first, other, tuned = tmp_path / "first", tmp_path / "other", tmp_path / "tuned"
+    common = ["--recipes", tmp_path, "--seed", "1", *TINY]
+    for name, out in (("tinymnist", first), ("threemnist", other)):
+        made = radlens("train", "--dataset", name, "-o", out, *common)
+        assert made.exit_code == 0, made.stderr
+    robust = [
+        "--set", "augment.consistency=4", "--set", "augment.corruption_copies=1",
+        "--set", 'augment.corruptions=["gaussian_noise"]',
+    ]  # fmt: skip
+    started = radlens(
+        "train", "--dataset", "tinymnist", "-o", tuned, *common, *robust,
+        "--set", f"net.start={json.dumps(str(first))}",
+    )  # fmt: skip
+    assert started.exit_code == 0, started.stderr
+    log = (tuned / "train.log").read_text()
+    line = next(x for x in log.splitlines() if "warm start from ONNX initializers" in x)
+    assert float(line.rsplit("= ", 1)[1]) <= 1e-3  # the first model, reproduced
+    assert "member 1/1" in log and ", warm start" in log
+    card = json.loads((tuned / "card.json").read_text())
+    assert "net.start=" in card["training"]["command"]
+
+    refused = radlens(
+        "train", "--dataset", "tinymnist", "-o", tmp_path / "no", *common,
+        "--set", f"net.start={json.dumps(str(other))}",
+    )  # fmt: skip
+    assert refused.exit_code != 0
+    assert "net.start" in refused.stderr and "Traceback" not in refused.stderr
+    assert "not of this recipe's" in refused.stderr
+    missing = radlens(
+        "train", "--dataset", "tinymnist", "-o", tmp_path / "no2", *common,
+        "--set", f"net.start={json.dumps(str(tmp_path / 'nothing'))}",
+    )  # fmt: skip
+    assert missing.exit_code != 0 and "no trained model there" in missing.stderr
+
+
 def test_train_with_boxes_and_a_transferred_trunk_exports_a_plain_classifier(
     radlens: Callable[..., Result], tmp_path: Path
 ) -> None:

@@ -65,6 +65,16 @@ def test_a_bad_recipe_is_a_config_error(tmp_path: Path) -> None:
         read_recipe(tmp_path / "bad.toml")
 
 
+def test_a_trunk_transfer_and_a_whole_model_start_exclude_each_other() -> None:
+    with pytest.raises(ConfigError, match="exclude each other"):
+        read_recipe(
+            RECIPES / "knee_oa_kl.toml",
+            {"net.init": "cxr_pneumonia_128", "net.start": "src/radlens/zoo/knee_oa_kl"},
+        )
+    recipe = read_recipe(RECIPES / "knee_oa_kl.toml", {"net.start": "some/model"})
+    assert recipe.net.start == "some/model" and recipe.net.init == ""
+
+
 def test_an_unknown_corruption_kind_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown corruption"):
         read_recipe(

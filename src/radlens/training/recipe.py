@@ -48,12 +48,20 @@ class NetSpec:
     # (read from its ONNX file, see training.learn.transfer_state) start the training and
     # its head is not taken. "" = a random start.
     init: str = ""
+    # Fine-tuning: a trained model folder of this recipe's network (its card.json and
+    # model.onnx: the shipped version, or a cross-fitting fold's model) whose whole weights,
+    # head included, start the training instead of a random start (training.train.started_from).
+    # With augment.consistency this is stability training (Zheng et al., CVPR 2016): a model
+    # that already reads clean images is taught to read corrupted copies the same way.
+    start: str = ""
     # How the exported ONNX file stores convolution weights: "float32", or "float16" behind a
     # cast that ONNX Runtime folds at load (training.half_weights: half the bytes, computed
     # in float32).
     weights: str = "float32"
 
     def __post_init__(self) -> None:
+        if self.init and self.start:
+            raise ValueError("net.init (a trunk) and net.start (whole weights) exclude each other")
         if self.weights not in ("float32", "float16"):
             raise ValueError(f"net.weights is float32 or float16, not {self.weights!r}")
         if self.arch == "boxnet":  # training.detection.BoxNet: 4 stages of ``widths``

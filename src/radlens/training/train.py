@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from radlens.errors import ConfigError
 from radlens.evaluation.calibration import calibrate_card, describe
 from radlens.evaluation.evaluate import Evaluation, predict_logits
 from radlens.inference.backends import OnnxBackend
@@ -108,8 +109,6 @@ def train(
     ``members``: for a segmentation ensemble (``schedule.member_sizes``), already trained
     members' ONNX files to compose instead of training them.
     """
-    from radlens.errors import ConfigError
-
     if members and (recipe.task is not Task.SEGMENTATION or not recipe.schedule.member_sizes):
         raise ConfigError(
             f"{recipe.source}: trained members are for segmentation recipes with "
@@ -160,6 +159,8 @@ def _train(
     initial_state = None
     if recipe.net.init:
         initial_state = transferred(recipe, train_set, log)
+    elif recipe.net.start:
+        initial_state = started_from(recipe, train_set, log)
     model, x_val = fit_model(recipe, train_set, val_set, log, initial_state, masks)
     onnx_path = export_checked(model, recipe, x_val, out_dir, log)
     minutes = (time.perf_counter() - started) / 60
@@ -182,6 +183,35 @@ def transferred(
     spec = recipe.input
     probe = (to_tensor(probe_set, recipe) - spec.mean) / spec.std
     return transfer_state(source, recipe, probe, log)
+
+
+def started_from(
+    recipe: Recipe, train_set: LabelledImages, log: logging.Logger
+) -> dict[str, torch.Tensor]:
+    """The whole weights of the trained model folder ``recipe.net.start``, to fine-tune (see
+    ``learn.warm_start``: its torch weights must give what its ONNX Runtime file gives).
+
+    Raises:
+        ConfigError: the folder holds no model, or a model of other labels or another task.
+        ModelIntegrityError: the weights loaded into the recipe's network do not reproduce it.
+    """
+    from radlens.models.registry import load_model
+    from radlens.training.learn import warm_start
+
+    folder = Path(recipe.net.start)
+    if not (folder / "card.json").is_file():
+        raise ConfigError(f"net.start {str(folder)!r}: no trained model there (no card.json)")
+    parent = load_model(folder)
+    card = parent.card
+    if tuple(card.labels) != tuple(recipe.labels) or card.task is not recipe.task:
+        raise ConfigError(
+            f"net.start {str(folder)!r} is a {card.task.value} model of {list(card.labels)}, "
+            f"not of this recipe's {recipe.task.value} {list(recipe.labels)}"
+        )
+    probe_set = train_set.sample(min(256, len(train_set)), recipe.seed)
+    spec = recipe.input
+    probe = (to_tensor(probe_set, recipe) - spec.mean) / spec.std
+    return warm_start(parent, recipe, probe, log)
 
 
 @dataclass(frozen=True)
