@@ -204,6 +204,34 @@ def test_absent_low_trust_graded_finding_records_presence_ood_and_severity(
     dciodvfy(sr, tmp_path)
 
 
+def test_a_flagged_finding_says_why_in_coded_reasons_and_reads_them_back(
+    cr_chest: Dataset, tmp_path: Path
+) -> None:
+    """Each reason is an evaluation of its own: the statistic and its side, coded with its
+    plain words (a long code value, beyond Code Value's 16 characters); a reason under
+    ``REASON_Z`` is "Somewhat unlike training data in"."""
+    reasons = (("level_gaps_decoded", 12.3), ("mean", -2.4))
+    flagged = finding_on(cr_chest, ood_score=2.5, ood_flag=True, ood_reasons=reasons)
+    plain = finding_on(cr_chest, probability=0.3, ood_score=0.4)
+    sr = to_dicom_sr([cr_chest], [flagged, plain])
+
+    first, second = round_trip(sr)
+    assert first.ood_reasons == (
+        ("level_gaps_decoded+", "empty grey levels (a contrast, gamma or brightness change)"),
+        ("mean-", "darker (somewhat)"),
+    )
+    assert first.ood_flag is True and second.ood_reasons == ()
+    report = MeasurementReport.from_sequence([Comprehensive3DSR.from_dataset(sr)])
+    names = [
+        (str(e.name.value), str(e.name.meaning))
+        for g in report.get_image_measurement_groups()
+        for e in g.get_qualitative_evaluations()
+    ]
+    assert ("ood_reason", "Unlike training data in") in names
+    assert ("ood_reason_leaning", "Somewhat unlike training data in") in names
+    dciodvfy(sr, tmp_path)
+
+
 def test_box_on_a_frame_of_a_multiframe_image_references_that_frame(
     enhanced_ct: Dataset, tmp_path: Path
 ) -> None:

@@ -86,6 +86,8 @@ SEVERITY = Concept("246112005", SNOMED, "Severity")
 
 OOD_FLAG = Concept("ood_flag", LOCAL, "Input unlike training data - low trust")
 OOD_SCORE = Concept("ood_score", LOCAL, "Out-of-distribution score")
+OOD_REASON = Concept("ood_reason", LOCAL, "Unlike training data in")
+OOD_REASON_LEANING = Concept("ood_reason_leaning", LOCAL, "Somewhat unlike training data in")
 """No standard concept says "input unlike the model's training data": local codes."""
 
 CLASS_ACTIVATION = Concept("130402", DCM, "Class activation")

@@ -14,12 +14,15 @@ version. The content tree (PS3.16 TID 1500) holds:
   tracking identifier and UID; ``Finding`` = the finding's concept
   (:mod:`radlens.domain.coding`); finding site from Body Part Examined when mapped;
   algorithm identification (TID 4019: model name, version, operating threshold);
-  qualitative evaluations "<finding> = Present/Absent" (the card's operating point) and
-  "Input unlike training data - low trust = Yes/No"; measurements "Certainty of Finding"
-  (the calibrated probability, UCUM ``1``), the out-of-distribution score (UCUM ``1``) and
-  the severity grade (UCUM ``{grade}``) when there are such; the box as an SCOORD POLYLINE
-  ``Image Region`` on the source image (SOP class, instance, frame), or else a reference
-  to the source image of the group.
+  qualitative evaluations "<finding> = Present/Absent" (the card's operating point),
+  "Input unlike training data - low trust = Yes/No" and, for a flagged input, one "Unlike
+  training data in" (or "Somewhat unlike training data in", below ``REASON_Z``) per reason:
+  the input statistic and its side (``<name>+`` above training, ``<name>-`` below) coded
+  with its plain words (``radlens.inference.input_stats.describe``); measurements
+  "Certainty of Finding" (the calibrated probability, UCUM ``1``), the out-of-distribution
+  score (UCUM ``1``) and the severity grade (UCUM ``{grade}``) when there are such; the box
+  as an SCOORD POLYLINE ``Image Region`` on the source image (SOP class, instance, frame),
+  or else a reference to the source image of the group.
 
 ``docs/dicom-results.md`` says why each concept was chosen. :func:`read_dicom_sr` reads
 such a document back (with highdicom's own content accessors) into :class:`SrFinding`.
@@ -62,9 +65,12 @@ from radlens.domain.coding import (
     ARTIFICIAL_INTELLIGENCE,
     CERTAINTY_OF_FINDING,
     GRADE_UNITS,
+    LOCAL,
     NO,
     NO_UNITS,
     OOD_FLAG,
+    OOD_REASON,
+    OOD_REASON_LEANING,
     OOD_SCORE,
     PRESENT,
     SEVERITY,
@@ -78,6 +84,8 @@ from radlens.domain.coding import (
 )
 from radlens.domain.findings import Box, Finding
 from radlens.errors import InputError
+from radlens.inference.input_stats import describe
+from radlens.inference.ood import REASON_Z
 from radlens.report.equipment import (
     DEVICE_SERIAL_NUMBER,
     DEVICE_UID,
@@ -123,6 +131,9 @@ class SrFinding:
     tracking_uid: str = ""
     measurements: tuple[tuple[Concept, float, str], ...] = ()
     """Other numeric measurements: (concept, value, UCUM unit code)."""
+    ood_reasons: tuple[tuple[str, str], ...] = ()
+    """Why a flagged input is unlike training data: (statistic and side, such as
+    ``level_gaps_decoded+``; its plain words, with " (somewhat)" for a leaning one)."""
 
 
 def to_dicom_sr(
@@ -265,6 +276,7 @@ def _group(
     evaluations = [
         QualitativeEvaluation(coded(concept), coded(PRESENT if finding.positive else ABSENT)),
         QualitativeEvaluation(coded(OOD_FLAG), coded(YES if finding.ood_flag else NO)),
+        *(_reason(name, z) for name, z in finding.ood_reasons),
     ]
     measurements = [Measurement(coded(CERTAINTY_OF_FINDING), finding.probability, coded(NO_UNITS))]
     if finding.ood_score is not None:
@@ -325,6 +337,28 @@ def _group(
     )
 
 
+def _reason(name: str, z: float) -> QualitativeEvaluation:
+    """One reason a flagged input carries: its statistic and side, in plain words."""
+    concept = OOD_REASON if abs(z) >= REASON_Z else OOD_REASON_LEANING
+    side = Concept(f"{name}{'+' if z > 0 else '-'}", LOCAL, describe(name, z))
+    return QualitativeEvaluation(coded(concept), coded(side))
+
+
+def _read_reasons(
+    group: MeasurementsAndQualitativeEvaluations | PlanarROIMeasurementsAndQualitativeEvaluations,
+) -> tuple[tuple[str, str], ...]:
+    """The reasons of a group, in order (several evaluations share a concept name)."""
+    leaning = (OOD_REASON_LEANING.value, OOD_REASON_LEANING.scheme)
+    reasons = []
+    for e in group.get_qualitative_evaluations():
+        name = (str(e.name.value), str(e.name.scheme_designator))
+        if name in ((OOD_REASON.value, OOD_REASON.scheme), leaning):
+            value = e[0].value
+            words = str(value.meaning) + (" (somewhat)" if name == leaning else "")
+            reasons.append((str(value.value), words))
+    return tuple(reasons)
+
+
 def _read_group(
     group: MeasurementsAndQualitativeEvaluations | PlanarROIMeasurementsAndQualitativeEvaluations,
 ) -> tuple[int, SrFinding]:
@@ -370,13 +404,14 @@ def _read_group(
         ood_score=numbers.get((OOD_SCORE.value, OOD_SCORE.scheme)),
         tracking_uid=str(group.tracking_uid or ""),
         measurements=others,
+        ood_reasons=_read_reasons(group),
     )
     return (int(order.group(1)) if order else 0), record
 
 
 def _code_value(evaluation: QualitativeEvaluation) -> str:
     """The Code Value of a qualitative evaluation's answer (a CODE content item)."""
-    return str(evaluation[0].ConceptCodeSequence[0].CodeValue)
+    return str(evaluation[0].value.value)  # a Code Value, or a Long Code Value
 
 
 def _algorithm_texts(group: Sequence[Dataset]) -> dict[str, list[str]]:
