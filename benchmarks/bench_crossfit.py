@@ -214,6 +214,16 @@ def fold_folder(work: Path, model: str, variant: str, k: int, folds: int) -> Pat
     return work / model / variant / f"fold{k}of{folds}"
 
 
+def fold_sets(sets: tuple[str, ...], k: int) -> list[str]:
+    """A variant's ``--set`` overrides for fold ``k``: ``{fold}`` becomes its number.
+
+    Example:
+        >>> fold_sets(('net.start="/w/fold{fold}of5/model"', "schedule.epochs=10"), 3)
+        ['net.start="/w/fold3of5/model"', 'schedule.epochs=10']
+    """
+    return [kv.replace("{fold}", str(k)) for kv in sets]
+
+
 def run_fold(
     model: str,
     recipe: Path,
@@ -229,7 +239,7 @@ def run_fold(
     A ``variant`` trains the recipe with its ``--set`` overrides, in a folder of its own."""
     held = held_out(train.labels, folds, k)
     base = fold_folder(work, model, variant.name, k, folds)
-    sets = [arg for kv in variant.sets for arg in ("--set", kv.replace("{fold}", str(k)))]
+    sets = [arg for kv in fold_sets(variant.sets, k) for arg in ("--set", kv)]
     check_stamp(base, fingerprint(recipe, variant.sets))
     scored = base / "scored.npz"
     if scored.exists():

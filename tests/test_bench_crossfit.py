@@ -256,6 +256,20 @@ def test_the_fingerprint_follows_training_fields_and_overrides_not_prose(tmp_pat
     )
 
 
+def test_a_variant_names_each_folds_own_model_under_one_fingerprint(
+    tmp_path: Path,
+) -> None:
+    """``{fold}`` in an override is the fold's number (a fine-tune of each fold's model),
+    while the stamp that decides reuse is the same for every fold."""
+    start = 'net.start="/work/knee_oa_kl/fold{fold}of5/model"'
+    assert bench.fold_sets((start, "schedule.epochs=10"), 4) == [
+        'net.start="/work/knee_oa_kl/fold4of5/model"',
+        "schedule.epochs=10",
+    ]
+    recipe = bench.REPO / "recipes" / "knee_oa_kl.toml"
+    assert bench.fingerprint(recipe, (start,)) != bench.fingerprint(recipe)
+
+
 def test_fold_models_made_by_another_recipe_are_not_reused(tmp_path: Path) -> None:
     bench.check_stamp(tmp_path / "fold0of5", "recipe A")  # a new folder: stamped
     bench.check_stamp(tmp_path / "fold0of5", "recipe A")  # the same recipe: reused
