@@ -303,11 +303,13 @@ def reasons_warning(reasons: tuple[tuple[str, float], ...]) -> tuple[str, ...]:
     """
     if not reasons:
         return ()
-    words = [describe(n, z) + ("" if abs(z) >= REASON_Z else " (somewhat)") for n, z in reasons]
+    words = [describe(n, z) + ("" if abs(z) >= REASON_Z else LEANING) for n, z in reasons]
     return (UNLIKE_IN + "; ".join(words),)
 
 
 UNLIKE_IN = "unlike training data in: "
+LEANING = " (somewhat)"
+"""Marks a reason under ``REASON_Z`` (one of those at least ``LEANING_Z``) in plain words."""
 
 
 @dataclass(frozen=True)

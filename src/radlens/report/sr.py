@@ -85,7 +85,7 @@ from radlens.domain.coding import (
 from radlens.domain.findings import Box, Finding
 from radlens.errors import InputError
 from radlens.inference.input_stats import describe
-from radlens.inference.ood import REASON_Z
+from radlens.inference.ood import LEANING, REASON_Z
 from radlens.report.equipment import (
     DEVICE_SERIAL_NUMBER,
     DEVICE_UID,
@@ -354,7 +354,7 @@ def _read_reasons(
         name = (str(e.name.value), str(e.name.scheme_designator))
         if name in ((OOD_REASON.value, OOD_REASON.scheme), leaning):
             value = e[0].value
-            words = str(value.meaning) + (" (somewhat)" if name == leaning else "")
+            words = str(value.meaning) + (LEANING if name == leaning else "")
             reasons.append((str(value.value), words))
     return tuple(reasons)
 

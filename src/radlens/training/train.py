@@ -179,10 +179,15 @@ def transferred(
     from radlens.training.learn import transfer_state
 
     source = get_model(recipe.net.init, discover(include_disabled=True))
+    return transfer_state(source, recipe, _probe(recipe, train_set), log)
+
+
+def _probe(recipe: Recipe, train_set: LabelledImages) -> torch.Tensor:
+    """Up to 256 train images as the network reads them (normalized), on which a start from
+    another model's weights re-estimates batch norms and checks parity."""
     probe_set = train_set.sample(min(256, len(train_set)), recipe.seed)
     spec = recipe.input
-    probe = (to_tensor(probe_set, recipe) - spec.mean) / spec.std
-    return transfer_state(source, recipe, probe, log)
+    return (to_tensor(probe_set, recipe) - spec.mean) / spec.std
 
 
 def started_from(
@@ -208,10 +213,7 @@ def started_from(
             f"net.start {str(folder)!r} is a {card.task.value} model of {list(card.labels)}, "
             f"not of this recipe's {recipe.task.value} {list(recipe.labels)}"
         )
-    probe_set = train_set.sample(min(256, len(train_set)), recipe.seed)
-    spec = recipe.input
-    probe = (to_tensor(probe_set, recipe) - spec.mean) / spec.std
-    return warm_start(parent, recipe, probe, log)
+    return warm_start(parent, recipe, _probe(recipe, train_set), log)
 
 
 @dataclass(frozen=True)
