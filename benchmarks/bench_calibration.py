@@ -39,6 +39,7 @@ from radlens.evaluation.calibration import (
     CrossFittedLogits,
     calibrate,
     cross_validated,
+    ece_debiased_for,
     ece_for,
     nll_gain,
 )
@@ -53,6 +54,18 @@ from radlens.training.calibrate import read_cross_fitted
 HERE = Path(__file__).resolve().parent
 GOAL_ECE = 0.03
 BINS = 10  # of the diagrams (the ECE itself uses 15)
+BOOTSTRAP = 2000
+
+
+def debiased_interval(task: Task, y: np.ndarray, probs: np.ndarray) -> list[float]:
+    """95% bootstrap interval (``BOOTSTRAP`` resamples of the items, seed 0) of the
+    debiased ECE."""
+    rng = np.random.default_rng(0)
+    values = [
+        ece_debiased_for(task, y[draw], probs[draw])
+        for draw in (rng.integers(0, len(y), len(y)) for _ in range(BOOTSTRAP))
+    ]
+    return [round(float(v), 4) for v in np.quantile(values, [0.025, 0.975])]
 
 
 def reliability_png(
@@ -141,6 +154,8 @@ def measure(
         "ece_after": calibration.ece_after,
         "ece_cv": calibration.ece_cv,
         "ece_cv_by_method": cv_ece,
+        "ece_cv_debiased": round(ece_debiased_for(task, y, out_of_fold[calibration.method]), 4),
+        "ece_cv_debiased_ci95": debiased_interval(task, y, out_of_fold[calibration.method]),
         "ece_noise_mean": calibration.ece_noise_mean,
         "ece_noise_p95": calibration.ece_noise_p95,
         "goal_met": met,
@@ -245,9 +260,19 @@ def main(argv: list[str] | None = None) -> int:
 def _goal(row: dict[str, Any]) -> str:
     if row["goal_met"]:
         return "met"
+    if row.get("ece_cv_debiased") is not None and row["ece_cv_debiased"] <= GOAL_ECE:
+        shown = row["ece_cv_debiased_ci95"][1] <= GOAL_ECE
+        return "met by the debiased ECE" + (", shown" if shown else "")
     if row["within_noise_floor"]:
         return "not met; within the noise floor"
     return "not met"
+
+
+def _debiased(row: dict[str, Any]) -> str:
+    if row.get("ece_cv_debiased") is None:
+        return "(not measured)"
+    low, high = row["ece_cv_debiased_ci95"]
+    return f"{row['ece_cv_debiased']:.3f} ({low:.3f}-{high:.3f})"
 
 
 def render(result: dict[str, Any]) -> str:
@@ -269,7 +294,11 @@ def render(result: dict[str, Any]) -> str:
         f"probabilities at this n ({result['noise_draws']} label draws from those "
         "probabilities, seed 0): mean / 95th percentile. An ECE below the 95th percentile "
         "cannot be told from perfect calibration at this val size.",
-        "* ECE: top-label, 15 equal-width bins (`radlens.evaluation.metrics.ece`).",
+        "* ECE: top-label, 15 equal-width bins (`radlens.evaluation.metrics.ece`). "
+        "**debiased CV**: the CV ECE less its sampling bias "
+        "(`radlens.evaluation.metrics.ece_debiased`, Kumar, Liang and Ma 2019), with a "
+        f"{BOOTSTRAP}-resample bootstrap 95% interval; where the CV ECE is above the goal, "
+        "the goal is *met by the debiased ECE* when that is (see `crossfit.md`).",
         "* Where val is too small to show the goal, `crossfit.md` measures each recipe's "
         "calibration on its whole train split instead, by cross-fitting "
         "(`benchmarks/bench_crossfit.py`).",
@@ -280,9 +309,9 @@ def render(result: dict[str, Any]) -> str:
         "is part of the pool). Whether the pool transfers to a new model is measured in "
         "`crossfit.md`.\n",
         "| model | n val | calibrated on | method | NLL gain (flexible) | ECE before | "
-        "ECE after (in-sample) | ECE CV | noise floor mean / p95 | goal ECE CV <= 0.03 | "
-        "ECE on val | card current |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "ECE after (in-sample) | ECE CV | debiased CV (95% CI) | noise floor mean / p95 | "
+        "goal ECE CV <= 0.03 | ECE on val | card current |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         gains = "; ".join(
@@ -293,8 +322,9 @@ def render(result: dict[str, Any]) -> str:
             f"| {r['model']} | {r['n_val']} | "
             f"{f'val + {extra} cross-fitted' if extra else 'val'} | {r['method']} | "
             f"{gains or '-'} | {r['ece_before']:.3f} | {r['ece_after']:.3f} | "
-            f"{r['ece_cv']:.3f} | {r['ece_noise_mean']:.3f} / {r['ece_noise_p95']:.3f} | "
-            f"{_goal(r)} | {r.get('ece_val', r['ece_after']):.3f} | "
+            f"{r['ece_cv']:.3f} | {_debiased(r)} | "
+            f"{r['ece_noise_mean']:.3f} / {r['ece_noise_p95']:.3f} | {_goal(r)} | "
+            f"{r.get('ece_val', r['ece_after']):.3f} | "
             f"{'yes' if r['card_is_current'] else 'no'} |"
         )
     out += [

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from bench_helpers import load_benchmark
-from radlens.models.card import Calibration, CalibrationMethod
+from radlens.evaluation.metrics import softmax
+from radlens.models.card import Calibration, CalibrationMethod, Task
 
 bench = load_benchmark("bench_calibration")
 
@@ -29,3 +32,22 @@ def test_a_card_is_current_when_a_refit_differs_only_in_the_last_bits() -> None:
     assert not bench.same_calibration(card, moved)
     platt = Calibration(method=CalibrationMethod.PLATT, biases=(0.0, 0.0))
     assert not bench.same_calibration(platt, Calibration())  # temperature 1, no bias
+
+
+def test_a_row_carries_the_debiased_cv_ece_and_the_goal_may_rest_on_it() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0.0, 2.0, (150, 2))
+    y = (rng.random(150) < softmax(logits)[:, 1]).astype(int)  # calibrated at T = 1
+    row = bench.measure("toy", Task.BINARY, logits, y)
+    low, high = row["ece_cv_debiased_ci95"]
+    assert low <= row["ece_cv_debiased"] <= high
+    assert row["ece_cv_debiased"] < row["ece_cv"]  # the plug-in's bias taken off
+    above = {"goal_met": False, "within_noise_floor": True, "ece_cv": 0.05}
+    debiased = {"ece_cv_debiased": 0.02, "ece_cv_debiased_ci95": [0.005, 0.04]}
+    assert bench._goal(above | debiased) == "met by the debiased ECE"
+    shown = debiased | {"ece_cv_debiased_ci95": [0.005, 0.028]}
+    assert bench._goal(above | shown) == "met by the debiased ECE, shown"
+    assert bench._goal(above | debiased | {"ece_cv_debiased": 0.031}) == (
+        "not met; within the noise floor"
+    )
+    assert bench._goal(above) == "not met; within the noise floor"  # an older row

@@ -237,8 +237,47 @@ def test_the_table_judges_the_cards_method_on_every_fold_beside_the_per_fold_cho
         for line in (tmp_path / "crossfit.md").read_text().splitlines()
         if line.startswith("| a 1.0.0 |")
     )
-    assert "| 0.038 | 0.019-0.060 |" in line and "| not met |" in line
-    assert "| platt: 0.029 (0.020-0.045), NLL 0.350 vs 0.360; met |" in line
+    assert "| 0.038 | 0.019-0.060 | (not measured) |" in line and "| not met |" in line
+    assert "| platt: 0.029 (0.020-0.045), debiased (not measured), NLL 0.350 vs 0.360; met |" in (
+        line
+    )
+
+
+@pytest.mark.parametrize(
+    ("debiased", "interval", "verdict"),
+    [
+        (0.024, [0.012, 0.041], "met by the debiased ECE"),
+        (0.018, [0.010, 0.029], "met by the debiased ECE, shown"),
+        (0.033, [0.020, 0.048], "not met; within the noise floor"),
+    ],
+)
+def test_the_goal_falls_back_on_the_debiased_ece_where_the_plug_in_is_above_it(
+    tmp_path: Path, debiased: float, interval: list[float], verdict: str
+) -> None:
+    row = _row("a", 0.041, 0.06, noise_p95=0.05) | {
+        "ece_after_debiased": debiased,
+        "ece_after_debiased_ci95": interval,
+    }
+    bench.save([row], tmp_path)
+    line = next(
+        line
+        for line in (tmp_path / "crossfit.md").read_text().splitlines()
+        if line.startswith("| a 1.0.0 |")
+    )
+    low, high = interval
+    assert f"| 0.041 | 0.021-0.060 | {debiased:.3f} ({low:.3f}-{high:.3f}) |" in line
+    assert f"| {verdict} |" in line
+
+
+def test_a_plug_in_ece_at_the_goal_is_met_whatever_the_debiased_one_reads(
+    tmp_path: Path,
+) -> None:
+    row = _row("a", 0.028, 0.05) | {
+        "ece_after_debiased": 0.031,
+        "ece_after_debiased_ci95": [0.01, 0.05],
+    }
+    bench.save([row], tmp_path)
+    assert "| met |" in (tmp_path / "crossfit.md").read_text()
 
 
 def test_the_fingerprint_follows_training_fields_and_overrides_not_prose(tmp_path: Path) -> None:

@@ -74,6 +74,14 @@ def ece_for(task: Task, y: np.ndarray, probs: np.ndarray) -> float:
     return m.ece_multilabel(y, probs) if Task(task) is Task.MULTILABEL else m.ece(y, probs)
 
 
+def ece_debiased_for(task: Task, y: np.ndarray, probs: np.ndarray) -> float:
+    """:func:`ece_for` less its sampling bias (``metrics.ece_debiased``): the estimate of the
+    model's own calibration error that can be held against a goal at a small n."""
+    if Task(task) is Task.MULTILABEL:
+        return m.ece_debiased_multilabel(y, probs)
+    return m.ece_debiased(y, probs)
+
+
 def nll_for(task: Task, y: np.ndarray, probs: np.ndarray) -> float:
     """The card's NLL for ``task`` (of the true class, or binary cross-entropy per label)."""
     return m.nll_multilabel(y, probs) if Task(task) is Task.MULTILABEL else m.nll(y, probs)

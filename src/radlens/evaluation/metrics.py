@@ -5,6 +5,9 @@ Conventions (so the card, the benchmark and the literature mean the same thing):
       one half; multi-class AUC is the unweighted mean of one-vs-rest AUCs (as MedMNIST).
     * ECE: expected calibration error of the top-label confidence over 15 equal-width
       bins (Guo et al., ICML 2017).
+    * Debiased ECE: the same bins, less the upward bias the plug-in ECE has at small n
+      (:func:`ece_debiased`; Kumar, Liang and Ma, NeurIPS 2019, after Broecker 2012 and
+      Ferro and Fricker 2012).
 
 Multi-label tasks (ChestMNIST: each item has any number of K labels, each a yes/no with
 probability ``sigmoid(logit_k / T)``) use the ``*_multilabel`` functions:
@@ -130,6 +133,68 @@ def ece(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
         if mask.any():
             total += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
     return float(total)
+
+
+DEBIAS_RESAMPLES = 1000
+"""Normal draws of the bins' accuracies per :func:`ece_debiased`."""
+
+
+def ece_debiased(
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    n_bins: int = 15,
+    resamples: int = DEBIAS_RESAMPLES,
+    seed: int = 0,
+) -> float:
+    """The top-label ECE of :func:`ece` less its sampling bias: ``2 * plug-in - mean`` of the
+    plug-in ECE recomputed with each bin's accuracy redrawn from a normal distribution with
+    its binomial standard error (the "normal debiased" estimator of Kumar, Liang and Ma,
+    *Verified Uncertainty Calibration*, NeurIPS 2019).
+
+    The plug-in ECE of a perfectly calibrated model is not 0 at finite n: each bin's
+    accuracy is a sample mean, and ``|accuracy - confidence|`` turns its noise into a
+    positive error (``radlens.evaluation.calibration.ece_noise_floor``). The debiased figure
+    takes much of that bias off (not all: at n = 681 a perfectly calibrated five-class model
+    still reads about 0.03 against the plug-in's 0.045, and one whose true ECE is 0.03 reads
+    about 0.034 against 0.05), so it can be held against a goal at a small n; it can be
+    slightly negative.
+
+    Example:
+        >>> rng = np.random.default_rng(1)
+        >>> p = rng.uniform(0.5, 1.0, 400)
+        >>> y = (rng.random(400) < p).astype(int)  # perfectly calibrated labels
+        >>> probs = np.stack([p, 1 - p], axis=1)
+        >>> bool(ece(1 - y, probs) > abs(ece_debiased(1 - y, probs)))
+        True
+    """
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
+    bins = ece_bins(confidence, n_bins)
+    size = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    used = size > 0
+    weight = size[used] / size.sum()
+    accuracy = np.bincount(bins, correct, n_bins)[used] / size[used]
+    mean_conf = np.bincount(bins, confidence, n_bins)[used] / size[used]
+    plug_in = float(weight @ np.abs(accuracy - mean_conf))
+    spread = np.sqrt(accuracy * (1.0 - accuracy) / size[used])
+    draws = np.random.default_rng(seed).normal(accuracy, spread, (resamples, len(accuracy)))
+    resampled = np.abs(draws - mean_conf) @ weight
+    return 2.0 * plug_in - float(resampled.mean())
+
+
+def ece_debiased_multilabel(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
+    """Mean over labels of :func:`ece_debiased` of each label's two-way distribution (as
+    :func:`ece_multilabel`)."""
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(y_true).astype(np.int64)
+    return float(
+        np.mean(
+            [
+                ece_debiased(y[:, k], np.stack([1.0 - p[:, k], p[:, k]], axis=1), n_bins)
+                for k in range(p.shape[1])
+            ]
+        )
+    )
 
 
 def nll(y_true: np.ndarray, probs: np.ndarray) -> float:
