@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from bench_helpers import load_benchmark
 from radlens.evaluation.metrics import (
     accuracy,
     auc,
@@ -90,27 +91,12 @@ def test_ece_of_an_overconfident_toy_is_the_gap() -> None:
     assert ece(y, probs) == pytest.approx(0.4)
 
 
-def _overconfident_draws(
-    rng: np.random.Generator, n: int, gap: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Five-class probabilities whose top class is right ``gap`` less often than its
-    confidence says (true top-label ECE = ``gap``), and labels drawn accordingly."""
-    p = softmax(rng.normal(0.0, 1.5, (n, 5)))
-    rows, top = np.arange(n), p.argmax(axis=1)
-    truth = p.copy()
-    truth[rows, top] = 0.0
-    truth *= ((1.0 - p[rows, top] + gap) / truth.sum(axis=1))[:, None]
-    truth[rows, top] = p[rows, top] - gap
-    y = (rng.random((n, 1)) > truth.cumsum(axis=1)).sum(axis=1).clip(0, 4)
-    return y, p
-
-
 def _mean_eces(gap: float, n: int = 681, trials: int = 60) -> tuple[float, float]:
     """Mean plug-in and debiased ECE over ``trials`` draws with true ECE ``gap``."""
     rng = np.random.default_rng(0)
     plug_in, debiased = [], []
     for trial in range(trials):
-        y, p = _overconfident_draws(rng, n, gap)
+        y, p = load_benchmark("bench_ece").draws(rng, n, gap)  # true ECE = gap
         plug_in.append(ece(y, p))
         debiased.append(ece_debiased(y, p, seed=trial))
     return float(np.mean(plug_in)), float(np.mean(debiased))
