@@ -177,8 +177,7 @@ def measure(
         "ece_cv_by_method": cv_ece,
         "ece_cv_debiased": round(ece_debiased_for(task, y, chosen), 4),
         "ece_cv_debiased_ci95": [
-            round(v, 4)
-            for v in bootstrap_ece(task, y, out_of_fold[calibration.method], ece_debiased_for)
+            round(v, 4) for v in bootstrap_ece(task, y, chosen, ece_debiased_for)
         ],
         "ece_noise_mean": calibration.ece_noise_mean,
         "ece_noise_p95": calibration.ece_noise_p95,
