@@ -72,6 +72,7 @@ from radlens.evaluation.calibration import (
     SEED,
     CrossFittedLogits,
     calibrate,
+    candidate_methods,
     ece_debiased_for,
     ece_for,
     ece_noise_floor,
@@ -411,6 +412,7 @@ def measure(
         "ece_card_method_noise_p95": round(fixed_noise[1], 4),
         "nll_gain_pooled": [round(gain, 4), round(error, 4)],
         "pool_wins": gain > error,
+        "every_fold": methods_on_every_fold(task, parts, train.labels, y),
         "fold_temperatures": [float(p["temperature"]) for p in parts],
         "nll": {
             "before": round(nll_for(task, y, raw_probs), 4),
@@ -454,6 +456,50 @@ def fixed_method(
         fitted = fit_method(method, task, logits, y)
         out.append({"index": part["index"], "probs": fitted.probabilities(part["logits"], task)})
     return in_item_order(out, "probs")
+
+
+def methods_on_every_fold(
+    task: Task, parts: list[dict[str, Any]], labels: np.ndarray, y: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    """Each calibration method ``radlens calibrate`` can choose for ``task``, fitted on every
+    fold model's val alone (:func:`fixed_method`) and scored on the unseen folds: its ECE and
+    debiased ECE with their intervals, its NLL, and against temperature scaling its NLL gain
+    (+- one standard error, paired over items: the margin the rule asks of a flexible
+    method) and its ECE difference with a paired bootstrap 95% interval. What the out-of-fold
+    items say about the method choice, which the shipped card makes on its val alone."""
+    base = fixed_method(task, parts, labels, CalibrationMethod.TEMPERATURE)
+    out: dict[str, dict[str, Any]] = {}
+    for method in candidate_methods(task):
+        probs = base
+        if method is not CalibrationMethod.TEMPERATURE:
+            probs = fixed_method(task, parts, labels, method)
+        low, high = bootstrap_ece(task, y, probs)
+        gain, error = paired_nll_gain(task, y, base, probs)
+        out[method.value] = {
+            "ece": round(ece_for(task, y, probs), 4),
+            "ece_ci95": [round(low, 4), round(high, 4)],
+            **debiased(task, y, probs, "ece"),
+            "nll": round(nll_for(task, y, probs), 4),
+            "nll_gain": [round(gain, 4), round(error, 4)],
+            "ece_minus_temperature_ci95": [
+                round(v, 4) for v in paired_ece_difference(task, y, base, probs)
+            ],
+        }
+    return out
+
+
+def paired_ece_difference(
+    task: Task, y: np.ndarray, base: np.ndarray, other: np.ndarray
+) -> tuple[float, float]:
+    """95% bootstrap interval (``BOOTSTRAP`` resamples of the items, seed 0) of ``other``'s
+    ECE minus ``base``'s, both read on the same resample."""
+    rng = np.random.default_rng(0)
+    values = [
+        ece_for(task, y[draw], other[draw]) - ece_for(task, y[draw], base[draw])
+        for draw in (rng.integers(0, len(y), len(y)) for _ in range(BOOTSTRAP))
+    ]
+    low, high = np.quantile(values, [0.025, 0.975])
+    return float(low), float(high)
 
 
 def pooled_with_val(
@@ -724,6 +770,7 @@ def render(result: dict[str, Any]) -> str:
                 f"{r.get('calibrated_on', 'val')} |"
             )
     out += table
+    out += methods_table(recipes)
     if variants:
         out += [
             "\n## Recipe variants\n",
@@ -771,6 +818,40 @@ def render(result: dict[str, Any]) -> str:
         suffix = Variant(r.get("variant", "")).suffix
         out.append(f"![{name}](reliability/{r['model']}-crossfit{suffix}.png)\n")
     return "\n".join(out) + "\n"
+
+
+def methods_table(recipes: list[dict[str, Any]]) -> list[str]:
+    """The *Each method on every fold* section: rows measured with ``every_fold``."""
+    measured = [r for r in recipes if "every_fold" in r]
+    if not measured:
+        return []
+    out = [
+        "\n## Each calibration method on every fold\n",
+        "`radlens calibrate` chooses a model's method on its val alone: temperature scaling "
+        "unless a flexible method's cross-validated NLL is lower by more than one standard "
+        "error. Here each method it can choose is fitted on every fold model's val alone "
+        "and scored on the unseen folds, so the choice can be read on the train items as "
+        "well. **NLL gain**: temperature's NLL minus the method's, per item +- one standard "
+        "error (paired); the rule's margin is one standard error. **ECE minus "
+        "temperature's**: the paired bootstrap 95% interval of the difference (same "
+        "resamples).\n",
+        "| model | method | ECE (95% CI) | debiased ECE (95% CI) | NLL | NLL gain over "
+        "temperature +- SE | ECE minus temperature's (95% CI) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in measured:
+        for method, f in r["every_fold"].items():
+            low, high = f["ece_ci95"]
+            gain, error = f["nll_gain"]
+            d_low, d_high = f["ece_minus_temperature_ci95"]
+            compared = method != CalibrationMethod.TEMPERATURE.value
+            out.append(
+                f"| {r['model']} {r['version']} | {method} | {f['ece']:.3f} "
+                f"({low:.3f}-{high:.3f}) | {debiased_cell(f, 'ece_debiased')} | "
+                f"{f['nll']:.3f} | {f'{gain:+.4f} +- {error:.4f}' if compared else '-'} | "
+                f"{f'{d_low:+.3f} to {d_high:+.3f}' if compared else '-'} |"
+            )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -339,3 +339,56 @@ def test_variant_rows_merge_beside_the_recipes_and_are_compared_with_them(
     assert "0.035" in lines[1] and "`schedule.keep=last`" in lines[1]
     assert "0.750 / 0.500" in lines[1]
     assert "reliability/m-crossfit-last.png" in table
+
+
+def _biased_fold(index: list[int], seed: int, bias: float) -> dict[str, Any]:
+    """A fold whose model's logits are off by ``bias`` (the true log-odds are the logit
+    margin plus ``bias``), for val and held-out items alike: only a method with a bias
+    (Platt scaling) can correct it."""
+    rng = np.random.default_rng(seed)
+
+    def items(n: int) -> tuple[np.ndarray, np.ndarray]:
+        logits = rng.normal(0, 1.5, (n, 2))
+        p1 = 1 / (1 + np.exp(-(logits[:, 1] - logits[:, 0] + bias)))
+        return logits, (rng.random(n) < p1).astype(np.int64)
+
+    val, val_y = items(200)
+    logits, y = items(len(index))
+    return {
+        "index": np.array(index),
+        "logits": logits,
+        "val_logits": val,
+        "val_labels": val_y,
+        "_y": y,
+    }
+
+
+def test_each_method_on_every_fold_is_judged_against_temperature_on_the_unseen_items(
+    tmp_path: Path,
+) -> None:
+    parts = [_biased_fold(list(range(k, 900, 3)), k, 1.5) for k in range(3)]
+    labels = np.empty(900, dtype=np.int64)
+    for part in parts:
+        labels[part["index"]] = part["_y"]
+    figures = bench.methods_on_every_fold(bench.Task.BINARY, parts, labels, labels)
+    assert set(figures) == {"temperature", "platt"}
+    temperature, platt = figures["temperature"], figures["platt"]
+    assert temperature["nll_gain"] == [0.0, 0.0]
+    assert temperature["ece_minus_temperature_ci95"] == [0.0, 0.0]
+    # A bias of 1.5 logits: Platt's NLL gain is far beyond one standard error, its ECE lower.
+    gain, error = platt["nll_gain"]
+    assert gain > 3 * error > 0
+    assert platt["ece"] < temperature["ece"]
+    low, high = platt["ece_minus_temperature_ci95"]
+    assert low < platt["ece"] - temperature["ece"] < high and low < 0
+    fixed = bench.fixed_method(bench.Task.BINARY, parts, labels, bench.CalibrationMethod.PLATT)
+    assert platt["nll"] == round(bench.nll_for(bench.Task.BINARY, labels, fixed), 4)
+    # The table shows the row's methods, the comparison only where there is one.
+    row = _row("b", 0.05, 0.07) | {"every_fold": figures}
+    bench.save([row], tmp_path)
+    lines = (tmp_path / "crossfit.md").read_text().splitlines()
+    assert "## Each calibration method on every fold" in lines
+    [t_line] = [x for x in lines if x.startswith("| b 1.0.0 | temperature |")]
+    [p_line] = [x for x in lines if x.startswith("| b 1.0.0 | platt |")]
+    assert t_line.endswith("| - | - |")
+    assert f"| {gain:+.4f} +- {error:.4f} |" in p_line
