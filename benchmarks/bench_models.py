@@ -57,6 +57,18 @@ def cpu_name() -> str:
     return platform.processor()
 
 
+def cpu_probe_ms(repeats: int = 7) -> float:
+    """A fixed pure-Python workload's median wall time in ms: how fast this machine runs
+    one thread now, so ms/image of runs on different days can be compared (a shared host
+    can be slower on one day than another; the load average does not show that)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sum(i * i for i in range(200_000))
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times) * 1000, 2)
+
+
 def default_data_root() -> Path:
     """``$RADLENS_DATA``, else ``../shared/data`` beside the repository."""
     env = os.environ.get("RADLENS_DATA")
@@ -480,6 +492,20 @@ def source_line(source: dict[str, Any]) -> str:
     return source["citation"] + where
 
 
+def _machine_state(machine: dict[str, Any]) -> str:
+    """How busy and how fast the machine was, at start and end (runs measured before these
+    were kept have neither)."""
+    if "cpu_probe_ms" not in machine:
+        return ""
+    load, probe = machine["load_avg_1min"], machine["cpu_probe_ms"]
+    return (
+        f" Load average (1 min) {load[0]:.2f} at start, {load[1]:.2f} at the end; CPU probe "
+        f"(`cpu_probe_ms`: a fixed pure-Python loop, median of 7) {probe[0]:.1f} ms at start, "
+        f"{probe[1]:.1f} ms at the end. ms/image of runs on different days compare only as "
+        "far as their probes agree."
+    )
+
+
 def render_markdown(
     result: dict[str, Any], experiments: list[dict[str, Any]], findings: str = ""
 ) -> str:
@@ -488,7 +514,7 @@ def render_markdown(
         "# Benchmark: the model zoo against published references\n\n"
         f"Measured {result['date']} on {machine['cpu']} ({machine['cores']} cores), "
         f"onnxruntime {machine['onnxruntime']}, numpy {machine['numpy']}, "
-        f"radlens {result['radlens_version']}.\n\n"
+        f"radlens {result['radlens_version']}.{_machine_state(machine)}\n\n"
         "**Val versus test.** Our figures (val AUC / ACC / ECE, and QWK / MAE for ordinal "
         "grades) are measured on the validation split: the official MedMNIST val split, and "
         "for the Kermany chest X-rays a patient-disjoint split of the official train folder. "
@@ -536,6 +562,7 @@ def run(
     """
     ref_rows: list[dict[str, Any]] = references["rows"]
     rows: list[dict[str, Any]] = []
+    load_start, probe_start = os.getloadavg(), cpu_probe_ms()
     for model in models:
         rows += bench_model(
             model, reference_for(model.card.name, ref_rows), data_root, runs, warmups
@@ -565,6 +592,8 @@ def run(
             "python": platform.python_version(),
             "onnxruntime": onnxruntime.__version__,
             "numpy": np.__version__,
+            "load_avg_1min": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
+            "cpu_probe_ms": [probe_start, cpu_probe_ms()],
         },
         "date": time.strftime("%Y-%m-%d"),
         "data_root": str(data_root),

@@ -188,6 +188,10 @@ def test_run_benchmarks_a_tiny_model_and_writes_json_and_markdown(
     saved = json.loads((tmp_path / "out" / "models.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(result["rows"]))
     assert {"cpu", "cores", "onnxruntime", "numpy"} <= set(saved["machine"])
+    # How busy and how fast the machine was, so runs of different days can be compared.
+    probe = saved["machine"]["cpu_probe_ms"]
+    assert len(probe) == 2 and all(ms > 0 for ms in probe)
+    assert len(saved["machine"]["load_avg_1min"]) == 2
     tiny = saved["rows"][0]
     assert (tiny["model"], tiny["dataset"], tiny["resolution"]) == ("tiny_cxr", "Tiny", "224")
     assert tiny["val"]["n"] == 4 and tiny["val"]["auc"] == 1.0
@@ -199,6 +203,10 @@ def test_run_benchmarks_a_tiny_model_and_writes_json_and_markdown(
 
     markdown = (tmp_path / "out" / "models.md").read_text()
     assert "held-out official test split" in markdown
+    assert (
+        f"CPU probe (`cpu_probe_ms`: a fixed pure-Python loop, median of 7) {probe[0]:.1f} ms"
+        in (markdown)
+    )
     assert "| tiny_cxr 0.0.1 | 4 | 1.000 |" in markdown
     assert "no model yet" in markdown and "absent (not installed)" in markdown
     assert "of the 40 MB budget (met)" in markdown
@@ -233,6 +241,14 @@ def test_render_only_rewrites_markdown_from_the_stored_run_and_the_new_records(
     assert "later-variant" in markdown and "A finding in words." in markdown
     assert "| tiny_cxr 0.0.1 | 4 | 1.000 |" in markdown  # the measured figures, kept
     assert (out / "models.json").read_text() == stored
+
+
+def test_a_run_from_before_the_machine_state_was_kept_renders_without_it() -> None:
+    machine = {"cpu": "x", "cores": 2, "onnxruntime": "1", "numpy": "2"}
+    assert bench._machine_state(machine) == ""
+    state = bench._machine_state(machine | {"load_avg_1min": [0.5, 1.25], "cpu_probe_ms": [9, 11]})
+    assert "Load average (1 min) 0.50 at start, 1.25 at the end" in state
+    assert "9.0 ms at start, 11.0 ms at the end" in state
 
 
 def test_render_only_without_a_measured_run_says_so(
