@@ -65,6 +65,9 @@ from radlens.analyze import demo_inputs
 from radlens.config import Settings
 from radlens.models.registry import discover
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe import cpu_probe_ms  # noqa: E402
+
 HERE = Path(__file__).parent
 USERNAME, PASSWORD = "bench", "bench-password-0"  # a throwaway account in a temporary home
 AE_TITLE = "RADLENS"
@@ -655,7 +658,7 @@ def run_phases(
 
 
 def measure(plan: Plan, sample_path: Path) -> dict[str, Any]:
-    load_start = os.getloadavg()
+    load_start, probe_start = os.getloadavg(), cpu_probe_ms()
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="radlens-bench-") as tmp:
         home = Path(tmp)
@@ -693,6 +696,7 @@ def measure(plan: Plan, sample_path: Path) -> dict[str, Any]:
         "throughput": [median_round(rounds) for rounds in throughput],
         "rss": rss,
         "load_avg": {"start": list(load_start), "end": list(os.getloadavg())},
+        "cpu_probe_ms": [probe_start, cpu_probe_ms()],
         "wall_s": round(time.monotonic() - began, 1),
     }
 
@@ -739,6 +743,18 @@ def run(plan: Plan, out_dir: Path) -> dict[str, Any]:
 
 def _ms(stats: dict[str, float]) -> str:
     return " | ".join(f"{stats[k] * 1000:.0f}" for k in ("p50", "p95", "max"))
+
+
+def _probe(result: dict[str, Any]) -> str:
+    """The CPU probe at start and end (``probe.cpu_probe_ms``), where the run kept it."""
+    if "cpu_probe_ms" not in result:
+        return ""
+    start, end = result["cpu_probe_ms"]
+    return (
+        f" CPU probe (`benchmarks/probe.py`: a fixed pure-Python loop, median of 7) "
+        f"{start:.1f} ms at start, {end:.1f} ms at the end: runs of different days compare "
+        "only as far as their probes agree."
+    )
 
 
 def _load(values: Sequence[float]) -> str:
@@ -807,8 +823,9 @@ Measured {result["date"]} on {m["cpu"]} ({m["cores"]} cores, {m["ram_gib"]} GiB 
 Python {m["python"]}, pydicom {m["pydicom"]}, pynetdicom {m["pynetdicom"]},
 onnxruntime {m["onnxruntime"]}; radlens {result["radlens_version"]}.
 Load average (1 / 5 / 15 min): {_load(result["load_avg"]["start"])} at start,
-{_load(result["load_avg"]["end"])} at the end. The benchmark's client (DICOM sender and HTTP
-poller) runs on the same machine and shares its cores with the server.
+{_load(result["load_avg"]["end"])} at the end.{_probe(result)}
+The benchmark's client (DICOM sender and HTTP poller) runs on the same machine and shares its
+cores with the server.
 
 | figure | measured | goal | |
 |---|---|---|---|

@@ -36,6 +36,9 @@ from radlens.io.datasets import LabelledImages, read_labelled
 from radlens.models.card import InputSpec, ModelCard, Task
 from radlens.models.registry import InstalledModel, discover
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe import cpu_probe_ms  # noqa: E402
+
 HERE = Path(__file__).parent
 REPO = HERE.parent
 RUNS = 50
@@ -55,18 +58,6 @@ def cpu_name() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor()
-
-
-def cpu_probe_ms(repeats: int = 7) -> float:
-    """A fixed pure-Python workload's median wall time in ms: how fast this machine runs
-    one thread now, so ms/image of runs on different days can be compared (a shared host
-    can be slower on one day than another; the load average does not show that)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        sum(i * i for i in range(200_000))
-        times.append(time.perf_counter() - start)
-    return round(statistics.median(times) * 1000, 2)
 
 
 def default_data_root() -> Path:
@@ -500,7 +491,8 @@ def _machine_state(machine: dict[str, Any]) -> str:
     load, probe = machine["load_avg_1min"], machine["cpu_probe_ms"]
     return (
         f" Load average (1 min) {load[0]:.2f} at start, {load[1]:.2f} at the end; CPU probe "
-        f"(`cpu_probe_ms`: a fixed pure-Python loop, median of 7) {probe[0]:.1f} ms at start, "
+        "(`benchmarks/probe.py`: a fixed pure-Python loop, median of 7) "
+        f"{probe[0]:.1f} ms at start, "
         f"{probe[1]:.1f} ms at the end. ms/image of runs on different days compare only as "
         "far as their probes agree."
     )

@@ -42,6 +42,9 @@ def test_quick_run_against_a_real_server_writes_sane_json_and_markdown(
     result = json.loads((tmp_path / "intake.json").read_text())
     assert {"machine", "settings", "latency", "throughput", "rss", "load_avg"} <= set(result)
     assert {"cpu", "cores", "ram_gib", "python"} <= set(result["machine"])
+    # How fast the machine ran one thread, so runs of different days can be compared.
+    start, end = result["cpu_probe_ms"]
+    assert start > 0 and end > 0
     assert result["settings"]["quiet_period_s"] == 0.5 and result["settings"]["quick"]
     latency = result["latency"]
     assert latency["repeats"] == 2 and set(latency["priorities"]) <= {
@@ -66,4 +69,5 @@ def test_quick_run_against_a_real_server_writes_sane_json_and_markdown(
 
     markdown = (tmp_path / "intake.md").read_text()
     assert "Quick smoke run" in markdown and "--quiet-period 0.5" in markdown
+    assert f"a fixed pure-Python loop, median of 7) {start:.1f} ms at start" in markdown
     assert "| 4 | on | 8 |" in markdown

@@ -203,10 +203,8 @@ def test_run_benchmarks_a_tiny_model_and_writes_json_and_markdown(
 
     markdown = (tmp_path / "out" / "models.md").read_text()
     assert "held-out official test split" in markdown
-    assert (
-        f"CPU probe (`cpu_probe_ms`: a fixed pure-Python loop, median of 7) {probe[0]:.1f} ms"
-        in (markdown)
-    )
+    probe_text = "CPU probe (`benchmarks/probe.py`: a fixed pure-Python loop, median of 7)"
+    assert f"{probe_text} {probe[0]:.1f} ms" in markdown
     assert "| tiny_cxr 0.0.1 | 4 | 1.000 |" in markdown
     assert "no model yet" in markdown and "absent (not installed)" in markdown
     assert "of the 40 MB budget (met)" in markdown

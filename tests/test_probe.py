@@ -1,0 +1,14 @@
+"""benchmarks/probe.py: the CPU probe that bench_models and bench_intake keep with a run."""
+
+from __future__ import annotations
+
+from bench_helpers import load_benchmark
+
+probe = load_benchmark("probe")
+
+
+def test_the_probe_times_its_loop_in_milliseconds_as_a_median_of_runs() -> None:
+    ms = probe.cpu_probe_ms(repeats=3)
+    # The loop takes milliseconds on any machine that runs this suite, never minutes.
+    assert 0.1 < ms < 60_000
+    assert ms == round(ms, 2)
