@@ -73,6 +73,8 @@ from radlens.evaluation.calibration import (
     CrossFittedLogits,
     calibrate,
     candidate_methods,
+    choose_method,
+    cross_validated,
     ece_debiased_for,
     ece_for,
     ece_noise_floor,
@@ -458,24 +460,40 @@ def fixed_method(
     return in_item_order(out, "probs")
 
 
+VAL_RULE = "chosen on val"
+POOL_RULE = "chosen on val + other folds"
+
+
 def methods_on_every_fold(
     task: Task, parts: list[dict[str, Any]], labels: np.ndarray, y: np.ndarray
 ) -> dict[str, dict[str, Any]]:
     """Each calibration method ``radlens calibrate`` can choose for ``task``, fitted on every
-    fold model's val alone (:func:`fixed_method`) and scored on the unseen folds: its ECE and
-    debiased ECE with their intervals, its NLL, and against temperature scaling its NLL gain
-    (+- one standard error, paired over items: the margin the rule asks of a flexible
-    method) and its ECE difference with a paired bootstrap 95% interval. What the out-of-fold
-    items say about the method choice, which the shipped card makes on its val alone."""
+    fold model's val alone (:func:`fixed_method`) and scored on the unseen folds, and two
+    rules that choose among them per fold model: :data:`VAL_RULE` (``radlens calibrate``'s:
+    on its val) and :data:`POOL_RULE` (on its val pooled with the other folds' out-of-fold
+    items, several times as many, still fitted on val alone: :func:`chosen_on_pool`). For
+    each: its ECE and debiased ECE with their intervals, its NLL, and against temperature
+    scaling its NLL gain (+- one standard error, paired over items: the margin the rule asks
+    of a flexible method) and its ECE difference with a paired bootstrap 95% interval; a
+    rule also names the method each fold model got. What the out-of-fold items say about
+    the method choice, which the shipped card makes on its val alone."""
     base = fixed_method(task, parts, labels, CalibrationMethod.TEMPERATURE)
+    candidates: dict[str, tuple[np.ndarray, list[str] | None]] = {
+        method.value: (
+            base
+            if method is CalibrationMethod.TEMPERATURE
+            else fixed_method(task, parts, labels, method),
+            None,
+        )
+        for method in candidate_methods(task)
+    }
+    candidates[VAL_RULE] = (pool(parts, labels)[1], [str(p["method"]) for p in parts])
+    candidates[POOL_RULE] = chosen_on_pool(task, parts, labels)
     out: dict[str, dict[str, Any]] = {}
-    for method in candidate_methods(task):
-        probs = base
-        if method is not CalibrationMethod.TEMPERATURE:
-            probs = fixed_method(task, parts, labels, method)
+    for name, (probs, methods) in candidates.items():
         low, high = bootstrap_ece(task, y, probs)
         gain, error = paired_nll_gain(task, y, base, probs)
-        out[method.value] = {
+        out[name] = {
             "ece": round(ece_for(task, y, probs), 4),
             "ece_ci95": [round(low, 4), round(high, 4)],
             **debiased(task, y, probs, "ece"),
@@ -484,8 +502,27 @@ def methods_on_every_fold(
             "ece_minus_temperature_ci95": [
                 round(v, 4) for v in paired_ece_difference(task, y, base, probs)
             ],
-        }
+        } | ({"fold_methods": methods} if methods is not None else {})
     return out
+
+
+def chosen_on_pool(
+    task: Task, parts: list[dict[str, Any]], labels: np.ndarray
+) -> tuple[np.ndarray, list[str]]:
+    """Each fold's items calibrated by the method the rule of ``radlens calibrate`` chooses
+    on its model's val pooled with the other folds' out-of-fold items, fitted on its val
+    alone: the method chosen on more items, the parameters on the model's own val. Returns
+    the probabilities in item order and each fold's method."""
+    out, methods = [], []
+    for k, part in enumerate(parts):
+        extra_logits, extra_labels = other_folds(parts, labels, k)
+        logits = np.concatenate([part["val_logits"], extra_logits])
+        y = np.concatenate([part["val_labels"], extra_labels])
+        method = choose_method(task, y, cross_validated(task, logits, y))
+        fitted = fit_method(method, task, part["val_logits"], part["val_labels"])
+        out.append({"index": part["index"], "probs": fitted.probabilities(part["logits"], task)})
+        methods.append(method.value)
+    return in_item_order(out, "probs"), methods
 
 
 def paired_ece_difference(
@@ -831,7 +868,10 @@ def methods_table(recipes: list[dict[str, Any]]) -> list[str]:
         "unless a flexible method's cross-validated NLL is lower by more than one standard "
         "error. Here each method it can choose is fitted on every fold model's val alone "
         "and scored on the unseen folds, so the choice can be read on the train items as "
-        "well. **NLL gain**: temperature's NLL minus the method's, per item +- one standard "
+        f"well; *{VAL_RULE}* is that rule per fold model (the methods it chose, fold by "
+        f"fold), *{POOL_RULE}* the same rule read on the fold model's val pooled with the "
+        "other folds' unseen items (several times as many), the method then fitted on its "
+        "val alone. **NLL gain**: temperature's NLL minus the method's, per item +- one standard "
         "error (paired); the rule's margin is one standard error. **ECE minus "
         "temperature's**: the paired bootstrap 95% interval of the difference (same "
         "resamples).\n",
@@ -845,6 +885,8 @@ def methods_table(recipes: list[dict[str, Any]]) -> list[str]:
             gain, error = f["nll_gain"]
             d_low, d_high = f["ece_minus_temperature_ci95"]
             compared = method != CalibrationMethod.TEMPERATURE.value
+            if "fold_methods" in f:
+                method = f"{method} ({', '.join(f['fold_methods'])})"
             out.append(
                 f"| {r['model']} {r['version']} | {method} | {f['ece']:.3f} "
                 f"({low:.3f}-{high:.3f}) | {debiased_cell(f, 'ece_debiased')} | "

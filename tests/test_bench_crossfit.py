@@ -354,11 +354,16 @@ def _biased_fold(index: list[int], seed: int, bias: float) -> dict[str, Any]:
 
     val, val_y = items(200)
     logits, y = items(len(index))
+    # As run_fold scores a fold: calibrated on its val by radlens calibrate's rule.
+    fitted, _ = bench.calibrate(bench.Task.BINARY, val, val_y)
     return {
         "index": np.array(index),
         "logits": logits,
         "val_logits": val,
         "val_labels": val_y,
+        "method": fitted.method.value,
+        "probs": fitted.probabilities(logits, bench.Task.BINARY),
+        "raw": bench.Calibration().probabilities(logits, bench.Task.BINARY),
         "_y": y,
     }
 
@@ -371,7 +376,7 @@ def test_each_method_on_every_fold_is_judged_against_temperature_on_the_unseen_i
     for part in parts:
         labels[part["index"]] = part["_y"]
     figures = bench.methods_on_every_fold(bench.Task.BINARY, parts, labels, labels)
-    assert set(figures) == {"temperature", "platt"}
+    assert set(figures) == {"temperature", "platt", bench.VAL_RULE, bench.POOL_RULE}
     temperature, platt = figures["temperature"], figures["platt"]
     assert temperature["nll_gain"] == [0.0, 0.0]
     assert temperature["ece_minus_temperature_ci95"] == [0.0, 0.0]
@@ -383,6 +388,10 @@ def test_each_method_on_every_fold_is_judged_against_temperature_on_the_unseen_i
     assert low < platt["ece"] - temperature["ece"] < high and low < 0
     fixed = bench.fixed_method(bench.Task.BINARY, parts, labels, bench.CalibrationMethod.PLATT)
     assert platt["nll"] == round(bench.nll_for(bench.Task.BINARY, labels, fixed), 4)
+    # Both rules see the bias (on 200 val items, or 800 pooled) and fit Platt on val.
+    for rule in (bench.VAL_RULE, bench.POOL_RULE):
+        assert figures[rule]["fold_methods"] == ["platt"] * 3
+        assert figures[rule]["nll"] == platt["nll"]
     # The table shows the row's methods, the comparison only where there is one.
     row = _row("b", 0.05, 0.07) | {"every_fold": figures}
     bench.save([row], tmp_path)
@@ -392,3 +401,23 @@ def test_each_method_on_every_fold_is_judged_against_temperature_on_the_unseen_i
     [p_line] = [x for x in lines if x.startswith("| b 1.0.0 | platt |")]
     assert t_line.endswith("| - | - |")
     assert f"| {gain:+.4f} +- {error:.4f} |" in p_line
+    assert any(
+        x.startswith("| b 1.0.0 | chosen on val + other folds (platt, platt, platt) |")
+        for x in lines
+    )
+
+
+def test_the_pool_rule_chooses_on_more_items_and_fits_on_val_alone() -> None:
+    # A bias of 0.3 logits: too small for 200 val items to show past one standard error,
+    # plain on 200 + 400 pooled ones.
+    parts = [_biased_fold(list(range(k, 1200, 3)), k, 0.3) for k in range(3)]
+    labels = np.empty(1200, dtype=np.int64)
+    for part in parts:
+        labels[part["index"]] = part["_y"]
+    probs, methods = bench.chosen_on_pool(bench.Task.BINARY, parts, labels)
+    for part, method in zip(parts, methods, strict=True):
+        fitted = bench.fit_method(method, bench.Task.BINARY, part["val_logits"], part["val_labels"])
+        np.testing.assert_allclose(
+            probs[part["index"]], fitted.probabilities(part["logits"], bench.Task.BINARY)
+        )
+    assert methods.count("platt") > [p["method"] for p in parts].count("platt")
