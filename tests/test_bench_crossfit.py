@@ -151,6 +151,14 @@ def test_a_row_shipped_with_a_pooled_calibration_is_judged_on_its_pooled_figures
     assert "| val | temperature | 0.050 | 0.050 |" in row_v and "| not met |" in row_v
 
 
+def _labels_of(parts: list[dict[str, Any]]) -> np.ndarray:
+    """The train labels the folds' held-out items were drawn with, in item order."""
+    labels = np.empty(sum(len(p["index"]) for p in parts), dtype=np.int64)
+    for part in parts:
+        labels[part["index"]] = part["_y"]
+    return labels
+
+
 def _fold(index: list[int], val_seed: int, temperature: float) -> dict[str, Any]:
     rng = np.random.default_rng(val_seed)
     val = rng.normal(0, 2, (30, 2))
@@ -167,9 +175,7 @@ def _fold(index: list[int], val_seed: int, temperature: float) -> dict[str, Any]
 
 def test_pooled_calibration_fits_each_fold_on_its_val_and_the_other_folds_unseen_items() -> None:
     parts = [_fold(list(range(k, 600, 3)), k, 2.0) for k in range(3)]
-    labels = np.empty(600, dtype=np.int64)
-    for part in parts:
-        labels[part["index"]] = part["_y"]
+    labels = _labels_of(parts)
     probs, methods = bench.pooled_with_val(bench.Task.BINARY, parts, labels)
     assert probs.shape == (600, 2) and len(methods) == 3
     others = [parts[1], parts[2]]
@@ -196,9 +202,7 @@ def test_pooled_calibration_fits_each_fold_on_its_val_and_the_other_folds_unseen
 
 def test_the_cards_method_is_fitted_on_every_folds_val_whatever_each_fold_would_choose() -> None:
     parts = [_fold(list(range(k, 300, 3)), k, 2.0) for k in range(3)]
-    labels = np.empty(300, dtype=np.int64)
-    for part in parts:
-        labels[part["index"]] = part["_y"]
+    labels = _labels_of(parts)
     platt = bench.CalibrationMethod.PLATT
     probs = bench.fixed_method(bench.Task.BINARY, parts, labels, platt)
     for part in parts:
@@ -372,9 +376,7 @@ def test_each_method_on_every_fold_is_judged_against_temperature_on_the_unseen_i
     tmp_path: Path,
 ) -> None:
     parts = [_biased_fold(list(range(k, 900, 3)), k, 1.5) for k in range(3)]
-    labels = np.empty(900, dtype=np.int64)
-    for part in parts:
-        labels[part["index"]] = part["_y"]
+    labels = _labels_of(parts)
     figures = bench.methods_on_every_fold(bench.Task.BINARY, parts, labels, labels)
     assert set(figures) == {"temperature", "platt", bench.VAL_RULE, bench.POOL_RULE}
     temperature, platt = figures["temperature"], figures["platt"]
@@ -411,9 +413,7 @@ def test_the_pool_rule_chooses_on_more_items_and_fits_on_val_alone() -> None:
     # A bias of 0.3 logits: too small for 200 val items to show past one standard error,
     # plain on 200 + 400 pooled ones.
     parts = [_biased_fold(list(range(k, 1200, 3)), k, 0.3) for k in range(3)]
-    labels = np.empty(1200, dtype=np.int64)
-    for part in parts:
-        labels[part["index"]] = part["_y"]
+    labels = _labels_of(parts)
     probs, methods = bench.chosen_on_pool(bench.Task.BINARY, parts, labels)
     for part, method in zip(parts, methods, strict=True):
         fitted = bench.fit_method(method, bench.Task.BINARY, part["val_logits"], part["val_labels"])
