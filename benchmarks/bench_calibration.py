@@ -150,22 +150,30 @@ def measure(
     and ``ece_val`` is the calibration's ECE on the val items alone)."""
     calibration, probs = calibrate(task, logits, y, cross_fitted=cross_fitted)
     val_probs = probs
+    n_val = len(val_probs)
+    choice_logits, choice_y = logits, y
     if cross_fitted is not None:
-        logits, y = cross_fitted.pooled_with(logits, y)
-        probs = calibration.probabilities(logits, task)
+        choice_logits, choice_y = cross_fitted.pooled_with(logits, y)
+        if cross_fitted.record.fitted_on_pool:
+            logits, y = choice_logits, choice_y
+            probs = calibration.probabilities(logits, task)
     out_of_fold = cross_validated(task, logits, y)
-    flexible = [m for m in out_of_fold if m.value != "temperature"]
-    gains = {m.value: nll_gain(task, y, out_of_fold, m) for m in flexible}
+    # The NLL gains that chose the method: of the pool where it chose (--choose-only too).
+    choice = out_of_fold
+    if len(choice_y) != len(y):
+        choice = cross_validated(task, choice_logits, choice_y)
+    flexible = [m for m in choice if m.value != "temperature"]
+    gains = {m.value: nll_gain(task, choice_y, choice, m) for m in flexible}
     cv_ece = {m.value: round(ece_for(task, y, p), 6) for m, p in out_of_fold.items()}
     assert calibration.ece_cv is not None and calibration.ece_noise_p95 is not None
     met = calibration.ece_cv <= GOAL_ECE
     chosen = out_of_fold[calibration.method]
-    n_val = len(val_probs)
     return {
         "model": model_name,
         "task": task.value,
         "n_val": n_val,
-        "n_cross_fitted": len(y) - n_val,
+        "n_cross_fitted": len(choice_y) - n_val,
+        "cross_fitted_use": None if cross_fitted is None else cross_fitted.record.use,
         "ece_val": round(ece_for(task, y[:n_val], val_probs), 6),
         "method": calibration.method.value,
         "calibration": calibration,
@@ -185,6 +193,17 @@ def measure(
         "within_noise_floor": calibration.ece_cv <= calibration.ece_noise_p95,
         "_probs": (val_probs, out_of_fold[calibration.method][:n_val]),
     }
+
+
+def _calibrated_on(row: dict[str, Any]) -> str:
+    """The *calibrated on* cell: val, val pooled with N cross-fitted items, or val with the
+    method chosen on that pool."""
+    extra = row.get("n_cross_fitted", 0)
+    if not extra:
+        return "val"
+    if row.get("cross_fitted_use") == "choose":
+        return f"val (method chosen on val + {extra} cross-fitted)"
+    return f"val + {extra} cross-fitted"
 
 
 def data_source(card: ModelCard, root: Path) -> Path:
@@ -244,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         logits = predict_logits(card, OnnxBackend(model.weights, threads=2), val)
         pooled = card.calibration.cross_fitted
-        extra = None if pooled is None else read_cross_fitted(model.folder / pooled.file, card)
+        extra = None
+        if pooled is not None:
+            extra = read_cross_fitted(model.folder / pooled.file, card, pooled.use)
         row = measure(card.name, card.task, logits, val.labels, extra)
         calibration: Calibration = row.pop("calibration")
         row["card_is_current"] = same_calibration(card.calibration, calibration)
@@ -324,7 +345,8 @@ def render(result: dict[str, Any]) -> str:
         "the card): its method, gains and ECE figures are then of that pool, as on the "
         "card, and **ECE on val** is that calibration on the val items alone (in-sample: val "
         "is part of the pool). Whether the pool transfers to a new model is measured in "
-        "`crossfit.md`.\n",
+        "`crossfit.md`. With `--choose-only` the pool chooses the method alone (*method "
+        "chosen on val + N*): the gains are the pool's, the ECE figures val's.\n",
         "| model | n val | calibrated on | method | NLL gain (flexible) | ECE before | "
         "ECE after (in-sample) | ECE CV | debiased CV (95% CI) | noise floor mean / p95 | "
         "goal ECE CV <= 0.03 | ECE on val | card current |",
@@ -334,10 +356,8 @@ def render(result: dict[str, Any]) -> str:
         gains = "; ".join(
             f"{k} {g:+.4f} +- {e:.4f}" for k, (g, e) in r["nll_gain_vs_temperature"].items()
         )
-        extra = r.get("n_cross_fitted", 0)
         out.append(
-            f"| {r['model']} | {r['n_val']} | "
-            f"{f'val + {extra} cross-fitted' if extra else 'val'} | {r['method']} | "
+            f"| {r['model']} | {r['n_val']} | {_calibrated_on(r)} | {r['method']} | "
             f"{gains or '-'} | {r['ece_before']:.3f} | {r['ece_after']:.3f} | "
             f"{r['ece_cv']:.3f} | {debiased_cell(r, 'ece_cv_debiased')} | "
             f"{r['ece_noise_mean']:.3f} / {r['ece_noise_p95']:.3f} | {_goal(r)} | "

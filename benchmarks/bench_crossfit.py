@@ -105,6 +105,8 @@ REPO = HERE.parent
 GOAL_ECE = 0.03
 WORK = Path("/tmp/radlens-crossfit")
 POOLED = "val + cross-fitted"  # calibrated_on of a card made by radlens calibrate --cross-fitted
+# calibrated_on of a card made by radlens calibrate --cross-fitted --choose-only
+CHOSEN_ON_POOL = "val, method chosen on val + cross-fitted"
 
 
 @dataclass(frozen=True)
@@ -359,13 +361,8 @@ def measure(
     shipped = json.loads((REPO / "src/radlens/zoo" / model / "card.json").read_text())
     shipped_calibration = shipped.get("calibration", {})
     card_method = CalibrationMethod(shipped_calibration.get("method", "temperature"))
-    fixed = fixed_method(
-        task,
-        parts,
-        train.labels,
-        card_method,
-        pooled=shipped_calibration.get("cross_fitted") is not None,
-    )
+    calibrated_on = _calibrated_on(shipped_calibration)
+    fixed = fixed_method(task, parts, train.labels, card_method, pooled=calibrated_on == POOLED)
     fixed_noise = ece_noise_floor(task, fixed)
     reliability_png(
         HERE / "reliability" / f"{model}-crossfit{variant.suffix}.png",
@@ -399,7 +396,7 @@ def measure(
         "ece_noise_mean": round(noise_mean, 4),
         "ece_noise_p95": round(noise_p95, 4),
         "ece_transfer": round(ece_for(task, y, transfer), 4),
-        "calibrated_on": "val" if shipped_calibration.get("cross_fitted") is None else POOLED,
+        "calibrated_on": calibrated_on,
         "ece_pooled": round(ece_for(task, y, pooled), 4),
         "ece_pooled_ci95": [round(v, 4) for v in bootstrap_ece(task, y, pooled)],
         **debiased(task, y, pooled, "ece_pooled"),
@@ -424,6 +421,15 @@ def measure(
             "card_method": round(nll_for(task, y, fixed), 4),
         },
     }
+
+
+def _calibrated_on(calibration: dict[str, Any]) -> str:
+    """How a shipped card's calibration used cross-fitted items: none (``val``), to choose
+    and fit (:data:`POOLED`), or to choose the method alone (:data:`CHOSEN_ON_POOL`)."""
+    record = calibration.get("cross_fitted")
+    if record is None:
+        return "val"
+    return POOLED if record.get("use", "fit") == "fit" else CHOSEN_ON_POOL
 
 
 def other_folds(
@@ -493,9 +499,12 @@ def methods_on_every_fold(
     for name, (probs, methods) in candidates.items():
         low, high = bootstrap_ece(task, y, probs)
         gain, error = paired_nll_gain(task, y, base, probs)
+        noise_mean, noise_p95 = ece_noise_floor(task, probs)
         out[name] = {
             "ece": round(ece_for(task, y, probs), 4),
             "ece_ci95": [round(low, 4), round(high, 4)],
+            "noise_mean": round(noise_mean, 4),
+            "noise_p95": round(noise_p95, 4),
             **debiased(task, y, probs, "ece"),
             "nll": round(nll_for(task, y, probs), 4),
             "nll_gain": [round(gain, 4), round(error, 4)],
@@ -636,8 +645,19 @@ def save(rows: list[dict[str, Any]], directory: Path = HERE) -> dict[str, Any]:
 
 def as_shipped(row: dict[str, Any], on_val: bool = False) -> dict[str, Any]:
     """The row's figures for the calibration its shipped card uses: fitted on val (the
-    ``ece_after`` keys), or on val pooled with cross-fitted train items (``ece_pooled``);
-    ``on_val``: the val-fitted ones whatever the card uses."""
+    ``ece_after`` keys), on val pooled with cross-fitted train items (``ece_pooled``), or
+    fitted on val with the method chosen on that pool (:data:`POOL_RULE` of ``every_fold``);
+    ``on_val``: the val-fitted ones, method chosen on val, whatever the card uses."""
+    if not on_val and row.get("calibrated_on") == CHOSEN_ON_POOL:
+        rule = row["every_fold"][POOL_RULE]
+        return {
+            "ece": rule["ece"],
+            "ci95": rule["ece_ci95"],
+            "noise_mean": rule["noise_mean"],
+            "noise_p95": rule["noise_p95"],
+            "methods": sorted(set(rule["fold_methods"])),
+            **_debiased_of(rule, "ece"),
+        }
     prefix = "ece_after" if on_val or row.get("calibrated_on", "val") != POOLED else "ece_pooled"
     methods = "methods" if prefix == "ece_after" else "pooled_methods"
     noise = "ece" if prefix == "ece_after" else "ece_pooled"
@@ -687,6 +707,8 @@ def _card_method_cell(row: dict[str, Any]) -> str:
         return "(not measured)"
     low, high = figures["ci95"]
     chooser = row["nll"]["pooled" if row.get("calibrated_on") == POOLED else "after"]
+    if row.get("calibrated_on") == CHOSEN_ON_POOL:
+        chooser = row["every_fold"][POOL_RULE]["nll"]
     return (
         f"{row['card_method']}: {figures['ece']:.3f} ({low:.3f}-{high:.3f}), debiased "
         f"{debiased_cell(figures, 'debiased')}, NLL {row['nll']['card_method']:.3f} vs "
@@ -745,7 +767,10 @@ def render(result: dict[str, Any]) -> str:
         "figures the row shows: `val` (each fold model calibrated on val), or "
         f"`{POOLED}` (`radlens calibrate --cross-fitted`: each fold model calibrated on val "
         "pooled with the other folds' out-of-fold logits, as the shipped model is on val "
-        "pooled with every fold's; see the next section for both).",
+        "pooled with every fold's; see the next section for both), or "
+        f"`{CHOSEN_ON_POOL}` (`--cross-fitted --choose-only`: the method chosen on that pool, "
+        f"fitted on val; the figures of *{POOL_RULE}* in *Each calibration method on every "
+        "fold*).",
         "* **the card's method on every fold**: `radlens calibrate` chooses the method per "
         "model on its val (temperature unless the flexible method's cross-validated NLL is "
         "lower by more than one standard error), so the fold models of one recipe may be "

@@ -51,3 +51,28 @@ def test_a_row_carries_the_debiased_cv_ece_and_the_goal_may_rest_on_it() -> None
         "not met; within the noise floor"
     )
     assert bench._goal(above) == "not met; within the noise floor"  # an older row
+
+
+def test_a_card_that_chose_its_method_on_cross_fitted_items_reads_val_figures() -> None:
+    from radlens.evaluation.calibration import CrossFittedLogits, calibrate
+    from radlens.models.card import CrossFitted
+
+    rng = np.random.default_rng(1)
+
+    def items(n: int) -> tuple[np.ndarray, np.ndarray]:
+        logits = rng.normal(0.0, 2.0, (n, 2))
+        return logits, (rng.random(n) < softmax(logits)[:, 1]).astype(int)
+
+    (val_logits, y), (pool_logits, pool_y) = items(120), items(900)
+    record = CrossFitted("cross_fitted.npz", "0" * 64, 900, use="choose")
+    row = bench.measure(
+        "toy", Task.BINARY, val_logits, y, CrossFittedLogits(pool_logits, pool_y, record)
+    )
+    assert row["n_cross_fitted"] == 900 and row["cross_fitted_use"] == "choose"
+    on_val, _ = calibrate(
+        Task.BINARY, val_logits, y, cross_fitted=CrossFittedLogits(pool_logits, pool_y, record)
+    )
+    assert row["ece_after"] == on_val.ece_after and row["ece_val"] == on_val.ece_after
+    assert bench._calibrated_on(row) == "val (method chosen on val + 900 cross-fitted)"
+    assert bench._calibrated_on(row | {"cross_fitted_use": "fit"}) == "val + 900 cross-fitted"
+    assert bench._calibrated_on({"n_cross_fitted": 0}) == "val"

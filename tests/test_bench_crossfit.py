@@ -421,3 +421,30 @@ def test_the_pool_rule_chooses_on_more_items_and_fits_on_val_alone() -> None:
             probs[part["index"]], fitted.probabilities(part["logits"], bench.Task.BINARY)
         )
     assert methods.count("platt") > [p["method"] for p in parts].count("platt")
+
+
+def test_a_card_that_chose_its_method_on_the_pool_is_judged_on_the_pool_rules_figures() -> None:
+    assert bench._calibrated_on({}) == "val"
+    pooled = {"file": "cross_fitted.npz", "sha256": "0" * 64, "n": 9}
+    assert bench._calibrated_on({"cross_fitted": pooled}) == bench.POOLED
+    chosen = {"cross_fitted": pooled | {"use": "choose"}}
+    assert bench._calibrated_on(chosen) == bench.CHOSEN_ON_POOL
+    rule = {
+        "ece": 0.028,
+        "ece_ci95": [0.02, 0.05],
+        "noise_mean": 0.03,
+        "noise_p95": 0.04,
+        "ece_debiased": 0.015,
+        "ece_debiased_ci95": [0.01, 0.04],
+        "fold_methods": ["vector", "vector", "temperature"],
+        "nll": 0.99,
+    }
+    row = _row("k", 0.04, 0.08) | {
+        "calibrated_on": bench.CHOSEN_ON_POOL,
+        "every_fold": {bench.POOL_RULE: rule},
+    }
+    shipped = bench.as_shipped(row)
+    assert (shipped["ece"], shipped["ci95"], shipped["debiased"]) == (0.028, [0.02, 0.05], 0.015)
+    assert shipped["methods"] == ["temperature", "vector"]
+    assert bench._goal(row) == "met"
+    assert bench.as_shipped(row, on_val=True)["ece"] == 0.04  # the val rule's, per fold

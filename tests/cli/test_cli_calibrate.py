@@ -251,7 +251,49 @@ def test_calibrate_refuses_a_missing_cross_fitted_file_and_both_options(
     both = radlens(
         "calibrate", model_dir, "--data", npz, "--cross-fitted", cross_fitted, "--val-only"
     )
-    assert both.exit_code == 1 and "not both" in both.stderr
+    assert both.exit_code == 1 and "val only uses no cross-fitted items" in both.stderr
+    choose = radlens("calibrate", model_dir, "--data", npz, "--choose-only", "--val-only")
+    assert choose.exit_code == 1 and "val only uses no cross-fitted items" in choose.stderr
+    nothing = radlens("calibrate", model_dir, "--data", npz, "--choose-only")
+    assert nothing.exit_code == 1 and "pass --cross-fitted" in nothing.stderr
+    assert "Traceback" not in nothing.stderr
+
+
+def test_calibrate_can_choose_the_method_on_the_pool_and_fit_it_on_val(
+    radlens: Radlens, model_dir: Path, npz: Path, cross_fitted: Path
+) -> None:
+    hs = ("--high-sensitivity", "0.9")
+    (model_dir / "train.log").write_text("trained\n")
+    assert radlens("calibrate", model_dir, "--data", npz, *hs).exit_code == 0
+    val_only = read_card(model_dir / "card.json").calibration
+    args = ("calibrate", model_dir, "--data", npz, *hs, "--cross-fitted", cross_fitted)
+    assert radlens(*args).exit_code == 0
+    pooled = read_card(model_dir / "card.json").calibration
+
+    assert radlens(*args, "--choose-only").exit_code == 0
+    chosen = read_card(model_dir / "card.json").calibration
+    record = chosen.cross_fitted
+    assert record is not None and record.use == "choose" and record.n == 400
+    # The pool's choice and its out-of-fold NLLs; the parameters and ECE figures val's.
+    assert chosen.method is pooled.method and chosen.cv_nll == pooled.cv_nll
+    assert chosen.method is val_only.method  # this tiny model: the same method either way
+    assert chosen.temperature == val_only.temperature != pooled.temperature
+    assert chosen.ece_after == val_only.ece_after and chosen.ece_cv == val_only.ece_cv
+    assert (
+        json.loads((model_dir / "card.json").read_text())["calibration"]["cross_fitted"]["use"]
+        == "choose"
+    )
+    assert "(method chosen on val + 400 cross-fitted train items)" in (
+        (model_dir / "train.log").read_text()
+    )
+    # A plain refit keeps the card's use of the pool; --choose-only alone switches a card's.
+    first = (model_dir / "card.json").read_text()
+    assert radlens("calibrate", model_dir, "--data", npz, *hs).exit_code == 0
+    assert (model_dir / "card.json").read_text() == first
+    assert radlens(*args).exit_code == 0
+    assert read_card(model_dir / "card.json").calibration == pooled
+    assert radlens("calibrate", model_dir, "--data", npz, *hs, "--choose-only").exit_code == 0
+    assert (model_dir / "card.json").read_text() == first
 
 
 @pytest.mark.shared_data

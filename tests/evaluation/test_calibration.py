@@ -148,6 +148,36 @@ def test_calibrate_pools_cross_fitted_items_with_val_and_returns_val_probabiliti
     assert pooled.ece_noise_p95 < alone.ece_noise_p95 / 3  # measured on 3040 items, not 40
 
 
+def test_calibrate_can_choose_the_method_on_the_pool_and_fit_it_on_val_alone() -> None:
+    """A bias of 0.4 logits: val's 120 items cannot show it past one standard error, val
+    pooled with 3000 cross-fitted items can; Platt scaling is then fitted on val alone."""
+    z_val, y_val = binary_logits(120, 1.0, 0.4, seed=7)
+    z_pool, y_pool = binary_logits(3000, 1.0, 0.4, seed=8)
+    record = CrossFitted("cross_fitted.npz", "0" * 64, 3000, use="choose")
+    alone, _ = calibrate(Task.BINARY, z_val, y_val)
+    chosen, probs = calibrate(
+        Task.BINARY, z_val, y_val, cross_fitted=CrossFittedLogits(z_pool, y_pool, record)
+    )
+    assert alone.method is CalibrationMethod.TEMPERATURE
+    assert chosen.method is CalibrationMethod.PLATT and chosen.cross_fitted == record
+    on_val = fit_method(CalibrationMethod.PLATT, Task.BINARY, z_val, y_val)
+    assert (chosen.temperature, chosen.biases) == (on_val.temperature, on_val.biases)
+    np.testing.assert_allclose(probs, on_val.probabilities(z_val, Task.BINARY))
+    assert chosen.ece_after == pytest.approx(m.ece(y_val, probs), abs=1e-6)  # val's figures
+    y_all = np.concatenate([y_val, y_pool])
+    pooled = cross_validated(Task.BINARY, np.concatenate([z_val, z_pool]), y_all)
+    assert chosen.cv_nll["platt"] == pytest.approx(
+        m.nll(y_all, pooled[CalibrationMethod.PLATT]), abs=1e-6
+    )  # the pool's, which chose
+
+
+def test_a_cross_fitted_record_names_how_the_pool_was_used() -> None:
+    assert CrossFitted("cross_fitted.npz", "0" * 64, 3).fitted_on_pool
+    assert not CrossFitted("cross_fitted.npz", "0" * 64, 3, use="choose").fitted_on_pool
+    with pytest.raises(ValueError, match="use must be one of fit, choose"):
+        CrossFitted("cross_fitted.npz", "0" * 64, 3, use="both")
+
+
 def test_cross_fitted_logits_must_match_their_record() -> None:
     record = CrossFitted("cross_fitted.npz", "0" * 64, 3)
     with pytest.raises(ValueError, match="the record says 3"):

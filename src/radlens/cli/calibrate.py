@@ -19,6 +19,7 @@ from radlens.models.card import Calibration, Task, read_card
 from radlens.training.calibrate import (
     OperatingChange,
     Refit,
+    pooled_words,
     recalibrate_model,
     refit_operating_score,
 )
@@ -50,6 +51,13 @@ def calibrate_command(
     val_only: Annotated[
         bool, typer.Option(help="fit on val alone, dropping the card's cross-fitted items")
     ] = False,
+    choose_only: Annotated[
+        bool,
+        typer.Option(
+            help="the cross-fitted items (--cross-fitted, or the card's) choose the method "
+            "only; it is fitted on val alone"
+        ),
+    ] = False,
     as_json: Json = False,
     models_dir: ModelsDir = None,
 ) -> None:
@@ -70,6 +78,7 @@ def calibrate_command(
         version=version,
         cross_fitted=cross_fitted,
         val_only=val_only,
+        choose_only=choose_only,
     )
     table = _table_or_json(change, as_json)
     if table is None:
@@ -94,8 +103,7 @@ def calibrate_command(
 
 
 def _fitted_on(calibration: Calibration) -> str:
-    pooled = calibration.cross_fitted
-    return "val" if pooled is None else f"val + {pooled.n} cross-fitted train items"
+    return "val" + pooled_words(calibration.cross_fitted)
 
 
 def _show_operating(change: OperatingChange, as_json: bool) -> None:

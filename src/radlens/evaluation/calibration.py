@@ -369,11 +369,13 @@ def calibrate(
     """Choose and fit the calibration on validation logits; return it with its figures and
     the calibrated probabilities of the validation items.
 
-    With ``cross_fitted``, the method is chosen and fitted on val pooled with those items,
-    and the calibration's figures are of the pool (its ``cross_fitted`` says so): a
-    calibration set several times val's size, of items no model of the recipe saw, for a
-    model whose val alone is too small to fit or check one (``bench_crossfit.py`` measures
-    whether that transfers better than val alone, recipe by recipe).
+    With ``cross_fitted``, the method is chosen on val pooled with those items: a set
+    several times val's size, of items no model of the recipe saw, for a model whose val
+    alone is too small to choose, fit or check one (``bench_crossfit.py`` measures what
+    transfers better than val alone, recipe by recipe). Its record's ``use`` says whether the
+    method is also fitted on the pool, the calibration's figures then being of the pool
+    (``fit``), or fitted on val alone (``choose``: the figures are of val, ``cv_nll`` of the
+    pool that chose).
 
     The probabilities use the parameters as the card stores them (6 decimals), so thresholds
     chosen on them are the ones ``predict`` and ``radlens evaluate`` reproduce.
@@ -384,11 +386,17 @@ def calibrate(
     task = Task(task)
     val_logits = np.asarray(logits, dtype=np.float64)
     logits, y = val_logits, np.asarray(y)
+    choice_logits, choice_y = logits, y
     if cross_fitted is not None:
-        logits, y = cross_fitted.pooled_with(val_logits, y)
-    out_of_fold = cross_validated(task, logits, y, folds, seed)
-    cv_nll = {method: nll_for(task, y, p) for method, p in out_of_fold.items()}
-    chosen = choose_method(task, y, out_of_fold)
+        choice_logits, choice_y = cross_fitted.pooled_with(val_logits, y)
+        if cross_fitted.record.fitted_on_pool:
+            logits, y = choice_logits, choice_y
+    choice = cross_validated(task, choice_logits, choice_y, folds, seed)
+    cv_nll = {method: nll_for(task, choice_y, p) for method, p in choice.items()}
+    chosen = choose_method(task, choice_y, choice)
+    out_of_fold = (
+        choice if len(y) == len(choice_y) else cross_validated(task, logits, y, folds, seed)
+    )
     fitted = fit_method(chosen, task, logits, y)
     probs = fitted.probabilities(logits, task)
     raw = Calibration().probabilities(logits, task)

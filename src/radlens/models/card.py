@@ -147,24 +147,40 @@ def _check_npz_beside_card(where: str, name: str, file: str, sha256: str) -> Non
 
 @dataclass(frozen=True)
 class CrossFitted:
-    """Items pooled with val to fit a calibration: the out-of-fold logits of the model's
-    recipe cross-fitted over its train split (each item scored by a model of the same recipe
-    that never trained on it, ``benchmarks/bench_crossfit.py --save-logits``), in an ``.npz``
+    """Items pooled with val for a calibration: the out-of-fold logits of the model's recipe
+    cross-fitted over its train split (each item scored by a model of the same recipe that
+    never trained on it, ``benchmarks/bench_crossfit.py --save-logits``), in an ``.npz``
     beside the card (``logits``, ``labels``).
 
     Attributes:
         file, sha256: the ``.npz`` beside the card and its hash.
         n: how many items it holds.
+        use: ``fit`` (the method is chosen and fitted on the pool) or ``choose`` (the method
+            is chosen on the pool and fitted on val alone: the choice is the recipe's, read
+            on many items, the parameters the model's own).
     """
 
     file: str
     sha256: str
     n: int
+    use: str = "fit"
 
     def __post_init__(self) -> None:
         _check_npz_beside_card("calibration.cross_fitted", "file", self.file, self.sha256)
         if self.n < 1:
             raise ValueError("calibration.cross_fitted.n must be positive")
+        if self.use not in CROSS_FITTED_USES:
+            raise ValueError(
+                f"calibration.cross_fitted.use must be one of {', '.join(CROSS_FITTED_USES)}"
+            )
+
+    @property
+    def fitted_on_pool(self) -> bool:
+        """Whether the calibration's parameters (and figures) are of val + these items."""
+        return self.use == "fit"
+
+
+CROSS_FITTED_USES = ("fit", "choose")
 
 
 @dataclass(frozen=True)
@@ -186,9 +202,11 @@ class Calibration:
             calibrated probabilities would show at this val size (labels simulated from the
             probabilities): its mean and 95th percentile.
         cv_nll: method -> out-of-fold NLL on val, for every method tried.
-        cross_fitted: when set, the calibration was fitted on val pooled with these
-            cross-fitted train items, and every figure above is of that pool (val + ``n``
-            items), not of val alone.
+        cross_fitted: when set, val was pooled with these cross-fitted train items: with
+            ``use`` ``fit`` the calibration was chosen and fitted on the pool and every figure
+            above is of it (val + ``n`` items); with ``use`` ``choose`` only the method was
+            chosen on the pool (``cv_nll`` is the pool's), and the parameters and the ECE
+            figures are of val alone.
 
     Cards written before the other methods existed have only ``method``, ``temperature``,
     ``ece_before`` and ``ece_after``, and read as temperature scaling.
@@ -728,18 +746,27 @@ def card_from_dict(data: dict[str, Any], source: str = "card") -> ModelCard:
         raise InvalidModelCardError(f"{source}: {exc}; see docs/model-card.md") from exc
 
 
+def _trim_calibration(data: dict[str, Any], calibration: Calibration) -> None:
+    """The JSON form of a card's calibration, without the keys a card written before them
+    lacks where they hold their defaults, so such a card reads exactly as before."""
+    data["method"] = calibration.method.value
+    for key in ("class_temperatures", "biases", "cv_nll"):
+        if not data[key]:
+            del data[key]  # a temperature card reads as before the methods
+    for key in ("ece_cv", "ece_noise_mean", "ece_noise_p95", "cross_fitted"):
+        if data[key] is None:
+            del data[key]
+    pooled = data.get("cross_fitted")
+    if pooled is not None and pooled["use"] == "fit":
+        del pooled["use"]
+
+
 def card_to_dict(card: ModelCard) -> dict[str, Any]:
     """The JSON form of a card (the inverse of :func:`card_from_dict`)."""
     data = asdict(card)
     data["task"] = card.task.value
     data["input"]["resize"] = card.input.resize.value
-    data["calibration"]["method"] = card.calibration.method.value
-    for key in ("class_temperatures", "biases", "cv_nll"):
-        if not data["calibration"][key]:
-            del data["calibration"][key]  # a temperature card reads as before the methods
-    for key in ("ece_cv", "ece_noise_mean", "ece_noise_p95", "cross_fitted"):
-        if data["calibration"][key] is None:
-            del data["calibration"][key]
+    _trim_calibration(data["calibration"], card.calibration)
     if card.int8 is None:
         del data["int8"]  # cards without a variant read exactly as before it existed
     if card.grade_rule == "argmax":

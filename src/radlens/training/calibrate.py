@@ -27,6 +27,8 @@ cross-fitted train logits (``cross_fitted``: an ``.npz`` of ``logits`` and ``lab
 ``benchmarks/bench_crossfit.py --save-logits``). The file is copied beside the card as
 :data:`CROSS_FITTED_FILE` with its hash in ``calibration.cross_fitted``, so a later
 ``radlens calibrate`` of the folder refits on the same pool; ``val_only`` drops it.
+``choose_only`` uses the pool to choose the method alone, fitted on val (the record's
+``use``: ``choose``; kept by a later refit of the folder).
 
 A detector has no probabilities to calibrate: :func:`refit_operating_score` refits the score
 a box needs to be reported (the best val F1 of boxes at IoU 0.5,
@@ -119,6 +121,7 @@ def recalibrate_model(
     version: str | None = None,
     cross_fitted: Path | None = None,
     val_only: bool = False,
+    choose_only: bool = False,
 ) -> CalibrationChange:
     """Refit ``folder``'s calibration, thresholds and val metrics from its val split.
 
@@ -133,11 +136,13 @@ def recalibrate_model(
         cross_fitted: cross-fitted train logits to pool with val (module docstring);
             default: the ones the card already names, if any.
         val_only: fit on val alone, dropping the card's cross-fitted items.
+        choose_only: the cross-fitted items (given, or the card's) choose the method only;
+            it is fitted on val alone.
 
     Raises:
-        ConfigError: the data or the cross-fitted file cannot be found, both
-            ``cross_fitted`` and ``val_only`` are given, or ``high_sensitivity`` is not in
-            (0, 1].
+        ConfigError: the data or the cross-fitted file cannot be found, ``val_only`` is
+            given with ``cross_fitted`` or ``choose_only``, ``choose_only`` finds no
+            cross-fitted items, or ``high_sensitivity`` is not in (0, 1].
         IncompatibleInputError: the data or the cross-fitted file do not fit this model.
         ModelIntegrityError: the weights, or the cross-fitted file beside the card, do not
             match the card.
@@ -145,12 +150,19 @@ def recalibrate_model(
     model = load_model(folder)
     card = model.card
     require_classifier(card, "calibrate")
-    if cross_fitted is not None and val_only:
-        raise ConfigError("pass either a cross-fitted file or val only, not both")
+    if val_only and (cross_fitted is not None or choose_only):
+        raise ConfigError("val only uses no cross-fitted items: pass it alone")
     source = _data_of(card, data)
     if high_sensitivity is not None and not 0 < high_sensitivity <= 1:
         raise ConfigError(f"high_sensitivity must lie in (0, 1], got {high_sensitivity}")
     pool = None if val_only else _cross_fitted_pool(card, model.folder, cross_fitted)
+    if choose_only:
+        if pool is None:
+            raise ConfigError(
+                f"{card.name}: choosing the method on cross-fitted items needs them: pass "
+                "--cross-fitted"
+            )
+        pool = replace(pool, record=replace(pool.record, use="choose"))
     val = read_labelled(source, "val", card.labels, card.task is Task.MULTILABEL)
     check_labels(card, val)
     logits = predict_logits(card, OnnxBackend(model.weights, threads=threads), val)
@@ -187,7 +199,7 @@ def recalibrate_model(
             handle.write(
                 f"{time.strftime('%Y-%m-%d %H:%M:%S')} radlens calibrate: "
                 f"{describe(card.calibration)} -> {describe(new.calibration)} on val n={len(val)}"
-                + ("" if pooled is None else f" + {pooled.n} cross-fitted train items")
+                + pooled_words(pooled)
                 + f", version {card.version} -> {new.version}\n"
             )
     return change
@@ -253,9 +265,10 @@ def refit_operating_score(
     return change
 
 
-def read_cross_fitted(path: Path, card: ModelCard) -> CrossFittedLogits:
+def read_cross_fitted(path: Path, card: ModelCard, use: str = "fit") -> CrossFittedLogits:
     """Cross-fitted ``logits`` ``(N, classes)`` and ``labels`` ``(N,)`` for ``card``'s model
-    from an ``.npz``, with the record the card keeps (its file name beside the card).
+    from an ``.npz``, with the record the card keeps (its file name beside the card, and
+    ``use``: :class:`CrossFitted`).
 
     Raises:
         ConfigError: the file is missing, or the model is multi-label (one shared
@@ -283,7 +296,7 @@ def read_cross_fitted(path: Path, card: ModelCard) -> CrossFittedLogits:
         raise IncompatibleInputError(path, f"labels must be {len(logits)} integers")
     if len(labels) == 0 or labels.min() < 0 or labels.max() >= classes:
         raise IncompatibleInputError(path, f"labels must lie in 0-{classes - 1} ({card.name})")
-    record = CrossFitted(CROSS_FITTED_FILE, sha256_of(path), len(labels))
+    record = CrossFitted(CROSS_FITTED_FILE, sha256_of(path), len(labels), use)
     return CrossFittedLogits(logits.astype(np.float64), labels.astype(np.int64), record)
 
 
@@ -302,7 +315,18 @@ def _cross_fitted_pool(
             f"{card.name}: {named.file} beside the card is missing or differs from the card's "
             "sha256; pass the cross-fitted file again, or calibrate on val only"
         )
-    return read_cross_fitted(path, card)
+    return read_cross_fitted(path, card, named.use)
+
+
+def pooled_words(pooled: CrossFitted | None) -> str:
+    """How a calibration used cross-fitted items, for logs: nothing (val alone), ``" + N
+    cross-fitted train items"`` (chosen and fitted on the pool) or the method chosen with
+    them."""
+    if pooled is None:
+        return ""
+    if pooled.fitted_on_pool:
+        return f" + {pooled.n} cross-fitted train items"
+    return f" (method chosen on val + {pooled.n} cross-fitted train items)"
 
 
 def _data_of(card: ModelCard, data: Path | None) -> Path:
@@ -340,7 +364,7 @@ def _log(change: CalibrationChange) -> None:
         change.model,
         change.n_val,
         change.data,
-        "" if pooled is None else f", pooled with {pooled.n} cross-fitted train items",
+        pooled_words(pooled),
         describe(change.before),
         describe(change.after),
     )
