@@ -4,6 +4,7 @@ does not show (bench_models, bench_intake)."""
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 
@@ -16,3 +17,16 @@ def cpu_probe_ms(repeats: int = 7) -> float:
         sum(i * i for i in range(200_000))
         times.append(time.perf_counter() - start)
     return round(statistics.median(times) * 1000, 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print this machine's probe now: ``python benchmarks/probe.py [--repeats N]``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=7, help="runs whose median is printed")
+    args = parser.parse_args(argv)
+    print(f"cpu_probe_ms {cpu_probe_ms(args.repeats)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
