@@ -38,6 +38,7 @@ from radlens.evaluation.calibration import (
     NOISE_DRAWS,
     CrossFittedLogits,
     calibrate,
+    choice_and_fit_sets,
     cross_validated,
     ece_debiased_for,
     ece_for,
@@ -148,15 +149,9 @@ def measure(
     """Every figure of one model's row, from its val logits (pooled with ``cross_fitted``
     when its card is calibrated that way: the figures are then the pool's, as on the card,
     and ``ece_val`` is the calibration's ECE on the val items alone)."""
-    calibration, probs = calibrate(task, logits, y, cross_fitted=cross_fitted)
-    val_probs = probs
+    calibration, val_probs = calibrate(task, logits, y, cross_fitted=cross_fitted)
     n_val = len(val_probs)
-    choice_logits, choice_y = logits, y
-    if cross_fitted is not None:
-        choice_logits, choice_y = cross_fitted.pooled_with(logits, y)
-        if cross_fitted.record.fitted_on_pool:
-            logits, y = choice_logits, choice_y
-            probs = calibration.probabilities(logits, task)
+    (choice_logits, choice_y), (logits, y) = choice_and_fit_sets(logits, y, cross_fitted)
     out_of_fold = cross_validated(task, logits, y)
     # The NLL gains that chose the method: of the pool where it chose (--choose-only too).
     choice = out_of_fold

@@ -73,8 +73,6 @@ from radlens.evaluation.calibration import (
     CrossFittedLogits,
     calibrate,
     candidate_methods,
-    choose_method,
-    cross_validated,
     ece_debiased_for,
     ece_for,
     ece_noise_floor,
@@ -477,12 +475,13 @@ def methods_on_every_fold(
     fold model's val alone (:func:`fixed_method`) and scored on the unseen folds, and two
     rules that choose among them per fold model: :data:`VAL_RULE` (``radlens calibrate``'s:
     on its val) and :data:`POOL_RULE` (on its val pooled with the other folds' out-of-fold
-    items, several times as many, still fitted on val alone: :func:`chosen_on_pool`). For
-    each: its ECE and debiased ECE with their intervals, its NLL, and against temperature
-    scaling its NLL gain (+- one standard error, paired over items: the margin the rule asks
-    of a flexible method) and its ECE difference with a paired bootstrap 95% interval; a
-    rule also names the method each fold model got. What the out-of-fold items say about
-    the method choice, which the shipped card makes on its val alone."""
+    items, several times as many, still fitted on val alone: :func:`pooled_with_val` with
+    ``use`` ``choose``). For each: its ECE and debiased ECE with their intervals, its NLL,
+    and against temperature scaling its NLL gain (+- one standard error, paired over items:
+    the margin the rule asks of a flexible method) and its ECE difference with a paired
+    bootstrap 95% interval; a rule also names the method each fold model got. What the
+    out-of-fold items say about the method choice, which the shipped card makes on its val
+    alone."""
     base = fixed_method(task, parts, labels, CalibrationMethod.TEMPERATURE)
     candidates: dict[str, tuple[np.ndarray, list[str] | None]] = {
         method.value: (
@@ -494,7 +493,7 @@ def methods_on_every_fold(
         for method in candidate_methods(task)
     }
     candidates[VAL_RULE] = (pool(parts, labels)[1], [str(p["method"]) for p in parts])
-    candidates[POOL_RULE] = chosen_on_pool(task, parts, labels)
+    candidates[POOL_RULE] = pooled_with_val(task, parts, labels, use="choose")
     out: dict[str, dict[str, Any]] = {}
     for name, (probs, methods) in candidates.items():
         low, high = bootstrap_ece(task, y, probs)
@@ -515,25 +514,6 @@ def methods_on_every_fold(
     return out
 
 
-def chosen_on_pool(
-    task: Task, parts: list[dict[str, Any]], labels: np.ndarray
-) -> tuple[np.ndarray, list[str]]:
-    """Each fold's items calibrated by the method the rule of ``radlens calibrate`` chooses
-    on its model's val pooled with the other folds' out-of-fold items, fitted on its val
-    alone: the method chosen on more items, the parameters on the model's own val. Returns
-    the probabilities in item order and each fold's method."""
-    out, methods = [], []
-    for k, part in enumerate(parts):
-        extra_logits, extra_labels = other_folds(parts, labels, k)
-        logits = np.concatenate([part["val_logits"], extra_logits])
-        y = np.concatenate([part["val_labels"], extra_labels])
-        method = choose_method(task, y, cross_validated(task, logits, y))
-        fitted = fit_method(method, task, part["val_logits"], part["val_labels"])
-        out.append({"index": part["index"], "probs": fitted.probabilities(part["logits"], task)})
-        methods.append(method.value)
-    return in_item_order(out, "probs"), methods
-
-
 def paired_ece_difference(
     task: Task, y: np.ndarray, base: np.ndarray, other: np.ndarray
 ) -> tuple[float, float]:
@@ -549,19 +529,20 @@ def paired_ece_difference(
 
 
 def pooled_with_val(
-    task: Task, parts: list[dict[str, Any]], labels: np.ndarray
+    task: Task, parts: list[dict[str, Any]], labels: np.ndarray, use: str = "fit"
 ) -> tuple[np.ndarray, list[str]]:
     """Each fold's items calibrated as ``radlens calibrate --cross-fitted`` would calibrate
-    its model: fitted on its own val logits pooled with the other folds' out-of-fold logits
-    (items neither it nor their own fold model trained on). Returns the probabilities in
-    item order, and each fold's chosen method."""
+    its model: chosen and fitted on its own val logits pooled with the other folds'
+    out-of-fold logits (items neither it nor their own fold model trained on), or with
+    ``use`` ``choose`` (``--choose-only``) chosen on that pool and fitted on its val alone.
+    Returns the probabilities in item order, and each fold's chosen method."""
     out, methods = [], []
     for k, part in enumerate(parts):
         extra_logits, extra_labels = other_folds(parts, labels, k)
         extra = CrossFittedLogits(
             extra_logits,
             extra_labels,
-            CrossFitted("cross_fitted.npz", "0" * 64, len(extra_labels)),
+            CrossFitted("cross_fitted.npz", "0" * 64, len(extra_labels), use),
         )
         fitted, _ = calibrate(task, part["val_logits"], part["val_labels"], cross_fitted=extra)
         out.append({"index": part["index"], "probs": fitted.probabilities(part["logits"], task)})

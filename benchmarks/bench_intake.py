@@ -67,6 +67,7 @@ from radlens.models.registry import discover
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from probe import cpu_probe_ms  # noqa: E402
+from probe import describe as describe_probe  # noqa: E402
 
 HERE = Path(__file__).parent
 USERNAME, PASSWORD = "bench", "bench-password-0"  # a throwaway account in a temporary home
@@ -749,11 +750,9 @@ def _probe(result: dict[str, Any]) -> str:
     """The CPU probe at start and end (``probe.cpu_probe_ms``), where the run kept it."""
     if "cpu_probe_ms" not in result:
         return ""
-    start, end = result["cpu_probe_ms"]
     return (
-        f" CPU probe (`benchmarks/probe.py`: a fixed pure-Python loop, median of 7) "
-        f"{start:.1f} ms at start, {end:.1f} ms at the end: runs of different days compare "
-        "only as far as their probes agree."
+        f" {describe_probe(*result['cpu_probe_ms'])}: runs of different days compare only as "
+        "far as their probes agree."
     )
 
 

@@ -38,6 +38,7 @@ from radlens.models.registry import InstalledModel, discover
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from probe import cpu_probe_ms  # noqa: E402
+from probe import describe as describe_probe  # noqa: E402
 
 HERE = Path(__file__).parent
 REPO = HERE.parent
@@ -490,11 +491,9 @@ def _machine_state(machine: dict[str, Any]) -> str:
         return ""
     load, probe = machine["load_avg_1min"], machine["cpu_probe_ms"]
     return (
-        f" Load average (1 min) {load[0]:.2f} at start, {load[1]:.2f} at the end; CPU probe "
-        "(`benchmarks/probe.py`: a fixed pure-Python loop, median of 7) "
-        f"{probe[0]:.1f} ms at start, "
-        f"{probe[1]:.1f} ms at the end. ms/image of runs on different days compare only as "
-        "far as their probes agree."
+        f" Load average (1 min) {load[0]:.2f} at start, {load[1]:.2f} at the end; "
+        f"{describe_probe(*probe)}. ms/image of runs on different days compare only as far "
+        "as their probes agree."
     )
 
 

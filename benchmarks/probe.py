@@ -19,6 +19,14 @@ def cpu_probe_ms(repeats: int = 7) -> float:
     return round(statistics.median(times) * 1000, 2)
 
 
+def describe(start: float, end: float) -> str:
+    """The probe of a run, at its start and end, as a benchmark's report says it."""
+    return (
+        "CPU probe (`benchmarks/probe.py`: a fixed pure-Python loop, median of 7) "
+        f"{start:.1f} ms at start, {end:.1f} ms at the end"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print this machine's probe now: ``python benchmarks/probe.py [--repeats N]``."""
     parser = argparse.ArgumentParser(description=__doc__)

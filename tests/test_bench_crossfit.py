@@ -414,7 +414,7 @@ def test_the_pool_rule_chooses_on_more_items_and_fits_on_val_alone() -> None:
     # plain on 200 + 400 pooled ones.
     parts = [_biased_fold(list(range(k, 1200, 3)), k, 0.3) for k in range(3)]
     labels = _labels_of(parts)
-    probs, methods = bench.chosen_on_pool(bench.Task.BINARY, parts, labels)
+    probs, methods = bench.pooled_with_val(bench.Task.BINARY, parts, labels, use="choose")
     for part, method in zip(parts, methods, strict=True):
         fitted = bench.fit_method(method, bench.Task.BINARY, part["val_logits"], part["val_labels"])
         np.testing.assert_allclose(

@@ -358,6 +358,19 @@ class CrossFittedLogits:
         )
 
 
+def choice_and_fit_sets(
+    logits: np.ndarray, y: np.ndarray, cross_fitted: CrossFittedLogits | None
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The items the method is chosen on and the items it is fitted on, from val
+    ``(logits, y)`` and ``cross_fitted``: val for both without a pool; the pool for both
+    (its record's ``use`` ``fit``), or the pool to choose and val to fit (``choose``)."""
+    val = (np.asarray(logits, dtype=np.float64), np.asarray(y))
+    if cross_fitted is None:
+        return val, val
+    pool = cross_fitted.pooled_with(*val)
+    return pool, pool if cross_fitted.record.fitted_on_pool else val
+
+
 def calibrate(
     task: Task,
     logits: np.ndarray,
@@ -384,13 +397,8 @@ def calibrate(
         >>> calibration, probs = calibrate(Task.BINARY, logits_val, y_val)  # doctest: +SKIP
     """
     task = Task(task)
-    val_logits = np.asarray(logits, dtype=np.float64)
-    logits, y = val_logits, np.asarray(y)
-    choice_logits, choice_y = logits, y
-    if cross_fitted is not None:
-        choice_logits, choice_y = cross_fitted.pooled_with(val_logits, y)
-        if cross_fitted.record.fitted_on_pool:
-            logits, y = choice_logits, choice_y
+    n_val = len(logits)
+    (choice_logits, choice_y), (logits, y) = choice_and_fit_sets(logits, y, cross_fitted)
     choice = cross_validated(task, choice_logits, choice_y, folds, seed)
     cv_nll = {method: nll_for(task, choice_y, p) for method, p in choice.items()}
     chosen = choose_method(task, choice_y, choice)
@@ -411,7 +419,7 @@ def calibrate(
         cv_nll={method.value: round(v, 6) for method, v in cv_nll.items()},
         cross_fitted=None if cross_fitted is None else cross_fitted.record,
     )
-    return calibration, probs[: len(val_logits)]
+    return calibration, probs[:n_val]
 
 
 def describe(calibration: Calibration) -> str:
