@@ -48,6 +48,7 @@ separate runs) and benchmarks/reliability/<model>-crossfit[-<variant>].png.
 from __future__ import annotations
 
 import argparse
+import csv
 import fcntl
 import json
 import os
@@ -140,8 +141,10 @@ def data_path(raw: dict[str, Any], root: Path) -> Path:
 def fold_data(source: Path, train: LabelledImages, keep: np.ndarray, out: Path) -> Path:
     """A copy of ``source`` whose train split holds only the ``keep`` items; val unchanged.
 
-    A MedMNIST file is rewritten with the kept train rows; a folder of class folders
-    becomes links: ``val`` to the source's, ``train/<class>/<file>`` to each kept file.
+    A MedMNIST file is rewritten with the kept train rows; a prepared set (``labels.csv``
+    with a split column, ``boxes.csv``) gets tables of the kept train rows and links to the
+    rest; a folder of class folders becomes links: ``val`` to the source's,
+    ``train/<class>/<file>`` to each kept file.
     """
     out.mkdir(parents=True, exist_ok=True)
     if source.suffix == ".npz":
@@ -155,6 +158,8 @@ def fold_data(source: Path, train: LabelledImages, keep: np.ndarray, out: Path) 
             (out / f"partial-{source.name}").rename(target)
         return target
     target = out / source.name
+    if not target.exists() and (source / "labels.csv").exists():
+        _fold_table(source, {train.ids[i] for i in np.flatnonzero(keep)}, target)
     if not target.exists():
         partial = out / f"partial-{source.name}"
         (partial / "train").mkdir(parents=True, exist_ok=True)
@@ -166,6 +171,29 @@ def fold_data(source: Path, train: LabelledImages, keep: np.ndarray, out: Path) 
             link.symlink_to((source / rel).resolve())
         partial.rename(target)
     return target
+
+
+def _fold_table(source: Path, kept: set[str], target: Path) -> None:
+    """A prepared set (``labels.csv`` with a split column, and ``boxes.csv`` where it has
+    one) whose train rows are the ``kept`` files; every other entry linked."""
+    partial = target.parent / f"partial-{target.name}"
+    partial.mkdir(parents=True, exist_ok=True)
+    names = {Path(k).name for k in kept}
+    tables = {"labels.csv": ("file", kept), "boxes.csv": ("image", names)}
+    for entry in sorted(source.iterdir()):
+        if entry.name not in tables:
+            (partial / entry.name).symlink_to(entry.resolve())
+            continue
+        column, keep = tables[entry.name]
+        with entry.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            fields = list(reader.fieldnames or [])
+            rows = [r for r in reader if r.get("split") != "train" or r[column] in keep]
+        with (partial / entry.name).open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+    partial.rename(target)
 
 
 def subset(data: LabelledImages, index: np.ndarray) -> LabelledImages:

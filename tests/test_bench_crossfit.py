@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 
 from bench_helpers import load_benchmark
 from radlens.evaluation.calibration import stratified_folds
-from radlens.io.datasets import read_labelled
+from radlens.io.datasets import LabelledImages, read_labelled
 
 bench = load_benchmark("bench_crossfit")
 
@@ -42,6 +42,19 @@ def test_a_fold_of_a_medmnist_file_keeps_only_its_train_rows_and_all_of_val(tmp_
     assert 0 < keep.sum() < len(keep)
 
 
+def _fold_with_kept_train_and_all_val(
+    source: Path, train: LabelledImages, keep: np.ndarray, out: Path
+) -> tuple[Path, LabelledImages]:
+    """The fold of ``source`` and its train split, checked: the kept train items in order,
+    their labels, and every val item."""
+    folded = bench.fold_data(source, train, keep, out)
+    kept = read_labelled(folded, "train")
+    assert kept.ids == tuple(i for i, k in zip(train.ids, keep, strict=True) if k)
+    assert np.array_equal(kept.labels, train.labels[keep])
+    assert read_labelled(folded, "val").ids == read_labelled(source, "val").ids
+    return folded, kept
+
+
 def test_a_fold_of_a_class_folder_set_links_the_kept_train_files_and_val(tmp_path: Path) -> None:
     source = tmp_path / "set"
     for split, count in (("train", 6), ("val", 2)):
@@ -52,11 +65,37 @@ def test_a_fold_of_a_class_folder_set_links_the_kept_train_files_and_val(tmp_pat
                 PILImage.fromarray(np.full((4, 4), i * 10, np.uint8)).save(folder / f"{i}.png")
     train = read_labelled(source, "train")
     keep = stratified_folds(train.labels, 3, 0) != 0
-    out = bench.fold_data(source, train, keep, tmp_path / "fold")
-    kept = read_labelled(out, "train")
-    assert kept.ids == tuple(i for i, k in zip(train.ids, keep, strict=True) if k)
-    assert np.array_equal(kept.labels, train.labels[keep])
-    assert read_labelled(out, "val").ids == read_labelled(source, "val").ids
+    _fold_with_kept_train_and_all_val(source, train, keep, tmp_path / "fold")
+
+
+def test_a_fold_of_a_prepared_set_keeps_the_kept_train_rows_of_its_tables(tmp_path: Path) -> None:
+    # The layout of `radlens data prepare` (FracAtlas): images/, labels.csv with a split
+    # column and boxes.csv, read by file and by image name.
+    source = tmp_path / "set"
+    (source / "images").mkdir(parents=True)
+    labels = ["file,label,split"]
+    boxes = ["split,image,label,xmin,ymin,xmax,ymax"]
+    for i in range(8):
+        name = f"{i}.png"
+        PILImage.fromarray(np.full((4, 4), i * 10, np.uint8)).save(source / "images" / name)
+        split, label = ("val" if i >= 6 else "train"), ("fracture" if i % 2 else "none")
+        labels.append(f"images/{name},{label},{split}")
+        if label == "fracture":
+            boxes.append(f"{split},{name},fracture,0,0,2,2")
+    (source / "labels.csv").write_text("\n".join(labels) + "\n")
+    (source / "boxes.csv").write_text("\n".join(boxes) + "\n")
+    (source / "PREPARED.txt").write_text("made by a test\n")
+    train = read_labelled(source, "train")
+    keep = stratified_folds(train.labels, 2, 0) != 0
+    out, kept = _fold_with_kept_train_and_all_val(source, train, keep, tmp_path / "fold")
+    kept_names = {Path(i).name for i in kept.ids}
+    rows = (out / "boxes.csv").read_text().splitlines()[1:]
+    assert {r.split(",")[1] for r in rows if r.startswith("train,")} == {
+        n for n in kept_names if int(n[0]) % 2
+    }
+    assert sum(r.startswith("val,") for r in rows) == 1
+    assert (out / "PREPARED.txt").read_text() == "made by a test\n"
+    assert 0 < keep.sum() < len(keep)
 
 
 def _part(index: list[int], classes: int = 2) -> dict[str, Any]:
