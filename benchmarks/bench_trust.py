@@ -53,7 +53,7 @@ import numpy as np
 
 from radlens.evaluation.corruptions import RADLENS, corrupt, kinds_in
 from radlens.evaluation.evaluate import prepare_batch
-from radlens.evaluation.metrics import auc_binary
+from radlens.evaluation.metrics import auc, auc_binary
 from radlens.inference.backends import OnnxBackend
 from radlens.inference.input_stats import describe, statistics_of
 from radlens.inference.ood import (
@@ -121,19 +121,23 @@ def fits(model: InstalledModel, image: np.ndarray) -> bool:
 def readings(
     model: InstalledModel, backend: OnnxBackend, stats: OodStats, images: list[np.ndarray]
 ) -> dict[str, np.ndarray]:
-    """Feature, input and combined scores and the two flags, one entry per image."""
+    """Feature, input and combined scores and the two flags, one entry per image, and the
+    model's logits (``logits``, one row per image)."""
     card = model.card
     assert card.ood is not None
     out: dict[str, list[float]] = {k: [] for k in ("feature", "input", "combined")}
+    logits = []
     for start in range(0, len(images), 32):
         raws = images[start : start + 32]
         batch = prepare_batch(card, raws)
-        features = backend.run(batch)[card.ood.output]
-        for r in read_ood(card, stats, features, raws, batch):
+        outputs = backend.run(batch)
+        logits.append(np.asarray(outputs[card.outputs[0]], np.float64))
+        for r in read_ood(card, stats, outputs[card.ood.output], raws, batch):
             out["feature"].append(np.nan if r.feature is None else r.feature)
             out["input"].append(np.nan if r.inputs is None else r.inputs)
             out["combined"].append(np.nan if r.score is None else r.score)
     result = {k: np.array(v) for k, v in out.items()}
+    result["logits"] = np.concatenate(logits)
     result["flag"] = result["combined"] >= 1.0
     result["flag_feature"] = result["feature"] >= card.ood.threshold
     return result
@@ -268,23 +272,37 @@ def corruption_rows(root: Path, model: InstalledModel, table: str) -> list[dict[
     """Severity-5 rows of ``model``'s own val (up to ``MAX_VAL`` images) under every kind
     of corruption ``table``, stored as 8-bit."""
     card, read = model.card, reader(model)
-    sample = _sample(own_val(root, card, _data_of(card.training.data)), MAX_VAL)
-    return _corrupted(card, read, sample, read(sample), table)
+    path = _val_path(root, _data_of(card.training.data))
+    val = read_labelled(path, "val", card.labels)
+    keep = _sample_index(len(val.images), MAX_VAL)
+    sample = [val.images[i] for i in keep]
+    return _corrupted(card, read, sample, read(sample), table, val.labels[keep])
 
 
 def _corrupted(
-    card: ModelCard, read: Any, sample: list[np.ndarray], clean: Any, table: str
+    card: ModelCard,
+    read: Any,
+    sample: list[np.ndarray],
+    clean: Any,
+    table: str,
+    labels: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """The rows of :func:`corruption_rows` from the clean ``sample`` already read. radlens'
     own table's rows also read the unrounded corruption (``auroc_combined_float``); a
-    MedMNIST-C table's rows name it."""
+    MedMNIST-C table's rows name it. With the sample's ``labels``, a row also has the
+    model's AUC on the clean and on the corrupted images (``auc_clean``,
+    ``auc_corrupted``): what the corruption costs the reader when it goes unflagged."""
     rows = []
     for kind in kinds_in(table):
         bad = [corrupt(im, kind, SEVERITY, i, table) for i, im in enumerate(sample)]
         stored = [np.round(b).astype(np.uint8) for b in bad]
         named = {} if table == RADLENS else {"table": table}
         row = {"model": card.name, **named, "corruption": kind, "severity": SEVERITY}
-        row |= compare(clean, read(stored))
+        corrupted = read(stored)
+        row |= compare(clean, corrupted)
+        if labels is not None:
+            row["auc_clean"] = _model_auc(card, clean["logits"], labels)
+            row["auc_corrupted"] = _model_auc(card, corrupted["logits"], labels)
         if table == RADLENS:
             row["auroc_combined_float"] = compare(clean, read(bad))["auroc_combined"]
         row["input_change"] = input_change(card, sample, stored)
@@ -365,9 +383,18 @@ def reader(model: InstalledModel) -> Any:
     return lambda images: input_readings(model, inputs, images)
 
 
+def _model_auc(card: ModelCard, logits: np.ndarray, labels: np.ndarray) -> float:
+    """The model's AUC (as models.md reports it) from its logits on labelled images."""
+    return round(float(auc(labels, card.calibration.probabilities(logits, card.task))), 4)
+
+
+def _val_path(root: Path, mine: str) -> Path:
+    return REPO / mine if mine.startswith("build/") else root / mine
+
+
 def own_val(root: Path, card: ModelCard, mine: str) -> list[np.ndarray]:
     """The model's own val images, read the way its training read them."""
-    path = REPO / mine if mine.startswith("build/") else root / mine
+    path = _val_path(root, mine)
     if card.task is Task.SEGMENTATION:
         return read_segmentation(path, "val", seed=card.training.seed).images
     if card.task is Task.DETECTION:
@@ -377,10 +404,14 @@ def own_val(root: Path, card: ModelCard, mine: str) -> list[np.ndarray]:
 
 def _sample(images: list[np.ndarray], n: int) -> list[np.ndarray]:
     """At most ``n`` images, drawn as ``LabelledImages.sample`` draws them."""
-    if len(images) <= n:
-        return images
-    keep = np.sort(np.random.default_rng(0).permutation(len(images))[:n])
-    return [images[i] for i in keep]
+    return [images[i] for i in _sample_index(len(images), n)]
+
+
+def _sample_index(total: int, n: int) -> np.ndarray:
+    """The indices :func:`_sample` keeps of ``total`` items, in order."""
+    if total <= n:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(0).permutation(total)[:n])
 
 
 def _statistics_of(card: ModelCard) -> str | None:
@@ -540,6 +571,7 @@ def goals(result: dict[str, Any]) -> list[str]:
         alone = [r for r in rows if r["model"] in input_only]
         missed = "; ".join(
             f"{r['model']} vs {r.get('ood_source') or _kind(r)} {r['auroc_combined']:.3f}"
+            + (f" (model AUC {_auc_cell(r)})" if r.get("auc_clean") is not None else "")
             for r in now
         )
         lines.append(
@@ -619,18 +651,29 @@ def _medmnistc_section(result: dict[str, Any]) -> list[str]:
         "pneumoniamnist for the chest X-ray models, chestmnist for knee and fracture, "
         "breastmnist, retinamnist), applied as above to up to "
         f"{result['max_val_corrupted']} own val images and stored as 8-bit.\n",
+        "*model AUC clean / corrupted*: the model's own AUC on the same val images, clean "
+        "and corrupted: what a corruption that goes unflagged costs the reading.\n",
         "| model | table | corruption | n | AUROC feature | AUROC input "
-        "| **AUROC combined** | flagged (combined) | model input change |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| **AUROC combined** | flagged (combined) | model input change "
+        "| model AUC clean / corrupted |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['table']} | {r['corruption']} | {r['n_out']} | "
             f"{_f(r['auroc_feature'])} | {_f(r['auroc_input'])} | "
             f"**{_f(r['auroc_combined'])}** | {r['flagged_out']:.1%} | "
-            f"{r['input_change']:.1%} |"
+            f"{r['input_change']:.1%} | {_auc_cell(r)} |"
         )
     return [*lines, "", STORED_LEVELS_NOTE, "", RANK_NOTE]
+
+
+def _auc_cell(row: dict[str, Any]) -> str:
+    """``clean / corrupted (change)`` of the model's AUC, or a dash where not measured."""
+    if row.get("auc_clean") is None:
+        return "—"
+    change = row["auc_corrupted"] - row["auc_clean"]
+    return f"{row['auc_clean']:.3f} / {row['auc_corrupted']:.3f} ({change:+.3f})"
 
 
 def render(result: dict[str, Any]) -> str:

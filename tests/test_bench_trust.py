@@ -137,16 +137,60 @@ def test_medmnistc_rows_get_their_own_section_and_goal_line() -> None:
         "flagged_out": 0.9,
         "input_change": 0.4,
     }
-    faint = row | {"corruption": "contrast_down", "auroc_combined": 0.52, "input_change": 0.01}
+    faint = row | {
+        "corruption": "contrast_down",
+        "auroc_combined": 0.52,
+        "input_change": 0.01,
+        "auc_clean": 0.8,
+        "auc_corrupted": 0.795,
+    }
     result |= {"corruptions_medmnistc": [row, faint], "medmnistc_date": "2026-03-04"}
     text = bench.render(result)
     assert "## Severity-5 corruptions of MedMNIST-C (measured 2026-03-04)" in text
+    # A row measured before the model's AUC was: a dash, not a made-up figure.
     assert (
-        "| knee | chestmnist | shot_noise | 30 | 0.9900 | 1.0000 | **1.0000** | 90.0% | 40.0% |"
+        "| knee | chestmnist | shot_noise | 30 | 0.9900 | 1.0000 | **1.0000** | 90.0% | 40.0% "
+        "| — |" in text
+    )
+    assert "**0.5200** | 90.0% | 1.0% | 0.800 / 0.795 (-0.005) |" in text
+    assert "- MedMNIST-C severity-5 corruptions (AUROC ≥ 0.9): 1 of 2 met" in text
+    assert (
+        "not met: knee vs contrast_down (chestmnist) 0.520 (model AUC 0.800 / 0.795 (-0.005))"
         in text
     )
-    assert "- MedMNIST-C severity-5 corruptions (AUROC ≥ 0.9): 1 of 2 met" in text
-    assert "not met: knee vs contrast_down (chestmnist) 0.520" in text
+
+
+def test_a_corruption_row_has_the_model_auc_on_clean_and_corrupted_images() -> None:
+    from radlens.models.card import Calibration, InputSpec
+
+    class Card:
+        name, task = "toy", bench.Task.BINARY
+        input = InputSpec(size=(8, 8))
+        calibration = Calibration()
+
+    labels = np.array([0, 1, 0, 1])
+    good = np.array([[1.0, 0.0], [0.0, 1.0], [0.8, 0.2], [0.3, 0.7]])
+
+    def read(images: list[np.ndarray]) -> dict[str, np.ndarray]:
+        # The clean images are read right; any corruption swaps the last two items' logits.
+        clean = all(np.array_equal(im, np.full((8, 8), 100.0)) for im in images)
+        logits = good if clean else good[[0, 1, 3, 2]]
+        flags = np.zeros(len(images), bool)
+        scores = np.where(clean, 0.5, 2.0) * np.ones(len(images))
+        return {
+            "feature": scores,
+            "input": scores,
+            "combined": scores,
+            "flag": flags,
+            "flag_feature": flags,
+            "logits": logits,
+        }
+
+    sample = [np.full((8, 8), 100.0)] * 4
+    rows = bench._corrupted(Card(), read, sample, read(sample), "breastmnist", labels)
+    assert rows and all(r["auc_clean"] == 1.0 for r in rows)
+    changed = [r for r in rows if r["auc_corrupted"] < 1.0]
+    assert changed and all(r["auc_corrupted"] == 0.75 for r in changed)
 
 
 def test_flag_shares_are_none_for_a_score_the_model_has_not() -> None:
