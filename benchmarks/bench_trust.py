@@ -76,7 +76,7 @@ from radlens.models.card import ModelCard, Task
 from radlens.models.registry import InstalledModel, discover
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_robustness import MEDMNISTC  # noqa: E402
+from bench_robustness import BOOTS, MEDMNISTC  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -303,6 +303,9 @@ def _corrupted(
         if labels is not None:
             row["auc_clean"] = _model_auc(card, clean["logits"], labels)
             row["auc_corrupted"] = _model_auc(card, corrupted["logits"], labels)
+            row["auc_change_ci"] = auc_change_interval(
+                card, clean["logits"], corrupted["logits"], labels
+            )
         if table == RADLENS:
             row["auroc_combined_float"] = compare(clean, read(bad))["auroc_combined"]
         row["input_change"] = input_change(card, sample, stored)
@@ -386,6 +389,29 @@ def reader(model: InstalledModel) -> Any:
 def _model_auc(card: ModelCard, logits: np.ndarray, labels: np.ndarray) -> float:
     """The model's AUC (as models.md reports it) from its logits on labelled images."""
     return round(float(auc(labels, card.calibration.probabilities(logits, card.task))), 4)
+
+
+def auc_change_interval(
+    card: ModelCard,
+    clean: np.ndarray,
+    corrupted: np.ndarray,
+    labels: np.ndarray,
+    boots: int = BOOTS,
+    seed: int = 0,
+) -> list[float]:
+    """95% interval of the model's corrupted AUC minus its clean AUC, from a paired
+    bootstrap of the images (each resample scores both on the same images; a resample
+    missing a class is drawn again, as ``bench_robustness.drop_intervals`` does)."""
+    pc = card.calibration.probabilities(clean, card.task)
+    pb = card.calibration.probabilities(corrupted, card.task)
+    rng = np.random.default_rng(seed)
+    changes: list[float] = []
+    while len(changes) < boots:
+        idx = rng.integers(0, len(labels), len(labels))
+        if len(np.unique(labels[idx])) < len(np.unique(labels)):
+            continue
+        changes.append(auc(labels[idx], pb[idx]) - auc(labels[idx], pc[idx]))
+    return [round(float(v), 4) for v in np.percentile(changes, [2.5, 97.5])]
 
 
 def _val_path(root: Path, mine: str) -> Path:
@@ -652,7 +678,9 @@ def _medmnistc_section(result: dict[str, Any]) -> list[str]:
         "breastmnist, retinamnist), applied as above to up to "
         f"{result['max_val_corrupted']} own val images and stored as 8-bit.\n",
         "*model AUC clean / corrupted*: the model's own AUC on the same val images, clean "
-        "and corrupted: what a corruption that goes unflagged costs the reading.\n",
+        "and corrupted: what a corruption that goes unflagged costs the reading (the "
+        f"change, with its 95% interval from a paired bootstrap of the images, {BOOTS} "
+        "resamples).\n",
         "| model | table | corruption | n | AUROC feature | AUROC input "
         "| **AUROC combined** | flagged (combined) | model input change "
         "| model AUC clean / corrupted |",
@@ -673,7 +701,9 @@ def _auc_cell(row: dict[str, Any]) -> str:
     if row.get("auc_clean") is None:
         return "—"
     change = row["auc_corrupted"] - row["auc_clean"]
-    return f"{row['auc_clean']:.3f} / {row['auc_corrupted']:.3f} ({change:+.3f})"
+    low, high = row.get("auc_change_ci") or (None, None)
+    interval = "" if low is None else f"; 95% {low:+.3f} to {high:+.3f}"
+    return f"{row['auc_clean']:.3f} / {row['auc_corrupted']:.3f} ({change:+.3f}{interval})"
 
 
 def render(result: dict[str, Any]) -> str:

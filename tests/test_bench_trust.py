@@ -143,6 +143,7 @@ def test_medmnistc_rows_get_their_own_section_and_goal_line() -> None:
         "input_change": 0.01,
         "auc_clean": 0.8,
         "auc_corrupted": 0.795,
+        "auc_change_ci": [-0.021, 0.012],
     }
     result |= {"corruptions_medmnistc": [row, faint], "medmnistc_date": "2026-03-04"}
     text = bench.render(result)
@@ -152,11 +153,11 @@ def test_medmnistc_rows_get_their_own_section_and_goal_line() -> None:
         "| knee | chestmnist | shot_noise | 30 | 0.9900 | 1.0000 | **1.0000** | 90.0% | 40.0% "
         "| — |" in text
     )
-    assert "**0.5200** | 90.0% | 1.0% | 0.800 / 0.795 (-0.005) |" in text
+    assert "**0.5200** | 90.0% | 1.0% | 0.800 / 0.795 (-0.005; 95% -0.021 to +0.012) |" in text
     assert "- MedMNIST-C severity-5 corruptions (AUROC ≥ 0.9): 1 of 2 met" in text
     assert (
-        "not met: knee vs contrast_down (chestmnist) 0.520 (model AUC 0.800 / 0.795 (-0.005))"
-        in text
+        "not met: knee vs contrast_down (chestmnist) 0.520 "
+        "(model AUC 0.800 / 0.795 (-0.005; 95% -0.021 to +0.012))" in text
     )
 
 
@@ -191,6 +192,8 @@ def test_a_corruption_row_has_the_model_auc_on_clean_and_corrupted_images() -> N
     assert rows and all(r["auc_clean"] == 1.0 for r in rows)
     changed = [r for r in rows if r["auc_corrupted"] < 1.0]
     assert changed and all(r["auc_corrupted"] == 0.75 for r in changed)
+    # Swapping one positive below one negative can only lower the AUC of a resample.
+    assert all(r["auc_change_ci"][1] <= 0 and r["auc_change_ci"][0] < 0 for r in changed)
 
 
 def test_flag_shares_are_none_for_a_score_the_model_has_not() -> None:
