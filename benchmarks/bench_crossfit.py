@@ -414,7 +414,7 @@ def measure(
         "methods": sorted({str(p["method"]) for p in parts}),
         "fold_val_auc": [round(float(p["val_auc"]), 4) for p in parts],
         "fold_minutes": [round(float(p["minutes"]), 1) for p in parts],
-        **oof_metrics(task, y, probs, work / model / variant.name),
+        **oof_metrics(task, y, probs, fold_folder(work, model, variant.name, 0, folds) / "model"),
         "ece_before": round(ece_for(task, y, raw_probs), 4),
         "ece_after": round(ece_after, 4),
         "ece_after_ci95": [round(low, 4), round(high, 4)],
@@ -597,12 +597,13 @@ def save_logits(model: str, folds: int, root: Path, work: Path, out: Path) -> Pa
     return path
 
 
-def oof_metrics(task: Task, y: np.ndarray, probs: np.ndarray, folds_dir: Path) -> dict[str, Any]:
+def oof_metrics(task: Task, y: np.ndarray, probs: np.ndarray, fold_model: Path) -> dict[str, Any]:
     """Discrimination of the pooled out-of-fold probabilities: AUC, and accuracy (and QWK
-    and MAE of a grade) of the class the fold models' card reports (``ModelCard.decide``)."""
+    and MAE of a grade) of the class the fold models' card reports (``ModelCard.decide``;
+    ``fold_model`` is one of them: the decision rule is the recipe's)."""
     if task is Task.MULTILABEL:
         return {}
-    card = load_model(next(folds_dir.glob("fold*/model"))).card
+    card = load_model(fold_model).card
     pred = card.decide(probs)
     out = {"auc_oof": round(m.auc(y, probs), 4), "acc_oof": round(m.accuracy(y, pred), 4)}
     if task is Task.ORDINAL:
