@@ -160,7 +160,7 @@ def fold_data(source: Path, train: LabelledImages, keep: np.ndarray, out: Path) 
     target = out / source.name
     if not target.exists() and (source / "labels.csv").exists():
         _fold_table(source, {train.ids[i] for i in np.flatnonzero(keep)}, target)
-    if not target.exists():
+    elif not target.exists():
         partial = out / f"partial-{source.name}"
         (partial / "train").mkdir(parents=True, exist_ok=True)
         (partial / "val").symlink_to((source / "val").resolve())

@@ -235,13 +235,8 @@ def drop_intervals(
     """
     pb, pa = before["_probs"], after["_probs"]
     y, kinds = pb["labels"], _kinds(before)
-    rng = np.random.default_rng(seed)
     samples: dict[str, list[list[float]]] = {"before": [], "after": [], "excess": []}
-    done = 0
-    while done < boots:
-        idx = rng.integers(0, len(y), len(y))
-        if len(np.unique(y[idx])) < len(np.unique(y)):
-            continue  # a resample missing a class has no AUC of that class
+    for idx in paired_resamples(y, boots, seed):
         rows = {}
         for name, p in (("before", pb), ("after", pa)):
             clean = m.auc(y[idx], p["clean"][idx])
@@ -254,11 +249,24 @@ def drop_intervals(
         samples["excess"].append(
             [a - 0.5 * b for a, b in zip(rows["after"], rows["before"], strict=True)]
         )
-        done += 1
     return {
         name: np.round(np.percentile(np.array(v), [2.5, 97.5], axis=0).T, 4).tolist()
         for name, v in samples.items()
     }
+
+
+def paired_resamples(y: np.ndarray, boots: int = BOOTS, seed: int = 0) -> Iterator[np.ndarray]:
+    """``boots`` bootstrap resamples (indices) of the items labelled ``y``, each scored on
+    both sides of a paired comparison; a resample missing a class is drawn again (it has
+    no AUC of that class)."""
+    rng = np.random.default_rng(seed)
+    done = 0
+    while done < boots:
+        idx = rng.integers(0, len(y), len(y))
+        if len(np.unique(y[idx])) < len(np.unique(y)):
+            continue
+        done += 1
+        yield idx
 
 
 def verdict(before_ci: list[float], excess_ci: list[float]) -> str:

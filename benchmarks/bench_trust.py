@@ -76,7 +76,7 @@ from radlens.models.card import ModelCard, Task
 from radlens.models.registry import InstalledModel, discover
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_robustness import BOOTS, MEDMNISTC  # noqa: E402
+from bench_robustness import BOOTS, MEDMNISTC, paired_resamples  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -293,6 +293,7 @@ def _corrupted(
     model's AUC on the clean and on the corrupted images (``auc_clean``,
     ``auc_corrupted``): what the corruption costs the reader when it goes unflagged."""
     rows = []
+    clean_probs = None if labels is None else _probs(card, clean["logits"])
     for kind in kinds_in(table):
         bad = [corrupt(im, kind, SEVERITY, i, table) for i, im in enumerate(sample)]
         stored = [np.round(b).astype(np.uint8) for b in bad]
@@ -300,12 +301,11 @@ def _corrupted(
         row = {"model": card.name, **named, "corruption": kind, "severity": SEVERITY}
         corrupted = read(stored)
         row |= compare(clean, corrupted)
-        if labels is not None:
-            row["auc_clean"] = _model_auc(card, clean["logits"], labels)
-            row["auc_corrupted"] = _model_auc(card, corrupted["logits"], labels)
-            row["auc_change_ci"] = auc_change_interval(
-                card, clean["logits"], corrupted["logits"], labels
-            )
+        if labels is not None and clean_probs is not None:
+            bad_probs = _probs(card, corrupted["logits"])
+            row["auc_clean"] = round(auc(labels, clean_probs), 4)
+            row["auc_corrupted"] = round(auc(labels, bad_probs), 4)
+            row["auc_change_ci"] = auc_change_interval(labels, clean_probs, bad_probs)
         if table == RADLENS:
             row["auroc_combined_float"] = compare(clean, read(bad))["auroc_combined"]
         row["input_change"] = input_change(card, sample, stored)
@@ -386,31 +386,20 @@ def reader(model: InstalledModel) -> Any:
     return lambda images: input_readings(model, inputs, images)
 
 
-def _model_auc(card: ModelCard, logits: np.ndarray, labels: np.ndarray) -> float:
-    """The model's AUC (as models.md reports it) from its logits on labelled images."""
-    return round(float(auc(labels, card.calibration.probabilities(logits, card.task))), 4)
+def _probs(card: ModelCard, logits: np.ndarray) -> np.ndarray:
+    """The model's calibrated probabilities (as models.md's AUC reads them)."""
+    return card.calibration.probabilities(logits, card.task)
 
 
 def auc_change_interval(
-    card: ModelCard,
-    clean: np.ndarray,
-    corrupted: np.ndarray,
-    labels: np.ndarray,
-    boots: int = BOOTS,
-    seed: int = 0,
+    labels: np.ndarray, clean: np.ndarray, corrupted: np.ndarray
 ) -> list[float]:
-    """95% interval of the model's corrupted AUC minus its clean AUC, from a paired
-    bootstrap of the images (each resample scores both on the same images; a resample
-    missing a class is drawn again, as ``bench_robustness.drop_intervals`` does)."""
-    pc = card.calibration.probabilities(clean, card.task)
-    pb = card.calibration.probabilities(corrupted, card.task)
-    rng = np.random.default_rng(seed)
-    changes: list[float] = []
-    while len(changes) < boots:
-        idx = rng.integers(0, len(labels), len(labels))
-        if len(np.unique(labels[idx])) < len(np.unique(labels)):
-            continue
-        changes.append(auc(labels[idx], pb[idx]) - auc(labels[idx], pc[idx]))
+    """95% interval of the AUC of ``corrupted`` probabilities minus that of ``clean`` ones,
+    from a paired bootstrap of the images (``bench_robustness.paired_resamples``)."""
+    changes = [
+        auc(labels[idx], corrupted[idx]) - auc(labels[idx], clean[idx])
+        for idx in paired_resamples(labels)
+    ]
     return [round(float(v), 4) for v in np.percentile(changes, [2.5, 97.5])]
 
 
