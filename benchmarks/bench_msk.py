@@ -19,7 +19,8 @@
 Every figure comes from ONNX Runtime through the code ``radlens evaluate`` runs. Writes
 ``benchmarks/msk.json`` and ``benchmarks/msk.md``:
 ``python benchmarks/bench_msk.py [--ce-model DIR] [--cam-compare LABEL=DIR ...]
-[--data-root ../shared/data]``; ``--knee-only`` measures the knee models and keeps the
+[--data-root ../shared/data]``; ``--fracture-only`` measures the shipped fracture models
+again and keeps the rest; ``--knee-only`` measures the knee models and keeps the
 fracture part of the committed ``msk.json``.
 """
 
@@ -399,7 +400,7 @@ def run(
         "knee_heatmaps": heatmaps(knee, root, out_dir / "msk"),
         "fracture": kept["fracture"] if kept else fracture(root, boxes_before, cam_compare),
         # where the kept fracture part was measured
-        "fracture_machine": kept.get("fracture_machine", kept["machine"]) if kept else None,
+        "fracture_machine": (kept.get("fracture_machine") or kept["machine"]) if kept else None,
         "goals": GOALS,
         "references": REFERENCES,
         "machine": {
@@ -561,13 +562,19 @@ def markdown(r: dict[str, Any]) -> str:
         "and better on train as well: `recipes/knee_oa_kl.toml`).\n"
     )
     grade1_note = f"KL 1 (doubtful) was predicted for {predicted_kl1} of {knee['n']} val knees."
-    mach, kept = r["machine"], r.get("fracture_machine")
+    mach, kept, knee_kept = r["machine"], r.get("fracture_machine"), r.get("knee_machine")
     earlier = (
         f" The fracture part is kept from an earlier run ({kept['cpu']}, {kept['cores']} cores,"
         f" onnxruntime {kept['onnxruntime']}; `--knee-only`)."
         if kept
         else ""
     )
+    if knee_kept:
+        earlier = (
+            f" The knee part, and the fracture candidates compared with the shipped model, are "
+            f"kept from an earlier run ({knee_kept['cpu']}, {knee_kept['cores']} cores, "
+            f"onnxruntime {knee_kept['onnxruntime']}; `--fracture-only`)."
+        )
     return f"""# Musculoskeletal models (val)
 
 radlens {r["radlens"]}; {mach["cpu"]}, {mach["cores"]} cores, onnxruntime
@@ -701,6 +708,32 @@ def localization_md(rows: list[dict[str, Any]]) -> str:
     return out
 
 
+def refresh_fracture(root: Path, kept: dict[str, Any]) -> dict[str, Any]:
+    """``kept`` (the committed result) with the shipped fracture models measured again: the
+    knee part, the compared candidates' localization rows and the replaced detector's
+    figures are copied from it."""
+    fresh = fracture(root)
+    if fresh is None:
+        raise SystemExit("no fracture_xray model in the zoo")
+    old = kept["fracture"] or {}
+    fresh["localization"] = fresh["localization"][:1] + [
+        row for row in old.get("localization", []) if row["label"] != "shipped"
+    ]
+    if "detector_before" in old:
+        fresh["detector_before"] = old["detector_before"]
+    return kept | {
+        "radlens": __version__,
+        "fracture": fresh,
+        "fracture_machine": None,
+        "knee_machine": kept.get("knee_machine") or kept["machine"],
+        "machine": {
+            "cpu": cpu_name(),
+            "cores": os.cpu_count(),
+            "onnxruntime": onnxruntime.__version__,
+        },
+    }
+
+
 def cam_compare_arg(text: str) -> tuple[str, Path]:
     """``LABEL=DIR`` of ``--cam-compare``."""
     label, sep, folder = text.rpartition("=")
@@ -730,14 +763,26 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="measure the knee models only; the fracture part is kept from msk.json",
     )
+    parser.add_argument(
+        "--fracture-only",
+        action="store_true",
+        help="measure the shipped fracture models only; the knee part, the compared fracture "
+        "candidates and the replaced detector are kept from msk.json",
+    )
     args = parser.parse_args(argv)
+    if args.knee_only and args.fracture_only:
+        parser.error("--knee-only and --fracture-only exclude each other")
     root = args.data_root or Path(
         os.environ.get("RADLENS_DATA", HERE.parent.parent / "shared" / "data")
     )
     kept = None
-    if args.knee_only:
+    if args.knee_only or args.fracture_only:
         kept = json.loads((args.out_dir / "msk.json").read_text("utf-8"))
-    result = run(root, args.ce_model, args.out_dir, args.boxes_before, args.cam_compare, kept)
+    if args.fracture_only:
+        assert kept is not None
+        result = refresh_fracture(root, kept)
+    else:
+        result = run(root, args.ce_model, args.out_dir, args.boxes_before, args.cam_compare, kept)
     (args.out_dir / "msk.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     (args.out_dir / "msk.md").write_text(markdown(result), "utf-8")
     print(f"wrote {args.out_dir / 'msk.md'}")

@@ -69,6 +69,7 @@ from radlens.evaluation.corruptions import RADLENS, SEVERITIES, corrupt, kinds_i
 from radlens.evaluation.evaluate import evaluate
 from radlens.inference.backends import OnnxBackend
 from radlens.io.datasets import LabelledImages, read_labelled
+from radlens.models.card import ModelCard
 from radlens.models.registry import InstalledModel, load_model, zoo_folder
 from radlens.training.recipe import read_recipe
 
@@ -388,10 +389,17 @@ def val_rows(args: argparse.Namespace, root: Path, wanted: set[str]) -> Iterator
                 "sha256": [before.card.sha256, after.card.sha256],
                 "command": after.card.training.command,
                 "table": table,
+                **_denoise_head(before.card, after.card),
             },
             measured,
             seen_kinds(trained_on, table),
         )
+
+
+def _denoise_head(before: ModelCard, after: ModelCard) -> dict[str, Any]:
+    """The median filter side of each model's ``input.denoise`` (rows without the key: none)."""
+    sides = [c.input.denoise.median if c.input.denoise else None for c in (before, after)]
+    return {"denoise": sides} if any(sides) else {}
 
 
 def measured_row(
@@ -497,9 +505,12 @@ def ship_check(row: dict[str, Any]) -> tuple[int, int, float, bool]:
 
 
 def _label(row: dict[str, Any]) -> str:
-    """A row's label, and its corruption table when it is not radlens' own."""
+    """A row's label, whether the treated model denoises noisier inputs, and its corruption
+    table when it is not radlens' own."""
     table = row.get("table", RADLENS)
-    return row["label"] + ("" if table == RADLENS else f" [MedMNIST-C {table}]")
+    side = (row.get("denoise") or [None, None])[1]
+    denoise = f" + denoise {side} x {side}" if side else ""
+    return row["label"] + denoise + ("" if table == RADLENS else f" [MedMNIST-C {table}]")
 
 
 def _other_metrics(row: dict[str, Any]) -> str:
@@ -539,6 +550,12 @@ def render(result: dict[str, Any]) -> str:
         "fracture X-rays. There, *seen* means a kind of a family the model trained on "
         "(radlens' blur, noise, lowered contrast, raised brightness, JPEG, pixelation) with "
         "other parameters.\n",
+        "Rows marked *+ denoise N x N*: the treated model's card also has `input.denoise` "
+        "(`radlens denoise`, docs/model-card.md): an input noisier than every training "
+        "image is read after an N x N median filter, a test-time treatment beside the "
+        "robustness training (flagged low trust, never applied to an input no noisier than "
+        "the training images, so clean figures are unchanged); the untreated model reads "
+        "every input as it came.\n",
         "| model | label | versions before -> after | before from | date | n val |",
         "|---|---|---|---|---|---|",
     ]

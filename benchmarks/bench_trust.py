@@ -129,9 +129,15 @@ def readings(
     logits = []
     for start in range(0, len(images), 32):
         raws = images[start : start + 32]
-        batch = prepare_batch(card, raws)
+        # The score reads the input as it came; the logits are the reading findings carry,
+        # after the card's denoising of an input noisier than the training images.
+        batch = prepare_batch(card, raws, restore=False)
         outputs = backend.run(batch)
-        logits.append(np.asarray(outputs[card.outputs[0]], np.float64))
+        read = prepare_batch(card, raws) if card.input.denoise is not None else batch
+        read_outputs = (
+            outputs if read is batch or np.array_equal(read, batch) else backend.run(read)
+        )
+        logits.append(np.asarray(read_outputs[card.outputs[0]], np.float64))
         for r in read_ood(card, stats, outputs[card.ood.output], raws, batch):
             out["feature"].append(np.nan if r.feature is None else r.feature)
             out["input"].append(np.nan if r.inputs is None else r.inputs)
@@ -154,7 +160,9 @@ def input_readings(
     assert spec is not None
     values = np.stack(
         [
-            statistics_of(stats.statistics, im, prepare_2d(im, card.input)[0], card.input)
+            statistics_of(
+                stats.statistics, im, prepare_2d(im, card.input, restore=False)[0], card.input
+            )
             for im in images
         ]
     )
@@ -366,8 +374,8 @@ def input_change(card: ModelCard, clean: list[np.ndarray], bad: list[np.ndarray]
     same image, and no score computed from it can tell the two apart."""
     changes = []
     for a, b in zip(clean, bad, strict=True):
-        x = prepare_2d(a, card.input)[0]
-        y = prepare_2d(b, card.input)[0]
+        x = prepare_2d(a, card.input, restore=False)[0]
+        y = prepare_2d(b, card.input, restore=False)[0]
         changes.append(float(np.abs(x - y).mean()) / max(float(x.std()), 1e-9))
     return round(float(np.median(changes)), 4)
 

@@ -240,3 +240,9 @@ def test_cross_fitted_results_are_pooled_in_item_order_and_scored_together() -> 
     assert out["blur"] == pytest.approx([8 / 9] * 5)
     with pytest.raises(ValueError, match="exactly once"):
         bench.pooled_aucs(parts[:1])
+
+
+def test_a_row_whose_treated_model_denoises_says_so_in_its_label() -> None:
+    row = {"label": "shipped", "table": "chestmnist", "denoise": [None, 5]}
+    assert bench._label(row) == "shipped + denoise 5 x 5 [MedMNIST-C chestmnist]"
+    assert bench._label({"label": "shipped"}) == "shipped"

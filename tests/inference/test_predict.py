@@ -447,3 +447,44 @@ def test_a_probability_in_the_abstain_band_is_called_indeterminate(make_card) ->
     assert INDETERMINATE in close.warnings and close.positive
     [clear] = predict(image(), card, fixed((0.0, 3.0)))  # p = 0.95
     assert INDETERMINATE not in clear.warnings
+
+
+def test_a_noisier_input_is_read_filtered_flagged_and_scored_as_it_came(make_card) -> None:  # type: ignore[no-untyped-def]
+    from radlens.inference.ood import LOW_TRUST, OodStats
+    from radlens.models.card import Denoise, InputSpec, OodSpec
+
+    spec = InputSpec(size=(224, 224), denoise=Denoise(5, noise_above=0.01, impulse_above=0.01))
+    card = make_card(
+        input=spec,
+        ood=OodSpec("mahalanobis", "ood.npz", "0" * 64, threshold=100.0, val_flag_rate=0.05),
+    )
+    stats = OodStats(np.zeros((2, 1)), np.eye(1))
+    seen: list[np.ndarray] = []
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        seen.append(batch.copy())
+        roughness = np.abs(np.diff(batch, axis=-1)).mean(axis=(1, 2, 3))
+        return {
+            "logits": np.stack([np.zeros_like(roughness), roughness], axis=1).astype(np.float32),
+            "features": roughness[:, None].astype(np.float32),
+        }
+
+    [clean] = predict(image(), card, FakeBackend(run), ood_stats=stats)
+    assert len(seen) == 1 and not clean.ood_flag
+    assert not any("median filter" in w for w in clean.warnings)
+
+    rng = np.random.default_rng(3)
+    grainy = image().array + rng.normal(0, 30, (SOURCE, SOURCE)).astype(np.float32)
+    seen.clear()
+    [read] = predict(image(grainy), card, FakeBackend(run), ood_stats=stats)
+    # One run reads the filtered input, a second scores the input as it came.
+    assert len(seen) == 2
+    rough_read, rough_scored = (float(np.abs(np.diff(b, axis=-1)).mean()) for b in seen)
+    assert rough_read < rough_scored / 2
+    assert read.ood_feature_score == pytest.approx(rough_scored, rel=1e-5)
+    assert read.ood_flag and LOW_TRUST in read.warnings
+    assert any("5 x 5 median filter" in w for w in read.warnings)
+    # Without OOD statistics the filtered reading is all there is: still flagged.
+    seen.clear()
+    [unscored] = predict(image(grainy), card, FakeBackend(run))
+    assert unscored.ood_flag and len(seen) == 1

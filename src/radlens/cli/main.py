@@ -85,6 +85,7 @@ def _register() -> None:
         data,
         deidentify,
         demo,
+        denoise,
         evaluate,
         feedback,
         half,
@@ -116,6 +117,7 @@ def _register() -> None:
     app.command("batch")(guarded(batch.batch_command))
     app.command("bundle")(guarded(bundle.bundle_command))
     app.command("ood")(guarded(ood.ood_command))
+    app.command("denoise")(guarded(denoise.denoise_command))
     app.command("deidentify")(guarded(deidentify.deidentify_command))
     for name in ("add", "passwd", "disable", "enable", "list"):
         users.users_app.command(name)(guarded(getattr(users, f"{name}_command")))

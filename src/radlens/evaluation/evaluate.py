@@ -41,9 +41,11 @@ class Evaluation:
     labels: np.ndarray = field(repr=False)
 
 
-def prepare_batch(card: ModelCard, images: list[np.ndarray]) -> np.ndarray:
-    """Model inputs for a list of training-format images, exactly as at inference."""
-    return np.stack([prepare(img, card.input) for img in images])
+def prepare_batch(card: ModelCard, images: list[np.ndarray], restore: bool = True) -> np.ndarray:
+    """Model inputs for a list of training-format images, exactly as at inference
+    (``restore=False``: without the card's denoising, as the out-of-distribution score reads
+    them)."""
+    return np.stack([prepare(img, card.input, restore) for img in images])
 
 
 def predict_logits(

@@ -19,9 +19,10 @@ from radlens.domain.imaging import Image, ImageLayout, Patient
 from radlens.errors import IncompatibleInputError
 from radlens.explain.heatmaps import cam_box, cam_to_heatmap
 from radlens.inference.backends import Backend
-from radlens.inference.ood import OodStats, read_ood
+from radlens.inference.ood import LOW_TRUST, OodStats, read_ood
 from radlens.inference.preprocess import Placement, prepare_2d, prepare_3d
 from radlens.inference.quality import check_quality
+from radlens.inference.restore import Denoised
 from radlens.models.card import ModelCard, Task
 
 HEATMAP_MAX_SIDE = 512
@@ -69,8 +70,11 @@ def label_code(label: str) -> str:
     return label.lower().replace(" ", "_")
 
 
-def _model_input(image: Image, card: ModelCard) -> tuple[list[Frame], np.ndarray, list[Placement]]:
-    """The frames a model reads from ``image``, their input batch and (2D) placements.
+def _model_input(
+    image: Image, card: ModelCard, restore: bool = True
+) -> tuple[list[Frame], np.ndarray, list[Placement]]:
+    """The frames a model reads from ``image``, their input batch and (2D) placements
+    (``restore``: with the card's denoising, :func:`radlens.inference.preprocess.prepare_2d`).
 
     Raises:
         IncompatibleInputError: the image cannot be read by this model (2D vs 3D, too small).
@@ -83,7 +87,7 @@ def _model_input(image: Image, card: ModelCard) -> tuple[list[Frame], np.ndarray
         uid = image.source_uids[0] if image.source_uids else ""
         return [Frame(image.array, uid, 0)], prepare_3d(image.array, card.input)[None], []
     frames = frames_of(image)
-    prepared = [prepare_2d(f.array, card.input, image.window) for f in frames]
+    prepared = [prepare_2d(f.array, card.input, image.window, restore) for f in frames]
     return frames, np.stack([p[0] for p in prepared]), [p[1] for p in prepared]
 
 
@@ -114,7 +118,9 @@ def predict(
     features and, when the card has them, statistics of the input image, combined) as a
     multiple of its threshold; at 1 or more the finding is flagged and warns "input unlike
     training data — low trust". Nothing else changes: a flagged probability is reported as
-    computed, never lowered or hidden.
+    computed, never lowered or hidden. With the card's ``denoise``, an input noisier than
+    every training image is read after a median filter (:mod:`radlens.inference.restore`):
+    its findings say so and are flagged, and their OOD score is read from the unfiltered input.
 
     A 2D model gives one finding per analyzed frame; a 3D model one finding per volume,
     whose ``frame`` is the slice where its activation map peaks (the heatmap and box are
@@ -137,7 +143,15 @@ def predict(
     probs = card.calibration.probabilities(logits, card.task)
     warning, outside = population_warning(card, patient or Patient())
     warnings = (warning,) if warning else ()
-    ood = read_ood(card, ood_stats, _features(card, outputs), [f.array for f in frames], batch)
+    denoised = [p.denoised for p in placements] or [None] * len(frames)
+    ood_batch, ood_outputs = batch, outputs
+    if any(d is not None for d in denoised) and card.ood is not None and ood_stats is not None:
+        # The out-of-distribution score reads the input as it came, not as filtered.
+        _, ood_batch, _ = _model_input(image, card, restore=False)
+        ood_outputs = backend.run(ood_batch)
+    ood = read_ood(
+        card, ood_stats, _features(card, ood_outputs), [f.array for f in frames], ood_batch
+    )
     is_mask = card.applies_to.modalities == ("SEG",)
     min_side = max(8, min(card.input.size) // 2)
     quality = [check_quality(f.array, is_mask, min_side) for f in frames]
@@ -175,13 +189,17 @@ def predict(
                     counted=card.task is Task.ORDINAL
                     and (card.triage_min_grade is None or k < card.triage_min_grade),
                     ood_score=ood[i].score,
-                    ood_flag=outside or ood[i].flagged or bool(quality[i]),
+                    ood_flag=outside
+                    or ood[i].flagged
+                    or bool(quality[i])
+                    or denoised[i] is not None,
                     ood_feature_score=ood[i].feature,
                     ood_input_score=ood[i].inputs,
                     ood_reasons=ood[i].reasons,
                     warnings=warnings
                     + _indeterminate(card, probability)
                     + quality[i]
+                    + _denoise_warning(denoised[i], ood[i].warnings)
                     + ood[i].warnings,
                 )
             )
@@ -190,6 +208,13 @@ def predict(
 
 def _features(card: ModelCard, outputs: dict[str, np.ndarray]) -> np.ndarray | None:
     return None if card.ood is None else outputs.get(card.ood.output)
+
+
+def _denoise_warning(denoised: Denoised | None, ood_warnings: tuple[str, ...]) -> tuple[str, ...]:
+    """What the filter did and, as for any flagged finding, the low-trust warning."""
+    if denoised is None:
+        return ()
+    return (denoised.warning(),) + (() if LOW_TRUST in ood_warnings else (LOW_TRUST,))
 
 
 INDETERMINATE = "indeterminate: probability too close to the operating threshold to call"
@@ -250,7 +275,7 @@ def ood_score(image: Image, card: ModelCard, backend: Backend, stats: OodStats) 
     if card.ood is None:
         return None
     try:
-        frames, batch, _ = _model_input(image, card)
+        frames, batch, _ = _model_input(image, card, restore=False)
     except IncompatibleInputError:
         return None
     outputs = backend.run(batch[:1])

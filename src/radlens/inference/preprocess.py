@@ -9,8 +9,11 @@ Order of operations (2D):
        Pillow's antialiased bilinear filter; doing this first keeps the later steps cheap
        on 2000 x 2000 radiographs;
     3. the file's VOI window (linear, PS3.3 C.11.2.1.2.1) when the spec says so;
-    4. percentile scaling to [0, 1] with clipping;
-    5. ``(x - mean) / std``.
+    4. with the card's ``denoise``, a median filter when the input is noisier than every
+       training image (:mod:`radlens.inference.restore`; ``restore=False`` skips it, for
+       the out-of-distribution score, which reads the input as it came);
+    5. percentile scaling to [0, 1] with clipping;
+    6. ``(x - mean) / std``.
 
 3D (:func:`prepare_3d`): linear resize of the ``(slices, rows, cols)`` volume to the input
 size, then steps 4 and 5.
@@ -18,13 +21,14 @@ size, then steps 4 and 5.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image as PILImage
 
 from radlens.domain.imaging import Window
 from radlens.errors import IncompatibleInputError
+from radlens.inference.restore import Denoised, denoise, measure
 from radlens.models.card import InputSpec, Resize
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -35,7 +39,8 @@ class Placement:
     """Where the model input sits in the source image, to map heatmaps back.
 
     ``scale_y`` / ``scale_x`` are source pixels per input pixel; ``offset_y`` /
-    ``offset_x`` are the input pixels of padding before the image starts.
+    ``offset_x`` are the input pixels of padding before the image starts. ``denoised`` says
+    whether (and why) the input was median-filtered before the model read it.
     """
 
     source_shape: tuple[int, int]
@@ -43,6 +48,7 @@ class Placement:
     scale_x: float
     offset_y: float = 0.0
     offset_x: float = 0.0
+    denoised: Denoised | None = None
 
 
 def to_gray(array: np.ndarray) -> np.ndarray:
@@ -103,7 +109,7 @@ def scale_percentiles(array: np.ndarray, low_pct: float, high_pct: float) -> np.
 
 
 def prepare_2d(
-    array: np.ndarray, spec: InputSpec, window: Window | None = None
+    array: np.ndarray, spec: InputSpec, window: Window | None = None, restore: bool = True
 ) -> tuple[np.ndarray, Placement]:
     """Model input ``(channels, rows, cols)`` float32 from one 2D image.
 
@@ -111,6 +117,35 @@ def prepare_2d(
         array: ``(rows, cols)`` grayscale or ``(rows, cols, 3)`` RGB, any numeric dtype.
         spec: the card's input spec.
         window: the file's default VOI window, applied when ``spec.use_window``.
+        restore: apply the spec's ``denoise`` (when it has one); the placement says whether
+            it filtered the input.
+
+    Raises:
+        IncompatibleInputError: the array is not a single 2D image, or is too small.
+    """
+    planes = _planes(array, spec, window)
+    placement = planes[0][1]  # every plane has the same placement
+    out = []
+    denoised = None
+    for resized, _ in planes:
+        if restore and spec.denoise is not None:
+            resized, done = denoise(
+                resized, spec.denoise, spec.percentile_low, spec.percentile_high
+            )
+            denoised = denoised or done
+        out.append(scale_percentiles(resized, spec.percentile_low, spec.percentile_high))
+    stacked = np.stack(out)
+    if spec.channels == 3 and stacked.shape[0] == 1:
+        stacked = np.repeat(stacked, 3, axis=0)
+    if denoised is not None:
+        placement = replace(placement, denoised=denoised)
+    return ((stacked - spec.mean) / spec.std).astype(np.float32), placement
+
+
+def _planes(
+    array: np.ndarray, spec: InputSpec, window: Window | None
+) -> list[tuple[np.ndarray, Placement]]:
+    """Steps 1-3 of :func:`prepare_2d`: each plane resized (and windowed), with its placement.
 
     Raises:
         IncompatibleInputError: the array is not a single 2D image, or is too small.
@@ -129,17 +164,28 @@ def prepare_2d(
     else:
         planes = [array[..., c].astype(np.float32) for c in range(3)]
     out = []
-    placement = None
     for plane in planes:
         resized, placement = resize_2d(plane, size, spec.resize)
         if spec.use_window and window is not None:
             resized = apply_window(resized, window)
-        out.append(scale_percentiles(resized, spec.percentile_low, spec.percentile_high))
-    stacked = np.stack(out)
-    if spec.channels == 3 and stacked.shape[0] == 1:
-        stacked = np.repeat(stacked, 3, axis=0)
-    assert placement is not None
-    return ((stacked - spec.mean) / spec.std).astype(np.float32), placement
+        out.append((resized, placement))
+    return out
+
+
+def noise_of(
+    array: np.ndarray, spec: InputSpec, window: Window | None = None
+) -> tuple[float, float]:
+    """The noise level and impulse share (:func:`radlens.inference.restore.measure`) of a 2D
+    image at the model's input size, as its denoising compares them (largest over planes).
+
+    Raises:
+        IncompatibleInputError: as :func:`prepare_2d`.
+    """
+    measured = [
+        measure(plane, spec.percentile_low, spec.percentile_high)
+        for plane, _ in _planes(array, spec, window)
+    ]
+    return max(n for n, _ in measured), max(i for _, i in measured)
 
 
 def resize_linear(array: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
@@ -193,8 +239,9 @@ def prepare_3d(volume: np.ndarray, spec: InputSpec) -> np.ndarray:
     return ((scaled[None] - spec.mean) / spec.std).astype(np.float32)
 
 
-def prepare(array: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """The model input for a training or evaluation item, 2D or 3D by the spec."""
+def prepare(array: np.ndarray, spec: InputSpec, restore: bool = True) -> np.ndarray:
+    """The model input for a training or evaluation item, 2D or 3D by the spec
+    (``restore``: as :func:`prepare_2d`)."""
     if spec.dims == 3:
         return prepare_3d(array, spec)
-    return prepare_2d(array, spec)[0]
+    return prepare_2d(array, spec, restore=restore)[0]

@@ -55,12 +55,46 @@ class Resize(StrEnum):
 
 
 @dataclass(frozen=True)
+class Denoise:
+    """Read an input noisier than every training image after a median filter
+    (:mod:`radlens.inference.restore`).
+
+    Attributes:
+        median: side of the median filter (3 or 5 px at the model's input size).
+        noise_above: the training images' largest noise level
+            (:func:`radlens.inference.restore.noise_level`, share of the intensity range);
+            infinite until fitted (``radlens denoise``, or ``radlens train`` when the recipe
+            asks for it), so an unfitted spec never filters.
+        impulse_above: the training images' largest share of impulse pixels.
+        n_train: training images the thresholds were taken from.
+        val_filtered: share of val images above a threshold (filtered when read).
+    """
+
+    median: int = 5
+    noise_above: float = float("inf")
+    impulse_above: float = float("inf")
+    n_train: int = 0
+    val_filtered: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.median not in (3, 5):
+            raise ValueError(f"denoise.median must be 3 or 5, got {self.median}")
+        if self.noise_above < 0 or self.impulse_above < 0:
+            raise ValueError("denoise thresholds must not be negative")
+
+    @property
+    def fitted(self) -> bool:
+        return bool(np.isfinite(self.noise_above) and np.isfinite(self.impulse_above))
+
+
+@dataclass(frozen=True)
 class InputSpec:
     """Preprocessing that reproduces training exactly.
 
     Intensities: the DICOM VOI window is applied first when ``use_window`` and the file has
     one; then values are scaled so the ``percentile_low``..``percentile_high`` percentiles map
-    to 0..1 and clipped; then ``(x - mean) / std``.
+    to 0..1 and clipped; then ``(x - mean) / std``. With ``denoise``, an input noisier than
+    every training image is median-filtered before the scaling (:class:`Denoise`).
     """
 
     size: tuple[int, ...]
@@ -71,10 +105,15 @@ class InputSpec:
     percentile_high: float = 99.5
     mean: float = 0.5
     std: float = 0.25
+    denoise: Denoise | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
         object.__setattr__(self, "resize", Resize(self.resize))
+        if isinstance(self.denoise, dict):
+            object.__setattr__(self, "denoise", Denoise(**self.denoise))
+        if self.denoise is not None and len(self.size) != 2:
+            raise ValueError("denoise applies to 2D inputs only")
         if len(self.size) not in (2, 3) or min(self.size) < 8:
             raise ValueError(f"size must be 2 or 3 sides of at least 8 px, got {self.size}")
         if self.channels not in (1, 3):
@@ -766,6 +805,8 @@ def card_to_dict(card: ModelCard) -> dict[str, Any]:
     data = asdict(card)
     data["task"] = card.task.value
     data["input"]["resize"] = card.input.resize.value
+    if card.input.denoise is None:
+        del data["input"]["denoise"]  # cards without it read exactly as before it existed
     _trim_calibration(data["calibration"], card.calibration)
     if card.int8 is None:
         del data["int8"]  # cards without a variant read exactly as before it existed

@@ -173,7 +173,7 @@ def read_features(
     out, values = [], []
     for start in range(0, len(data), 64):
         raws = data.images[start : start + 64]
-        batch = prepare_batch(card, raws)
+        batch = prepare_batch(card, raws, restore=False)  # the score reads inputs as they came
         out.append(backend.run(batch)[FEATURES])
         if statistics is not None:
             values += [

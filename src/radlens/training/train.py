@@ -35,6 +35,7 @@ from radlens.io.datasets import LabelledImages, read_labelled
 from radlens.models.card import Calibration, ModelCard, Task, Training, read_card, write_card
 from radlens.models.registry import sha256_of
 from radlens.training.augment import corrupted_copies
+from radlens.training.denoise import fit_denoise
 from radlens.training.export import export_onnx, parity
 from radlens.training.localize import read_box_masks
 from radlens.training.loop import fit, keep_key
@@ -395,8 +396,21 @@ def finish_card(
     source: Path,
     log: logging.Logger,
 ) -> tuple[ModelCard, Evaluation]:
-    """Calibrate on ``val_set`` through ONNX Runtime, write ``card.json``, fit the OOD score
-    on ``source`` and return the card as written and the ``val_set`` evaluation."""
+    """Fit the denoising thresholds when the recipe asks for them (``input.denoise``),
+    calibrate on ``val_set`` through ONNX Runtime, write ``card.json``, fit the OOD score on
+    ``source`` and return the card as written and the ``val_set`` evaluation."""
+    if card.input.denoise is not None and not card.input.denoise.fitted:
+        fit = fit_denoise(card, source, card.input.denoise.median)
+        card = replace(card, input=replace(card.input, denoise=fit.spec))
+        log.info(
+            "denoise: %d x %d median filter above noise %.6f or impulses %.4f (train maxima); "
+            "%.1f%% of val filtered",
+            fit.spec.median,
+            fit.spec.median,
+            fit.spec.noise_above,
+            fit.spec.impulse_above,
+            100 * (fit.spec.val_filtered or 0.0),
+        )
     backend = OnnxBackend(out_dir / card.weights_file, threads=recipe.schedule.threads)
     logits = predict_logits(card, backend, val_set)
     card, evaluation = calibrate_card(card, logits, val_set.labels, recipe.high_sensitivity)
