@@ -677,7 +677,9 @@ def _medmnistc_section(result: dict[str, Any]) -> list[str]:
         "*model AUC clean / corrupted*: the model's own AUC on the same val images, clean "
         "and corrupted: what a corruption that goes unflagged costs the reading (the "
         f"change, with its 95% interval from a paired bootstrap of the images, {BOOTS} "
-        "resamples).\n",
+        "resamples). For a model whose card denoises inputs noisier than every training "
+        "image (`input.denoise`: fracture_xray since 1.6.1), that is its reading after the "
+        "median filter; the scores always read the input as it came.\n",
         "| model | table | corruption | n | AUROC feature | AUROC input "
         "| **AUROC combined** | flagged (combined) | model input change "
         "| model AUC clean / corrupted |",

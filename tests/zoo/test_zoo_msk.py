@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from radlens.analyze import analyze
-from radlens.domain.findings import Priority
+from radlens.domain.findings import Finding, Priority
 from radlens.domain.imaging import Instance, Series
 from radlens.io.datasets import read_labelled
 from radlens.models.card import Task
@@ -148,6 +148,35 @@ def test_fractured_val_radiographs_score_higher_and_a_positive_one_is_urgent_wit
     [finding] = [f for f in output.result.findings if f.model_name == FRACTURE]
     assert finding.positive and finding.box is not None and finding.heatmap is not None
     assert output.result.priority is Priority.URGENT
+
+
+@pytest.mark.shared_data
+def test_a_noisy_val_radiograph_is_read_after_the_median_filter_and_flagged(
+    fracatlas_view: Path,
+) -> None:
+    from radlens.domain.imaging import Geometry, Image, ImageLayout
+    from radlens.evaluation.corruptions import corrupt
+    from radlens.inference.backends import OnnxBackend
+    from radlens.inference.ood import LOW_TRUST, stats_for
+    from radlens.inference.predict import predict
+
+    model = get_model(FRACTURE, discover())
+    card = model.card
+    assert card.input.denoise is not None and card.input.denoise.fitted
+    val = read_labelled(fracatlas_view, "val", card.labels).sample(12)
+    backend, stats = OnnxBackend(model.weights, threads=1), stats_for(model.folder, card.ood)
+
+    def read(array: np.ndarray) -> list[Finding]:
+        image = Image(array, ImageLayout.YX, Geometry((0.1, 0.1)), source_uids=("1.2.3",))
+        return predict(image, card, backend, ood_stats=stats)
+
+    for i, clean in enumerate(val.images):
+        [plain] = read(clean)
+        assert not any("median filter" in w for w in plain.warnings)
+        noisy = np.rint(corrupt(clean, "impulse_noise", 5, seed=i, table="chestmnist"))
+        [filtered] = read(noisy.clip(0, 255).astype(np.uint8))
+        assert any("5 x 5 median filter" in w for w in filtered.warnings)
+        assert filtered.ood_flag and LOW_TRUST in filtered.warnings
 
 
 @pytest.mark.shared_data
