@@ -70,6 +70,8 @@ def test_parse_sets_reads_toml_values_and_bare_words() -> None:
                 "augment.corruption_copies=2",
                 "--set",
                 'augment.corruptions=["blur","gaussian_noise"]',
+                "--set",
+                "input.denoise={median = 3}",
             ],
         ),
     ],
@@ -115,6 +117,12 @@ def test_train_an_unknown_dataset_then_evaluate_reproduces_the_card(
             "at severities 1, 2, 3, 4, 5; 2 corrupted copies per image, p=0.00 per item, "
             "consistency weight 2" in log
         )
+    if "input.denoise={median = 3}" in extra:
+        # Asked for by the recipe, fitted on the training images at the end of training.
+        denoise = card["input"]["denoise"]
+        assert (denoise["median"], denoise["n_train"]) == (3, 24)
+        assert 0 <= denoise["noise_above"] < 1 and 0 <= denoise["impulse_above"] < 1
+        assert "denoise: 3 x 3 median filter above noise" in log
     if "schedule.ensemble=2" in extra:
         assert "member 2/2" in log and "seed 2" in log
     if "net.weights=float16" in extra:

@@ -184,3 +184,13 @@ def test_keep_is_best_or_last_and_only_for_classifiers() -> None:
         read_recipe(RECIPES / "retina_dr_grade.toml", {"schedule.keep": "first"})
     with pytest.raises(ConfigError, match="for classifiers"):
         read_recipe(RECIPES / "bccd_cells.toml", {"schedule.keep": "last"})
+
+
+def test_denoising_is_asked_for_by_a_2d_classifier_recipe_and_fitted_later() -> None:
+    shipped = read_recipe(RECIPES / "fracture_xray.toml")
+    assert shipped.input.denoise is not None and shipped.input.denoise.median == 5
+    assert not shipped.input.denoise.fitted  # training fits it (finish_card)
+    with pytest.raises(ConfigError, match="input.denoise is fitted for 2D classifiers"):
+        read_recipe(RECIPES / "bccd_cells.toml", {"input.denoise": {"median": 3}})
+    with pytest.raises(ConfigError, match="median must be 3 or 5"):
+        read_recipe(RECIPES / "knee_oa_kl.toml", {"input.denoise": {"median": 7}})

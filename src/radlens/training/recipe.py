@@ -272,6 +272,8 @@ class Recipe:
             raise ValueError("schedule.cam_loss is for binary 2D classifiers")
         if self.schedule.keep != "best" and self.task in (Task.SEGMENTATION, Task.DETECTION):
             raise ValueError("schedule.keep = last is for classifiers")
+        if self.input.denoise is not None and self.task in (Task.SEGMENTATION, Task.DETECTION):
+            raise ValueError("input.denoise is fitted for 2D classifiers")
 
     @property
     def needs_box_masks(self) -> bool:
