@@ -45,12 +45,14 @@ def fit_denoise(
 
     Raises:
         UnsupportedTaskError: the card is not a 2D classifier.
+        ValueError: ``median`` is not 3 or 5.
     """
     if card.input.dims != 2 or card.task in (Task.SEGMENTATION, Task.DETECTION):
         raise UnsupportedTaskError(
             f"{card.name}: denoising is fitted for 2D classifiers, not a "
             f"{card.input.dims}D {card.task.value} model"
         )
+    Denoise(median=median)  # refuses a filter size it does not have before reading any image
     multilabel = card.task is Task.MULTILABEL
     train = read_labelled(data, "train", card.labels, multilabel).sample(max_train, seed)
     val = read_labelled(data, "val", card.labels, multilabel)
