@@ -72,6 +72,8 @@ def test_parse_sets_reads_toml_values_and_bare_words() -> None:
                 'augment.corruptions=["blur","gaussian_noise"]',
                 "--set",
                 "input.denoise={median = 3}",
+                "--set",
+                "input.deblur={factor = 1.5}",
             ],
         ),
     ],
@@ -123,6 +125,11 @@ def test_train_an_unknown_dataset_then_evaluate_reproduces_the_card(
         assert (denoise["median"], denoise["n_train"]) == (3, 24)
         assert 0 <= denoise["noise_above"] < 1 and 0 <= denoise["impulse_above"] < 1
         assert "denoise: 3 x 3 median filter above noise" in log
+    if "input.deblur={factor = 1.5}" in extra:
+        deblur = card["input"]["deblur"]
+        assert (deblur["factor"], deblur["n_train"], deblur["wiener_k"]) == (1.5, 24, 0.01)
+        assert deblur["blur_max"] > 0
+        assert "deblur: Wiener deconvolution (k 0.01) at blur" in log
     if "schedule.ensemble=2" in extra:
         assert "member 2/2" in log and "seed 2" in log
     if "net.weights=float16" in extra:

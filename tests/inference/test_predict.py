@@ -449,34 +449,45 @@ def test_a_probability_in_the_abstain_band_is_called_indeterminate(make_card) ->
     assert INDETERMINATE not in clear.warnings
 
 
-def test_a_noisier_input_is_read_filtered_flagged_and_scored_as_it_came(make_card) -> None:  # type: ignore[no-untyped-def]
-    from radlens.inference.ood import LOW_TRUST, OodStats
-    from radlens.models.card import Denoise, InputSpec, OodSpec
+def _restoring_card(make_card, spec):  # type: ignore[no-untyped-def]
+    """A card reading ``spec`` with an OOD score that never flags on its own, its statistics,
+    and a backend whose logit and feature are the batch's mean horizontal step (so a
+    filtered input reads smoother, a deblurred one sharper), recording every batch run."""
+    from radlens.inference.ood import OodStats
+    from radlens.models.card import OodSpec
 
-    spec = InputSpec(size=(224, 224), denoise=Denoise(5, noise_above=0.01, impulse_above=0.01))
     card = make_card(
         input=spec,
         ood=OodSpec("mahalanobis", "ood.npz", "0" * 64, threshold=100.0, val_flag_rate=0.05),
     )
-    stats = OodStats(np.zeros((2, 1)), np.eye(1))
     seen: list[np.ndarray] = []
 
     def run(batch: np.ndarray) -> dict[str, np.ndarray]:
         seen.append(batch.copy())
-        roughness = np.abs(np.diff(batch, axis=-1)).mean(axis=(1, 2, 3))
+        step = np.abs(np.diff(batch, axis=-1)).mean(axis=(1, 2, 3))
         return {
-            "logits": np.stack([np.zeros_like(roughness), roughness], axis=1).astype(np.float32),
-            "features": roughness[:, None].astype(np.float32),
+            "logits": np.stack([np.zeros_like(step), step], axis=1).astype(np.float32),
+            "features": step[:, None].astype(np.float32),
         }
 
-    [clean] = predict(image(), card, FakeBackend(run), ood_stats=stats)
+    return card, OodStats(np.zeros((2, 1)), np.eye(1)), FakeBackend(run), seen
+
+
+def test_a_noisier_input_is_read_filtered_flagged_and_scored_as_it_came(make_card) -> None:  # type: ignore[no-untyped-def]
+    from radlens.inference.ood import LOW_TRUST
+    from radlens.models.card import Denoise, InputSpec
+
+    spec = InputSpec(size=(224, 224), denoise=Denoise(5, noise_above=0.01, impulse_above=0.01))
+    card, stats, backend, seen = _restoring_card(make_card, spec)
+
+    [clean] = predict(image(), card, backend, ood_stats=stats)
     assert len(seen) == 1 and not clean.ood_flag
     assert not any("median filter" in w for w in clean.warnings)
 
     rng = np.random.default_rng(3)
     grainy = image().array + rng.normal(0, 30, (SOURCE, SOURCE)).astype(np.float32)
     seen.clear()
-    [read] = predict(image(grainy), card, FakeBackend(run), ood_stats=stats)
+    [read] = predict(image(grainy), card, backend, ood_stats=stats)
     # One run reads the filtered input, a second scores the input as it came.
     assert len(seen) == 2
     rough_read, rough_scored = (float(np.abs(np.diff(b, axis=-1)).mean()) for b in seen)
@@ -486,5 +497,33 @@ def test_a_noisier_input_is_read_filtered_flagged_and_scored_as_it_came(make_car
     assert any("5 x 5 median filter" in w for w in read.warnings)
     # Without OOD statistics the filtered reading is all there is: still flagged.
     seen.clear()
-    [unscored] = predict(image(grainy), card, FakeBackend(run))
+    [unscored] = predict(image(grainy), card, backend)
     assert unscored.ood_flag and len(seen) == 1
+
+
+def test_a_far_blurrier_input_is_read_deconvolved_flagged_and_scored_as_it_came(make_card) -> None:  # type: ignore[no-untyped-def]
+    from radlens.inference.ood import LOW_TRUST
+    from radlens.inference.preprocess import blur_of_image
+    from radlens.inference.restore import gaussian_blur
+    from radlens.models.card import Deblur, InputSpec
+
+    rng = np.random.default_rng(4)
+    grain = gaussian_blur(rng.random((SOURCE, SOURCE)), 2.0)
+    texture = (40 + 180 * (grain - grain.min()) / (grain.max() - grain.min())).astype(np.float32)
+    plain = InputSpec(size=(224, 224))
+    spec = InputSpec(size=(224, 224), deblur=Deblur(blur_max=blur_of_image(texture, plain)))
+    card, stats, backend, seen = _restoring_card(make_card, spec)
+
+    [clean] = predict(image(texture), card, backend, ood_stats=stats)
+    assert len(seen) == 1 and not clean.ood_flag
+    assert not any("deconvolution" in w for w in clean.warnings)
+
+    seen.clear()
+    [read] = predict(image(gaussian_blur(texture, 8.0)), card, backend, ood_stats=stats)
+    # One run reads the deconvolved input, a second scores the input as it came.
+    assert len(seen) == 2
+    sharp_read, sharp_scored = (float(np.abs(np.diff(b, axis=-1)).mean()) for b in seen)
+    assert sharp_read > 1.2 * sharp_scored
+    assert read.ood_feature_score == pytest.approx(sharp_scored, rel=1e-5)
+    assert read.ood_flag and LOW_TRUST in read.warnings
+    assert any("Wiener deconvolution" in w for w in read.warnings)

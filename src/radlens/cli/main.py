@@ -83,6 +83,7 @@ def _register() -> None:
         bundle,
         calibrate,
         data,
+        deblur,
         deidentify,
         demo,
         denoise,
@@ -118,6 +119,7 @@ def _register() -> None:
     app.command("bundle")(guarded(bundle.bundle_command))
     app.command("ood")(guarded(ood.ood_command))
     app.command("denoise")(guarded(denoise.denoise_command))
+    app.command("deblur")(guarded(deblur.deblur_command))
     app.command("deidentify")(guarded(deidentify.deidentify_command))
     for name in ("add", "passwd", "disable", "enable", "list"):
         users.users_app.command(name)(guarded(getattr(users, f"{name}_command")))

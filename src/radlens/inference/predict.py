@@ -22,7 +22,7 @@ from radlens.inference.backends import Backend
 from radlens.inference.ood import LOW_TRUST, OodStats, read_ood
 from radlens.inference.preprocess import Placement, prepare_2d, prepare_3d
 from radlens.inference.quality import check_quality
-from radlens.inference.restore import Denoised
+from radlens.inference.restore import Deblurred, Denoised
 from radlens.models.card import ModelCard, Task
 
 HEATMAP_MAX_SIDE = 512
@@ -119,8 +119,9 @@ def predict(
     multiple of its threshold; at 1 or more the finding is flagged and warns "input unlike
     training data — low trust". Nothing else changes: a flagged probability is reported as
     computed, never lowered or hidden. With the card's ``denoise``, an input noisier than
-    every training image is read after a median filter (:mod:`radlens.inference.restore`):
-    its findings say so and are flagged, and their OOD score is read from the unfiltered input.
+    every training image is read after a median filter, and with its ``deblur`` one far
+    blurrier after Wiener deconvolution (:mod:`radlens.inference.restore`): its findings say
+    so and are flagged, and their OOD score is read from the input as it came.
 
     A 2D model gives one finding per analyzed frame; a 3D model one finding per volume,
     whose ``frame`` is the slice where its activation map peaks (the heatmap and box are
@@ -143,10 +144,10 @@ def predict(
     probs = card.calibration.probabilities(logits, card.task)
     warning, outside = population_warning(card, patient or Patient())
     warnings = (warning,) if warning else ()
-    denoised = [p.denoised for p in placements] or [None] * len(frames)
+    restored = [p.restorations for p in placements] or [()] * len(frames)
     ood_batch, ood_outputs = batch, outputs
-    if any(d is not None for d in denoised) and card.ood is not None and ood_stats is not None:
-        # The out-of-distribution score reads the input as it came, not as filtered.
+    if any(restored) and card.ood is not None and ood_stats is not None:
+        # The out-of-distribution score reads the input as it came, not as restored.
         _, ood_batch, _ = _model_input(image, card, restore=False)
         ood_outputs = backend.run(ood_batch)
     ood = read_ood(
@@ -189,17 +190,14 @@ def predict(
                     counted=card.task is Task.ORDINAL
                     and (card.triage_min_grade is None or k < card.triage_min_grade),
                     ood_score=ood[i].score,
-                    ood_flag=outside
-                    or ood[i].flagged
-                    or bool(quality[i])
-                    or denoised[i] is not None,
+                    ood_flag=outside or ood[i].flagged or bool(quality[i]) or bool(restored[i]),
                     ood_feature_score=ood[i].feature,
                     ood_input_score=ood[i].inputs,
                     ood_reasons=ood[i].reasons,
                     warnings=warnings
                     + _indeterminate(card, probability)
                     + quality[i]
-                    + _denoise_warning(denoised[i], ood[i].warnings)
+                    + _restore_warnings(restored[i], ood[i].warnings)
                     + ood[i].warnings,
                 )
             )
@@ -210,11 +208,15 @@ def _features(card: ModelCard, outputs: dict[str, np.ndarray]) -> np.ndarray | N
     return None if card.ood is None else outputs.get(card.ood.output)
 
 
-def _denoise_warning(denoised: Denoised | None, ood_warnings: tuple[str, ...]) -> tuple[str, ...]:
-    """What the filter did and, as for any flagged finding, the low-trust warning."""
-    if denoised is None:
+def _restore_warnings(
+    restored: tuple[Denoised | Deblurred, ...], ood_warnings: tuple[str, ...]
+) -> tuple[str, ...]:
+    """What denoising or deblurring did and, as for any flagged finding, the low-trust
+    warning."""
+    if not restored:
         return ()
-    return (denoised.warning(),) + (() if LOW_TRUST in ood_warnings else (LOW_TRUST,))
+    said = tuple(r.warning() for r in restored)
+    return said + (() if LOW_TRUST in ood_warnings else (LOW_TRUST,))
 
 
 INDETERMINATE = "indeterminate: probability too close to the operating threshold to call"

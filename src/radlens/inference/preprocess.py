@@ -10,13 +10,14 @@ Order of operations (2D):
        on 2000 x 2000 radiographs;
     3. the file's VOI window (linear, PS3.3 C.11.2.1.2.1) when the spec says so;
     4. with the card's ``denoise``, a median filter when the input is noisier than every
-       training image (:mod:`radlens.inference.restore`; ``restore=False`` skips it, for
-       the out-of-distribution score, which reads the input as it came);
+       training image, and with its ``deblur``, Wiener deconvolution when it is far blurrier
+       (:mod:`radlens.inference.restore`; ``restore=False`` skips both, for the
+       out-of-distribution score, which reads the input as it came);
     5. percentile scaling to [0, 1] with clipping;
     6. ``(x - mean) / std``.
 
 3D (:func:`prepare_3d`): linear resize of the ``(slices, rows, cols)`` volume to the input
-size, then steps 4 and 5.
+size, then steps 5 and 6.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from PIL import Image as PILImage
 
 from radlens.domain.imaging import Window
 from radlens.errors import IncompatibleInputError
-from radlens.inference.restore import Denoised, denoise, measure
+from radlens.inference.restore import Deblurred, Denoised, blur_of, deblur, denoise, measure
 from radlens.models.card import InputSpec, Resize
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -40,7 +41,8 @@ class Placement:
 
     ``scale_y`` / ``scale_x`` are source pixels per input pixel; ``offset_y`` /
     ``offset_x`` are the input pixels of padding before the image starts. ``denoised`` says
-    whether (and why) the input was median-filtered before the model read it.
+    whether (and why) the input was median-filtered before the model read it, ``deblurred``
+    whether it was deconvolved.
     """
 
     source_shape: tuple[int, int]
@@ -49,6 +51,12 @@ class Placement:
     offset_y: float = 0.0
     offset_x: float = 0.0
     denoised: Denoised | None = None
+    deblurred: Deblurred | None = None
+
+    @property
+    def restorations(self) -> tuple[Denoised | Deblurred, ...]:
+        """What was done to the input before the model read it (empty: nothing)."""
+        return tuple(r for r in (self.denoised, self.deblurred) if r is not None)
 
 
 def to_gray(array: np.ndarray) -> np.ndarray:
@@ -117,8 +125,8 @@ def prepare_2d(
         array: ``(rows, cols)`` grayscale or ``(rows, cols, 3)`` RGB, any numeric dtype.
         spec: the card's input spec.
         window: the file's default VOI window, applied when ``spec.use_window``.
-        restore: apply the spec's ``denoise`` (when it has one); the placement says whether
-            it filtered the input.
+        restore: apply the spec's ``denoise`` and ``deblur`` (when it has them); the
+            placement says whether they changed the input.
 
     Raises:
         IncompatibleInputError: the array is not a single 2D image, or is too small.
@@ -126,19 +134,25 @@ def prepare_2d(
     planes = _planes(array, spec, window)
     placement = planes[0][1]  # every plane has the same placement
     out = []
-    denoised = None
+    denoised: Denoised | None = None
+    deblurred: Deblurred | None = None
     for resized, _ in planes:
         if restore and spec.denoise is not None:
             resized, done = denoise(
                 resized, spec.denoise, spec.percentile_low, spec.percentile_high
             )
             denoised = denoised or done
+        if restore and spec.deblur is not None:
+            resized, sharpened = deblur(
+                resized, spec.deblur, spec.percentile_low, spec.percentile_high
+            )
+            deblurred = deblurred or sharpened
         out.append(scale_percentiles(resized, spec.percentile_low, spec.percentile_high))
     stacked = np.stack(out)
     if spec.channels == 3 and stacked.shape[0] == 1:
         stacked = np.repeat(stacked, 3, axis=0)
-    if denoised is not None:
-        placement = replace(placement, denoised=denoised)
+    if denoised is not None or deblurred is not None:
+        placement = replace(placement, denoised=denoised, deblurred=deblurred)
     return ((stacked - spec.mean) / spec.std).astype(np.float32), placement
 
 
@@ -186,6 +200,19 @@ def noise_of(
         for plane, _ in _planes(array, spec, window)
     ]
     return max(n for n, _ in measured), max(i for _, i in measured)
+
+
+def blur_of_image(array: np.ndarray, spec: InputSpec, window: Window | None = None) -> float:
+    """The blur estimate (:func:`radlens.inference.restore.blur_level`, px) of a 2D image at
+    the model's input size, as its deblurring compares it (largest over planes).
+
+    Raises:
+        IncompatibleInputError: as :func:`prepare_2d`.
+    """
+    return max(
+        blur_of(plane, spec.percentile_low, spec.percentile_high)
+        for plane, _ in _planes(array, spec, window)
+    )
 
 
 def resize_linear(array: np.ndarray, size: tuple[int, ...]) -> np.ndarray:

@@ -88,13 +88,55 @@ class Denoise:
 
 
 @dataclass(frozen=True)
+class Deblur:
+    """Read an input far blurrier than every training image after Wiener deconvolution
+    (:mod:`radlens.inference.restore`).
+
+    Attributes:
+        factor: deconvolve when the input's blur estimate
+            (:func:`radlens.inference.restore.blur_level`, px at the model's input size) is
+            at least this multiple of ``blur_max``.
+        blur_max: the training images' largest blur estimate; infinite until fitted
+            (``radlens deblur``, or ``radlens train`` when the recipe asks for it), so an
+            unfitted spec never deconvolves.
+        wiener_k: the Wiener filter's noise-to-signal ratio (larger: gentler).
+        n_train: training images ``blur_max`` was taken from.
+        val_deblurred: share of val images at or above the trigger (deconvolved when read).
+    """
+
+    factor: float = 2.0
+    blur_max: float = float("inf")
+    wiener_k: float = 0.01
+    n_train: int = 0
+    val_deblurred: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.factor >= 1.0:
+            raise ValueError(f"deblur.factor must be at least 1, got {self.factor}")
+        if not self.wiener_k > 0:
+            raise ValueError(f"deblur.wiener_k must be positive, got {self.wiener_k}")
+        if self.blur_max < 0:
+            raise ValueError("deblur.blur_max must not be negative")
+
+    @property
+    def fitted(self) -> bool:
+        return bool(np.isfinite(self.blur_max))
+
+    @property
+    def trigger(self) -> float:
+        """The blur estimate (px) at and above which an input is deconvolved."""
+        return self.factor * self.blur_max
+
+
+@dataclass(frozen=True)
 class InputSpec:
     """Preprocessing that reproduces training exactly.
 
     Intensities: the DICOM VOI window is applied first when ``use_window`` and the file has
     one; then values are scaled so the ``percentile_low``..``percentile_high`` percentiles map
     to 0..1 and clipped; then ``(x - mean) / std``. With ``denoise``, an input noisier than
-    every training image is median-filtered before the scaling (:class:`Denoise`).
+    every training image is median-filtered before the scaling (:class:`Denoise`); with
+    ``deblur``, one far blurrier is deconvolved (:class:`Deblur`).
     """
 
     size: tuple[int, ...]
@@ -106,14 +148,19 @@ class InputSpec:
     mean: float = 0.5
     std: float = 0.25
     denoise: Denoise | None = None
+    deblur: Deblur | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
         object.__setattr__(self, "resize", Resize(self.resize))
         if isinstance(self.denoise, dict):
             object.__setattr__(self, "denoise", Denoise(**self.denoise))
+        if isinstance(self.deblur, dict):
+            object.__setattr__(self, "deblur", Deblur(**self.deblur))
         if self.denoise is not None and len(self.size) != 2:
             raise ValueError("denoise applies to 2D inputs only")
+        if self.deblur is not None and len(self.size) != 2:
+            raise ValueError("deblur applies to 2D inputs only")
         if len(self.size) not in (2, 3) or min(self.size) < 8:
             raise ValueError(f"size must be 2 or 3 sides of at least 8 px, got {self.size}")
         if self.channels not in (1, 3):
@@ -807,6 +854,8 @@ def card_to_dict(card: ModelCard) -> dict[str, Any]:
     data["input"]["resize"] = card.input.resize.value
     if card.input.denoise is None:
         del data["input"]["denoise"]  # cards without it read exactly as before it existed
+    if card.input.deblur is None:
+        del data["input"]["deblur"]  # likewise
     _trim_calibration(data["calibration"], card.calibration)
     if card.int8 is None:
         del data["int8"]  # cards without a variant read exactly as before it existed

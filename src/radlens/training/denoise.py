@@ -58,8 +58,8 @@ def fit_denoise(
     val = read_labelled(data, "val", card.labels, multilabel)
     on_train = np.array([noise_of(im, card.input) for im in train.images])
     on_val = np.array([noise_of(im, card.input) for im in val.images])
-    noise_above = _ceil(float(on_train[:, 0].max()))
-    impulse_above = _ceil(float(on_train[:, 1].max()))
+    noise_above = ceil_at(float(on_train[:, 0].max()))
+    impulse_above = ceil_at(float(on_train[:, 1].max()))
     above = (on_val[:, 0] > noise_above) | (on_val[:, 1] > impulse_above)
     spec = Denoise(
         median=median,
@@ -71,14 +71,23 @@ def fit_denoise(
     return DenoiseFit(spec, len(val), float(on_val[:, 0].max()), float(on_val[:, 1].max()))
 
 
-def _ceil(value: float, digits: int = 6) -> float:
+def ceil_at(value: float, digits: int = 6) -> float:
     """``value`` rounded up at ``digits`` decimals, so the training maximum stays inside.
 
     Example:
-        >>> _ceil(0.0012341)
+        >>> ceil_at(0.0012341)
         0.001235
     """
     return float(math.ceil(value * 10**digits) / 10**digits)
+
+
+def note_in_train_log(folder: Path, text: str) -> None:
+    """Append a dated line to the model folder's ``train.log`` when it has one: how a card
+    step was made, beside how its weights were."""
+    log = folder / "train.log"
+    if log.exists():
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
 
 def add_denoise(
@@ -92,13 +101,10 @@ def add_denoise(
         card, input=replace(card.input, denoise=fit.spec), version=version or card.version
     )
     write_card(new, folder / "card.json")
-    log = folder / "train.log"
-    if log.exists():  # how the card's denoising was made, beside how its weights were
-        with log.open("a", encoding="utf-8") as handle:
-            handle.write(
-                f"{time.strftime('%Y-%m-%d %H:%M:%S')} radlens denoise: median {median}, "
-                f"noise above {fit.spec.noise_above}, impulses above {fit.spec.impulse_above} "
-                f"(largest of {fit.spec.n_train} train images); val filtered "
-                f"{fit.spec.val_filtered:.1%}, version {card.version} -> {new.version}\n"
-            )
+    note_in_train_log(
+        folder,
+        f"radlens denoise: median {median}, noise above {fit.spec.noise_above}, impulses "
+        f"above {fit.spec.impulse_above} (largest of {fit.spec.n_train} train images); val "
+        f"filtered {fit.spec.val_filtered:.1%}, version {card.version} -> {new.version}",
+    )
     return card, new, fit

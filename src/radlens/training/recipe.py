@@ -274,6 +274,8 @@ class Recipe:
             raise ValueError("schedule.keep = last is for classifiers")
         if self.input.denoise is not None and self.task in (Task.SEGMENTATION, Task.DETECTION):
             raise ValueError("input.denoise is fitted for 2D classifiers")
+        if self.input.deblur is not None and self.task in (Task.SEGMENTATION, Task.DETECTION):
+            raise ValueError("input.deblur is fitted for 2D classifiers")
 
     @property
     def needs_box_masks(self) -> bool:

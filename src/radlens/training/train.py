@@ -35,6 +35,7 @@ from radlens.io.datasets import LabelledImages, read_labelled
 from radlens.models.card import Calibration, ModelCard, Task, Training, read_card, write_card
 from radlens.models.registry import sha256_of
 from radlens.training.augment import corrupted_copies
+from radlens.training.deblur import fit_deblur
 from radlens.training.denoise import fit_denoise
 from radlens.training.export import export_onnx, parity
 from radlens.training.localize import read_box_masks
@@ -396,8 +397,9 @@ def finish_card(
     source: Path,
     log: logging.Logger,
 ) -> tuple[ModelCard, Evaluation]:
-    """Fit the denoising thresholds when the recipe asks for them (``input.denoise``),
-    calibrate on ``val_set`` through ONNX Runtime, write ``card.json``, fit the OOD score on
+    """Fit the denoising thresholds and the deblurring trigger when the recipe asks for them
+    (``input.denoise``, ``input.deblur``), calibrate on ``val_set`` through ONNX Runtime,
+    write ``card.json``, fit the OOD score on
     ``source`` and return the card as written and the ``val_set`` evaluation."""
     if card.input.denoise is not None and not card.input.denoise.fitted:
         fit = fit_denoise(card, source, card.input.denoise.median)
@@ -410,6 +412,19 @@ def finish_card(
             fit.spec.noise_above,
             fit.spec.impulse_above,
             100 * (fit.spec.val_filtered or 0.0),
+        )
+    if card.input.deblur is not None and not card.input.deblur.fitted:
+        wanted = card.input.deblur
+        blur = fit_deblur(card, source, wanted.factor, wanted.wiener_k)
+        card = replace(card, input=replace(card.input, deblur=blur.spec))
+        log.info(
+            "deblur: Wiener deconvolution (k %g) at blur %.4f px and above (%g x the train "
+            "maximum %.6f); %.1f%% of val deblurred",
+            blur.spec.wiener_k,
+            blur.spec.trigger,
+            blur.spec.factor,
+            blur.spec.blur_max,
+            100 * (blur.spec.val_deblurred or 0.0),
         )
     backend = OnnxBackend(out_dir / card.weights_file, threads=recipe.schedule.threads)
     logits = predict_logits(card, backend, val_set)

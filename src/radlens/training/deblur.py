@@ -1,0 +1,94 @@
+"""``radlens deblur``: fit when a 2D classifier reads its input after Wiener deconvolution.
+
+The card's :class:`radlens.models.card.Deblur` holds the largest blur estimate
+(:func:`radlens.inference.restore.blur_level`) over the model's training images, measured at
+its input size as :func:`radlens.inference.preprocess.prepare_2d` measures it; an input at
+least ``factor`` times as blurred (and whose blur looks Gaussian, not pixelated) is
+deconvolved before the model reads it. With ``factor`` at least 1 no training image is ever
+deconvolved, so the model reads what it was trained on exactly as before; the share of val
+images at or above the trigger is recorded (``val_deblurred``), and when it is not 0 the
+card's val figures no longer match until ``radlens calibrate`` refits them.
+
+numpy only (no torch, no onnx): a card can be given deblurring on any radlens install.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from radlens.errors import UnsupportedTaskError
+from radlens.inference.preprocess import blur_of_image
+from radlens.io.datasets import read_labelled
+from radlens.models.card import Deblur, ModelCard, Task, read_card, write_card
+from radlens.training.denoise import MAX_TRAIN, ceil_at, note_in_train_log
+
+
+@dataclass(frozen=True)
+class DeblurFit:
+    """What :func:`fit_deblur` found: the spec, and how far val reaches."""
+
+    spec: Deblur
+    n_val: int
+    val_blur_max: float
+
+
+def fit_deblur(
+    card: ModelCard,
+    data: Path,
+    factor: float = 2.0,
+    wiener_k: float = 0.01,
+    max_train: int = MAX_TRAIN,
+    seed: int = 0,
+) -> DeblurFit:
+    """The :class:`Deblur` spec of ``card`` from its labelled data at ``data``.
+
+    Raises:
+        UnsupportedTaskError: the card is not a 2D classifier.
+        ValueError: ``factor`` under 1 or ``wiener_k`` not positive.
+    """
+    if card.input.dims != 2 or card.task in (Task.SEGMENTATION, Task.DETECTION):
+        raise UnsupportedTaskError(
+            f"{card.name}: deblurring is fitted for 2D classifiers, not a "
+            f"{card.input.dims}D {card.task.value} model"
+        )
+    Deblur(factor=factor, wiener_k=wiener_k)  # refuses bad settings before reading any image
+    multilabel = card.task is Task.MULTILABEL
+    train = read_labelled(data, "train", card.labels, multilabel).sample(max_train, seed)
+    val = read_labelled(data, "val", card.labels, multilabel)
+    on_train = np.array([blur_of_image(im, card.input) for im in train.images])
+    on_val = np.array([blur_of_image(im, card.input) for im in val.images])
+    blur_max = ceil_at(float(on_train.max()))
+    spec = Deblur(
+        factor=factor,
+        blur_max=blur_max,
+        wiener_k=wiener_k,
+        n_train=len(train),
+        val_deblurred=round(float((on_val >= factor * blur_max).mean()), 6),
+    )
+    return DeblurFit(spec, len(val), float(on_val.max()))
+
+
+def add_deblur(
+    folder: Path,
+    data: Path,
+    factor: float = 2.0,
+    wiener_k: float = 0.01,
+    version: str | None = None,
+) -> tuple[ModelCard, ModelCard, DeblurFit]:
+    """Fit and write the card's ``deblur`` in a model folder; returns the card before and
+    after, and the fit. Weights, calibration and OOD statistics are not touched."""
+    card = read_card(folder / "card.json")
+    fit = fit_deblur(card, data, factor, wiener_k)
+    new = replace(card, input=replace(card.input, deblur=fit.spec), version=version or card.version)
+    write_card(new, folder / "card.json")
+    note_in_train_log(
+        folder,
+        f"radlens deblur: factor {factor}, wiener_k {wiener_k}, blur above "
+        f"{fit.spec.trigger:.4f} px ({factor} x {fit.spec.blur_max}, the largest of "
+        f"{fit.spec.n_train} train images); val deblurred {fit.spec.val_deblurred:.1%}, "
+        f"version {card.version} -> {new.version}",
+    )
+    return card, new, fit
