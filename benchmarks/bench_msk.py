@@ -391,12 +391,18 @@ def run(
     kept: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Measure both parts; with ``kept`` (an earlier result) only the knee, the fracture
-    part copied from it."""
+    part copied from it, and the cross-entropy twin's row too when ``ce_model`` is not given
+    (the twin does not change when the shipped model does)."""
     knee = get_model(KNEE, discover(include_disabled=True))
+    if ce_model:
+        knee_ce = grading(load_model(ce_model), root)
+    else:
+        knee_ce = kept.get("knee_ce") if kept else None
     return {
         "radlens": __version__,
         "knee": grading(knee, root),
-        "knee_ce": grading(load_model(ce_model), root) if ce_model else None,
+        "knee_ce": knee_ce,
+        "knee_ce_kept": bool(knee_ce) and not ce_model,
         "knee_heatmaps": heatmaps(knee, root, out_dir / "msk"),
         "fracture": kept["fracture"] if kept else fracture(root, boxes_before, cam_compare),
         # where the kept fracture part was measured
@@ -565,7 +571,8 @@ def markdown(r: dict[str, Any]) -> str:
     mach, kept, knee_kept = r["machine"], r.get("fracture_machine"), r.get("knee_machine")
     earlier = (
         f" The fracture part is kept from an earlier run ({kept['cpu']}, {kept['cores']} cores,"
-        f" onnxruntime {kept['onnxruntime']}; `--knee-only`)."
+        f" onnxruntime {kept['onnxruntime']}; `--knee-only`)"
+        + (", and so is the cross-entropy twin's row." if r.get("knee_ce_kept") else ".")
         if kept
         else ""
     )
@@ -761,7 +768,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--knee-only",
         action="store_true",
-        help="measure the knee models only; the fracture part is kept from msk.json",
+        help="measure the knee models only; the fracture part (and, without --ce-model, the "
+        "cross-entropy twin) is kept from msk.json",
     )
     parser.add_argument(
         "--fracture-only",

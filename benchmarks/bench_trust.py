@@ -130,10 +130,12 @@ def readings(
     for start in range(0, len(images), 32):
         raws = images[start : start + 32]
         # The score reads the input as it came; the logits are the reading findings carry,
-        # after the card's denoising of an input noisier than the training images.
+        # after the card's denoising of an input noisier than the training images, or
+        # deblurring of one far blurrier.
         batch = prepare_batch(card, raws, restore=False)
         outputs = backend.run(batch)
-        read = prepare_batch(card, raws) if card.input.denoise is not None else batch
+        restores = card.input.denoise is not None or card.input.deblur is not None
+        read = prepare_batch(card, raws) if restores else batch
         read_outputs = (
             outputs if read is batch or np.array_equal(read, batch) else backend.run(read)
         )
@@ -679,7 +681,9 @@ def _medmnistc_section(result: dict[str, Any]) -> list[str]:
         f"change, with its 95% interval from a paired bootstrap of the images, {BOOTS} "
         "resamples). For a model whose card denoises inputs noisier than every training "
         "image (`input.denoise`: fracture_xray since 1.6.1), that is its reading after the "
-        "median filter; the scores always read the input as it came.\n",
+        "median filter, and for one that deblurs inputs far blurrier (`input.deblur`: "
+        "knee_oa_kl since 1.5.2) its reading after Wiener deconvolution; the scores always "
+        "read the input as it came.\n",
         "| model | table | corruption | n | AUROC feature | AUROC input "
         "| **AUROC combined** | flagged (combined) | model input change "
         "| model AUC clean / corrupted |",

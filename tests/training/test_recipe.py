@@ -194,3 +194,13 @@ def test_denoising_is_asked_for_by_a_2d_classifier_recipe_and_fitted_later() -> 
         read_recipe(RECIPES / "bccd_cells.toml", {"input.denoise": {"median": 3}})
     with pytest.raises(ConfigError, match="median must be 3 or 5"):
         read_recipe(RECIPES / "knee_oa_kl.toml", {"input.denoise": {"median": 7}})
+
+
+def test_deblurring_is_asked_for_by_a_2d_classifier_recipe_and_fitted_later() -> None:
+    shipped = read_recipe(RECIPES / "knee_oa_kl.toml")
+    assert shipped.input.deblur is not None and shipped.input.deblur.factor == 2.0
+    assert not shipped.input.deblur.fitted  # training fits it (finish_card)
+    with pytest.raises(ConfigError, match="input.deblur is fitted for 2D classifiers"):
+        read_recipe(RECIPES / "bccd_cells.toml", {"input.deblur": {"factor": 2.0}})
+    with pytest.raises(ConfigError, match="factor must be at least 1"):
+        read_recipe(RECIPES / "knee_oa_kl.toml", {"input.deblur": {"factor": 0.5}})

@@ -4,6 +4,7 @@ cards, routing, a real val radiograph end to end."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,27 @@ from radlens.domain.findings import Finding, Priority
 from radlens.domain.imaging import Instance, Series
 from radlens.io.datasets import read_labelled
 from radlens.models.card import Task
-from radlens.models.registry import discover, get_model, route
+from radlens.models.registry import InstalledModel, discover, get_model, route
 
 KNEE = "knee_oa_kl"
 KNEE_DATA = "cls/knee_oa_kl_grade"
+
+
+def _reader(model: InstalledModel) -> Callable[[np.ndarray], list[Finding]]:
+    """Findings of ``model`` on one 2D array, with its OOD statistics, as analysis reads it."""
+    from radlens.domain.imaging import Geometry, Image, ImageLayout
+    from radlens.inference.backends import OnnxBackend
+    from radlens.inference.ood import stats_for
+    from radlens.inference.predict import predict
+
+    backend = OnnxBackend(model.weights, threads=1)
+    stats = stats_for(model.folder, model.card.ood)
+
+    def read(array: np.ndarray) -> list[Finding]:
+        image = Image(array, ImageLayout.YX, Geometry((0.1, 0.1)), source_uids=("1.2.3",))
+        return predict(image, model.card, backend, ood_stats=stats)
+
+    return read
 
 
 def _series(modality: str, body_part: str) -> Series:
@@ -83,6 +101,56 @@ def test_severe_knees_grade_higher_than_healthy_ones(shared_data_dir: Path) -> N
     result = evaluate(model.card, OnnxBackend(model.weights, threads=1), val)
     expected = result.probs @ np.arange(5)
     assert expected[val.labels == 4].mean() > expected[val.labels == 0].mean() + 1.5
+
+
+@pytest.mark.shared_data
+def test_a_blurred_val_knee_is_read_deconvolved_and_flagged_and_a_pixelated_one_is_not(
+    shared_data_dir: Path,
+) -> None:
+    from radlens.evaluation.corruptions import corrupt
+    from radlens.inference.ood import LOW_TRUST
+
+    model = get_model(KNEE, discover())
+    card = model.card
+    assert card.input.deblur is not None and card.input.deblur.fitted
+    val = read_labelled(shared_data_dir / KNEE_DATA, "val", card.labels).sample(8)
+    read = _reader(model)
+
+    for i, clean in enumerate(val.images):
+        assert not any("deconvolution" in w for w in read(clean)[0].warnings)
+        soft = np.rint(corrupt(clean, "blur", 1, seed=i)).astype(np.uint8)
+        [sharpened] = read(soft)
+        assert any("Wiener deconvolution" in w for w in sharpened.warnings)
+        assert sharpened.ood_flag and LOW_TRUST in sharpened.warnings
+        blocky = np.rint(corrupt(clean, "pixelate", 5, seed=i, table="chestmnist"))
+        [left] = read(blocky.clip(0, 255).astype(np.uint8))
+        assert not any("deconvolution" in w for w in left.warnings)
+
+
+@pytest.mark.shared_data
+def test_deblurring_wins_back_knee_auc_under_blur_and_leaves_clean_val_as_it_was(
+    shared_data_dir: Path,
+) -> None:
+    from dataclasses import replace
+
+    from radlens.evaluation.corruptions import corrupt
+    from radlens.evaluation.evaluate import evaluate
+    from radlens.inference.backends import OnnxBackend
+    from radlens.io.datasets import LabelledImages
+
+    model = get_model(KNEE, discover())
+    plain = replace(model.card, input=replace(model.card.input, deblur=None))
+    val = read_labelled(shared_data_dir / KNEE_DATA, "val", model.card.labels)
+    backend = OnnxBackend(model.weights, threads=1)
+    clean = [evaluate(c, backend, val).probs for c in (model.card, plain)]
+    np.testing.assert_array_equal(clean[0], clean[1])  # no val knee is deblurred
+    blurred = [np.rint(corrupt(im, "blur", 1, seed=i)) for i, im in enumerate(val.images)]
+    soft = LabelledImages(
+        [b.astype(np.uint8) for b in blurred], val.labels, val.label_names, val.ids
+    )
+    # Measured 2026-12-03: val AUC 0.762 as blurred, 0.804 deblurred (clean 0.838).
+    deblurred, as_blurred = (evaluate(c, backend, soft).metrics["auc"] for c in (model.card, plain))
+    assert deblurred > as_blurred + 0.02
 
 
 FRACTURE, BOXES = "fracture_xray", "fracture_boxes"
@@ -154,21 +222,14 @@ def test_fractured_val_radiographs_score_higher_and_a_positive_one_is_urgent_wit
 def test_a_noisy_val_radiograph_is_read_after_the_median_filter_and_flagged(
     fracatlas_view: Path,
 ) -> None:
-    from radlens.domain.imaging import Geometry, Image, ImageLayout
     from radlens.evaluation.corruptions import corrupt
-    from radlens.inference.backends import OnnxBackend
-    from radlens.inference.ood import LOW_TRUST, stats_for
-    from radlens.inference.predict import predict
+    from radlens.inference.ood import LOW_TRUST
 
     model = get_model(FRACTURE, discover())
     card = model.card
     assert card.input.denoise is not None and card.input.denoise.fitted
     val = read_labelled(fracatlas_view, "val", card.labels).sample(12)
-    backend, stats = OnnxBackend(model.weights, threads=1), stats_for(model.folder, card.ood)
-
-    def read(array: np.ndarray) -> list[Finding]:
-        image = Image(array, ImageLayout.YX, Geometry((0.1, 0.1)), source_uids=("1.2.3",))
-        return predict(image, card, backend, ood_stats=stats)
+    read = _reader(model)
 
     for i, clean in enumerate(val.images):
         [plain] = read(clean)
