@@ -22,7 +22,7 @@ from radlens.models.card import Deblur, InputSpec, card_from_dict, card_to_dict
 
 def textured(side: int = 160, seed: int = 0) -> np.ndarray:
     """A float image of fine texture over 40-220, about as sharp as a radiograph at model
-    size (its blur estimate is 0.6 px, the knee radiographs' 0.4-1.2)."""
+    size (its blur estimate is 0.6 px, the knee radiographs' 0.5-1.2)."""
     rng = np.random.default_rng(seed)
     t = gaussian_blur(rng.random((side, side)), 1.0)
     return (40 + 180 * (t - t.min()) / (t.max() - t.min())).astype(np.float32)

@@ -28,7 +28,7 @@ Blur works the same way (:class:`radlens.models.card.Deblur`, ``radlens deblur``
   how much of its gradient a known further blur takes away: for a blurred edge the steepest
   gradient falls as 1 / sigma, so a reblur by ``s0`` keeps ``sigma / sqrt(sigma^2 + s0^2)``
   of it. The mean absolute gradient stands in for the steepest one, so the figure is an
-  estimate on the training images' own scale (the knee radiographs read 0.4-1.2 px, a
+  estimate on the training images' own scale (the knee radiographs read 0.5-1.2 px, a
   3 px blur reads about 3.4), not a measurement to trust to the pixel.
 * An input whose estimate is at least ``factor`` (2) times the blurriest training image's is
   deconvolved by a Wiener filter (:func:`wiener_deblur`) for a Gaussian of the blur beyond
