@@ -97,6 +97,16 @@ def test_a_pixelated_input_is_left_as_it_is_however_blurry_it_reads() -> None:
     assert done is None and out is blocky
 
 
+def test_the_calibration_sets_the_gaussian_deconvolved() -> None:
+    soft = blurred(textured(), 3.0)
+    plain = Deblur(blur_max=0.6)
+    _, raw = deblur(soft, plain, 0.5, 99.5)
+    halved = Deblur(blur_max=0.6, calibration=((1.0, 0.5), (10.0, 5.0)))
+    _, read = deblur(soft, halved, 0.5, 99.5)
+    assert raw is not None and read is not None and read.blur == raw.blur
+    assert read.sigma == pytest.approx(raw.sigma / 2, rel=1e-3)
+
+
 def test_an_unfitted_spec_never_deconvolves() -> None:
     assert not Deblur().fitted
     _, done = deblur(blurred(textured(), 6.0), Deblur(), 0.5, 99.5)
@@ -120,7 +130,17 @@ def test_prepare_2d_deblurs_only_far_blurrier_inputs_and_can_be_asked_not_to() -
     assert np.abs(x_soft - x).mean() < np.abs(as_came - x).mean()
 
 
-@pytest.mark.parametrize("bad", [{"factor": 0.5}, {"wiener_k": 0.0}, {"blur_max": -1.0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"factor": 0.5},
+        {"wiener_k": 0.0},
+        {"blur_max": -1.0},
+        {"calibration": ((2.0, 1.5), (1.0, 3.0))},
+        {"calibration": ((1.0, 1.5), (2.0, 1.0))},
+        {"calibration": ((0.0, 1.0),)},
+    ],
+)
 def test_a_deblur_spec_refuses_bad_values(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="deblur"):
         Deblur(**bad)
@@ -135,6 +155,12 @@ def test_a_card_keeps_its_deblur_through_json_and_one_without_reads_as_before(
     make_card,
 ) -> None:  # type: ignore[no-untyped-def]
     assert "deblur" not in card_to_dict(make_card())["input"]
-    spec = Deblur(factor=2.0, blur_max=1.180885, n_train=681, val_deblurred=0.0)
+    spec = Deblur(
+        factor=2.0,
+        blur_max=1.180885,
+        n_train=681,
+        val_deblurred=0.0,
+        calibration=((0.9405, 1.0), (2.4542, 2.0), (7.8499, 8.0)),
+    )
     with_it = make_card(input=InputSpec(size=(160, 160), deblur=spec))
     assert card_from_dict(card_to_dict(with_it)).input.deblur == spec

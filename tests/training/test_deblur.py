@@ -60,6 +60,20 @@ def test_the_trigger_is_a_multiple_of_the_blurriest_training_image_and_blurred_v
     assert all(prepare_2d(im, fitted)[1].deblurred is None for im in train)
 
 
+def test_the_calibration_reads_a_known_blur_back_near_its_sigma(make_card, npz: Path) -> None:  # type: ignore[no-untyped-def]
+    card = make_card(input=InputSpec(size=(48, 48)))
+    spec = fit_deblur(card, npz).spec
+    excess, sigmas = zip(*spec.calibration, strict=True)
+    assert list(excess) == sorted(excess) and list(sigmas) == sorted(sigmas)
+    assert set(sigmas) <= {1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0} and len(sigmas) >= 4
+    fitted = InputSpec(size=(48, 48), deblur=spec)
+    for image in np.load(npz)["train_images"][:5]:
+        soft = np.rint(gaussian_blur(image.astype(np.float32), 3.0))
+        done = prepare_2d(soft, fitted)[1].deblurred
+        # 3 px at 64 px is 2.25 px at the 48 px input.
+        assert done is not None and done.sigma == pytest.approx(2.25, rel=0.3)
+
+
 def test_bad_settings_are_refused_before_any_image_is_read(make_card, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     card = make_card(input=InputSpec(size=(48, 48)))
     with pytest.raises(ValueError, match="factor"):

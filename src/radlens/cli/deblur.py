@@ -34,7 +34,7 @@ def deblur_command(
     """Fit the blur above which the model reads its input after Wiener deconvolution:
     ``factor`` times the largest over its training images, so none of them is ever
     deconvolved. Weights, calibration and OOD statistics are not touched."""
-    from radlens.training.deblur import add_deblur
+    from radlens.training.deblur import add_deblur, describe_calibration
 
     folder = model_folder(model, models_dir)
     source = data or read_card(folder / "card.json").training.data_path()
@@ -43,7 +43,8 @@ def deblur_command(
     out.print(
         f"{after.name} {before.version} -> {after.version}: Wiener deconvolution (k "
         f"{spec.wiener_k}) at blur {spec.trigger:.3f} px and above ({spec.factor} x "
-        f"{spec.blur_max:.3f}, the largest of {spec.n_train} train images); val reaches "
+        f"{spec.blur_max:.3f}, the largest of {spec.n_train} train images; "
+        f"{describe_calibration(spec)}); val reaches "
         f"{fit.val_blur_max:.3f}: {spec.val_deblurred:.1%} of {fit.n_val} val images deblurred"
     )
     if spec.val_deblurred:

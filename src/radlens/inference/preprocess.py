@@ -29,7 +29,15 @@ from PIL import Image as PILImage
 
 from radlens.domain.imaging import Window
 from radlens.errors import IncompatibleInputError
-from radlens.inference.restore import Deblurred, Denoised, blur_of, deblur, denoise, measure
+from radlens.inference.restore import (
+    Deblurred,
+    Denoised,
+    blur_of,
+    deblur,
+    denoise,
+    gaussian_blur,
+    measure,
+)
 from radlens.models.card import InputSpec, Resize
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -202,17 +210,22 @@ def noise_of(
     return max(n for n, _ in measured), max(i for _, i in measured)
 
 
-def blur_of_image(array: np.ndarray, spec: InputSpec, window: Window | None = None) -> float:
+def blur_of_image(
+    array: np.ndarray, spec: InputSpec, window: Window | None = None, extra_blur: float = 0.0
+) -> float:
     """The blur estimate (:func:`radlens.inference.restore.blur_level`, px) of a 2D image at
     the model's input size, as its deblurring compares it (largest over planes).
+
+    ``extra_blur``: first blur the model-size planes by a Gaussian of this many px and round
+    them to whole values, as a stored blurred image would be (the deblurring calibration).
 
     Raises:
         IncompatibleInputError: as :func:`prepare_2d`.
     """
-    return max(
-        blur_of(plane, spec.percentile_low, spec.percentile_high)
-        for plane, _ in _planes(array, spec, window)
-    )
+    planes = [plane for plane, _ in _planes(array, spec, window)]
+    if extra_blur > 0:
+        planes = [np.rint(gaussian_blur(plane, extra_blur)) for plane in planes]
+    return max(blur_of(plane, spec.percentile_low, spec.percentile_high) for plane in planes)
 
 
 def resize_linear(array: np.ndarray, size: tuple[int, ...]) -> np.ndarray:

@@ -102,6 +102,10 @@ class Deblur:
         wiener_k: the Wiener filter's noise-to-signal ratio (larger: gentler).
         n_train: training images ``blur_max`` was taken from.
         val_deblurred: share of val images at or above the trigger (deconvolved when read).
+        calibration: ``(estimated excess, sigma)`` pairs, the excess blur estimate
+            (``sqrt(estimate^2 - blur_max^2)``) the training images read, in median, after a
+            known Gaussian blur of ``sigma`` px, in increasing order; :meth:`sigma_for`
+            reads an input's excess through them. Empty: the excess is taken as it is.
     """
 
     factor: float = 2.0
@@ -109,8 +113,15 @@ class Deblur:
     wiener_k: float = 0.01
     n_train: int = 0
     val_deblurred: float | None = None
+    calibration: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
+        pairs = tuple((float(e), float(s)) for e, s in self.calibration)
+        object.__setattr__(self, "calibration", pairs)
+        if any(e <= 0 or s <= 0 for e, s in pairs) or any(
+            b[0] <= a[0] or b[1] <= a[1] for a, b in zip(pairs, pairs[1:], strict=False)
+        ):
+            raise ValueError("deblur.calibration must be positive pairs, increasing in both")
         if not self.factor >= 1.0:
             raise ValueError(f"deblur.factor must be at least 1, got {self.factor}")
         if not self.wiener_k > 0:
@@ -126,6 +137,27 @@ class Deblur:
     def trigger(self) -> float:
         """The blur estimate (px) at and above which an input is deconvolved."""
         return self.factor * self.blur_max
+
+    def sigma_for(self, excess: float) -> float:
+        """The Gaussian (px) to deconvolve for an excess blur estimate: read through
+        ``calibration`` (linear between its pairs, proportional beyond its ends).
+
+        Example:
+            >>> spec = Deblur(blur_max=1.0, calibration=((2.0, 1.5), (4.0, 3.8)))
+            >>> spec.sigma_for(3.0), spec.sigma_for(1.0), spec.sigma_for(8.0)
+            (2.65, 0.75, 7.6)
+            >>> Deblur(blur_max=1.0).sigma_for(3.0)
+            3.0
+        """
+        if not self.calibration:
+            return excess
+        (e0, s0), (e1, s1) = self.calibration[0], self.calibration[-1]
+        if excess <= e0:
+            return excess * s0 / e0
+        if excess >= e1:
+            return excess * s1 / e1
+        xs, ys = zip(*self.calibration, strict=True)
+        return float(np.interp(excess, xs, ys))
 
 
 @dataclass(frozen=True)

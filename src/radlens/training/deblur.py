@@ -25,6 +25,11 @@ from radlens.io.datasets import read_labelled
 from radlens.models.card import Deblur, ModelCard, Task, read_card, write_card
 from radlens.training.denoise import MAX_TRAIN, ceil_at, note_in_train_log
 
+CALIBRATION_SIGMAS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+"""Known Gaussian blurs (px at the input size) the estimator is calibrated against."""
+CALIBRATION_IMAGES = 200
+"""Training images blurred for the calibration (a seeded sample when there are more)."""
+
 
 @dataclass(frozen=True)
 class DeblurFit:
@@ -61,14 +66,45 @@ def fit_deblur(
     on_train = np.array([blur_of_image(im, card.input) for im in train.images])
     on_val = np.array([blur_of_image(im, card.input) for im in val.images])
     blur_max = ceil_at(float(on_train.max()))
+    sample = train.sample(CALIBRATION_IMAGES, seed)
     spec = Deblur(
         factor=factor,
         blur_max=blur_max,
         wiener_k=wiener_k,
         n_train=len(train),
         val_deblurred=round(float((on_val >= factor * blur_max).mean()), 6),
+        calibration=calibrate(sample.images, card, blur_max),
     )
     return DeblurFit(spec, len(val), float(on_val.max()))
+
+
+def calibrate(
+    images: list[np.ndarray], card: ModelCard, blur_max: float
+) -> tuple[tuple[float, float], ...]:
+    """``(estimated excess, sigma)`` pairs: the median excess blur estimate
+    (``sqrt(estimate^2 - blur_max^2)``) of ``images`` blurred by each of
+    ``CALIBRATION_SIGMAS`` at the input size; a sigma whose median is not above the previous
+    one's (the estimate saturating) is left out, so the pairs increase in both."""
+    pairs: list[tuple[float, float]] = []
+    for sigma in CALIBRATION_SIGMAS:
+        blurs = np.array([blur_of_image(im, card.input, extra_blur=sigma) for im in images])
+        excess = float(np.median(np.sqrt(np.maximum(blurs**2 - blur_max**2, 0.0))))
+        if excess > 0 and (not pairs or excess > pairs[-1][0]):
+            pairs.append((round(excess, 4), sigma))
+    return tuple(pairs)
+
+
+def describe_calibration(spec: Deblur) -> str:
+    """The calibration in words, for train.log and the CLI.
+
+    Example:
+        >>> describe_calibration(Deblur(blur_max=1.0, calibration=((0.9, 1.0), (7.8, 8.0))))
+        'excess estimate 0.9-7.8 px read as a 1-8 px Gaussian'
+    """
+    if not spec.calibration:
+        return "excess estimate read as it is (no calibration)"
+    (e0, s0), (e1, s1) = spec.calibration[0], spec.calibration[-1]
+    return f"excess estimate {e0:g}-{e1:g} px read as a {s0:g}-{s1:g} px Gaussian"
 
 
 def add_deblur(
@@ -88,7 +124,7 @@ def add_deblur(
         folder,
         f"radlens deblur: factor {factor}, wiener_k {wiener_k}, blur above "
         f"{fit.spec.trigger:.4f} px ({factor} x {fit.spec.blur_max}, the largest of "
-        f"{fit.spec.n_train} train images); val deblurred {fit.spec.val_deblurred:.1%}, "
-        f"version {card.version} -> {new.version}",
+        f"{fit.spec.n_train} train images); {describe_calibration(fit.spec)}; val deblurred "
+        f"{fit.spec.val_deblurred:.1%}, version {card.version} -> {new.version}",
     )
     return card, new, fit

@@ -35,7 +35,7 @@ from radlens.io.datasets import LabelledImages, read_labelled
 from radlens.models.card import Calibration, ModelCard, Task, Training, read_card, write_card
 from radlens.models.registry import sha256_of
 from radlens.training.augment import corrupted_copies
-from radlens.training.deblur import fit_deblur
+from radlens.training.deblur import describe_calibration, fit_deblur
 from radlens.training.denoise import fit_denoise
 from radlens.training.export import export_onnx, parity
 from radlens.training.localize import read_box_masks
@@ -419,11 +419,12 @@ def finish_card(
         card = replace(card, input=replace(card.input, deblur=blur.spec))
         log.info(
             "deblur: Wiener deconvolution (k %g) at blur %.4f px and above (%g x the train "
-            "maximum %.6f); %.1f%% of val deblurred",
+            "maximum %.6f; %s); %.1f%% of val deblurred",
             blur.spec.wiener_k,
             blur.spec.trigger,
             blur.spec.factor,
             blur.spec.blur_max,
+            describe_calibration(blur.spec),
             100 * (blur.spec.val_deblurred or 0.0),
         )
     backend = OnnxBackend(out_dir / card.weights_file, threads=recipe.schedule.threads)
