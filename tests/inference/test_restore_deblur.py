@@ -107,6 +107,13 @@ def test_the_calibration_sets_the_gaussian_deconvolved() -> None:
     assert read.sigma == pytest.approx(raw.sigma / 2, rel=1e-3)
 
 
+def test_the_calibration_caps_the_gaussian_at_the_largest_blur_it_was_fitted_on() -> None:
+    spec = Deblur(blur_max=1.0, calibration=((1.0, 1.0), (7.8, 8.0)))
+    assert spec.sigma_for(0.5) == pytest.approx(0.5)
+    assert spec.sigma_for(4.4) == pytest.approx(4.5)
+    assert spec.sigma_for(7.8) == spec.sigma_for(70.0) == 8.0
+
+
 def test_an_unfitted_spec_never_deconvolves() -> None:
     assert not Deblur().fitted
     _, done = deblur(blurred(textured(), 6.0), Deblur(), 0.5, 99.5)

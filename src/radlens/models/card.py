@@ -140,12 +140,14 @@ class Deblur:
 
     def sigma_for(self, excess: float) -> float:
         """The Gaussian (px) to deconvolve for an excess blur estimate: read through
-        ``calibration`` (linear between its pairs, proportional beyond its ends).
+        ``calibration`` (linear between its pairs, proportional below the first, and no more
+        than the last pair's sigma, the largest blur it was calibrated on: beyond it the
+        estimate saturates and a larger deconvolution would only amplify noise).
 
         Example:
             >>> spec = Deblur(blur_max=1.0, calibration=((2.0, 1.5), (4.0, 3.8)))
             >>> spec.sigma_for(3.0), spec.sigma_for(1.0), spec.sigma_for(8.0)
-            (2.65, 0.75, 7.6)
+            (2.65, 0.75, 3.8)
             >>> Deblur(blur_max=1.0).sigma_for(3.0)
             3.0
         """
@@ -155,7 +157,7 @@ class Deblur:
         if excess <= e0:
             return excess * s0 / e0
         if excess >= e1:
-            return excess * s1 / e1
+            return s1
         xs, ys = zip(*self.calibration, strict=True)
         return float(np.interp(excess, xs, ys))
 
