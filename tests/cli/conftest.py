@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,3 +32,12 @@ def radlens() -> Callable[..., Result]:
         return runner.invoke(app, [str(a) for a in args])
 
     return invoke
+
+
+@pytest.fixture
+def model_dir(tiny_onnx_model_dir: Path, tmp_path: Path) -> Path:
+    """The shared tiny model, copied so a test may rewrite its card, with a train.log for
+    the steps that append to it."""
+    folder = Path(shutil.copytree(tiny_onnx_model_dir, tmp_path / "zoo" / "tiny_cxr"))
+    (folder / "train.log").write_text("trained\n", "utf-8")
+    return folder

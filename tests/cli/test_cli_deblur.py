@@ -4,7 +4,6 @@ read deconvolved."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,13 +17,6 @@ from radlens.models.card import read_card
 from radlens.models.registry import load_model
 
 Radlens = Callable[..., Result]
-
-
-@pytest.fixture
-def model_dir(tiny_onnx_model_dir: Path, tmp_path: Path) -> Path:
-    folder = Path(shutil.copytree(tiny_onnx_model_dir, tmp_path / "zoo" / "tiny_cxr"))
-    (folder / "train.log").write_text("trained\n", "utf-8")
-    return folder
 
 
 @pytest.fixture

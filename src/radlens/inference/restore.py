@@ -168,7 +168,7 @@ def denoise(
     """``plane`` median-filtered when it is noisier than the training images, else as it is.
 
     Example:
-        >>> from radlens.models.card import Deblur, Denoise
+        >>> from radlens.models.card import Denoise
         >>> rng = np.random.default_rng(0)
         >>> plane = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
         >>> spec = Denoise(median=3, noise_above=0.01, impulse_above=0.01)
@@ -277,9 +277,10 @@ def blur_level(u: np.ndarray, s0: float = 1.0) -> float:
     return float(s0 * kept / np.sqrt(1.0 - kept * kept))
 
 
-def looks_gaussian(u: np.ndarray) -> bool:
+def looks_gaussian(u: np.ndarray, blur: float | None = None) -> bool:
     """Whether the blur of ``u`` looks Gaussian rather than like pixelation: its estimate at
-    the finest scale (0.5 px) is at most ``GAUSSIAN_TOLERANCE`` times the one at 1 px.
+    the finest scale (0.5 px) is at most ``GAUSSIAN_TOLERANCE`` times the one at 1 px
+    (``blur``, when the caller has it already).
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -288,7 +289,8 @@ def looks_gaussian(u: np.ndarray) -> bool:
         >>> looks_gaussian(texture), looks_gaussian(blocky)
         (True, False)
     """
-    return blur_level(u, 0.5) <= GAUSSIAN_TOLERANCE * blur_level(u, 1.0)
+    at_1px = blur_level(u, 1.0) if blur is None else blur
+    return blur_level(u, 0.5) <= GAUSSIAN_TOLERANCE * at_1px
 
 
 def blur_of(plane: np.ndarray, low_pct: float, high_pct: float) -> float:
@@ -315,7 +317,7 @@ def deblur(
     """
     u = unit_range(plane, low_pct, high_pct)
     blur = blur_level(u)
-    if blur < spec.trigger or not looks_gaussian(u):
+    if blur < spec.trigger or not looks_gaussian(u, blur):
         return plane, None
     sigma = spec.sigma_for(float(np.sqrt(max(blur**2 - spec.blur_max**2, 0.0))))
     return wiener_deblur(plane, sigma, spec.wiener_k), Deblurred(

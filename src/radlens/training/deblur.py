@@ -19,11 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from radlens.errors import UnsupportedTaskError
 from radlens.inference.preprocess import blur_of_image
-from radlens.io.datasets import read_labelled
-from radlens.models.card import Deblur, ModelCard, Task, read_card, write_card
-from radlens.training.denoise import MAX_TRAIN, ceil_at, note_in_train_log
+from radlens.models.card import Deblur, ModelCard, read_card, write_card
+from radlens.training.denoise import (
+    MAX_TRAIN,
+    ceil_at,
+    note_in_train_log,
+    read_splits,
+    require_2d_classifier,
+)
 
 CALIBRATION_SIGMAS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 """Known Gaussian blurs (px at the input size) the estimator is calibrated against."""
@@ -54,15 +58,9 @@ def fit_deblur(
         UnsupportedTaskError: the card is not a 2D classifier.
         ValueError: ``factor`` under 1 or ``wiener_k`` not positive.
     """
-    if card.input.dims != 2 or card.task in (Task.SEGMENTATION, Task.DETECTION):
-        raise UnsupportedTaskError(
-            f"{card.name}: deblurring is fitted for 2D classifiers, not a "
-            f"{card.input.dims}D {card.task.value} model"
-        )
+    require_2d_classifier(card, "deblurring")
     Deblur(factor=factor, wiener_k=wiener_k)  # refuses bad settings before reading any image
-    multilabel = card.task is Task.MULTILABEL
-    train = read_labelled(data, "train", card.labels, multilabel).sample(max_train, seed)
-    val = read_labelled(data, "val", card.labels, multilabel)
+    train, val = read_splits(card, data, max_train, seed)
     on_train = np.array([blur_of_image(im, card.input) for im in train.images])
     on_val = np.array([blur_of_image(im, card.input) for im in val.images])
     blur_max = ceil_at(float(on_train.max()))

@@ -22,7 +22,7 @@ import numpy as np
 
 from radlens.errors import UnsupportedTaskError
 from radlens.inference.preprocess import noise_of
-from radlens.io.datasets import read_labelled
+from radlens.io.datasets import LabelledImages, read_labelled
 from radlens.models.card import Denoise, ModelCard, Task, read_card, write_card
 
 MAX_TRAIN = 3000
@@ -38,6 +38,29 @@ class DenoiseFit:
     val_impulse_max: float
 
 
+def require_2d_classifier(card: ModelCard, what: str) -> None:
+    """Refuse a card that is not a 2D classifier: ``what`` (a test-time restoration) is
+    fitted for those only.
+
+    Raises:
+        UnsupportedTaskError: naming the card and what it is.
+    """
+    if card.input.dims != 2 or card.task in (Task.SEGMENTATION, Task.DETECTION):
+        raise UnsupportedTaskError(
+            f"{card.name}: {what} is fitted for 2D classifiers, not a "
+            f"{card.input.dims}D {card.task.value} model"
+        )
+
+
+def read_splits(
+    card: ModelCard, data: Path, max_train: int = MAX_TRAIN, seed: int = 0
+) -> tuple[LabelledImages, LabelledImages]:
+    """The card's train split (a seeded sample of at most ``max_train``) and val split."""
+    multilabel = card.task is Task.MULTILABEL
+    train = read_labelled(data, "train", card.labels, multilabel).sample(max_train, seed)
+    return train, read_labelled(data, "val", card.labels, multilabel)
+
+
 def fit_denoise(
     card: ModelCard, data: Path, median: int = 5, max_train: int = MAX_TRAIN, seed: int = 0
 ) -> DenoiseFit:
@@ -47,15 +70,9 @@ def fit_denoise(
         UnsupportedTaskError: the card is not a 2D classifier.
         ValueError: ``median`` is not 3 or 5.
     """
-    if card.input.dims != 2 or card.task in (Task.SEGMENTATION, Task.DETECTION):
-        raise UnsupportedTaskError(
-            f"{card.name}: denoising is fitted for 2D classifiers, not a "
-            f"{card.input.dims}D {card.task.value} model"
-        )
+    require_2d_classifier(card, "denoising")
     Denoise(median=median)  # refuses a filter size it does not have before reading any image
-    multilabel = card.task is Task.MULTILABEL
-    train = read_labelled(data, "train", card.labels, multilabel).sample(max_train, seed)
-    val = read_labelled(data, "val", card.labels, multilabel)
+    train, val = read_splits(card, data, max_train, seed)
     on_train = np.array([noise_of(im, card.input) for im in train.images])
     on_val = np.array([noise_of(im, card.input) for im in val.images])
     noise_above = ceil_at(float(on_train[:, 0].max()))
