@@ -14,6 +14,9 @@ from typer.testing import Result
 
 from radlens.models.card import InputSpec, read_card
 
+# The keep/drop path, not the wall-clock race: latency read as fp32 2 ms, INT8 1 ms.
+pytestmark = pytest.mark.usefixtures("int8_latency")
+
 Radlens = Callable[..., Result]
 SIZE = 64
 
